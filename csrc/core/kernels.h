@@ -1,0 +1,39 @@
+// The CPU kernel interface. kernels.cpp is compiled once per instruction set
+// (AVX-512, AVX2+FMA, baseline) into its own namespace; `cpu_kernels()` picks
+// the best table for this CPU once. Kernels see raw pointers, element counts and
+// element strides only: no tensors, no autograd.
+#pragma once
+#include <cstdint>
+
+#include "dtype.h"
+
+namespace fk {
+
+enum class BinOp : uint8_t { Add, Sub, Mul, Div, Pow, FloorDiv, Rem, Max, Min, Eq, Ne, Lt, Le, Gt, Ge, And, Or, Xor };
+enum class UnOp : uint8_t { Neg, Abs, Exp, Log, Sqrt, Rsqrt, Sin, Cos, Tanh, Sigmoid, Relu, Sign, Floor, Ceil, Round, Trunc, Not };
+enum class RedOp : uint8_t { Sum, Prod, Max, Min, ArgMax, ArgMin, All, Any };
+
+inline bool is_comparison(BinOp op) { return op >= BinOp::Eq && op <= BinOp::Ge; }
+
+// Status a kernel reports for integer inputs it cannot compute (never thrown from kernels).
+enum KernelStatus : int { kOk = 0, kDivByZero = 1, kNegativeIntPower = 2 };
+
+struct CpuKernels {
+  const char* isa;
+  // out[i*so] = op(a[i*sa], b[i*sb]) for i < n; a, b and out (bool for comparisons) of type `dt`.
+  int (*binary)(BinOp op, DType dt, int64_t n, void* out, int64_t so, const void* a, int64_t sa, const void* b,
+                int64_t sb);
+  void (*unary)(UnOp op, DType dt, int64_t n, void* out, int64_t so, const void* a, int64_t sa);
+  void (*cast)(DType to, DType from, int64_t n, void* out, int64_t so, const void* a, int64_t sa);
+  void (*clamp)(DType dt, int64_t n, void* out, int64_t so, const void* a, int64_t sa, double lo, double hi);
+  // Row r (r < rows) is the `len` contiguous elements at in + r*row_stride; out[r] gets its reduction.
+  void (*reduce_rows)(RedOp op, DType dt, int64_t rows, int64_t len, const void* in, int64_t row_stride, void* out);
+  // out[c] = reduction over r < len of in[r*stride + c], for c < cols (columns contiguous).
+  void (*reduce_cols)(RedOp op, DType dt, int64_t len, int64_t cols, const void* in, int64_t stride, void* out);
+  // C[M,N] = A[M,K] @ B[K,N], all row-major and contiguous.
+  void (*gemm)(DType dt, int64_t M, int64_t N, int64_t K, const void* A, const void* B, void* C);
+};
+
+const CpuKernels& cpu_kernels();
+
+}  // namespace fk

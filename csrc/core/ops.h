@@ -1,0 +1,138 @@
+// The tensor operations. Each op lives with its backward formula in one of the
+// ops_*.cpp files; backward formulas are written with these same ops, so they
+// work on every device and can themselves be differentiated.
+#pragma once
+#include <optional>
+#include <vector>
+
+#include "kernels.h"
+#include "tensor.h"
+
+namespace fk {
+
+// A Python number: its kind decides type promotion, as in PyTorch.
+struct Scalar {
+  enum Kind : uint8_t { Bool, Int, Float } kind = Float;
+  double f = 0;
+  int64_t i = 0;
+  static Scalar of(double v) { return {Float, v, 0}; }
+  static Scalar of_int(int64_t v) { return {Int, double(v), v}; }
+  static Scalar of_bool(bool v) { return {Bool, double(v), v}; }
+  double as_double() const { return kind == Float ? f : double(i); }
+};
+
+// Reduction dims: `all` means every dimension (PyTorch's dim=None).
+struct DimList {
+  Dims dims;
+  bool all = true;
+  static DimList of(std::initializer_list<int64_t> l) { DimList d; d.dims = Dims(l); d.all = false; return d; }
+};
+
+// ---- dtype rules
+DType result_type(const Tensor& a, const Tensor& b);
+DType scalar_result_type(const Tensor& a, const Scalar& s);
+Dims broadcast_shapes(const Dims& a, const Dims& b);
+
+// ---- creation (ops_create.cpp)
+Tensor full(const Dims& shape, Scalar value, DType dtype);
+Tensor scalar_tensor(Scalar value, DType dtype);  // a 0-d "wrapped number"
+Tensor arange(double start, double end, double step, DType dtype);
+Tensor linspace(double start, double end, int64_t steps, DType dtype);
+Tensor eye(int64_t n, int64_t m, DType dtype);
+void manual_seed(uint64_t seed);
+Tensor& uniform_(Tensor& t, double lo, double hi);
+Tensor& normal_(Tensor& t, double mean, double std);
+Tensor randint(int64_t low, int64_t high, const Dims& shape, DType dtype);
+Tensor randperm(int64_t n);
+
+// ---- elementwise (ops_elementwise.cpp)
+Tensor binary(BinOp op, const Tensor& a, const Tensor& b);
+Tensor binary(BinOp op, const Tensor& a, Scalar b, bool reflected = false);
+void binary_(BinOp op, const Tensor& self, const Tensor& other);  // in place into self
+void binary_(BinOp op, const Tensor& self, Scalar other);
+Tensor unary(UnOp op, const Tensor& a);
+void unary_(UnOp op, const Tensor& self);
+Tensor clamp(const Tensor& a, std::optional<double> lo, std::optional<double> hi);
+void clamp_(const Tensor& self, std::optional<double> lo, std::optional<double> hi);
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+Tensor to_dtype(const Tensor& a, DType dtype);  // same tensor when the dtype already matches
+Tensor clone(const Tensor& a);
+Tensor contiguous(const Tensor& a);  // same tensor when already contiguous
+void copy_(const Tensor& dst, const Tensor& src);  // broadcasts and casts src
+void fill_(const Tensor& self, Scalar value);
+// Checks done by every in-place op: autograd rules for leaves and views.
+void check_inplace(const Tensor& self, const char* op);
+
+inline Tensor add(const Tensor& a, const Tensor& b) { return binary(BinOp::Add, a, b); }
+inline Tensor sub(const Tensor& a, const Tensor& b) { return binary(BinOp::Sub, a, b); }
+inline Tensor mul(const Tensor& a, const Tensor& b) { return binary(BinOp::Mul, a, b); }
+inline Tensor div(const Tensor& a, const Tensor& b) { return binary(BinOp::Div, a, b); }
+inline Tensor mul(const Tensor& a, double s) { return binary(BinOp::Mul, a, Scalar::of(s)); }
+inline Tensor neg(const Tensor& a) { return unary(UnOp::Neg, a); }
+inline Tensor zeros(const Dims& shape, DType dt) { return full(shape, Scalar::of(0), dt); }
+inline Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype()); }
+inline Tensor ones_like(const Tensor& t) { return full(t.shape(), Scalar::of(1), t.dtype()); }
+
+// ---- shapes, views and indexing (ops_shape.cpp)
+Tensor view(const Tensor& a, const Dims& shape);  // shape may hold one -1
+Tensor reshape(const Tensor& a, const Dims& shape);
+Tensor permute(const Tensor& a, const Dims& dims);
+Tensor transpose(const Tensor& a, int64_t d0, int64_t d1);
+Tensor expand(const Tensor& a, const Dims& shape);  // -1 keeps a size
+Tensor squeeze(const Tensor& a, std::optional<int64_t> dim);
+Tensor unsqueeze(const Tensor& a, int64_t dim);
+Tensor flatten(const Tensor& a, int64_t start, int64_t end);
+Tensor select(const Tensor& a, int64_t dim, int64_t index);
+Tensor slice(const Tensor& a, int64_t dim, std::optional<int64_t> start, std::optional<int64_t> stop, int64_t step);
+Tensor cat(const std::vector<Tensor>& ts, int64_t dim);
+Tensor stack(const std::vector<Tensor>& ts, int64_t dim);
+Tensor sum_to(const Tensor& g, const Dims& shape);  // sums broadcast dims away
+
+// One item of a Python index: x[1], x[1:3], x[None], x[...], x[tensor].
+struct IndexItem {
+  enum Kind : uint8_t { Int, Slice, None, Ellipsis, Tensor_ } kind;
+  int64_t i = 0;
+  std::optional<int64_t> start, stop;
+  int64_t step = 1;
+  Tensor t;
+};
+Tensor index(const Tensor& a, const std::vector<IndexItem>& idx);
+void index_put_(const Tensor& a, const std::vector<IndexItem>& idx, const Tensor& value);
+// a[i0, i1, ...] with int64 index tensors for the leading dims (broadcast together).
+Tensor gather_nd(const Tensor& a, const std::vector<Tensor>& indices);
+// out = copy of a with out[indices] = v (accumulate: +=), the backward of gather_nd.
+void scatter_nd_(const Tensor& out, const std::vector<Tensor>& indices, const Tensor& v, bool accumulate);
+Tensor nonzero(const Tensor& a);  // [n, ndim] int64
+
+// ---- reductions (ops_reduce.cpp)
+Tensor sum(const Tensor& a, const DimList& dims, bool keepdim, std::optional<DType> dtype = std::nullopt);
+Tensor mean(const Tensor& a, const DimList& dims, bool keepdim);
+Tensor prod(const Tensor& a, const DimList& dims, bool keepdim);
+Tensor amax(const Tensor& a, const DimList& dims, bool keepdim);  // gradient spread over ties
+Tensor amin(const Tensor& a, const DimList& dims, bool keepdim);
+std::pair<Tensor, Tensor> max_dim(const Tensor& a, int64_t dim, bool keepdim, bool is_max);  // values, indices
+Tensor argmax(const Tensor& a, std::optional<int64_t> dim, bool keepdim, bool is_max);
+Tensor all(const Tensor& a, const DimList& dims, bool keepdim);
+Tensor any(const Tensor& a, const DimList& dims, bool keepdim);
+Tensor var(const Tensor& a, const DimList& dims, double correction, bool keepdim);
+Tensor std_(const Tensor& a, const DimList& dims, double correction, bool keepdim);
+Tensor logsumexp(const Tensor& a, const DimList& dims, bool keepdim);
+Tensor softmax(const Tensor& a, int64_t dim);
+Tensor log_softmax(const Tensor& a, int64_t dim);
+
+// ---- linear algebra (ops_linalg.cpp)
+Tensor matmul(const Tensor& a, const Tensor& b);
+
+}  // namespace fk
+
+// Arithmetic operators for writing backward formulas legibly.
+namespace fk {
+inline Tensor operator+(const Tensor& a, const Tensor& b) { return binary(BinOp::Add, a, b); }
+inline Tensor operator-(const Tensor& a, const Tensor& b) { return binary(BinOp::Sub, a, b); }
+inline Tensor operator*(const Tensor& a, const Tensor& b) { return binary(BinOp::Mul, a, b); }
+inline Tensor operator/(const Tensor& a, const Tensor& b) { return binary(BinOp::Div, a, b); }
+inline Tensor operator*(const Tensor& a, double s) { return binary(BinOp::Mul, a, Scalar::of(s)); }
+inline Tensor operator+(const Tensor& a, double s) { return binary(BinOp::Add, a, Scalar::of(s)); }
+inline Tensor operator-(double s, const Tensor& a) { return binary(BinOp::Sub, a, Scalar::of(s), true); }
+inline Tensor operator-(const Tensor& a) { return unary(UnOp::Neg, a); }
+}  // namespace fk

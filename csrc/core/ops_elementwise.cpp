@@ -1,0 +1,466 @@
+// Elementwise ops: binary with broadcasting and type promotion, unary, clamp,
+// where, casts and copies, each with its backward formula.
+#include <atomic>
+#include <cmath>
+
+#include "autograd.h"
+#include "iter.h"
+#include "ops.h"
+
+namespace fk {
+
+// ---- promotion and broadcasting --------------------------------------------
+
+DType result_type(const Tensor& a, const Tensor& b) {
+  // PyTorch: dimensioned tensors > 0-d tensors > Python numbers, except that a
+  // weaker operand of a higher category (bool < int < float) still lifts the result.
+  auto rank = [](const Tensor& t) { return t.p->wrapped_number ? 0 : t.ndim() == 0 ? 1 : 2; };
+  const Tensor& hi = rank(a) >= rank(b) ? a : b;
+  const Tensor& lo = rank(a) >= rank(b) ? b : a;
+  if (rank(a) == rank(b)) return promote(a.dtype(), b.dtype());
+  if (category(lo.dtype()) <= category(hi.dtype())) return hi.dtype();
+  if (lo.p->wrapped_number) return lo.dtype() == DType::Float64 ? DType::Float32 : lo.dtype();
+  return lo.dtype();
+}
+
+DType scalar_result_type(const Tensor& a, const Scalar& s) {
+  const DType sd = s.kind == Scalar::Float ? DType::Float32 : s.kind == Scalar::Int ? DType::Int64 : DType::Bool;
+  return category(sd) > category(a.dtype()) ? sd : a.dtype();
+}
+
+Dims broadcast_shapes(const Dims& a, const Dims& b) {
+  const int n = std::max(a.n, b.n);
+  Dims out = Dims::filled(n, 1);
+  for (int i = 0; i < n; i++) {
+    const int64_t x = i < n - a.n ? 1 : a[i - (n - a.n)];
+    const int64_t y = i < n - b.n ? 1 : b[i - (n - b.n)];
+    FK_CHECK(x == y || x == 1 || y == 1, Value, "shapes ", to_string(a), " and ", to_string(b),
+             " are not broadcastable: size ", x, " vs ", y, " at dimension ", i);
+    out[i] = x == 1 ? y : x;
+  }
+  return out;
+}
+
+// t's strides seen from the broadcast `shape` (0 along broadcast dims).
+static Dims bstrides(const Tensor& t, const Dims& shape) {
+  Dims s = Dims::filled(shape.n, 0);
+  const int off = shape.n - t.ndim();
+  for (int i = 0; i < t.ndim(); i++) s[i + off] = t.size(i) == 1 ? 0 : t.strides()[i];
+  return s;
+}
+
+static void check_device(const Tensor& a, const Tensor& b) {
+  FK_CHECK(a.device() == b.device(), Runtime, "Expected all tensors to be on the same device, but found tensors on ",
+           a.device() == Device::CPU ? "cpu" : "cuda", " and ", b.device() == Device::CPU ? "cpu" : "cuda");
+}
+
+// ---- kernel drivers ----------------------------------------------------------
+
+// out = op(a, b); a and b already of the compute dtype, out of `shape`.
+static void run_binary(BinOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
+  const CpuKernels& k = cpu_kernels();
+  const DType dt = a.dtype();
+  std::atomic<int> status{kOk};
+  auto call = [&](int64_t n, char* const* p, const int64_t* s) {
+    if (int st = k.binary(op, dt, n, p[0], s[0], p[1], s[1], p[2], s[2])) status = st;
+  };
+  const Dims& shape = out.shape();
+  const Dims so = out.strides(), sa = bstrides(a, shape), sb = bstrides(b, shape);
+  StridedLoop<3> loop(shape, {&out, &a, &b}, {&so, &sa, &sb});
+  loop.run(call);
+  FK_CHECK(status != kDivByZero, Runtime, "ZeroDivisionError: integer division or modulo by zero");
+  FK_CHECK(status != kNegativeIntPower, Runtime, "Integers to negative integer powers are not allowed.");
+}
+
+static void run_unary(UnOp op, const Tensor& out, const Tensor& a) {
+  const CpuKernels& k = cpu_kernels();
+  const Dims so = out.strides(), sa = bstrides(a, out.shape());
+  StridedLoop<2> loop(out.shape(), {&out, &a}, {&so, &sa});
+  loop.run([&](int64_t n, char* const* p, const int64_t* s) { k.unary(op, a.dtype(), n, p[0], s[0], p[1], s[1]); });
+}
+
+// out = a converted to out's dtype, a broadcast to out's shape.
+static void run_cast(const Tensor& out, const Tensor& a) {
+  const CpuKernels& k = cpu_kernels();
+  const Dims so = out.strides(), sa = bstrides(a, out.shape());
+  StridedLoop<2> loop(out.shape(), {&out, &a}, {&so, &sa});
+  loop.run([&](int64_t n, char* const* p, const int64_t* s) {
+    k.cast(out.dtype(), a.dtype(), n, p[0], s[0], p[1], s[1]);
+  });
+}
+
+// ---- binary ops --------------------------------------------------------------
+
+static void add_bw(Node&, const Tensor& g, Tensor* gi) { gi[0] = g; gi[1] = g; }
+static void sub_bw(Node& n, const Tensor& g, Tensor* gi) {
+  gi[0] = g;
+  if (n.needs(1)) gi[1] = -g;
+}
+static void mul_bw(Node& n, const Tensor& g, Tensor* gi) {
+  if (n.needs(0)) gi[0] = g * n.saved_at(1);
+  if (n.needs(1)) gi[1] = g * n.saved_at(0);
+}
+static void div_bw(Node& n, const Tensor& g, Tensor* gi) {
+  const Tensor& b = n.saved_at(1);
+  if (n.needs(0)) gi[0] = g / b;
+  if (n.needs(1)) gi[1] = -g * n.saved_at(0) / (b * b);
+}
+static void pow_bw(Node& n, const Tensor& g, Tensor* gi) {
+  const Tensor &a = n.saved_at(0), &b = n.saved_at(1);
+  const Tensor zero = scalar_tensor(Scalar::of(0), g.dtype());
+  if (n.needs(0)) {
+    // d/da a^b = b a^(b-1), taken as 0 where b == 0 (avoids 0 * inf at a == 0).
+    Tensor d = b * binary(BinOp::Pow, a, b - scalar_tensor(Scalar::of(1), b.dtype()));
+    gi[0] = g * where(binary(BinOp::Eq, b, Scalar::of(0)), zero, d);
+  }
+  if (n.needs(1)) {
+    Tensor d = n.saved_at(2) * unary(UnOp::Log, a);
+    Tensor at_zero = binary(BinOp::And, binary(BinOp::Eq, a, Scalar::of(0)), binary(BinOp::Ge, b, Scalar::of(0)));
+    gi[1] = g * where(at_zero, zero, d);
+  }
+}
+// maximum/minimum: ties share the gradient equally, as in PyTorch.
+static void extreme_bw(Node& n, const Tensor& g, Tensor* gi, BinOp wins) {
+  const Tensor &a = n.saved_at(0), &b = n.saved_at(1);
+  Tensor w = to_dtype(binary(wins, a, b), g.dtype()) + to_dtype(binary(BinOp::Eq, a, b), g.dtype()) * 0.5;
+  if (n.needs(0)) gi[0] = g * w;
+  if (n.needs(1)) gi[1] = g * (1.0 - w);
+}
+static void max_bw(Node& n, const Tensor& g, Tensor* gi) { extreme_bw(n, g, gi, BinOp::Gt); }
+static void min_bw(Node& n, const Tensor& g, Tensor* gi) { extreme_bw(n, g, gi, BinOp::Lt); }
+static void rem_bw(Node& n, const Tensor& g, Tensor* gi) {
+  gi[0] = g;
+  if (n.needs(1)) gi[1] = -g * binary(BinOp::FloorDiv, n.saved_at(0), n.saved_at(1));
+}
+
+struct BinaryDef {
+  const char* name;
+  const char* backward;  // node name; nullptr: not differentiable
+  BackwardFn bw;
+  bool save_a = false, save_b = false, save_out = false;
+};
+static const BinaryDef kBinary[] = {
+    {"add", "AddBackward0", add_bw, false, false, false},
+    {"sub", "SubBackward0", sub_bw, false, false, false},
+    {"mul", "MulBackward0", mul_bw, true, true, false},
+    {"div", "DivBackward0", div_bw, true, true, false},
+    {"pow", "PowBackward1", pow_bw, true, true, true},
+    {"floor_divide", nullptr, nullptr, false, false, false},
+    {"remainder", "RemainderBackward0", rem_bw, true, true, false},
+    {"maximum", "MaximumBackward0", max_bw, true, true, false},
+    {"minimum", "MinimumBackward0", min_bw, true, true, false},
+    {"eq", nullptr, nullptr}, {"ne", nullptr, nullptr}, {"lt", nullptr, nullptr}, {"le", nullptr, nullptr},
+    {"gt", nullptr, nullptr}, {"ge", nullptr, nullptr},
+    {"bitwise_and", nullptr, nullptr}, {"bitwise_or", nullptr, nullptr}, {"bitwise_xor", nullptr, nullptr},
+};
+
+// Compute dtype of op on operands promoting to `dt`; TypeError for unsupported pairs.
+static DType compute_dtype(BinOp op, DType dt) {
+  if (op == BinOp::Div) return to_float(dt);
+  FK_CHECK(!(op >= BinOp::And && is_float(dt)), Type, "\"", kBinary[int(op)].name, "\" is not implemented for '",
+           dtype_name(dt), "' tensors (it needs integer or bool operands)");
+  FK_CHECK(!(dt == DType::Bool && (op == BinOp::Sub || op == BinOp::Pow || op == BinOp::FloorDiv || op == BinOp::Rem)),
+           Type, "\"", kBinary[int(op)].name, "\" is not supported for bool tensors");
+  return dt;
+}
+
+// Saves what the backward of `op` needs. Only inputs whose partner needs a
+// gradient are saved, so x.mul_(2) on a tracked x stays legal.
+static void save_binary(Node* n, BinOp op, const Tensor& a, const Tensor& b) {
+  const BinaryDef& d = kBinary[int(op)];
+  n->save(d.save_a && (n->needs(1) || op == BinOp::Pow || op == BinOp::Max || op == BinOp::Min) ? a : Tensor());
+  n->save(d.save_b && (n->needs(0) || op == BinOp::Div || op == BinOp::Pow || op == BinOp::Max || op == BinOp::Min ||
+                       op == BinOp::Rem)
+              ? b
+              : Tensor());
+}
+
+static Node* binary_node(BinOp op, const Tensor& a, const Tensor& b) {
+  const BinaryDef& d = kBinary[int(op)];
+  if (!d.backward) return nullptr;
+  Node* n = make_node(d.backward, d.bw, {&a, &b});
+  if (n) save_binary(n, op, a, b);
+  return n;
+}
+
+Tensor binary(BinOp op, const Tensor& a, const Tensor& b) {
+  check_device(a, b);
+  const DType ct = compute_dtype(op, result_type(a, b));
+  const Tensor A = to_dtype(a, ct), B = to_dtype(b, ct);
+  const Dims shape = a.shape() == b.shape() ? a.shape() : broadcast_shapes(a.shape(), b.shape());
+  Tensor out = empty(shape, is_comparison(op) ? DType::Bool : ct, a.device());
+  Node* n = binary_node(op, A, B);
+  run_binary(op, out, A, B);
+  if (n) {
+    set_history(out, n);
+    if (kBinary[int(op)].save_out) n->save(out);
+  }
+  return out;
+}
+
+Tensor binary(BinOp op, const Tensor& a, Scalar s, bool reflected) {
+  const Tensor st = scalar_tensor(s, scalar_result_type(a, s));
+  return reflected ? binary(op, st, a) : binary(op, a, st);
+}
+
+void check_inplace(const Tensor& self, const char* op) {
+  if (!grad_enabled()) return;
+  FK_CHECK(!(self.is_leaf() && self.p->requires_grad), Runtime,
+           "a leaf Variable that requires grad is being used in an in-place operation (", op,
+           "). Wrap it in `with fastkern.no_grad():` or use `.data`");
+  FK_CHECK(!(self.p->is_view && self.requires_grad()), NotImplemented, "in-place operation ", op,
+           " on a view of a tensor that requires grad is not supported; use an out-of-place op or clone() first");
+}
+
+void binary_(BinOp op, const Tensor& self, const Tensor& other) {
+  check_device(self, other);
+  const char* name = kBinary[int(op)].name;
+  check_inplace(self, name);
+  FK_CHECK(!is_comparison(op), Runtime, "in-place ", name, " is not supported");
+  const DType rt = compute_dtype(op, result_type(self, other));
+  FK_CHECK(category(rt) <= category(self.dtype()), Runtime, "result type ", dtype_name(rt),
+           " can't be cast to the desired output type ", dtype_name(self.dtype()), " (in-place ", name, ")");
+  const Dims shape = broadcast_shapes(self.shape(), other.shape());
+  FK_CHECK(shape == self.shape(), Runtime, "output with shape ", to_string(self.shape()),
+           " doesn't match the broadcast shape ", to_string(shape), " (in-place ", name, " with ",
+           to_string(other.shape()), ")");
+  const Tensor B = to_dtype(other, self.dtype());
+  Node* n = binary_node(op, self, B);  // saves self before it changes, so stale uses are caught
+  run_binary(op, self, self, B);
+  self.bump_version();
+  if (n) {
+    set_history(self, n);
+    if (kBinary[int(op)].save_out) n->save(self);
+  }
+}
+
+void binary_(BinOp op, const Tensor& self, Scalar s) {
+  binary_(op, self, scalar_tensor(s, scalar_result_type(self, s)));
+}
+
+// ---- unary ops ---------------------------------------------------------------
+
+static void neg_bw(Node&, const Tensor& g, Tensor* gi) { gi[0] = -g; }
+static void abs_bw(Node& n, const Tensor& g, Tensor* gi) { gi[0] = g * unary(UnOp::Sign, n.saved_at(0)); }
+static void exp_bw(Node& n, const Tensor& g, Tensor* gi) { gi[0] = g * n.saved_at(1); }
+static void log_bw(Node& n, const Tensor& g, Tensor* gi) { gi[0] = g / n.saved_at(0); }
+static void sqrt_bw(Node& n, const Tensor& g, Tensor* gi) { gi[0] = g / (n.saved_at(1) * 2.0); }
+static void rsqrt_bw(Node& n, const Tensor& g, Tensor* gi) {
+  const Tensor& y = n.saved_at(1);
+  gi[0] = g * (y * y * y) * -0.5;
+}
+static void sin_bw(Node& n, const Tensor& g, Tensor* gi) { gi[0] = g * unary(UnOp::Cos, n.saved_at(0)); }
+static void cos_bw(Node& n, const Tensor& g, Tensor* gi) { gi[0] = -g * unary(UnOp::Sin, n.saved_at(0)); }
+static void tanh_bw(Node& n, const Tensor& g, Tensor* gi) {
+  const Tensor& y = n.saved_at(1);
+  gi[0] = g * (1.0 - y * y);
+}
+static void sigmoid_bw(Node& n, const Tensor& g, Tensor* gi) {
+  const Tensor& y = n.saved_at(1);
+  gi[0] = g * y * (1.0 - y);
+}
+static void relu_bw(Node& n, const Tensor& g, Tensor* gi) { gi[0] = g * binary(BinOp::Gt, n.saved_at(1), Scalar::of(0)); }
+static void zero_bw(Node&, const Tensor& g, Tensor* gi) { gi[0] = zeros_like(g); }
+
+struct UnaryDef {
+  const char* name;
+  const char* backward;
+  BackwardFn bw;
+  bool float_only, save_in, save_out;
+};
+static const UnaryDef kUnary[] = {
+    {"neg", "NegBackward0", neg_bw, false, false, false},
+    {"abs", "AbsBackward0", abs_bw, false, true, false},
+    {"exp", "ExpBackward0", exp_bw, true, false, true},
+    {"log", "LogBackward0", log_bw, true, true, false},
+    {"sqrt", "SqrtBackward0", sqrt_bw, true, false, true},
+    {"rsqrt", "RsqrtBackward0", rsqrt_bw, true, false, true},
+    {"sin", "SinBackward0", sin_bw, true, true, false},
+    {"cos", "CosBackward0", cos_bw, true, true, false},
+    {"tanh", "TanhBackward0", tanh_bw, true, false, true},
+    {"sigmoid", "SigmoidBackward0", sigmoid_bw, true, false, true},
+    {"relu", "ReluBackward0", relu_bw, false, false, true},
+    {"sign", "SignBackward0", zero_bw, false, false, false},
+    {"floor", "FloorBackward0", zero_bw, false, false, false},
+    {"ceil", "CeilBackward0", zero_bw, false, false, false},
+    {"round", "RoundBackward0", zero_bw, false, false, false},
+    {"trunc", "TruncBackward0", zero_bw, false, false, false},
+    {"bitwise_not", nullptr, nullptr, false, false, false},
+};
+
+static DType unary_dtype(UnOp op, DType dt) {
+  const UnaryDef& d = kUnary[int(op)];
+  FK_CHECK(!(op == UnOp::Not && is_float(dt)), Type, "bitwise_not is only defined for integer and bool tensors, got ",
+           dtype_name(dt));
+  FK_CHECK(!(dt == DType::Bool && (op == UnOp::Neg || op == UnOp::Sign || op == UnOp::Abs)), Type, d.name,
+           " is not supported for bool tensors");
+  return d.float_only ? to_float(dt) : dt;
+}
+
+static Node* unary_node(UnOp op, const Tensor& a) {
+  const UnaryDef& d = kUnary[int(op)];
+  if (!d.backward) return nullptr;
+  Node* n = make_node(d.backward, d.bw, {&a});
+  if (n) n->save(d.save_in ? a : Tensor());
+  return n;
+}
+
+Tensor unary(UnOp op, const Tensor& a) {
+  const Tensor A = to_dtype(a, unary_dtype(op, a.dtype()));
+  Tensor out = empty(A.shape(), A.dtype(), A.device());
+  Node* n = unary_node(op, A);
+  run_unary(op, out, A);
+  if (n) {
+    set_history(out, n);
+    if (kUnary[int(op)].save_out) n->save(out);
+  }
+  return out;
+}
+
+void unary_(UnOp op, const Tensor& self) {
+  FK_CHECK(unary_dtype(op, self.dtype()) == self.dtype(), Runtime, "result type of ", kUnary[int(op)].name,
+           " can't be cast to the desired output type ", dtype_name(self.dtype()));
+  check_inplace(self, kUnary[int(op)].name);
+  Node* n = unary_node(op, self);
+  run_unary(op, self, self);
+  self.bump_version();
+  if (n) {
+    set_history(self, n);
+    if (kUnary[int(op)].save_out) n->save(self);
+  }
+}
+
+// ---- clamp ---------------------------------------------------------------------
+
+static void clamp_bw(Node& n, const Tensor& g, Tensor* gi) {
+  const Tensor& a = n.saved_at(0);
+  Tensor keep = ones_like(a);
+  if (n.ints[0]) keep = keep * binary(BinOp::Ge, a, Scalar::of(n.scalars[0]));
+  if (n.ints[1]) keep = keep * binary(BinOp::Le, a, Scalar::of(n.scalars[1]));
+  gi[0] = g * keep;
+}
+
+static Node* clamp_node(const Tensor& a, std::optional<double> lo, std::optional<double> hi) {
+  Node* n = make_node("ClampBackward1", clamp_bw, {&a});
+  if (n) {
+    n->save(a);
+    n->ints = {lo.has_value(), hi.has_value()};
+    n->scalars[0] = lo.value_or(0);
+    n->scalars[1] = hi.value_or(0);
+  }
+  return n;
+}
+
+static void run_clamp(const Tensor& out, const Tensor& a, std::optional<double> lo, std::optional<double> hi) {
+  FK_CHECK(lo || hi, Runtime, "torch.clamp: At least one of 'min' or 'max' must not be None");
+  FK_CHECK(a.dtype() != DType::Bool, Type, "clamp is not supported for bool tensors");
+  const CpuKernels& k = cpu_kernels();
+  const double l = lo.value_or(-INFINITY), h = hi.value_or(INFINITY);
+  const Dims so = out.strides(), sa = a.strides();
+  StridedLoop<2> loop(out.shape(), {&out, &a}, {&so, &sa});
+  loop.run([&](int64_t n, char* const* p, const int64_t* s) { k.clamp(a.dtype(), n, p[0], s[0], p[1], s[1], l, h); });
+}
+
+Tensor clamp(const Tensor& a, std::optional<double> lo, std::optional<double> hi) {
+  Tensor out = empty(a.shape(), a.dtype(), a.device());
+  Node* n = clamp_node(a, lo, hi);
+  run_clamp(out, a, lo, hi);
+  set_history(out, n);
+  return out;
+}
+
+void clamp_(const Tensor& self, std::optional<double> lo, std::optional<double> hi) {
+  check_inplace(self, "clamp_");
+  Node* n = clamp_node(self, lo, hi);
+  run_clamp(self, self, lo, hi);
+  self.bump_version();
+  set_history(self, n);
+}
+
+// ---- where -------------------------------------------------------------------
+
+static void where_bw(Node& n, const Tensor& g, Tensor* gi) {
+  const Tensor& c = n.saved_at(0);
+  const Tensor zero = scalar_tensor(Scalar::of(0), g.dtype());
+  if (n.needs(1)) gi[1] = where(c, g, zero);
+  if (n.needs(2)) gi[2] = where(c, zero, g);
+}
+
+template <class T>
+static void select_loop(int64_t n, char* const* p, const int64_t* s) {
+  T* o = reinterpret_cast<T*>(p[0]);
+  const bool* c = reinterpret_cast<const bool*>(p[1]);
+  const T* a = reinterpret_cast<const T*>(p[2]);
+  const T* b = reinterpret_cast<const T*>(p[3]);
+  for (int64_t i = 0; i < n; i++) o[i * s[0]] = c[i * s[1]] ? a[i * s[2]] : b[i * s[3]];
+}
+
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  check_device(cond, a);
+  check_device(a, b);
+  FK_CHECK(cond.dtype() == DType::Bool, Type, "where expected condition to be a boolean tensor, but got a tensor with dtype ",
+           dtype_name(cond.dtype()));
+  const DType dt = result_type(a, b);
+  const Tensor A = to_dtype(a, dt), B = to_dtype(b, dt);
+  const Dims shape = broadcast_shapes(cond.shape(), broadcast_shapes(a.shape(), b.shape()));
+  Tensor out = empty(shape, dt, a.device());
+  Node* n = make_node("WhereBackward0", where_bw, {&cond, &A, &B});
+  if (n) n->save(cond);
+  const Dims so = out.strides(), sc = bstrides(cond, shape), sa = bstrides(A, shape), sb = bstrides(B, shape);
+  StridedLoop<4> loop(shape, {&out, &cond, &A, &B}, {&so, &sc, &sa, &sb});
+  switch (itemsize(dt)) {
+    case 1: loop.run(select_loop<uint8_t>); break;
+    case 4: loop.run(select_loop<uint32_t>); break;
+    default: loop.run(select_loop<uint64_t>); break;
+  }
+  set_history(out, n);
+  return out;
+}
+
+// ---- casts and copies --------------------------------------------------------
+
+static void identity_bw(Node&, const Tensor& g, Tensor* gi) { gi[0] = g; }
+
+Tensor to_dtype(const Tensor& a, DType dtype) {
+  if (a.dtype() == dtype) return a;
+  Tensor out = empty(a.shape(), dtype, a.device());
+  run_cast(out, a);
+  if (is_float(dtype)) set_history(out, make_node("ToCopyBackward0", identity_bw, {&a}));
+  out.p->wrapped_number = a.p->wrapped_number;
+  return out;
+}
+
+Tensor clone(const Tensor& a) {
+  Tensor out = empty(a.shape(), a.dtype(), a.device());
+  run_cast(out, a);
+  set_history(out, make_node("CloneBackward0", identity_bw, {&a}));
+  return out;
+}
+
+Tensor contiguous(const Tensor& a) { return a.is_contiguous() ? a : clone(a); }
+
+static void copy_bw(Node&, const Tensor& g, Tensor* gi) { gi[1] = g; }
+
+void copy_(const Tensor& dst, const Tensor& src) {
+  check_device(dst, src);
+  check_inplace(dst, "copy_");
+  const Dims shape = broadcast_shapes(dst.shape(), src.shape());
+  FK_CHECK(shape == dst.shape(), Runtime, "copy_: the source of shape ", to_string(src.shape()),
+           " cannot be broadcast to the destination of shape ", to_string(dst.shape()));
+  Node* n = make_node("CopyBackwards", copy_bw, {&dst, &src});
+  run_cast(dst, src);
+  dst.bump_version();
+  set_history(dst, n);
+}
+
+static void fill_bw(Node&, const Tensor&, Tensor*) {}
+
+void fill_(const Tensor& self, Scalar value) {
+  check_inplace(self, "fill_");
+  Node* n = make_node("FillBackward0", fill_bw, {&self});
+  run_cast(self, scalar_tensor(value, self.dtype()));
+  self.bump_version();
+  set_history(self, n);
+}
+
+}  // namespace fk

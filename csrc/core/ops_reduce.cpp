@@ -1,0 +1,377 @@
+// Reductions and the ops built from them (var, std, logsumexp, softmax).
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "autograd.h"
+#include "parallel.h"
+#include "ops.h"
+
+namespace fk {
+
+namespace {
+
+struct Plan {
+  bool reduced[kMaxDims] = {};
+  Dims out_shape;   // with keepdim
+  Dims kept_shape;  // without
+  int64_t len = 1;  // elements reduced into each output
+};
+
+Plan make_plan(const Tensor& a, const DimList& dl) {
+  Plan p;
+  if (dl.all) {
+    for (int i = 0; i < a.ndim(); i++) p.reduced[i] = true;
+  } else {
+    for (int64_t d : dl.dims) {
+      const int w = wrap_dim(d, a.ndim());
+      if (a.ndim() == 0) continue;
+      FK_CHECK(!p.reduced[w], Runtime, "dim ", w, " appears multiple times in the list of dims");
+      p.reduced[w] = true;
+    }
+  }
+  for (int i = 0; i < a.ndim(); i++) {
+    if (p.reduced[i]) {
+      p.len *= a.size(i);
+      p.out_shape.push_back(1);
+    } else {
+      p.out_shape.push_back(a.size(i));
+      p.kept_shape.push_back(a.size(i));
+    }
+  }
+  return p;
+}
+
+// Merges dims of (sizes, strides) that are contiguous with each other; drops size-1 dims.
+void collapse(Dims& sizes, Dims& strides) {
+  Dims s, t;
+  for (int i = 0; i < sizes.n; i++) {
+    if (sizes[i] == 1) continue;
+    if (s.n && t[s.n - 1] == strides[i] * sizes[i]) {
+      s[s.n - 1] *= sizes[i];
+      t[s.n - 1] = strides[i];
+    } else {
+      s.push_back(sizes[i]);
+      t.push_back(strides[i]);
+    }
+  }
+  sizes = s;
+  strides = t;
+}
+
+// Calls f(offset, i) for each element i of the (sizes, strides) grid, row-major.
+template <class F>
+void for_each_offset(const Dims& sizes, const Dims& strides, F f) {
+  const int64_t n = sizes.prod();
+  int64_t idx[kMaxDims] = {};
+  for (int64_t i = 0; i < n; i++) {
+    int64_t off = 0;
+    for (int d = 0; d < sizes.n; d++) off += idx[d] * strides[d];
+    f(off, i);
+    for (int d = sizes.n - 1; d >= 0 && ++idx[d] == sizes[d]; d--) idx[d] = 0;
+  }
+}
+
+constexpr int64_t kBlock = 1 << 16;  // fixed split of long rows: results do not depend on the thread count
+
+// Writes the reduction of `a` (already of the kernel's input dtype) over the plan into out (contiguous).
+void run_reduce(RedOp op, const Tensor& a, const Plan& p, const Tensor& out) {
+  const CpuKernels& k = cpu_kernels();
+  const DType dt = a.dtype();
+  const int64_t es = itemsize(dt), oes = itemsize(out.dtype());
+  Dims ks, kt, rs, rt;  // kept / reduced sizes and strides
+  for (int i = 0; i < a.ndim(); i++) {
+    (p.reduced[i] ? rs : ks).push_back(a.size(i));
+    (p.reduced[i] ? rt : kt).push_back(a.strides()[i]);
+  }
+  collapse(ks, kt);
+  collapse(rs, rt);
+  const int64_t nout = ks.prod(), len = p.len;
+  char* in = a.raw();
+  char* o = out.raw();
+  const bool splittable = op != RedOp::ArgMax && op != RedOp::ArgMin;
+
+  if (rs.n <= 1 && (rs.n == 0 || rt[0] == 1)) {
+    // Each output reduces one contiguous row.
+    if (nout == 1 && len > 2 * kBlock && splittable) {
+      const int64_t nb = (len + kBlock - 1) / kBlock;
+      Tensor part = empty({nb}, out.dtype());
+      parallel_for(nb, 1, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; i++)
+          k.reduce_rows(op, dt, 1, std::min(kBlock, len - i * kBlock), in + i * kBlock * es, 0, part.raw() + i * oes);
+      });
+      k.reduce_rows(op, out.dtype(), 1, nb, part.raw(), 0, o);  // partials combine with the same op
+    } else if (ks.n <= 1) {
+      const int64_t rstride = ks.n ? kt[0] : 0;
+      parallel_for(nout, std::max<int64_t>(1, kBlock / std::max<int64_t>(len, 1)), [&](int64_t b, int64_t e) {
+        k.reduce_rows(op, dt, e - b, len, in + b * rstride * es, rstride, o + b * oes);
+      });
+    } else {
+      for_each_offset(ks, kt, [&](int64_t off, int64_t i) { k.reduce_rows(op, dt, 1, len, in + off * es, 0, o + i * oes); });
+    }
+    return;
+  }
+  if (rs.n == 1 && ks.n >= 1 && kt[ks.n - 1] == 1) {
+    // Kept dims end in a contiguous run: reduce whole rows of columns at once.
+    const int64_t cols = ks[ks.n - 1];
+    Dims os = ks, ot = kt;
+    os.n--;
+    ot.n--;
+    for_each_offset(os, ot, [&](int64_t off, int64_t i) {
+      parallel_for(cols, 4096, [&](int64_t b, int64_t e) {
+        k.reduce_cols(op, dt, len, e - b, in + (off + b) * es, rt[0], o + (i * cols + b) * oes);
+      });
+    });
+    return;
+  }
+  // Anything else: copy into (kept..., reduced...) order, then reduce rows.
+  Dims perm;
+  for (int i = 0; i < a.ndim(); i++)
+    if (!p.reduced[i]) perm.push_back(i);
+  for (int i = 0; i < a.ndim(); i++)
+    if (p.reduced[i]) perm.push_back(i);
+  GradMode off(false);
+  const Tensor c = clone(permute(a, perm));
+  k.reduce_rows(op, dt, nout, len, c.raw(), len, o);
+}
+
+// The value reductions take when they cover no elements.
+std::optional<Scalar> empty_value(RedOp op) {
+  switch (op) {
+    case RedOp::Sum: return Scalar::of(0);
+    case RedOp::Prod: return Scalar::of(1);
+    case RedOp::All: return Scalar::of_bool(true);
+    case RedOp::Any: return Scalar::of_bool(false);
+    default: return std::nullopt;
+  }
+}
+
+const char* red_name(RedOp op) {
+  static const char* names[] = {"sum", "prod", "max", "min", "argmax", "argmin", "all", "any"};
+  return names[int(op)];
+}
+
+// Reduction without autograd. `in_dt`: dtype the kernel reads; `out_dt`: dtype written.
+Tensor reduce(RedOp op, const Tensor& a, const DimList& dl, bool keepdim, DType in_dt, DType out_dt) {
+  const Plan p = make_plan(a, dl);
+  Tensor out = empty(p.out_shape, out_dt, a.device());
+  if (out.numel() > 0) {
+    if (p.len == 0) {
+      auto v = empty_value(op);
+      FK_CHECK(v.has_value(), Index, red_name(op), "(): Expected reduction dim to be specified for input.numel() == 0. ",
+               "Specify the reduction dim with the 'dim' argument (input shape ", to_string(a.shape()), ")");
+      GradMode off(false);
+      fill_(out, *v);
+    } else {
+      GradMode off(false);
+      run_reduce(op, to_dtype(detach(a), in_dt), p, out);
+    }
+  }
+  if (!keepdim) {  // a fresh contiguous result: drop the reduced dims in place
+    out.p->shape = p.kept_shape;
+    out.p->strides = contiguous_strides(p.kept_shape);
+  }
+  return out;
+}
+
+// g of the reduced shape, brought back to a's shape (broadcast, not copied).
+Tensor unreduce(const Tensor& g, const Node& n) {
+  const Dims& in = n.in_shape[0];
+  Dims keep;
+  for (int i = 0, j = 0; i < in.n; i++) {
+    const bool red = n.ints[i] != 0;
+    keep.push_back(red ? 1 : (n.scalars[0] ? g.size(i) : g.size(j++)));
+  }
+  return expand(reshape(g, keep), in);
+}
+
+void set_reduced_dims(Node* n, const Tensor& a, const DimList& dl, bool keepdim) {
+  const Plan p = make_plan(a, dl);
+  for (int i = 0; i < a.ndim(); i++) n->ints.push_back(p.reduced[i]);
+  n->scalars[0] = keepdim;
+}
+
+DimList dims_of(const Node& n) {
+  DimList d;
+  d.all = false;
+  for (int i = 0; i < n.ints.n; i++)
+    if (n.ints[i]) d.dims.push_back(i);
+  return d;
+}
+
+void sum_bw(Node& n, const Tensor& g, Tensor* gi) { gi[0] = unreduce(g, n); }
+void mean_bw(Node& n, const Tensor& g, Tensor* gi) { gi[0] = unreduce(g, n) * n.scalars[1]; }
+
+void prod_bw(Node& n, const Tensor& g, Tensor* gi) {
+  // d prod / d a_i = product of the others; with zeros, only a lone zero gets a nonzero gradient.
+  const Tensor &a = n.saved_at(0), &out = n.saved_at(1);
+  const DimList dl = dims_of(n);
+  const Tensor is_zero = binary(BinOp::Eq, a, Scalar::of(0));
+  const Tensor zero = scalar_tensor(Scalar::of(0), a.dtype());
+  const Tensor nz_prod = prod(where(is_zero, scalar_tensor(Scalar::of(1), a.dtype()), a), dl, true);
+  const Tensor nzeros = sum(is_zero, dl, true);
+  const Tensor others = where(is_zero, where(binary(BinOp::Eq, nzeros, Scalar::of(1)), nz_prod, zero),
+                              unreduce(out, n) / where(is_zero, scalar_tensor(Scalar::of(1), a.dtype()), a));
+  gi[0] = unreduce(g, n) * others;
+}
+
+void extreme_bw(Node& n, const Tensor& g, Tensor* gi) {
+  // Ties share the gradient evenly.
+  const Tensor &a = n.saved_at(0), &out = n.saved_at(1);
+  const Tensor mask = to_dtype(binary(BinOp::Eq, a, unreduce(out, n)), g.dtype());
+  gi[0] = unreduce(g, n) * mask / sum(mask, dims_of(n), true);
+}
+
+void max_dim_bw(Node& n, const Tensor& g, Tensor* gi) {
+  const int d = int(n.ints[n.ints.n - 1]);
+  const Dims& in = n.in_shape[0];
+  if (in.n == 0) {
+    gi[0] = g;
+    return;
+  }
+  Tensor idx = n.saved_at(0);
+  Tensor gk = g;
+  if (!n.scalars[0]) {
+    idx = unsqueeze(idx, d);
+    gk = unsqueeze(g, d);
+  }
+  Dims shape = Dims::filled(in.n, 1);
+  shape[d] = in[d];
+  const Tensor pos = reshape(arange(0, double(in[d]), 1, DType::Int64), shape);
+  gi[0] = where(binary(BinOp::Eq, pos, idx), gk, scalar_tensor(Scalar::of(0), g.dtype()));
+}
+
+}  // namespace
+
+Tensor sum(const Tensor& a, const DimList& dims, bool keepdim, std::optional<DType> dtype) {
+  const DType dt = dtype ? *dtype : is_float(a.dtype()) ? a.dtype() : DType::Int64;
+  const Tensor A = to_dtype(a, dt);
+  Tensor out = reduce(RedOp::Sum, A, dims, keepdim, dt, dt);
+  if (Node* n = make_node("SumBackward1", sum_bw, {&A})) {
+    set_reduced_dims(n, A, dims, keepdim);
+    set_history(out, n);
+  }
+  return out;
+}
+
+Tensor mean(const Tensor& a, const DimList& dims, bool keepdim) {
+  FK_CHECK(is_float(a.dtype()), Runtime,
+           "mean(): could not infer output dtype. Input dtype must be either a floating point or complex dtype. Got: ",
+           dtype_name(a.dtype()));
+  Tensor out = reduce(RedOp::Sum, a, dims, keepdim, a.dtype(), a.dtype());
+  const int64_t count = make_plan(a, dims).len;
+  {
+    GradMode off(false);
+    binary_(BinOp::Div, out, Scalar::of(double(count)));  // 0/0 gives nan, as PyTorch
+  }
+  if (Node* n = make_node("MeanBackward1", mean_bw, {&a})) {
+    set_reduced_dims(n, a, dims, keepdim);
+    n->scalars[1] = 1.0 / double(count);
+    set_history(out, n);
+  }
+  return out;
+}
+
+Tensor prod(const Tensor& a, const DimList& dims, bool keepdim) {
+  const DType dt = is_float(a.dtype()) ? a.dtype() : DType::Int64;
+  const Tensor A = to_dtype(a, dt);
+  Tensor out = reduce(RedOp::Prod, A, dims, keepdim, dt, dt);
+  if (Node* n = make_node("ProdBackward1", prod_bw, {&A})) {
+    set_reduced_dims(n, A, dims, keepdim);
+    n->save(A);
+    set_history(out, n);
+    n->save(out);
+  }
+  return out;
+}
+
+static Tensor extreme(const Tensor& a, const DimList& dims, bool keepdim, bool is_max) {
+  Tensor out = reduce(is_max ? RedOp::Max : RedOp::Min, a, dims, keepdim, a.dtype(), a.dtype());
+  if (Node* n = make_node(is_max ? "AmaxBackward0" : "AminBackward0", extreme_bw, {&a})) {
+    set_reduced_dims(n, a, dims, keepdim);
+    n->save(a);
+    set_history(out, n);
+    n->save(out);
+  }
+  return out;
+}
+
+Tensor amax(const Tensor& a, const DimList& dims, bool keepdim) { return extreme(a, dims, keepdim, true); }
+Tensor amin(const Tensor& a, const DimList& dims, bool keepdim) { return extreme(a, dims, keepdim, false); }
+
+std::pair<Tensor, Tensor> max_dim(const Tensor& a, int64_t dim, bool keepdim, bool is_max) {
+  const int d = wrap_dim(dim, a.ndim());
+  const DimList dl = DimList::of({d});
+  Tensor values = reduce(is_max ? RedOp::Max : RedOp::Min, a, dl, keepdim, a.dtype(), a.dtype());
+  Tensor indices = reduce(is_max ? RedOp::ArgMax : RedOp::ArgMin, a, dl, keepdim, a.dtype(), DType::Int64);
+  if (Node* n = make_node(is_max ? "MaxBackward0" : "MinBackward0", max_dim_bw, {&a})) {
+    n->scalars[0] = keepdim;
+    n->ints = {a.ndim() ? d : 0};
+    n->save(indices);
+    set_history(values, n);
+  }
+  return {values, indices};
+}
+
+Tensor argmax(const Tensor& a, std::optional<int64_t> dim, bool keepdim, bool is_max) {
+  const RedOp op = is_max ? RedOp::ArgMax : RedOp::ArgMin;
+  if (!dim) {
+    Tensor flat = reshape(detach(a), {-1});
+    Tensor r = reduce(op, flat, DimList::of({0}), false, a.dtype(), DType::Int64);
+    return keepdim ? reshape(r, Dims::filled(a.ndim(), 1)) : r;
+  }
+  return reduce(op, a, DimList::of({*dim}), keepdim, a.dtype(), DType::Int64);
+}
+
+Tensor all(const Tensor& a, const DimList& dims, bool keepdim) {
+  return reduce(RedOp::All, a, dims, keepdim, DType::Bool, DType::Bool);
+}
+Tensor any(const Tensor& a, const DimList& dims, bool keepdim) {
+  return reduce(RedOp::Any, a, dims, keepdim, DType::Bool, DType::Bool);
+}
+
+Tensor var(const Tensor& a, const DimList& dims, double correction, bool keepdim) {
+  FK_CHECK(is_float(a.dtype()), Runtime, "var(): expected a floating point tensor, got ", dtype_name(a.dtype()));
+  const Tensor d = a - mean(a, dims, true);
+  const double n = double(make_plan(a, dims).len);
+  return sum(d * d, dims, keepdim) * (1.0 / std::max(0.0, n - correction));
+}
+
+Tensor std_(const Tensor& a, const DimList& dims, double correction, bool keepdim) {
+  return unary(UnOp::Sqrt, var(a, dims, correction, keepdim));
+}
+
+// Shift by the (constant) max for stability; infinite maxima shift by 0 so all -inf rows stay -inf.
+static Tensor stable_shift(const Tensor& a, const DimList& dims) {
+  GradMode off(false);
+  Tensor m = amax(a, dims, true);
+  const Tensor finite = binary(BinOp::Lt, unary(UnOp::Abs, m), Scalar::of(INFINITY));
+  return where(finite, m, scalar_tensor(Scalar::of(0), m.dtype()));
+}
+
+Tensor logsumexp(const Tensor& a, const DimList& dims, bool keepdim) {
+  const Tensor A = to_dtype(a, to_float(a.dtype()));
+  if (A.numel() == 0) return unary(UnOp::Log, sum(unary(UnOp::Exp, A), dims, keepdim));
+  const Tensor m = stable_shift(A, dims);
+  Tensor r = unary(UnOp::Log, sum(unary(UnOp::Exp, A - m), dims, true)) + m;
+  if (keepdim) return r;
+  return reshape(r, make_plan(A, dims).kept_shape);
+}
+
+Tensor softmax(const Tensor& a, int64_t dim) {
+  const Tensor A = to_dtype(a, to_float(a.dtype()));
+  const DimList dl = DimList::of({dim});
+  if (A.numel() == 0) return clone(A);
+  const Tensor e = unary(UnOp::Exp, A - stable_shift(A, dl));
+  return e / sum(e, dl, true);
+}
+
+Tensor log_softmax(const Tensor& a, int64_t dim) {
+  const Tensor A = to_dtype(a, to_float(a.dtype()));
+  const DimList dl = DimList::of({dim});
+  if (A.numel() == 0) return clone(A);
+  const Tensor s = A - stable_shift(A, dl);
+  return s - unary(UnOp::Log, sum(unary(UnOp::Exp, s), dl, true));
+}
+
+}  // namespace fk

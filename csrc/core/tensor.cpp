@@ -1,0 +1,191 @@
+#include "tensor.h"
+
+#include "autograd.h"
+
+#include <sys/mman.h>
+
+#include <cstdlib>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+namespace fk {
+
+std::string to_string(const Dims& d) {
+  std::string s = "[";
+  for (int i = 0; i < d.n; i++) s += (i ? ", " : "") + std::to_string(d[i]);
+  return s + "]";
+}
+
+int wrap_dim(int64_t dim, int ndim) {
+  const int n = ndim == 0 ? 1 : ndim;  // 0-d tensors accept dim 0 and -1, as in PyTorch
+  FK_CHECK(dim >= -n && dim < n, Index, "Dimension out of range (expected to be in range of [", -n, ", ", n - 1,
+           "], but got ", dim, ")");
+  return int(dim < 0 ? dim + n : dim);
+}
+
+// ---- caching CPU allocator ---------------------------------------------------
+// Large blocks come from mmap, pre-faulted, and are kept on free lists by size
+// class when released, so a loop of large ops does not pay page faults each time.
+namespace {
+
+constexpr size_t kInline = sizeof(Storage::inline_buf);
+constexpr size_t kLarge = size_t(256) << 10;
+
+struct BlockCache {
+  std::mutex mu;
+  std::unordered_map<size_t, std::vector<void*>> free;
+  size_t cached = 0, limit = 0;
+  BlockCache() {
+    const char* env = std::getenv("FASTKERN_CPU_CACHE_MB");
+    limit = (env ? size_t(std::atoll(env)) : 2048) << 20;
+  }
+};
+BlockCache& cache() {
+  static BlockCache* c = new BlockCache();  // never destroyed: storages may die during interpreter exit
+  return *c;
+}
+
+// Round up to 4 steps per octave (at most 25% waste), so freed blocks get reused.
+size_t size_class(size_t n) {
+  size_t p = 1;
+  while (p * 2 <= n) p *= 2;
+  const size_t step = p / 4;
+  return (n + step - 1) / step * step;
+}
+
+void release_large(void* data, size_t nbytes, void*) {
+  BlockCache& c = cache();
+  {
+    std::lock_guard<std::mutex> g(c.mu);
+    if (c.cached + nbytes <= c.limit) {
+      c.free[nbytes].push_back(data);
+      c.cached += nbytes;
+      return;
+    }
+  }
+  munmap(data, nbytes);
+}
+
+void* alloc_large(size_t nbytes) {
+  BlockCache& c = cache();
+  {
+    std::lock_guard<std::mutex> g(c.mu);
+    auto it = c.free.find(nbytes);
+    if (it != c.free.end() && !it->second.empty()) {
+      void* p = it->second.back();
+      it->second.pop_back();
+      c.cached -= nbytes;
+      return p;
+    }
+  }
+  void* p = mmap(nullptr, nbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (p == MAP_FAILED) {
+    // Out of address space or memory: drop the cache and try once more.
+    std::vector<std::pair<void*, size_t>> drop;
+    {
+      std::lock_guard<std::mutex> g(c.mu);
+      for (auto& [sz, v] : c.free)
+        for (void* q : v) drop.push_back({q, sz});
+      c.free.clear();
+      c.cached = 0;
+    }
+    for (auto& [q, sz] : drop) munmap(q, sz);
+    p = mmap(nullptr, nbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    FK_CHECK(p != MAP_FAILED, Runtime, "out of memory: failed to allocate ", nbytes, " bytes");
+  }
+  return p;
+}
+
+void release_malloc(void* data, size_t, void*) { std::free(data); }
+
+}  // namespace
+
+Ref<Storage> alloc_storage(size_t nbytes, Device device) {
+  FK_CHECK(device == Device::CPU, Runtime, "fastkern was built without CUDA support");
+  Ref<Storage> s(new Storage());
+  if (nbytes <= kInline) {
+    s->data = s->inline_buf;
+  } else if (nbytes < kLarge) {
+    s->data = std::aligned_alloc(64, (nbytes + 63) / 64 * 64);
+    FK_CHECK(s->data, Runtime, "out of memory: failed to allocate ", nbytes, " bytes");
+    s->release = release_malloc;
+  } else {
+    nbytes = size_class(nbytes);
+    s->data = alloc_large(nbytes);
+    s->release = release_large;
+  }
+  s->nbytes = nbytes;
+  return s;
+}
+
+Ref<Storage> wrap_storage(void* data, size_t nbytes, void (*release)(void*, size_t, void*), void* ctx) {
+  Ref<Storage> s(new Storage());
+  s->data = data;
+  s->nbytes = nbytes;
+  s->release = release;
+  s->ctx = ctx;
+  return s;
+}
+
+// ---- tensors -----------------------------------------------------------------
+
+TensorImpl::~TensorImpl() = default;
+
+Dims contiguous_strides(const Dims& shape) {
+  Dims s = Dims::filled(shape.n, 1);
+  for (int i = shape.n - 2; i >= 0; i--) s[i] = s[i + 1] * (shape[i + 1] > 1 ? shape[i + 1] : 1);
+  return s;
+}
+
+bool Tensor::is_contiguous() const {
+  int64_t expect = 1;
+  for (int i = ndim() - 1; i >= 0; i--) {
+    if (size(i) == 1) continue;
+    if (strides()[i] != expect) return numel() == 0;
+    expect *= size(i);
+  }
+  return true;
+}
+
+Tensor empty(const Dims& shape, DType dtype, Device device) {
+  for (int i = 0; i < shape.n; i++)
+    FK_CHECK(shape[i] >= 0, Value, "negative dimension ", shape[i], " in shape ", to_string(shape));
+  Ref<TensorImpl> t(new TensorImpl());
+  t->storage = alloc_storage(size_t(shape.prod()) * itemsize(dtype), device);
+  t->shape = shape;
+  t->strides = contiguous_strides(shape);
+  t->dtype = dtype;
+  return Tensor(std::move(t));
+}
+
+Tensor make_view(const Tensor& base, const Dims& shape, const Dims& strides, int64_t offset) {
+  Ref<TensorImpl> t(new TensorImpl());
+  t->storage = base.p->storage;
+  t->offset = offset;
+  t->shape = shape;
+  t->strides = strides;
+  t->dtype = base.dtype();
+  t->is_view = true;
+  return Tensor(std::move(t));
+}
+
+Tensor detach(const Tensor& x) {
+  Tensor t = make_view(x, x.shape(), x.strides(), x.p->offset);
+  t.p->is_view = x.p->is_view;
+  return t;
+}
+
+namespace {
+void release_alias(void*, size_t, void* owner) { delete static_cast<Ref<Storage>*>(owner); }
+}  // namespace
+
+Tensor untracked_alias(const Tensor& x) {
+  const Storage& owner = *x.p->storage;
+  Tensor t = detach(x);
+  t.p->storage = wrap_storage(owner.data, owner.nbytes, release_alias, new Ref<Storage>(x.p->storage));
+  t.p->storage->device = owner.device;
+  return t;
+}
+
+}  // namespace fk

@@ -1,0 +1,169 @@
+"""Tensor creation. Not on the per-op hot path, so it lives in Python."""
+import builtins
+
+import numpy as np
+
+from . import _C
+from ._C import Tensor
+
+_NP = {_C.float32: np.float32, _C.float64: np.float64, _C.int64: np.int64, _C.bool: np.bool_, _C.uint8: np.uint8}
+_FROM_NP = {np.dtype(v): k for k, v in _NP.items()}
+
+
+def _check_device(device):
+    if device is not None and str(device) != "cpu":
+        raise RuntimeError(f"fastkern was built without CUDA support (asked for device '{device}')")
+
+
+def _finish(t, requires_grad):
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _shape(size):
+    if len(size) == 1 and not isinstance(size[0], int) and not hasattr(size[0], "__index__"):
+        return tuple(size[0])
+    return tuple(size)
+
+
+def _default_dtype(value):
+    if isinstance(value, builtins.bool):
+        return _C.bool
+    if isinstance(value, int):
+        return _C.int64
+    return _C.float32
+
+
+def from_numpy(a):
+    """A tensor sharing memory with the NumPy array `a` (copied only if `a` is read-only)."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(a).__name__})")
+    if a.dtype not in _FROM_NP:
+        raise TypeError(f"can't convert np.ndarray of type {a.dtype}. The only supported types are: "
+                        "float64, float32, int64, uint8 and bool.")
+    if not a.flags.writeable:
+        a = a.copy()
+    return _C._from_numpy(a, a)
+
+
+def _to_array(data):
+    if isinstance(data, Tensor):
+        return data.detach().numpy()
+    if isinstance(data, np.ndarray):
+        arr = data
+    else:
+        arr = np.asarray(data)
+        # Python floats default to float32 (NumPy would say float64), as in PyTorch.
+        if arr.dtype == np.float64 and not isinstance(data, np.floating):
+            arr = arr.astype(np.float32)
+    if arr.dtype.kind in "iu" and arr.dtype != np.uint8:
+        arr = arr.astype(np.int64)
+    elif arr.dtype.kind == "f" and arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float32)
+    elif arr.dtype not in _FROM_NP:
+        raise TypeError(f"can't create a tensor from data of type {arr.dtype}")
+    return arr
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False):
+    """A new tensor holding a copy of `data` (nested lists, numbers, NumPy arrays or tensors)."""
+    _check_device(device)
+    arr = _to_array(data)
+    arr = np.array(arr, dtype=_NP[dtype] if dtype is not None else arr.dtype, order="C", copy=True)
+    return _finish(_C._from_numpy(arr, arr), requires_grad)
+
+
+def as_tensor(data, dtype=None, device=None):
+    """Like tensor(), but shares memory with tensors and NumPy arrays where it can."""
+    _check_device(device)
+    if isinstance(data, Tensor):
+        return data if dtype is None else data.to(dtype)
+    if isinstance(data, np.ndarray) and data.dtype in _FROM_NP and (dtype is None or _NP[dtype] == data.dtype):
+        return from_numpy(data)
+    return tensor(data, dtype=dtype)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item()
+    dtype = dtype or _default_dtype(fill_value)
+    return _finish(_C._full(tuple(size) if not isinstance(size, int) else (size,), fill_value, dtype), requires_grad)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False):
+    return full(_shape(size), 0, dtype or _C.float32, device, requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False):
+    return full(_shape(size), 1, dtype or _C.float32, device, requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
+    return _finish(_C._empty(_shape(size), dtype or _C.float32), requires_grad)
+
+
+def zeros_like(t, dtype=None, device=None, requires_grad=False):
+    return full(t.shape, 0, dtype or t.dtype, device, requires_grad)
+
+
+def ones_like(t, dtype=None, device=None, requires_grad=False):
+    return full(t.shape, 1, dtype or t.dtype, device, requires_grad)
+
+
+def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
+    return full(t.shape, fill_value, dtype or t.dtype, device, requires_grad)
+
+
+def empty_like(t, dtype=None, device=None, requires_grad=False):
+    return empty(t.shape, dtype=dtype or t.dtype, device=device, requires_grad=requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
+    if end is None:
+        start, end = 0, start
+    vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
+    if dtype is None:
+        dtype = _C.int64 if all(isinstance(v, int) for v in vals) else _C.float32
+    return _finish(_C._arange(*(float(v) for v in vals), dtype), requires_grad)
+
+
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
+    return _finish(_C._linspace(float(start), float(end), int(steps), dtype or _C.float32), requires_grad)
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
+    return _finish(_C._eye(n, n if m is None else m, dtype or _C.float32), requires_grad)
+
+
+def rand(*size, dtype=None, device=None, requires_grad=False):
+    t = empty(*size, dtype=dtype, device=device)
+    return _finish(t.uniform_(0.0, 1.0), requires_grad)
+
+
+def randn(*size, dtype=None, device=None, requires_grad=False):
+    t = empty(*size, dtype=dtype, device=device)
+    return _finish(t.normal_(0.0, 1.0), requires_grad)
+
+
+def rand_like(t, dtype=None):
+    return rand(t.shape, dtype=dtype or t.dtype)
+
+
+def randn_like(t, dtype=None):
+    return randn(t.shape, dtype=dtype or t.dtype)
+
+
+def randint(low, high=None, size=None, dtype=None, device=None):
+    """randint(high, size) or randint(low, high, size), as PyTorch."""
+    _check_device(device)
+    if size is None:
+        low, high, size = 0, low, high
+    if high is None:
+        raise TypeError("randint() missing the 'high' argument")
+    return _C._randint(int(low), int(high), tuple(size), dtype or _C.int64)

@@ -1,0 +1,81 @@
+"""Tensor methods that are not on the per-op hot path, written in Python."""
+import numpy as np
+
+from ._C import Tensor, float32, int64, bool as bool_
+
+
+def _repr(self):
+    arr = self.detach().numpy()
+    if arr.size == 0:
+        body = "[]" if arr.ndim == 1 else f"[], size={tuple(arr.shape)}"
+    else:
+        body = np.array2string(arr, separator=", ", prefix="tensor(", precision=4,
+                               threshold=1000, edgeitems=3)
+    extra = ""
+    if self.dtype not in (float32, int64, bool_):
+        extra += f", dtype={self.dtype!r}"
+    if self.grad_fn is not None:
+        extra += f", grad_fn={self.grad_fn!r}"
+    elif self.requires_grad:
+        extra += ", requires_grad=True"
+    return f"tensor({body}{extra})"
+
+
+def _array(self, dtype=None, copy=None):
+    arr = self.detach().numpy()
+    return arr.astype(dtype) if dtype is not None else arr
+
+
+def _tolist(self):
+    return self.detach().numpy().tolist()
+
+
+def _iter(self):
+    if self.ndim == 0:
+        raise TypeError("iteration over a 0-d tensor")
+    return (self[i] for i in range(self.shape[0]))
+
+
+def _format(self, spec):
+    if self.ndim == 0:
+        return format(self.item(), spec)
+    return format(repr(self), spec)
+
+
+def _new_tensor(self, data, dtype=None, requires_grad=False):
+    from ._creation import tensor
+    return tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+
+def _new_zeros(self, *size, dtype=None, requires_grad=False):
+    from ._creation import zeros
+    return zeros(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+
+def _new_ones(self, *size, dtype=None, requires_grad=False):
+    from ._creation import ones
+    return ones(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+
+def _new_full(self, size, fill_value, dtype=None, requires_grad=False):
+    from ._creation import full
+    return full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+
+def _new_empty(self, *size, dtype=None, requires_grad=False):
+    from ._creation import empty
+    return empty(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+
+Tensor.__repr__ = _repr
+Tensor.__str__ = _repr
+Tensor.__array__ = _array
+Tensor.__array_priority__ = 1000  # numpy defers `ndarray op tensor` to the tensor's reflected op
+Tensor.__iter__ = _iter
+Tensor.__format__ = _format
+Tensor.tolist = _tolist
+Tensor.new_tensor = _new_tensor
+Tensor.new_zeros = _new_zeros
+Tensor.new_ones = _new_ones
+Tensor.new_full = _new_full
+Tensor.new_empty = _new_empty

@@ -1,0 +1,1 @@
+from . import cpu  # noqa: F401
