@@ -17,11 +17,11 @@ void set_grad_enabled(bool on) { t_grad_enabled = on; }
 void Node::save(const Tensor& t) {
   // A saved output must not point back at this node (a refcount cycle), so
   // outputs are saved as a detached alias; inputs keep their history.
-  Tensor s = t.defined() && t.p->grad_fn.get() == this ? detach(t) : t;
-  saved.push_back({s, t.defined() ? t.version() : 0});
+  const bool out = t.defined() && t.p->grad_fn.get() == this;
+  saved.push_back({out ? detach(t) : t, t.defined() ? t.version() : 0, out});
 }
 
-const Tensor& Node::saved_at(int i) const {
+Tensor Node::saved_at(int i) {
   FK_CHECK(!released, Runtime,
            "Trying to backward through the graph a second time (or directly access saved tensors after they have "
            "already been freed). Saved intermediate values of the graph are freed when you call .backward() or "
@@ -31,6 +31,12 @@ const Tensor& Node::saved_at(int i) const {
            "one of the variables needed for gradient computation has been modified by an inplace operation: [",
            dtype_name(s.t.dtype()), " ", to_string(s.t.shape()), "], which is output 0 of ", name, ", is at version ",
            s.t.version(), "; expected version ", s.version, " instead.");
+  if (s.is_output && grad_enabled()) {
+    // create_graph: re-attach the output to this node for the duration of the formula.
+    Tensor t = detach(s.t);
+    t.p->grad_fn = Ref<Node>(this);
+    return t;
+  }
   return s.t;
 }
 

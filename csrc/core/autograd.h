@@ -22,6 +22,7 @@ struct Edge {
 struct SavedTensor {
   Tensor t;
   uint64_t version;
+  bool is_output;  // saved without its history (which is this node) to avoid a refcount cycle
 };
 
 struct Node : RefCounted {
@@ -43,7 +44,7 @@ struct Node : RefCounted {
   bool needs(int i) const { return next[i].active(); }
   void save(const Tensor& t);
   // The i-th saved tensor; RuntimeError if it was freed or modified in place since.
-  const Tensor& saved_at(int i) const;
+  Tensor saved_at(int i);
 };
 
 bool grad_enabled();

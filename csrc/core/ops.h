@@ -62,6 +62,8 @@ void copy_(const Tensor& dst, const Tensor& src);  // broadcasts and casts src
 void fill_(const Tensor& self, Scalar value);
 // Checks done by every in-place op: autograd rules for leaves and views.
 void check_inplace(const Tensor& self, const char* op);
+// Last step of an in-place op on a view: the base's history gains the change.
+void finish_inplace(const Tensor& self, Node* node);
 
 inline Tensor add(const Tensor& a, const Tensor& b) { return binary(BinOp::Add, a, b); }
 inline Tensor sub(const Tensor& a, const Tensor& b) { return binary(BinOp::Sub, a, b); }

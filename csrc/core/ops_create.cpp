@@ -25,10 +25,10 @@ Tensor scalar_tensor(Scalar value, DType dtype) {
 }
 
 Tensor arange(double start, double end, double step, DType dtype) {
-  FK_CHECK(step != 0, Value, "arange: step must be nonzero");
-  FK_CHECK(std::isfinite(start) && std::isfinite(end), Value, "arange: unsupported range: ", start, " -> ", end);
+  FK_CHECK(step != 0, Runtime, "arange: step must be nonzero");
+  FK_CHECK(std::isfinite(start) && std::isfinite(end), Runtime, "arange: unsupported range: ", start, " -> ", end);
   const double len = std::ceil((end - start) / step);
-  FK_CHECK(len < 9e18, Value, "arange: too many elements for range ", start, " -> ", end, " with step ", step);
+  FK_CHECK(len < 9e18, Runtime, "arange: too many elements for range ", start, " -> ", end, " with step ", step);
   const int64_t n = len > 0 ? int64_t(len) : 0;
   Tensor t = empty({n}, dtype);
   dispatch_dtype(dtype, [&](auto z) {
@@ -40,7 +40,7 @@ Tensor arange(double start, double end, double step, DType dtype) {
 }
 
 Tensor linspace(double start, double end, int64_t steps, DType dtype) {
-  FK_CHECK(steps >= 0, Value, "linspace: number of steps must be non-negative, got ", steps);
+  FK_CHECK(steps >= 0, Runtime, "linspace: number of steps must be non-negative, got ", steps);
   Tensor t = empty({steps}, dtype);
   const double step = steps > 1 ? (end - start) / double(steps - 1) : 0;
   dispatch_dtype(dtype, [&](auto z) {
@@ -48,12 +48,13 @@ Tensor linspace(double start, double end, int64_t steps, DType dtype) {
     T* p = t.data<T>();
     // Fill from both ends so the last value is exactly `end`.
     for (int64_t i = 0; i < steps; i++) p[i] = T(i < steps / 2 ? start + double(i) * step : end - double(steps - 1 - i) * step);
+    if (steps == 1) p[0] = T(start);
   });
   return t;
 }
 
 Tensor eye(int64_t n, int64_t m, DType dtype) {
-  FK_CHECK(n >= 0 && m >= 0, Value, "eye: sizes must be non-negative, got ", n, " and ", m);
+  FK_CHECK(n >= 0 && m >= 0, Runtime, "eye: sizes must be non-negative, got ", n, " and ", m);
   Tensor t = zeros({n, m}, dtype);
   dispatch_dtype(dtype, [&](auto z) {
     using T = decltype(z);
@@ -148,7 +149,7 @@ Tensor& normal_(Tensor& t, double mean, double std) {
 }
 
 Tensor randint(int64_t low, int64_t high, const Dims& shape, DType dtype) {
-  FK_CHECK(high > low, Value, "random_ expects 'from' to be less than 'to', but got from=", low, " >= to=", high);
+  FK_CHECK(high > low, Runtime, "random_ expects 'from' to be less than 'to', but got from=", low, " >= to=", high);
   Tensor t = empty(shape, dtype);
   const uint64_t span = uint64_t(high) - uint64_t(low);
   fill_random(t, [&] { return int64_t(uint64_t(low) + rng().next() % span); });
@@ -156,7 +157,7 @@ Tensor randint(int64_t low, int64_t high, const Dims& shape, DType dtype) {
 }
 
 Tensor randperm(int64_t n) {
-  FK_CHECK(n >= 0, Value, "randperm: n must be non-negative, got ", n);
+  FK_CHECK(n >= 0, Runtime, "randperm: n must be non-negative, got ", n);
   Tensor t = arange(0, double(n), 1, DType::Int64);
   int64_t* p = t.data<int64_t>();
   for (int64_t i = n - 1; i > 0; i--) std::swap(p[i], p[rng().next() % uint64_t(i + 1)]);

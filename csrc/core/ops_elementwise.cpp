@@ -34,7 +34,7 @@ Dims broadcast_shapes(const Dims& a, const Dims& b) {
   for (int i = 0; i < n; i++) {
     const int64_t x = i < n - a.n ? 1 : a[i - (n - a.n)];
     const int64_t y = i < n - b.n ? 1 : b[i - (n - b.n)];
-    FK_CHECK(x == y || x == 1 || y == 1, Value, "shapes ", to_string(a), " and ", to_string(b),
+    FK_CHECK(x == y || x == 1 || y == 1, Runtime, "shapes ", to_string(a), " and ", to_string(b),
              " are not broadcastable: size ", x, " vs ", y, " at dimension ", i);
     out[i] = x == 1 ? y : x;
   }
@@ -204,12 +204,21 @@ Tensor binary(BinOp op, const Tensor& a, Scalar s, bool reflected) {
 }
 
 void check_inplace(const Tensor& self, const char* op) {
+  for (int i = 0; i < self.ndim(); i++)
+    FK_CHECK(self.strides()[i] != 0 || self.size(i) <= 1, Runtime, "unsupported operation: more than one element of "
+             "the written-to tensor refers to a single memory location (", op, " on an expanded tensor of shape ",
+             to_string(self.shape()), "). Please clone() the tensor before performing the operation.");
   if (!grad_enabled()) return;
   FK_CHECK(!(self.is_leaf() && self.p->requires_grad), Runtime,
            "a leaf Variable that requires grad is being used in an in-place operation (", op,
            "). Wrap it in `with fastkern.no_grad():` or use `.data`");
-  FK_CHECK(!(self.p->is_view && self.requires_grad()), NotImplemented, "in-place operation ", op,
-           " on a view of a tensor that requires grad is not supported; use an out-of-place op or clone() first");
+  if (self.p->is_view && self.p->base) {
+    const Tensor base(self.p->base);
+    FK_CHECK(!(base.is_leaf() && base.p->requires_grad), Runtime,
+             "a view of a leaf Variable that requires grad is being used in an in-place operation (", op, ").");
+    FK_CHECK(!base.requires_grad() || base.is_contiguous(), NotImplemented, "in-place ", op,
+             " on a view of a non-contiguous tensor that requires grad is not supported; clone() it first");
+  }
 }
 
 void binary_(BinOp op, const Tensor& self, const Tensor& other) {
@@ -232,6 +241,7 @@ void binary_(BinOp op, const Tensor& self, const Tensor& other) {
     set_history(self, n);
     if (kBinary[int(op)].save_out) n->save(self);
   }
+  finish_inplace(self, n);
 }
 
 void binary_(BinOp op, const Tensor& self, Scalar s) {
@@ -328,6 +338,7 @@ void unary_(UnOp op, const Tensor& self) {
     set_history(self, n);
     if (kUnary[int(op)].save_out) n->save(self);
   }
+  finish_inplace(self, n);
 }
 
 // ---- clamp ---------------------------------------------------------------------
@@ -375,6 +386,7 @@ void clamp_(const Tensor& self, std::optional<double> lo, std::optional<double> 
   run_clamp(self, self, lo, hi);
   self.bump_version();
   set_history(self, n);
+  finish_inplace(self, n);
 }
 
 // ---- where -------------------------------------------------------------------
@@ -451,6 +463,7 @@ void copy_(const Tensor& dst, const Tensor& src) {
   run_cast(dst, src);
   dst.bump_version();
   set_history(dst, n);
+  finish_inplace(dst, n);
 }
 
 static void fill_bw(Node&, const Tensor&, Tensor*) {}
@@ -461,6 +474,7 @@ void fill_(const Tensor& self, Scalar value) {
   run_cast(self, scalar_tensor(value, self.dtype()));
   self.bump_version();
   set_history(self, n);
+  finish_inplace(self, n);
 }
 
 }  // namespace fk

@@ -23,6 +23,11 @@ static Tensor batched_mm(const Tensor& a, const Tensor& b) {
   Dims ba = a.shape(), bb = b.shape();
   ba.n -= 2;
   bb.n -= 2;
+  for (int i = 1; i <= std::min(ba.n, bb.n); i++) {
+    const int64_t x = ba[ba.n - i], y = bb[bb.n - i];
+    FK_CHECK(x == y || x == 1 || y == 1, Runtime, "matmul: batch dimensions of ", to_string(a.shape()), " and ",
+             to_string(b.shape()), " are not broadcastable");
+  }
   const Dims batch = broadcast_shapes(ba, bb);
   Dims out_shape = batch;
   out_shape.push_back(M);

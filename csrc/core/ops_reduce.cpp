@@ -337,8 +337,29 @@ Tensor var(const Tensor& a, const DimList& dims, double correction, bool keepdim
   return sum(d * d, dims, keepdim) * (1.0 / std::max(0.0, n - correction));
 }
 
+static void std_bw(Node& n, const Tensor& g, Tensor* gi) {
+  // d std / d a = (a - mean) / ((N - correction) * std), taken as 0 where std == 0.
+  const Tensor &a = n.saved_at(0), &out = n.saved_at(1);
+  const DimList dl = dims_of(n);
+  const Tensor s = unreduce(out, n);
+  const Tensor safe = where(binary(BinOp::Eq, s, Scalar::of(0)), scalar_tensor(Scalar::of(INFINITY), s.dtype()), s);
+  gi[0] = unreduce(g, n) * (a - mean(a, dl, true)) / safe * n.scalars[1];
+}
+
 Tensor std_(const Tensor& a, const DimList& dims, double correction, bool keepdim) {
-  return unary(UnOp::Sqrt, var(a, dims, correction, keepdim));
+  Tensor out;
+  {
+    GradMode off(false);
+    out = unary(UnOp::Sqrt, var(a, dims, correction, keepdim));
+  }
+  if (Node* n = make_node("StdBackward0", std_bw, {&a})) {
+    set_reduced_dims(n, a, dims, keepdim);
+    n->scalars[1] = 1.0 / std::max(0.0, double(make_plan(a, dims).len) - correction);
+    n->save(a);
+    set_history(out, n);
+    n->save(out);
+  }
+  return out;
 }
 
 // Shift by the (constant) max for stability; infinite maxima shift by 0 so all -inf rows stay -inf.
@@ -359,7 +380,9 @@ Tensor logsumexp(const Tensor& a, const DimList& dims, bool keepdim) {
 }
 
 Tensor softmax(const Tensor& a, int64_t dim) {
-  const Tensor A = to_dtype(a, to_float(a.dtype()));
+  FK_CHECK(is_float(a.dtype()), Runtime, "softmax is not implemented for '", dtype_name(a.dtype()),
+           "' tensors; convert to a floating point dtype first");
+  const Tensor& A = a;
   const DimList dl = DimList::of({dim});
   if (A.numel() == 0) return clone(A);
   const Tensor e = unary(UnOp::Exp, A - stable_shift(A, dl));
@@ -367,7 +390,9 @@ Tensor softmax(const Tensor& a, int64_t dim) {
 }
 
 Tensor log_softmax(const Tensor& a, int64_t dim) {
-  const Tensor A = to_dtype(a, to_float(a.dtype()));
+  FK_CHECK(is_float(a.dtype()), Runtime, "log_softmax is not implemented for '", dtype_name(a.dtype()),
+           "' tensors; convert to a floating point dtype first");
+  const Tensor& A = a;
   const DimList dl = DimList::of({dim});
   if (A.numel() == 0) return clone(A);
   const Tensor s = A - stable_shift(A, dl);

@@ -561,6 +561,56 @@ void index_put_(const Tensor& a, const std::vector<IndexItem>& items, const Tens
     }
   }
   set_history(a, n);
+  finish_inplace(a, n);
+}
+
+// ---- in-place ops on views -----------------------------------------------------
+// After `view.op_()`, the view's node gives its new value. The base's history
+// becomes "old base with the view's region replaced" (CopySlices), and the view
+// is re-expressed as a region of the new base.
+
+namespace {
+struct Region {  // a view's geometry inside its (contiguous) base
+  Dims shape, strides;
+  int64_t offset;
+};
+
+Tensor region_of(const Tensor& contig, const Region& r) {
+  return make_view(contig, r.shape, r.strides, contig.p->offset + r.offset);
+}
+
+void region_bw(Node& n, const Tensor& g, Tensor* gi) {
+  const Region& r = *static_cast<const Region*>(n.extra.get());
+  Tensor z = zeros(n.in_shape[0], g.dtype());
+  copy_(region_of(z, r), g);
+  gi[0] = z;
+}
+
+void copy_slices_bw(Node& n, const Tensor& g, Tensor* gi) {
+  const Region& r = *static_cast<const Region*>(n.extra.get());
+  Tensor gb = clone(g);
+  if (n.needs(1)) gi[1] = clone(region_of(gb, r));
+  if (n.needs(0)) {
+    fill_(region_of(gb, r), Scalar::of(0));
+    gi[0] = gb;
+  }
+}
+}  // namespace
+
+void finish_inplace(const Tensor& self, Node* node) {
+  if (!node || !self.p->is_view || !self.p->base) return;
+  const Tensor base(self.p->base);
+  FK_CHECK(base.is_contiguous(), NotImplemented,
+           "in-place operation on a view of a non-contiguous tensor is not supported with autograd; clone() it first");
+  auto r = std::make_shared<const Region>(Region{self.shape(), self.strides(), self.p->offset - base.p->offset});
+  Tensor changed = detach(self);
+  changed.p->grad_fn = self.p->grad_fn;
+  Node* cs = make_node("CopySlices", copy_slices_bw, {&base, &changed});
+  cs->extra = r;
+  set_history(base, cs);
+  Node* vn = make_node("AsStridedBackward0", region_bw, {&base});
+  vn->extra = r;
+  set_history(self, vn);
 }
 
 }  // namespace fk

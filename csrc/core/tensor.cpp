@@ -3,6 +3,7 @@
 #include "autograd.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <mutex>
@@ -68,6 +69,10 @@ void release_large(void* data, size_t nbytes, void*) {
 }
 
 void* alloc_large(size_t nbytes) {
+  // Refuse what cannot fit: pre-faulting more than physical memory would summon the OOM killer.
+  static const size_t phys = size_t(sysconf(_SC_PHYS_PAGES)) * size_t(sysconf(_SC_PAGESIZE));
+  FK_CHECK(nbytes <= phys, Runtime, "out of memory: tried to allocate ", nbytes >> 20, " MiB with ", phys >> 20,
+           " MiB of physical memory");
   BlockCache& c = cache();
   {
     std::lock_guard<std::mutex> g(c.mu);
@@ -149,10 +154,14 @@ bool Tensor::is_contiguous() const {
 }
 
 Tensor empty(const Dims& shape, DType dtype, Device device) {
-  for (int i = 0; i < shape.n; i++)
-    FK_CHECK(shape[i] >= 0, Value, "negative dimension ", shape[i], " in shape ", to_string(shape));
+  int64_t bytes = itemsize(dtype);
+  for (int i = 0; i < shape.n; i++) {
+    FK_CHECK(shape[i] >= 0, Runtime, "Trying to create tensor with negative dimension ", shape[i], ": ", to_string(shape));
+    FK_CHECK(!__builtin_mul_overflow(bytes, shape[i], &bytes) && bytes < (int64_t(1) << 48), Runtime,
+             "out of memory: a ", dtype_name(dtype), " tensor of shape ", to_string(shape), " is too large to allocate");
+  }
   Ref<TensorImpl> t(new TensorImpl());
-  t->storage = alloc_storage(size_t(shape.prod()) * itemsize(dtype), device);
+  t->storage = alloc_storage(size_t(bytes), device);
   t->shape = shape;
   t->strides = contiguous_strides(shape);
   t->dtype = dtype;
@@ -167,12 +176,14 @@ Tensor make_view(const Tensor& base, const Dims& shape, const Dims& strides, int
   t->strides = strides;
   t->dtype = base.dtype();
   t->is_view = true;
+  t->base = base.p->is_view ? base.p->base : base.p;
   return Tensor(std::move(t));
 }
 
 Tensor detach(const Tensor& x) {
   Tensor t = make_view(x, x.shape(), x.strides(), x.p->offset);
   t.p->is_view = x.p->is_view;
+  if (!x.p->is_view) t.p->base.reset();  // a saved output must not keep its own history alive
   return t;
 }
 

@@ -35,6 +35,7 @@ struct TensorImpl : RefCounted {
   DType dtype = DType::Float32;
   bool requires_grad = false;  // set on leaves; non-leaves have grad_fn
   bool is_view = false;
+  Ref<TensorImpl> base;  // for views: the tensor that owns the memory layout (never itself a view)
   bool wrapped_number = false;  // a Python scalar turned tensor: weakest in type promotion
   Ref<TensorImpl> grad;
   Ref<Node> grad_fn;

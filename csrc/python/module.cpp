@@ -348,6 +348,8 @@ Tensor with_alpha(const Tensor& self, nb::handle other, nb::handle alpha) {
 }  // namespace
 
 NB_MODULE(_C, m) {
+  // Module objects referenced from Python-level caches at interpreter exit are not leaks.
+  nb::set_leak_warnings(false);
   nb::register_exception_translator([](const std::exception_ptr& p, void*) {
     try {
       std::rethrow_exception(p);

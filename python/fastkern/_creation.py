@@ -69,8 +69,11 @@ def _to_array(data):
 def tensor(data, dtype=None, device=None, requires_grad=False):
     """A new tensor holding a copy of `data` (nested lists, numbers, NumPy arrays or tensors)."""
     _check_device(device)
-    arr = _to_array(data)
-    arr = np.array(arr, dtype=_NP[dtype] if dtype is not None else arr.dtype, order="C", copy=True)
+    if dtype is not None and not isinstance(data, Tensor):
+        arr = np.array(data, dtype=_NP[dtype], order="C", copy=True)
+    else:
+        arr = _to_array(data)
+        arr = np.array(arr, dtype=_NP[dtype] if dtype is not None else arr.dtype, order="C", copy=True)
     return _finish(_C._from_numpy(arr, arr), requires_grad)
 
 
