@@ -9,7 +9,31 @@ namespace fk {
 namespace {
 thread_local bool t_grad_enabled = true;
 uint64_t g_epoch = 0;
+thread_local std::vector<Ref<Node>>* t_graveyard = nullptr;  // nodes waiting to be destroyed
 }  // namespace
+
+Node::~Node() {
+  // Nodes this one alone keeps alive are queued instead of destroyed from
+  // inside this destructor; the outermost destructor drains the queue in a loop.
+  std::vector<Ref<Node>> queue;
+  const bool outer = t_graveyard == nullptr;
+  if (outer) t_graveyard = &queue;
+  auto defer = [](Ref<Node>& r) {
+    if (r && r->refs.load() == 1) t_graveyard->push_back(std::move(r));
+  };
+  for (Edge& e : next) defer(e.fn);
+  for (SavedTensor& s : saved)
+    if (s.t.defined() && s.t.p->refs.load() == 1) defer(s.t.p->grad_fn);
+  if (pending.defined() && pending.p->refs.load() == 1) defer(pending.p->grad_fn);
+  if (outer) {
+    while (!queue.empty()) {
+      Ref<Node> n = std::move(queue.back());
+      queue.pop_back();
+      n.reset();
+    }
+    t_graveyard = nullptr;
+  }
+}
 
 bool grad_enabled() { return t_grad_enabled; }
 void set_grad_enabled(bool on) { t_grad_enabled = on; }

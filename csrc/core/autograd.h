@@ -41,6 +41,7 @@ struct Node : RefCounted {
   int deps = 0;
   uint64_t epoch = 0;
 
+  ~Node() override;  // iterative: a long chain must not recurse once per node
   bool needs(int i) const { return next[i].active(); }
   void save(const Tensor& t);
   // The i-th saved tensor; RuntimeError if it was freed or modified in place since.

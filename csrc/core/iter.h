@@ -50,6 +50,7 @@ struct StridedLoop {
   // f(n, ptrs, inner_strides) for the elements [begin, end) in row-major order.
   template <class F>
   void run_range(int64_t begin, int64_t end, F&& f) const {
+    if (begin >= end) return;  // also keeps size-0 dims out of the index arithmetic below
     const int last = ndim - 1;
     int64_t idx[kMaxDims];
     int64_t rem = begin;

@@ -52,7 +52,7 @@ void binary_(BinOp op, const Tensor& self, const Tensor& other);  // in place in
 void binary_(BinOp op, const Tensor& self, Scalar other);
 Tensor unary(UnOp op, const Tensor& a);
 void unary_(UnOp op, const Tensor& self);
-Tensor clamp(const Tensor& a, std::optional<double> lo, std::optional<double> hi);
+Tensor clamp(const Tensor& a, std::optional<Scalar> lo, std::optional<Scalar> hi);
 void clamp_(const Tensor& self, std::optional<double> lo, std::optional<double> hi);
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 Tensor to_dtype(const Tensor& a, DType dtype);  // same tensor when the dtype already matches

@@ -166,22 +166,41 @@ static DType compute_dtype(BinOp op, DType dt) {
 
 // Saves what the backward of `op` needs. Only inputs whose partner needs a
 // gradient are saved, so x.mul_(2) on a tracked x stays legal.
-static void save_binary(Node* n, BinOp op, const Tensor& a, const Tensor& b) {
+static void save_binary(Node* n, BinOp op, const Tensor& a, const Tensor& b, bool inplace) {
   const BinaryDef& d = kBinary[int(op)];
-  n->save(d.save_a && (n->needs(1) || op == BinOp::Pow || op == BinOp::Max || op == BinOp::Min) ? a : Tensor());
+  const bool need_a = d.save_a && (n->needs(1) || op == BinOp::Pow || op == BinOp::Max || op == BinOp::Min);
+  // An in-place op overwrites a, so its backward gets a copy of the original (as PyTorch does).
+  n->save(need_a ? (inplace ? clone(detach(a)) : a) : Tensor());
   n->save(d.save_b && (n->needs(0) || op == BinOp::Div || op == BinOp::Pow || op == BinOp::Max || op == BinOp::Min ||
                        op == BinOp::Rem)
               ? b
               : Tensor());
 }
 
-static Node* binary_node(BinOp op, const Tensor& a, const Tensor& b) {
+static Node* binary_node(BinOp op, const Tensor& a, const Tensor& b, bool inplace) {
   const BinaryDef& d = kBinary[int(op)];
   if (!d.backward) return nullptr;
   Node* n = make_node(d.backward, d.bw, {&a, &b});
-  if (n) save_binary(n, op, a, b);
+  if (n) save_binary(n, op, a, b, inplace);
   return n;
 }
+
+// Whether a and b touch the same bytes in different places (x[1:] += x[:-1]).
+static bool overlaps(const Tensor& a, const Tensor& b) {
+  if (a.numel() == 0 || b.numel() == 0) return false;
+  auto range = [](const Tensor& t) {
+    int64_t hi = 0;
+    for (int i = 0; i < t.ndim(); i++) hi += (t.size(i) - 1) * t.strides()[i];
+    return std::pair<const char*, const char*>(t.raw(), t.raw() + (hi + 1) * itemsize(t.dtype()));
+  };
+  const auto [a0, a1] = range(a);
+  const auto [b0, b1] = range(b);
+  if (a1 <= b0 || b1 <= a0) return false;
+  return !(a.raw() == b.raw() && a.shape() == b.shape() && a.strides() == b.strides() && a.dtype() == b.dtype());
+}
+
+// The operand of an in-place op on `self`, copied first if it aliases self's memory elsewhere.
+static Tensor unaliased(const Tensor& self, const Tensor& other) { return overlaps(self, other) ? clone(other) : other; }
 
 Tensor binary(BinOp op, const Tensor& a, const Tensor& b) {
   check_device(a, b);
@@ -189,7 +208,7 @@ Tensor binary(BinOp op, const Tensor& a, const Tensor& b) {
   const Tensor A = to_dtype(a, ct), B = to_dtype(b, ct);
   const Dims shape = a.shape() == b.shape() ? a.shape() : broadcast_shapes(a.shape(), b.shape());
   Tensor out = empty(shape, is_comparison(op) ? DType::Bool : ct, a.device());
-  Node* n = binary_node(op, A, B);
+  Node* n = binary_node(op, A, B, false);
   run_binary(op, out, A, B);
   if (n) {
     set_history(out, n);
@@ -233,8 +252,8 @@ void binary_(BinOp op, const Tensor& self, const Tensor& other) {
   FK_CHECK(shape == self.shape(), Runtime, "output with shape ", to_string(self.shape()),
            " doesn't match the broadcast shape ", to_string(shape), " (in-place ", name, " with ",
            to_string(other.shape()), ")");
-  const Tensor B = to_dtype(other, self.dtype());
-  Node* n = binary_node(op, self, B);  // saves self before it changes, so stale uses are caught
+  const Tensor B = unaliased(self, to_dtype(other, self.dtype()));
+  Node* n = binary_node(op, self, B, true);
   run_binary(op, self, self, B);
   self.bump_version();
   if (n) {
@@ -307,18 +326,18 @@ static DType unary_dtype(UnOp op, DType dt) {
   return d.float_only ? to_float(dt) : dt;
 }
 
-static Node* unary_node(UnOp op, const Tensor& a) {
+static Node* unary_node(UnOp op, const Tensor& a, bool inplace) {
   const UnaryDef& d = kUnary[int(op)];
   if (!d.backward) return nullptr;
   Node* n = make_node(d.backward, d.bw, {&a});
-  if (n) n->save(d.save_in ? a : Tensor());
+  if (n) n->save(d.save_in ? (inplace ? clone(detach(a)) : a) : Tensor());
   return n;
 }
 
 Tensor unary(UnOp op, const Tensor& a) {
   const Tensor A = to_dtype(a, unary_dtype(op, a.dtype()));
   Tensor out = empty(A.shape(), A.dtype(), A.device());
-  Node* n = unary_node(op, A);
+  Node* n = unary_node(op, A, false);
   run_unary(op, out, A);
   if (n) {
     set_history(out, n);
@@ -331,7 +350,7 @@ void unary_(UnOp op, const Tensor& self) {
   FK_CHECK(unary_dtype(op, self.dtype()) == self.dtype(), Runtime, "result type of ", kUnary[int(op)].name,
            " can't be cast to the desired output type ", dtype_name(self.dtype()));
   check_inplace(self, kUnary[int(op)].name);
-  Node* n = unary_node(op, self);
+  Node* n = unary_node(op, self, true);
   run_unary(op, self, self);
   self.bump_version();
   if (n) {
@@ -351,10 +370,10 @@ static void clamp_bw(Node& n, const Tensor& g, Tensor* gi) {
   gi[0] = g * keep;
 }
 
-static Node* clamp_node(const Tensor& a, std::optional<double> lo, std::optional<double> hi) {
+static Node* clamp_node(const Tensor& a, std::optional<double> lo, std::optional<double> hi, bool inplace) {
   Node* n = make_node("ClampBackward1", clamp_bw, {&a});
   if (n) {
-    n->save(a);
+    n->save(inplace ? clone(detach(a)) : a);
     n->ints = {lo.has_value(), hi.has_value()};
     n->scalars[0] = lo.value_or(0);
     n->scalars[1] = hi.value_or(0);
@@ -372,9 +391,17 @@ static void run_clamp(const Tensor& out, const Tensor& a, std::optional<double> 
   loop.run([&](int64_t n, char* const* p, const int64_t* s) { k.clamp(a.dtype(), n, p[0], s[0], p[1], s[1], l, h); });
 }
 
-Tensor clamp(const Tensor& a, std::optional<double> lo, std::optional<double> hi) {
+Tensor clamp(const Tensor& a0, std::optional<Scalar> lo_s, std::optional<Scalar> hi_s) {
+  // Float bounds on an integer tensor give a float result, as in PyTorch.
+  DType dt = a0.dtype();
+  for (const auto& s : {lo_s, hi_s})
+    if (s) dt = scalar_result_type(Tensor(empty({}, dt).p), *s);
+  const Tensor a = to_dtype(a0, dt);
+  std::optional<double> lo, hi;
+  if (lo_s) lo = lo_s->as_double();
+  if (hi_s) hi = hi_s->as_double();
   Tensor out = empty(a.shape(), a.dtype(), a.device());
-  Node* n = clamp_node(a, lo, hi);
+  Node* n = clamp_node(a, lo, hi, false);
   run_clamp(out, a, lo, hi);
   set_history(out, n);
   return out;
@@ -382,7 +409,7 @@ Tensor clamp(const Tensor& a, std::optional<double> lo, std::optional<double> hi
 
 void clamp_(const Tensor& self, std::optional<double> lo, std::optional<double> hi) {
   check_inplace(self, "clamp_");
-  Node* n = clamp_node(self, lo, hi);
+  Node* n = clamp_node(self, lo, hi, true);
   run_clamp(self, self, lo, hi);
   self.bump_version();
   set_history(self, n);
@@ -451,7 +478,10 @@ Tensor clone(const Tensor& a) {
 
 Tensor contiguous(const Tensor& a) { return a.is_contiguous() ? a : clone(a); }
 
-static void copy_bw(Node&, const Tensor& g, Tensor* gi) { gi[1] = g; }
+static void copy_bw(Node& n, const Tensor& g, Tensor* gi) {
+  if (n.needs(0)) gi[0] = zeros_like(g);  // the old value was overwritten
+  gi[1] = g;
+}
 
 void copy_(const Tensor& dst, const Tensor& src) {
   check_device(dst, src);
@@ -460,13 +490,13 @@ void copy_(const Tensor& dst, const Tensor& src) {
   FK_CHECK(shape == dst.shape(), Runtime, "copy_: the source of shape ", to_string(src.shape()),
            " cannot be broadcast to the destination of shape ", to_string(dst.shape()));
   Node* n = make_node("CopyBackwards", copy_bw, {&dst, &src});
-  run_cast(dst, src);
+  run_cast(dst, unaliased(dst, src));
   dst.bump_version();
   set_history(dst, n);
   finish_inplace(dst, n);
 }
 
-static void fill_bw(Node&, const Tensor&, Tensor*) {}
+static void fill_bw(Node&, const Tensor& g, Tensor* gi) { gi[0] = zeros_like(g); }
 
 void fill_(const Tensor& self, Scalar value) {
   check_inplace(self, "fill_");

@@ -530,7 +530,7 @@ void index_put_(const Tensor& a, const std::vector<IndexItem>& items, const Tens
     GradMode off(false);
     Indexed r = apply_index(a, items);
     if (r.idx.empty()) {
-      copy_(r.view, value);
+      copy_(r.view, value);  // copy_ copies an aliasing value first
     } else {
       Dims perm;
       const Tensor dst = advanced_first(r, &perm);

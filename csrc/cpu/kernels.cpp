@@ -229,7 +229,11 @@ void unary_t(UnOp op, int64_t n, void* out, int64_t so, const void* av, int64_t 
   switch (op) {
     case UnOp::Neg: loop1(n, o, so, a, sa, [](T x) { return T(-x); }); break;
     case UnOp::Abs:
-      loop1(n, o, so, a, sa, [](T x) { if constexpr (std::is_signed_v<T>) return T(x < 0 ? -x : x); else return x; });
+      loop1(n, o, so, a, sa, [](T x) {
+        if constexpr (fp) return std::fabs(x);  // clears the sign of -0.0 too
+        else if constexpr (std::is_signed_v<T>) return T(x < 0 ? -x : x);
+        else return x;
+      });
       break;
     case UnOp::Relu: loop1(n, o, so, a, sa, [](T x) { return x > T(0) ? x : (x != x ? x : T(0)); }); break;
     case UnOp::Sign: loop1(n, o, so, a, sa, [](T x) { return T((T(0) < x) - (x < T(0))); }); break;

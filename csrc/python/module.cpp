@@ -1,5 +1,7 @@
 // Python bindings: argument conversion and nothing else. Operators and common
 // methods go straight to the C++ ops, with no Python wrapper in between.
+#include <algorithm>
+
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>
@@ -38,6 +40,8 @@ struct DeviceObj {
 };
 
 // ---- argument conversion ---------------------------------------------------------
+
+nb::object item(const Tensor& t);
 
 std::optional<Scalar> to_scalar(nb::handle h) {
   PyObject* o = h.ptr();
@@ -82,19 +86,25 @@ Dims args_dims(const nb::args& args) {
 DimList to_dimlist(nb::handle h) {
   DimList d;
   if (h.is_none()) return d;
-  d.all = false;
   d.dims = to_dims(h);
+  d.all = d.dims.empty();  // dim=() reduces everything, as PyTorch's sum(x, ())
   return d;
 }
 
-std::optional<double> opt_double(nb::handle h) {
+std::optional<Scalar> opt_scalar(nb::handle h) {
   if (h.is_none()) return std::nullopt;
   if (nb::isinstance<Tensor>(h)) {
     const Tensor t = nb::cast<Tensor>(h);
-    FK_CHECK(t.numel() == 1, Runtime, "clamp bounds must be numbers or one-element tensors, got shape ", to_string(t.shape()));
-    return nb::cast<double>(nb::module_::import_("builtins").attr("float")(h));
+    FK_CHECK(t.numel() == 1, Runtime, "bounds must be numbers or one-element tensors, got shape ", to_string(t.shape()));
+    return to_scalar(item(t));
   }
-  return nb::cast<double>(nb::float_(h));
+  auto s = to_scalar(h);
+  if (!s) throw nb::type_error("expected a number");
+  return s;
+}
+std::optional<double> opt_double(nb::handle h) {
+  auto s = opt_scalar(h);
+  return s ? std::optional<double>(s->as_double()) : std::nullopt;
 }
 
 nb::tuple dims_tuple(const Dims& d) {
@@ -292,6 +302,7 @@ Tensor from_dlpack(nb::handle obj) {
 
 // ---- small helpers for methods ----------------------------------------------------
 
+// The single value of t as a Python number.
 nb::object item(const Tensor& t) {
   FK_CHECK(t.numel() == 1, Runtime, "a Tensor with ", t.numel(), " elements cannot be converted to Scalar");
   const Tensor c = contiguous(detach(t));
@@ -306,6 +317,7 @@ nb::object item(const Tensor& t) {
 
 template <BinOp op, bool reflected>
 nb::object binop(const Tensor& self, nb::handle other) {
+  if (other.is_none() && (op == BinOp::Eq || op == BinOp::Ne)) return nb::bool_(op == BinOp::Ne);
   if (nb::isinstance<Tensor>(other)) {
     const Tensor& o = nb::cast<const Tensor&>(other);
     return nb::cast(reflected ? binary(op, o, self) : binary(op, self, o));
@@ -328,6 +340,11 @@ template <BinOp op>
 nb::handle iop(nb::handle self, nb::handle other) {
   inplace(op, nb::cast<const Tensor&>(self), other);
   return self;
+}
+
+// Returns the Python object `self` when an op gave back the same tensor (x.float() is x).
+nb::object same_or_new(nb::handle self, Tensor r) {
+  return r.p == nb::cast<const Tensor&>(self).p ? nb::borrow(self) : nb::cast(std::move(r));
 }
 
 // The other operand of a method: a tensor, or a number wrapped as PyTorch does.
@@ -434,7 +451,7 @@ NB_MODULE(_C, m) {
       .def("__hash__", [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.p.get()); })
       .def("__bool__", [](const Tensor& t) {
         FK_CHECK(t.numel() == 1, Runtime, "Boolean value of Tensor with ", t.numel(), " values is ambiguous");
-        return nb::cast<bool>(item(t));
+        return PyObject_IsTrue(item(t).ptr()) == 1;
       })
       .def("__float__", [](const Tensor& t) { return nb::cast<double>(nb::float_(item(t))); })
       .def("__int__", [](const Tensor& t) { return nb::int_(item(t)); })
@@ -525,9 +542,10 @@ NB_MODULE(_C, m) {
         FK_CHECK(t.ndim() <= 2, Runtime, "t() expects a tensor with <= 2 dimensions, but self is ", t.ndim(), "D");
         return t.ndim() < 2 ? t : transpose(t, 0, 1);
       })
-      .def("contiguous", [](const Tensor& t) { return contiguous(t); })
+      .def("contiguous", [](nb::handle self) { return same_or_new(self, contiguous(nb::cast<const Tensor&>(self))); })
       .def("clone", [](const Tensor& t) { return clone(t); })
-      .def("to", [](const Tensor& t, nb::handle a, nb::handle dtype, bool copy) {
+      .def("to", [](nb::handle self, nb::handle a, nb::handle dtype, bool copy) {
+        const Tensor& t = nb::cast<const Tensor&>(self);
         // to(dtype), to(device), to(device, dtype), to(other tensor)
         std::optional<DType> dt = opt_dtype(dtype);
         if (nb::isinstance<DTypeObj>(a)) dt = to_dtype_arg(a);
@@ -537,18 +555,33 @@ NB_MODULE(_C, m) {
           FK_CHECK(dev == "cpu", Runtime, "fastkern was built without CUDA support (asked for device '", dev, "')");
         }
         Tensor r = dt ? to_dtype(t, *dt) : t;
-        return copy && r.p == t.p ? clone(t) : r;
+        return same_or_new(self, copy && r.p == t.p ? clone(t) : r);
       }, "device"_a = nb::none(), "dtype"_a = nb::none(), "copy"_a = false)
-      .def("cpu", [](const Tensor& t) { return t; })
+      .def("cpu", [](nb::handle self) { return nb::borrow(self); })
       .def("cuda", [](const Tensor&, nb::args, nb::kwargs) -> Tensor {
         throw Error(ErrorKind::Runtime, "fastkern was built without CUDA support");
       })
       .def("type_as", [](const Tensor& t, const Tensor& o) { return to_dtype(t, o.dtype()); })
-      .def("float", [](const Tensor& t) { return to_dtype(t, DType::Float32); })
-      .def("double", [](const Tensor& t) { return to_dtype(t, DType::Float64); })
-      .def("long", [](const Tensor& t) { return to_dtype(t, DType::Int64); })
-      .def("bool", [](const Tensor& t) { return to_dtype(t, DType::Bool); })
-      .def("byte", [](const Tensor& t) { return to_dtype(t, DType::UInt8); })
+      .def("float", [](nb::handle self) {
+        const Tensor& t = nb::cast<const Tensor&>(self);
+        return same_or_new(self, to_dtype(t, DType::Float32));
+      })
+      .def("double", [](nb::handle self) {
+        const Tensor& t = nb::cast<const Tensor&>(self);
+        return same_or_new(self, to_dtype(t, DType::Float64));
+      })
+      .def("long", [](nb::handle self) {
+        const Tensor& t = nb::cast<const Tensor&>(self);
+        return same_or_new(self, to_dtype(t, DType::Int64));
+      })
+      .def("bool", [](nb::handle self) {
+        const Tensor& t = nb::cast<const Tensor&>(self);
+        return same_or_new(self, to_dtype(t, DType::Bool));
+      })
+      .def("byte", [](nb::handle self) {
+        const Tensor& t = nb::cast<const Tensor&>(self);
+        return same_or_new(self, to_dtype(t, DType::UInt8));
+      })
       .def("__getitem__", [](const Tensor& t, nb::handle idx) {
         if (PyLong_Check(idx.ptr())) return select(t, 0, nb::cast<int64_t>(idx));
         return index(t, to_index(idx));
@@ -662,12 +695,21 @@ NB_MODULE(_C, m) {
        "other"_a, "alpha"_a = nb::none());
   both("sub", [](const Tensor& a, nb::handle o, nb::handle alpha) { return binary(BinOp::Sub, a, with_alpha(a, o, alpha)); },
        "other"_a, "alpha"_a = nb::none());
-  both("clamp", [](const Tensor& a, nb::handle lo, nb::handle hi) { return clamp(a, opt_double(lo), opt_double(hi)); },
+  both("clamp", [](const Tensor& a, nb::handle lo, nb::handle hi) { return clamp(a, opt_scalar(lo), opt_scalar(hi)); },
        "min"_a = nb::none(), "max"_a = nb::none());
-  both("clip", [](const Tensor& a, nb::handle lo, nb::handle hi) { return clamp(a, opt_double(lo), opt_double(hi)); },
+  both("clip", [](const Tensor& a, nb::handle lo, nb::handle hi) { return clamp(a, opt_scalar(lo), opt_scalar(hi)); },
        "min"_a = nb::none(), "max"_a = nb::none());
   both("matmul", [](const Tensor& a, const Tensor& b) { return matmul(a, b); }, "other"_a);
-  both("squeeze", [](const Tensor& a, std::optional<int64_t> d) { return squeeze(a, d); }, "dim"_a = nb::none());
+  both("squeeze", [](const Tensor& a, nb::handle dim) {
+    if (dim.is_none()) return squeeze(a, std::nullopt);
+    // Squeezing several dims: from the last, so earlier indices stay valid.
+    Dims ds = to_dims(dim);
+    for (int i = 0; i < ds.n; i++) ds[i] = wrap_dim(ds[i], a.ndim());
+    std::sort(ds.v, ds.v + ds.n);
+    Tensor r = a;
+    for (int i = ds.n - 1; i >= 0; i--) r = squeeze(r, ds[i]);
+    return r;
+  }, "dim"_a = nb::none());
   both("unsqueeze", [](const Tensor& a, int64_t d) { return unsqueeze(a, d); }, "dim"_a);
   both("flatten", [](const Tensor& a, int64_t s, int64_t e) { return flatten(a, s, e); }, "start_dim"_a = 0, "end_dim"_a = -1);
   both("transpose", [](const Tensor& a, int64_t d0, int64_t d1) { return transpose(a, d0, d1); }, "dim0"_a, "dim1"_a);

@@ -1,0 +1,546 @@
+"""Creation, properties, dtypes, views, indexing and NumPy / DLPack interop."""
+import numpy as np
+import pytest
+
+import fastkern as fk
+from helpers import (NP_DTYPES, REAL, assert_close, dtype_name, fk_and_torch, helper_test_op,
+                     ids, make_tensor, to_np, torch)
+
+needs_torch = pytest.mark.skipif(torch is None, reason="torch not installed")
+
+
+# ----------------------------------------------------------------------------- creation
+@pytest.mark.parametrize("data, dtype, shape", [
+    (1.5, "float32", ()),
+    (3, "int64", ()),
+    (True, "bool", ()),
+    ([1.0, 2.5], "float32", (2,)),
+    ([[1, 2, 3], [4, 5, 6]], "int64", (2, 3)),
+    ([True, False], "bool", (2,)),
+    ([1, 2.5], "float32", (2,)),          # mixed int/float -> default float
+    ([[[]]], "float32", (1, 1, 0)),
+])
+def test_tensor_infers_dtype(data, dtype, shape):
+    t = fk.tensor(data)
+    assert isinstance(t, fk.Tensor)
+    assert dtype_name(t.dtype) == dtype
+    assert t.shape == shape and isinstance(t.shape, tuple)
+    assert t.tolist() == data
+
+
+@pytest.mark.parametrize("name", ["float32", "float64", "int64", "bool", "uint8"])
+def test_tensor_from_numpy_keeps_dtype_and_copies(name):
+    a = (np.arange(6).reshape(2, 3) % 3).astype(NP_DTYPES[name])
+    before = a.copy()
+    t = fk.tensor(a)
+    assert dtype_name(t.dtype) == name and t.shape == (2, 3)
+    a[0, 0], a[0, 1] = 1, 0
+    np.testing.assert_array_equal(t.numpy(), before)  # fk.tensor copies its input
+    assert t.numpy().dtype == before.dtype
+
+
+def test_tensor_dtype_argument_and_requires_grad():
+    t = fk.tensor([1, 2, 3], dtype=fk.float64)
+    assert t.dtype == fk.float64 and t.tolist() == [1.0, 2.0, 3.0]
+    assert fk.tensor([1.9, -1.9], dtype=fk.int64).tolist() == [1, -1]
+    r = fk.tensor([1.0, 2.0], requires_grad=True)
+    assert r.requires_grad and r.is_leaf and r.grad is None
+
+
+def test_dtype_aliases():
+    assert fk.float == fk.float32 and fk.double == fk.float64 and fk.long == fk.int64
+    assert fk.float32 != fk.float64 and fk.int64 != fk.uint8 and fk.bool != fk.uint8
+
+
+def test_properties():
+    x = fk.zeros(2, 3, 4)
+    assert x.shape == (2, 3, 4) and x.shape[-1] == 4 and len(x.shape) == 3
+    assert x.ndim == 3 and x.numel() == 24 and x.dtype == fk.float32
+    assert str(x.device) == "cpu"
+    assert x.is_contiguous() and x.stride() == (12, 4, 1)
+    assert x.transpose(0, 2).stride() == (1, 4, 12) and not x.transpose(0, 2).is_contiguous()
+    s = fk.tensor(2.0)
+    assert s.shape == () and s.ndim == 0 and s.numel() == 1 and s.stride() == ()
+    assert fk.zeros(3, 0).numel() == 0
+
+
+@pytest.mark.parametrize("factory, fill", [(fk.zeros, 0), (fk.ones, 1), (fk.empty, None)])
+def test_zeros_ones_empty(factory, fill):
+    for t in (factory(2, 3), factory((2, 3))):
+        assert t.shape == (2, 3) and t.dtype == fk.float32
+        if fill is not None:
+            assert t.tolist() == [[fill] * 3] * 2
+    assert factory(4, dtype=fk.int64).dtype == fk.int64
+    assert factory((), dtype=fk.float64).shape == ()
+    assert factory(0, 5).shape == (0, 5)
+    if fill is not None:
+        assert factory(2, dtype=fk.bool).tolist() == [bool(fill)] * 2
+        assert factory(2, dtype=fk.uint8).tolist() == [fill] * 2
+
+
+def test_full():
+    t = fk.full((2, 2), 1.5)
+    assert t.dtype == fk.float32 and t.tolist() == [[1.5, 1.5], [1.5, 1.5]]
+    assert fk.full((3,), 7).dtype == fk.int64  # PyTorch infers int64 from an int fill value
+    assert fk.full((3,), 7, dtype=fk.float64).tolist() == [7.0] * 3
+
+
+@pytest.mark.parametrize("name", ["zeros_like", "ones_like", "empty_like", "full_like"])
+def test_like_factories(name):
+    x = fk.tensor([[1, 2, 3]]).transpose(0, 1)
+    args = (x, 5) if name == "full_like" else (x,)
+    t = getattr(fk, name)(*args)
+    assert t.shape == (3, 1) and t.dtype == fk.int64
+    if name != "empty_like":
+        assert t.tolist() == [[{"zeros_like": 0, "ones_like": 1, "full_like": 5}[name]]] * 3
+    assert getattr(fk, name)(*args, dtype=fk.float64).dtype == fk.float64
+
+
+@pytest.mark.parametrize("args, kwargs, expected, dtype", [
+    ((5,), {}, np.arange(5), "int64"),
+    ((1, 10, 3), {}, np.arange(1, 10, 3), "int64"),
+    ((5, 0, -1), {}, np.arange(5, 0, -1), "int64"),
+    ((0, 1, 0.25), {}, np.arange(0, 1, 0.25), "float32"),
+    ((5.0,), {}, np.arange(5.0), "float32"),
+    ((5,), {"dtype": fk.float64}, np.arange(5.0), "float64"),
+    ((3, 3), {}, np.arange(3, 3), "int64"),
+])
+def test_arange(args, kwargs, expected, dtype):
+    t = fk.arange(*args, **kwargs)
+    assert dtype_name(t.dtype) == dtype
+    assert_close(t, expected, rtol=0, atol=1e-7)
+
+
+def test_linspace_and_eye():
+    assert_close(fk.linspace(0, 1, 5), np.linspace(0, 1, 5))
+    assert fk.linspace(0, 1, 5).dtype == fk.float32
+    assert_close(fk.linspace(-3, 7, 11), np.linspace(-3, 7, 11))
+    assert fk.linspace(2, 3, 1).tolist() == [2.0]
+    assert_close(fk.eye(3), np.eye(3))
+    assert_close(fk.eye(2, 4), np.eye(2, 4))
+    assert fk.eye(3).dtype == fk.float32
+
+
+def test_random_creation_and_seed():
+    fk.manual_seed(0)
+    a, b = fk.rand(1000), fk.randn(10000)
+    fk.manual_seed(0)
+    a2, b2 = fk.rand(1000), fk.randn(10000)
+    assert a.tolist() == a2.tolist() and b.tolist() == b2.tolist()
+    fk.manual_seed(1)
+    assert fk.rand(1000).tolist() != a.tolist()
+    assert fk.rand(2, 3).shape == (2, 3) and fk.randn((4, 5)).shape == (4, 5)
+    assert a.dtype == fk.float32 and b.dtype == fk.float32
+    an, bn = to_np(a), to_np(b)
+    assert an.min() >= 0 and an.max() < 1 and abs(an.mean() - 0.5) < 0.05
+    assert abs(bn.mean()) < 0.05 and abs(bn.std() - 1) < 0.05
+    assert len(np.unique(an)) > 990
+
+
+def test_randint():
+    fk.manual_seed(3)
+    r = fk.randint(-2, 5, (2000,))
+    assert r.dtype == fk.int64 and r.shape == (2000,)
+    assert set(r.tolist()) == set(range(-2, 5))
+    assert fk.randint(0, 10, (3, 4)).shape == (3, 4)
+    fk.manual_seed(3)
+    assert fk.randint(-2, 5, (2000,)).tolist() == r.tolist()
+
+
+@pytest.mark.parametrize("shapes, dim", [
+    ([(2, 3), (2, 3), (2, 3)], 0), ([(2, 3), (2, 3)], 1), ([(2, 3), (2, 3)], 2),
+    ([(2, 3), (2, 3)], -1), ([(4,)], 0), ([(), ()], 0), ([(0, 3), (0, 3)], 1),
+])
+def test_stack(shapes, dim):
+    arrs = [np.random.default_rng(i).standard_normal(s).astype(np.float32) for i, s in enumerate(shapes)]
+    assert_close(fk.stack([fk.tensor(a) for a in arrs], dim), np.stack(arrs, dim))
+
+
+@pytest.mark.parametrize("shapes, dim", [
+    ([(2, 3), (4, 3), (1, 3)], 0), ([(2, 3), (2, 5)], 1), ([(2, 3), (2, 5)], -1),
+    ([(3,), (0,), (4,)], 0), ([(2, 0), (2, 3)], 1), ([(2, 3, 4)], 2),
+])
+def test_cat(shapes, dim):
+    arrs = [np.random.default_rng(i).standard_normal(s).astype(np.float32) for i, s in enumerate(shapes)]
+    assert_close(fk.cat([fk.tensor(a) for a in arrs], dim), np.concatenate(arrs, dim))
+    assert_close(fk.cat(tuple(make_tensor(a, "float32", "strided") for a in arrs), dim),
+                 np.concatenate(arrs, dim))
+
+
+# ----------------------------------------------------------------------------- views
+def arange_t(*shape, dtype=fk.float32):
+    n = int(np.prod(shape))
+    return fk.arange(n).to(dtype).reshape(*shape), np.arange(n, dtype=np.float32).reshape(shape)
+
+
+@pytest.mark.parametrize("op, ref", [
+    (lambda x: x.view(6, 4), lambda a: a.reshape(6, 4)),
+    (lambda x: x.view(-1), lambda a: a.reshape(-1)),
+    (lambda x: x.view(2, -1, 2), lambda a: a.reshape(2, -1, 2)),
+    (lambda x: x.reshape(4, -1), lambda a: a.reshape(4, -1)),
+    (lambda x: x.permute(2, 0, 1), lambda a: a.transpose(2, 0, 1)),
+    (lambda x: x.transpose(0, 2), lambda a: a.swapaxes(0, 2)),
+    (lambda x: x.transpose(-1, -2), lambda a: a.swapaxes(-1, -2)),
+    (lambda x: x[0].T, lambda a: a[0].T),
+    (lambda x: x[:, :1].expand(2, 5, 4), lambda a: np.broadcast_to(a[:, :1], (2, 5, 4))),
+    (lambda x: x[0, :1].expand(3, -1, -1), lambda a: np.broadcast_to(a[0, :1], (3, 1, 4))),
+    (lambda x: x.unsqueeze(0), lambda a: a[None]),
+    (lambda x: x.unsqueeze(-1), lambda a: a[..., None]),
+    (lambda x: x.unsqueeze(1), lambda a: a[:, None]),
+    (lambda x: x[:1, :, :1].squeeze(), lambda a: a[:1, :, :1].squeeze()),
+    (lambda x: x[:1].squeeze(0), lambda a: a[:1].squeeze(0)),
+    (lambda x: x[:, :, :1].squeeze(-1), lambda a: a[:, :, :1].squeeze(-1)),
+    (lambda x: x.squeeze(1), lambda a: a),  # size-3 dim: no-op
+    (lambda x: x.flatten(), lambda a: a.reshape(-1)),
+    (lambda x: x.flatten(1), lambda a: a.reshape(2, 12)),
+    (lambda x: x.flatten(0, 1), lambda a: a.reshape(6, 4)),
+    (lambda x: x.flatten(-2, -1), lambda a: a.reshape(2, 12)),
+])
+def test_views_share_memory(op, ref):
+    x, a = arange_t(2, 3, 4)
+    v = op(x)
+    assert_close(v, ref(a))
+    # a write through the base is visible in the view (they share memory)
+    x.add_(1000)
+    assert_close(v, ref(a) + 1000)
+
+
+def test_view_writes_reach_base():
+    x, a = arange_t(3, 4)
+    x.view(12)[5] = -1
+    x.T[0, 2] = -2
+    x.unsqueeze(0)[0, 1, 1] = -3
+    x[1:, ::2].fill_(7)
+    a.reshape(12)[5] = -1
+    a.T[0, 2] = -2
+    a[1, 1] = -3
+    a[1:, ::2] = 7
+    assert_close(x, a)
+
+
+def test_expand_has_zero_stride_and_reshape_of_noncontiguous_copies():
+    x = fk.tensor([[1.0], [2.0]])
+    e = x.expand(2, 3)
+    assert e.stride()[1] == 0 and e.tolist() == [[1, 1, 1], [2, 2, 2]]
+    y, a = arange_t(3, 4)
+    r = y.T.reshape(12)
+    assert_close(r, a.T.reshape(12))
+    y.add_(1)
+    assert_close(r, a.T.reshape(12))  # a copy: unaffected
+
+
+def test_contiguous_clone_detach():
+    x, a = arange_t(3, 4)
+    t = x.T
+    c = t.contiguous()
+    assert c.is_contiguous() and c.stride() == (3, 1)
+    assert_close(c, a.T)
+    k = x.clone()
+    k.add_(1)
+    assert_close(x, a)
+    assert_close(k, a + 1)
+    kt = t.clone()
+    assert_close(kt, a.T)
+    r = fk.ones(3, requires_grad=True)
+    d = r.detach()
+    assert not d.requires_grad and d.grad_fn is None
+    with fk.no_grad():
+        d.add_(1)
+    assert r.tolist() == [2.0, 2.0, 2.0]  # detach shares memory
+
+
+@pytest.mark.parametrize("src, conv, want, dtype", [
+    ([1.7, -1.7, 0.0], lambda t: t.long(), [1, -1, 0], "int64"),
+    ([1.7, -1.7, 0.0], lambda t: t.to(fk.int64), [1, -1, 0], "int64"),
+    ([1.5, 0.0, -2.0], lambda t: t.bool(), [True, False, True], "bool"),
+    ([1.5, 0.0, -2.0], lambda t: t.double(), [1.5, 0.0, -2.0], "float64"),
+    ([1, 0, 3], lambda t: t.float(), [1.0, 0.0, 3.0], "float32"),
+    ([1, 0, 3], lambda t: t.bool(), [True, False, True], "bool"),
+    ([True, False], lambda t: t.long(), [1, 0], "int64"),
+    ([True, False], lambda t: t.float(), [1.0, 0.0], "float32"),
+    ([255, 1, 0], lambda t: t.to(fk.uint8).float(), [255.0, 1.0, 0.0], "float32"),
+    ([3, 2], lambda t: t.to(fk.uint8), [3, 2], "uint8"),
+])
+def test_dtype_conversion(src, conv, want, dtype):
+    out = conv(fk.tensor(src))
+    assert dtype_name(out.dtype) == dtype and out.tolist() == want
+
+
+def test_item_and_tolist():
+    assert fk.tensor(2.5).item() == 2.5 and type(fk.tensor(2.5).item()) is float
+    assert type(fk.tensor(3).item()) is int and type(fk.tensor(True).item()) is bool
+    assert fk.tensor([[4]]).item() == 4
+    assert fk.tensor(3.5).tolist() == 3.5
+    assert fk.tensor([[1, 2], [3, 4]]).T.tolist() == [[1, 3], [2, 4]]
+    assert fk.tensor([0.1], dtype=fk.float64).item() == 0.1  # no detour through float32
+    assert fk.tensor([[1 / 3]], dtype=fk.float64).tolist() == [[1 / 3]]
+    assert fk.tensor(2 ** 53 + 1).item() == 2 ** 53 + 1  # int64 exact
+
+
+@pytest.mark.parametrize("name", ["float32", "float64", "int64", "uint8", "bool"])
+def test_python_number_protocols(name):
+    one, zero = fk.tensor([1], dtype=getattr(fk, name)), fk.tensor(0, dtype=getattr(fk, name))
+    assert bool(one) is True and bool(zero) is False
+    assert float(one) == 1.0 and int(one) == 1
+    assert int(fk.tensor(3.7)) == 3 and float(fk.tensor([2.5])) == 2.5
+
+
+def test_len_and_iteration():
+    x = fk.tensor([[1, 2], [3, 4], [5, 6]])
+    assert len(x) == 3 and len(fk.zeros(0, 4)) == 0
+    rows = list(x)
+    assert len(rows) == 3 and rows[1].tolist() == [3, 4] and rows[1].shape == (2,)
+
+
+# ----------------------------------------------------------------------------- indexing
+class NPM:
+    """Stands in for the module in index builders: m.tensor(...) -> ndarray."""
+    tensor = staticmethod(np.asarray)
+
+
+IDX = np.array([2, 0, 2])
+MASK = np.array([True, False, True, True, False])
+
+READ_INDICES = [
+    ("int", lambda m: 1), ("neg_int", lambda m: -1),
+    ("slice", lambda m: slice(1, 4)), ("slice_step", lambda m: (slice(1, 5), slice(None, None, 2))),
+    ("none_ellipsis", lambda m: (None, Ellipsis, 0)), ("ellipsis", lambda m: (Ellipsis, 1)),
+    ("int_slice", lambda m: (-1, slice(None), 2)), ("none_mid", lambda m: (slice(None), None, 1)),
+    ("empty_slice", lambda m: slice(3, 3)), ("clamped_slice", lambda m: slice(-100, 100)),
+    ("list", lambda m: [0, 2]), ("int_tensor", lambda m: m.tensor(IDX)),
+    ("int_tensor_2d", lambda m: m.tensor(np.array([[0, 1], [4, 4]]))),
+    ("adv_dim1", lambda m: (slice(None), [3, 0])),
+    ("adv_pair", lambda m: ([0, 1, 4], [1, 2, 0])),
+    ("adv_broadcast", lambda m: (m.tensor(np.array([[0], [4]])), slice(None), m.tensor(np.array([1, 2])))),
+    ("bool_mask", lambda m: m.tensor(MASK)),
+    ("bool_mask_dim1", lambda m: (slice(None), m.tensor(MASK[:4]))),
+]
+
+
+@pytest.mark.parametrize("index", [e[1] for e in READ_INDICES], ids=ids(READ_INDICES))
+def test_getitem_matches_numpy(index):
+    a = np.random.default_rng(0).standard_normal((5, 4, 3)).astype(np.float32)
+    for layout in ("contiguous", "transposed"):
+        got = make_tensor(a, "float32", layout)[index(fk)]
+        assert_close(got, a[index(NPM)], msg=layout)
+
+
+def test_getitem_by_data_mask_and_scalar_result():
+    a = np.random.default_rng(1).standard_normal((4, 6)).astype(np.float32)
+    x = fk.tensor(a)
+    assert_close(x[x > 0], a[a > 0])
+    assert_close(x.T[x.T > 0.5], a.T[a.T > 0.5])
+    e = x[1, 2]
+    assert e.shape == () and e.item() == pytest.approx(float(a[1, 2]))
+    assert_close(fk.tensor([1, 2, 3])[fk.tensor([True, True, True])], [1, 2, 3])
+
+
+def test_basic_indexing_is_a_view_advanced_is_a_copy():
+    x, a = arange_t(4, 5)
+    basic = x[1:3, ::2]
+    adv = x[[1, 2]]
+    masked = x[x > 10]
+    x.mul_(-1)
+    assert_close(basic, -a[1:3, ::2])
+    assert_close(adv, a[[1, 2]])
+    assert_close(masked, a[a > 10])
+
+
+SET_CASES = [
+    ("scalar_int", lambda m: 1, 5.0),
+    ("slice_scalar", lambda m: (slice(1, 3), slice(None, None, 2)), -1.0),
+    ("slice_tensor", lambda m: (slice(1, 3), slice(None, None, 2)), np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])),
+    ("broadcast_row", lambda m: slice(None), np.arange(5.0)),
+    ("column", lambda m: (slice(None), 1), np.arange(4.0)),
+    ("ellipsis", lambda m: (Ellipsis, -1), 9.0),
+    ("int_tensor", lambda m: m.tensor(np.array([3, 0])), 0.0),
+    ("list_tensor_value", lambda m: [0, 2], np.array([[1.0, 2.0, 3.0, 4.0, 5.0]])),
+    ("adv_pair", lambda m: ([0, 1, 3], [4, 0, 2]), np.array([7.0, 8.0, 9.0])),
+    ("bool_mask", lambda m: m.tensor(np.array([True, False, False, True])), 3.0),
+]
+
+
+@pytest.mark.parametrize("index, value", [(e[1], e[2]) for e in SET_CASES], ids=ids(SET_CASES))
+def test_setitem_matches_numpy(index, value):
+    for layout in ("contiguous", "transposed"):
+        a = np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32)
+        x = make_tensor(a, "float32", layout)
+        x[index(fk)] = fk.tensor(value.astype(np.float32)) if isinstance(value, np.ndarray) else value
+        a[index(NPM)] = value
+        assert_close(x, a, msg=layout)
+
+
+def test_setitem_with_data_mask_and_values():
+    a = np.random.default_rng(2).standard_normal((3, 4)).astype(np.float32)
+    x = fk.tensor(a)
+    n = int((a > 0).sum())
+    vals = np.arange(n, dtype=np.float32) + 10
+    x[x > 0] = fk.tensor(vals)
+    a[a > 0] = vals
+    assert_close(x, a)
+    x[x < 0] = 0
+    a[a < 0] = 0
+    assert_close(x, a)
+
+
+def test_setitem_through_view_and_dtype_cast():
+    x, a = arange_t(3, 4)
+    v = x[1]
+    v[2] = 100.0
+    assert x[1, 2].item() == 100.0
+    i = fk.zeros(3, dtype=fk.int64)
+    i[1] = 2.7  # value is cast to the tensor's dtype
+    assert i.tolist() == [0, 2, 0] and i.dtype == fk.int64
+    f = fk.zeros(3)
+    f[fk.tensor([0, 2])] = fk.tensor([1.0, 2.0])
+    f[1:2] = fk.tensor([5])  # basic-index assignment casts like copy_
+    assert f.tolist() == [1.0, 5.0, 2.0] and f.dtype == fk.float32
+
+
+# ----------------------------------------------------------------------------- view/index autograd
+VIEW_OPS = [  # name, input shapes, fn(m, *xs), np reference, helper kwargs
+    ("view", [(2, 3, 4)], lambda m, x: x.view(6, 4), lambda a: a.reshape(6, 4), {"layouts": ("contiguous",)}),
+    ("reshape", [(2, 3, 4)], lambda m, x: x.reshape(4, -1), lambda a: a.reshape(4, -1), {}),
+    ("permute", [(2, 3, 4)], lambda m, x: x.permute(2, 0, 1), lambda a: a.transpose(2, 0, 1), {}),
+    ("transpose", [(2, 3, 4)], lambda m, x: x.transpose(0, 2), lambda a: a.swapaxes(0, 2), {}),
+    ("T", [(3, 5)], lambda m, x: x.T, lambda a: a.T, {}),
+    ("expand", [(3, 1)], lambda m, x: x.expand(2, 3, 4), lambda a: np.broadcast_to(a, (2, 3, 4)), {}),
+    ("squeeze", [(1, 3, 1)], lambda m, x: x.squeeze(), lambda a: a.squeeze(), {}),
+    ("squeeze_dim", [(3, 1)], lambda m, x: x.squeeze(-1), lambda a: a.squeeze(-1), {}),
+    ("unsqueeze", [(3, 2)], lambda m, x: x.unsqueeze(1), lambda a: a[:, None], {}),
+    ("flatten", [(2, 3, 4)], lambda m, x: x.flatten(1), lambda a: a.reshape(2, 12), {}),
+    ("getitem_basic", [(5, 4, 3)], lambda m, x: x[1:4, ::2, None, -1], lambda a: a[1:4, ::2, None, -1], {}),
+    ("getitem_ellipsis", [(5, 4, 3)], lambda m, x: x[None, ..., 0], lambda a: a[None, ..., 0], {}),
+    ("getitem_dup_idx", [(5, 3)], lambda m, x: x[m.tensor(np.array([0, 4, 0, 0]))],
+     lambda a: a[[0, 4, 0, 0]], {}),
+    ("getitem_list_dim1", [(5, 3)], lambda m, x: x[:, [2, 2, 0]], lambda a: a[:, [2, 2, 0]], {}),
+    ("getitem_mask", [(5, 3)], lambda m, x: x[m.tensor(MASK)], lambda a: a[MASK], {}),
+    ("getitem_data_mask", [(4, 5)], lambda m, x: x[x > 0], lambda a: a[a > 0], {}),
+    ("cat", [(2, 3), (4, 3)], lambda m, a, b: m.cat([a, b], 0), lambda a, b: np.concatenate([a, b], 0), {}),
+    ("cat_dim1", [(2, 3), (2, 1), (2, 0)], lambda m, a, b, c: m.cat([a, b, c], -1),
+     lambda a, b, c: np.concatenate([a, b, c], -1), {}),
+    ("stack", [(2, 3), (2, 3)], lambda m, a, b: m.stack([a, b], 1), lambda a, b: np.stack([a, b], 1), {}),
+    ("clone", [(3, 4)], lambda m, x: x.clone(), lambda a: a.copy(), {}),
+    ("contiguous", [(3, 4)], lambda m, x: x.contiguous(), lambda a: a.copy(), {}),
+]
+
+
+def _setitem_slice(m, x, v):
+    y = x.clone()
+    y[1:3, ::2] = v
+    return y
+
+
+def _setitem_idx(m, x, v):
+    y = x * 1
+    y[m.tensor(np.array([3, 0]))] = v
+    return y
+
+
+def _setitem_mask(m, x, v):
+    y = x.clone()
+    y[m.tensor(np.array([True, False, True, False]))] = v
+    return y
+
+
+def _setitem_scalar(m, x):
+    y = x.clone()
+    y[:, 1] = 0.5
+    return y
+
+
+def _set_ref(index, value=None):
+    def ref(a, v=None):
+        a = a.copy()
+        a[index] = value if v is None else v
+        return a
+    return ref
+
+
+VIEW_OPS += [
+    ("setitem_slice", [(4, 5), (2, 3)], _setitem_slice, _set_ref((slice(1, 3), slice(None, None, 2))), {}),
+    ("setitem_slice_bcast", [(4, 5), (3,)], _setitem_slice, _set_ref((slice(1, 3), slice(None, None, 2))), {}),
+    ("setitem_idx", [(4, 5), (2, 5)], _setitem_idx, _set_ref(np.array([3, 0])), {}),
+    ("setitem_mask", [(4, 5), (5,)], _setitem_mask, _set_ref(np.array([True, False, True, False])), {}),
+    ("setitem_scalar", [(4, 5)], _setitem_scalar, _set_ref((slice(None), 1), 0.5), {}),
+]
+
+
+@pytest.mark.parametrize("name, shapes, fn, ref, kw", VIEW_OPS, ids=ids(VIEW_OPS))
+def test_view_and_index_ops_forward_and_grad(name, shapes, fn, ref, kw):
+    fk_fn, torch_fn = fk_and_torch(fn)
+    helper_test_op(shapes, fk_fn, ref, torch_fn, domain=REAL, **kw)
+
+
+# ----------------------------------------------------------------------------- numpy / dlpack
+@pytest.mark.parametrize("name", ["float32", "float64", "int64", "bool", "uint8"])
+def test_from_numpy_shares_memory(name):
+    a = np.zeros((2, 3), dtype=NP_DTYPES[name])
+    t = fk.from_numpy(a)
+    assert dtype_name(t.dtype) == name and t.shape == (2, 3)
+    a[0, 1] = 1
+    assert t[0, 1].item() == 1
+    t[1, 2] = 1
+    assert a[1, 2] == 1
+
+
+def test_from_numpy_strided_array():
+    a = np.arange(12.0).reshape(3, 4)
+    t = fk.from_numpy(a.T)
+    assert t.shape == (4, 3) and not t.is_contiguous() and t.stride() == (1, 4)
+    assert_close(t, a.T)
+    a[2, 1] = -5
+    assert t[1, 2].item() == -5
+
+
+def test_numpy_shares_memory():
+    t = fk.zeros(2, 3)
+    n = t.numpy()
+    assert n.dtype == np.float32 and n.shape == (2, 3)
+    n[0, 0] = 4
+    assert t[0, 0].item() == 4
+    t.add_(1)
+    assert n[1, 1] == 1
+    tt = fk.arange(6).reshape(2, 3).T
+    nt = tt.numpy()
+    np.testing.assert_array_equal(nt, np.arange(6).reshape(2, 3).T)
+    nt[0, 1] = 100
+    assert tt[0, 1].item() == 100
+    assert np.asarray(fk.tensor([[1.5, 2.5]])).tolist() == [[1.5, 2.5]]
+    assert fk.tensor(3).numpy().shape == ()
+
+
+@pytest.mark.parametrize("name", ["float32", "float64", "int64", "uint8", "bool"])
+def test_dlpack_with_numpy(name):
+    t = fk.tensor(np.array([[0, 1, 1], [0, 0, 1]], dtype=NP_DTYPES[name]))
+    assert tuple(t.__dlpack_device__()) == (1, 0)  # kDLCPU, device 0
+    n = np.from_dlpack(t)
+    assert n.dtype == NP_DTYPES[name] and n.shape == (2, 3)
+    t[0, 0] = 1
+    assert n[0, 0] == 1  # zero-copy
+    a = np.zeros((3, 2), dtype=NP_DTYPES[name])
+    f = fk.from_dlpack(a)
+    assert dtype_name(f.dtype) == name and f.shape == (3, 2)
+    a[2, 1] = 1
+    assert f[2, 1].item() == 1
+
+
+def test_dlpack_noncontiguous_to_numpy():
+    x = fk.arange(12.0).reshape(3, 4)[:, ::2]
+    n = np.from_dlpack(x)
+    np.testing.assert_array_equal(n, np.arange(12.0).reshape(3, 4)[:, ::2])
+
+
+@needs_torch
+@pytest.mark.parametrize("name", ["float32", "float64", "int64", "uint8", "bool"])
+def test_dlpack_with_torch(name):
+    t = fk.tensor(np.array([[0, 1, 1], [0, 0, 1]], dtype=NP_DTYPES[name]))
+    tt = torch.from_dlpack(t)
+    assert dtype_name(tt.dtype) == name and tuple(tt.shape) == (2, 3)
+    t[0, 0] = 1
+    assert tt[0, 0].item() == 1
+    src = torch.zeros(2, 4, dtype=getattr(torch, name)).T
+    f = fk.from_dlpack(src)
+    assert dtype_name(f.dtype) == name and f.shape == (4, 2) and f.stride() == (1, 4)
+    src[3, 1] = 1
+    assert f[3, 1].item() == 1
