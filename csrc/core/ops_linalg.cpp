@@ -2,7 +2,7 @@
 #include <algorithm>
 
 #include "autograd.h"
-#include "parallel.h"
+#include "gemm.h"
 #include "ops.h"
 
 namespace fk {
@@ -38,42 +38,23 @@ static Tensor batched_mm(const Tensor& a, const Tensor& b) {
     node->save(a);
     node->save(b);
   }
-  GradMode off(false);
-  const CpuKernels& k = cpu_kernels();
   const int64_t es = itemsize(a.dtype());
-  const Tensor A = contiguous(detach(a)), B = contiguous(detach(b));
-  // Element offset of batch item i in a contiguous operand whose batch dims broadcast to `batch`.
+  // Element offset of batch item i in an operand whose batch dims broadcast to `batch`.
   auto batch_offset = [&](const Tensor& t, int64_t i) {
     const int off = batch.n - (t.ndim() - 2);
-    int64_t o = 0, stride = t.size(t.ndim() - 2) * t.size(t.ndim() - 1);
+    int64_t o = 0;
     for (int d = batch.n - 1; d >= 0; d--) {
       const int64_t idx = i % batch[d];
       i /= batch[d];
-      if (d >= off) {
-        const int64_t sz = t.size(d - off);
-        if (sz != 1) o += idx * stride;
-        stride *= sz;
-      }
+      if (d >= off && t.size(d - off) != 1) o += idx * t.strides()[d - off];
     }
     return o;
   };
   const int64_t nb = batch.prod();
-  if (K == 0) fill_(out, Scalar::of(0));
-  if (K == 0 || out.numel() == 0) {
-    set_history(out, node);
-    return out;
-  }
-  // Rows of one batch item per task; enough rows per task to amortise the thread hand-off.
-  const int64_t rows_per_task = std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, N * K));
-  const int64_t tasks_per_batch = (M + rows_per_task - 1) / rows_per_task;
-  parallel_for(nb * tasks_per_batch, 1, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; t++) {
-      const int64_t bi = t / tasks_per_batch, r0 = (t % tasks_per_batch) * rows_per_task;
-      const int64_t rows = std::min(rows_per_task, M - r0);
-      k.gemm(a.dtype(), rows, N, K, A.raw() + (batch_offset(A, bi) + r0 * K) * es, B.raw() + batch_offset(B, bi) * es,
-             out.raw() + (bi * M + r0) * N * es);
-    }
-  });
+  const int ra = a.ndim() - 2, rb = b.ndim() - 2;
+  for (int64_t i = 0; i < nb && out.numel() > 0; i++)
+    gemm(a.dtype(), M, N, K, a.raw() + batch_offset(a, i) * es, a.strides()[ra], a.strides()[ra + 1],
+         b.raw() + batch_offset(b, i) * es, b.strides()[rb], b.strides()[rb + 1], out.raw() + i * M * N * es, N, false);
   set_history(out, node);
   return out;
 }
