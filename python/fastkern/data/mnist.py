@@ -108,3 +108,113 @@ def mnist_sample(data_dir=None) -> MnistSample:
     ``data_dir`` points at a folder with the full MNIST IDX files instead.
     """
     return _mnist_sample(None if data_dir is None else os.path.abspath(os.fspath(data_dir)))
+
+
+# -- full MNIST / Fashion-MNIST: local folder, cache, or download ------------------
+_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+# name -> (mirrors tried in order, md5 of each file in _FILES order, class names)
+DATASETS = {
+    "mnist": (
+        ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
+        ("f68b3c2dcbeaaa9fbdd348bbdeb94873", "d53e105ee54ea40749a09fcbcd1e9432",
+         "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c"),
+        tuple("0123456789"),
+    ),
+    "fashion-mnist": (
+        ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        ("8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aad5dffbe",
+         "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310"),
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    ),
+}
+
+
+class ImageClassData(NamedTuple):
+    """A train/valid split of images uint8 (N, H, W) and labels int64, and the class names."""
+
+    train_x: object
+    train_y: object
+    valid_x: object
+    valid_y: object
+    vocab: tuple
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "fastkern"
+
+
+def _download(name, folder, mirrors):
+    """Fetches the missing files into ``folder``, each verified by md5 before it is renamed into place."""
+    import hashlib
+    import urllib.request
+
+    from ..serialization import atomic_write
+
+    _, md5s, _ = DATASETS[name]
+    for fname, md5 in zip(_FILES, md5s):
+        dest = folder / fname
+        if dest.exists():
+            continue
+        errors = []
+        for mirror in mirrors:
+            url = mirror + fname
+            try:
+                with urllib.request.urlopen(url, timeout=30) as r:
+                    data = r.read()
+            except OSError as e:
+                errors.append(f"{url}: {e}")
+                continue
+            got = hashlib.md5(data).hexdigest()
+            if got != md5:
+                errors.append(f"{url}: md5 {got} != expected {md5}")
+                continue
+            atomic_write(dest, data)
+            break
+        else:
+            raise OSError(f"could not download {name} file {fname}:\n  " + "\n  ".join(errors))
+
+
+def _find_local(name, data_dir):
+    """``data_dir`` itself or its ``name`` subfolder, if it holds the four files."""
+    for d in (Path(data_dir) / name, Path(data_dir)):
+        if all((d / f).exists() for f in _FILES):
+            return d
+    return None
+
+
+def load_image_classes(name, data_dir=None, download=True, mirrors=None) -> ImageClassData:
+    """MNIST-format data set ``name`` from ``data_dir`` (or $FASTKERN_DATA), else from the
+    cache folder, downloading there (md5-checked) when missing."""
+    import fastkern as fk
+
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set {name!r} (known: {sorted(DATASETS)})")
+    default_mirrors, md5s, vocab = DATASETS[name]
+    local = data_dir or os.environ.get("FASTKERN_DATA")
+    if local:
+        folder = _find_local(name, local)
+        if folder is None:
+            raise FileNotFoundError(f"{name}: no {', '.join(_FILES)} in {local} or {Path(local) / name}")
+    else:
+        folder = cache_dir() / name
+        if not all((folder / f).exists() for f in _FILES):
+            if not download:
+                raise FileNotFoundError(f"{name} is not in the cache {folder} and download=False")
+            _download(name, folder, mirrors or default_mirrors)
+    arrays = [read_idx(folder / f) for f in _FILES]
+    conv = lambda a, dt: fk.from_numpy(np.ascontiguousarray(a, dtype=dt))
+    return ImageClassData(conv(arrays[0], np.uint8), conv(arrays[1], np.int64),
+                          conv(arrays[2], np.uint8), conv(arrays[3], np.int64), vocab)
+
+
+def mnist(data_dir=None, download=True, mirrors=None) -> ImageClassData:
+    """Full MNIST: 60000 training and 10000 test (here: validation) digits."""
+    return load_image_classes("mnist", data_dir, download, mirrors)
+
+
+def fashion_mnist(data_dir=None, download=True, mirrors=None) -> ImageClassData:
+    """Fashion-MNIST: same layout as MNIST, ten kinds of clothing."""
+    return load_image_classes("fashion-mnist", data_dir, download, mirrors)

@@ -1,2 +1,9 @@
 """fastkern.nn: layers and losses with PyTorch names."""
-from . import functional  # noqa: F401
+from . import functional, init  # noqa: F401
+from .layers import (  # noqa: F401
+    AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Embedding, Flatten, GELU, Identity,
+    LeakyReLU, Linear, LogSoftmax, MaxPool2d, ReLU, Sigmoid, Softmax, Tanh,
+)
+from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss  # noqa: F401
+from .module import Module, ModuleList, Sequential  # noqa: F401
+from .parameter import Parameter  # noqa: F401

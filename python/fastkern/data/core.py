@@ -1,0 +1,260 @@
+"""Datasets and loaders with torch.utils.data's names, plus fastai's DataLoaders pair.
+
+A DataLoader draws index batches (shuffled by a seeded numpy generator), fetches
+the items, collates them into tensors and applies ``after_batch`` to the inputs.
+Datasets that can fetch a whole batch at once (``get_batch``, as TensorDataset)
+skip the per-item loop, which is what makes an MNIST epoch cheap.
+"""
+import concurrent.futures as cf
+import math
+import multiprocessing
+
+import numpy as np
+
+from .._C import Tensor
+
+
+class Dataset:
+    """Map-style dataset: ``__getitem__(i)`` and ``__len__``."""
+
+    def __getitem__(self, index):
+        raise NotImplementedError
+
+    def __len__(self):
+        raise NotImplementedError
+
+
+class TensorDataset(Dataset):
+    """Item i is (t[i] for each tensor); all tensors share their first dimension."""
+
+    def __init__(self, *tensors):
+        if not tensors or any(t.shape[0] != tensors[0].shape[0] for t in tensors):
+            raise ValueError(f"TensorDataset: size mismatch between tensors {[list(t.shape) for t in tensors]}")
+        self.tensors = tensors
+
+    def __getitem__(self, index):
+        return tuple(t[index] for t in self.tensors)
+
+    def __len__(self):
+        return self.tensors[0].shape[0]
+
+    def get_batch(self, indices):
+        from .._creation import from_numpy
+        idx = from_numpy(np.asarray(indices, dtype=np.int64))
+        return tuple(t[idx] for t in self.tensors)
+
+
+class Subset(Dataset):
+    def __init__(self, dataset, indices):
+        self.dataset, self.indices = dataset, np.asarray(indices, dtype=np.int64)
+
+    def __getitem__(self, index):
+        return self.dataset[int(self.indices[index])]
+
+    def __len__(self):
+        return len(self.indices)
+
+    def get_batch(self, indices):
+        if not hasattr(self.dataset, "get_batch"):
+            return default_collate([self.dataset[int(i)] for i in self.indices[np.asarray(indices)]])
+        return self.dataset.get_batch(self.indices[np.asarray(indices)])
+
+    def __getattr__(self, name):  # vocab, items, ... of the underlying dataset
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
+def _rng(seed=None, generator=None):
+    if generator is not None:
+        return generator
+    if seed is None:  # follow fk.manual_seed, so seeded programs shuffle reproducibly
+        from .._creation import randint
+        seed = int(randint(0, 2**62, (1,)).item())
+    return np.random.default_rng(seed)
+
+
+def random_split(dataset, lengths, generator=None, seed=None):
+    """Splits into non-overlapping Subsets; lengths may be counts or fractions summing to 1."""
+    n = len(dataset)
+    if math.isclose(sum(lengths), 1) and sum(lengths) <= 1:
+        counts = [int(math.floor(n * f)) for f in lengths]
+        for i in range(n - sum(counts)):  # leftovers round-robin, as PyTorch
+            counts[i % len(counts)] += 1
+        lengths = counts
+    if sum(lengths) != n:
+        raise ValueError("Sum of input lengths does not equal the length of the input dataset!")
+    perm = _rng(seed, generator).permutation(n)
+    ends = np.cumsum(lengths)
+    return [Subset(dataset, perm[e - k:e]) for k, e in zip(lengths, ends)]
+
+
+def default_collate(items):
+    """Stacks a list of items into a batch: tuples field by field; tensors, arrays and numbers to tensors."""
+    from .._C import stack
+    from .._creation import from_numpy, tensor
+
+    first = items[0]
+    if isinstance(first, (tuple, list)):
+        return tuple(default_collate([it[i] for it in items]) for i in range(len(first)))
+    if isinstance(first, dict):
+        return {k: default_collate([it[k] for it in items]) for k in first}
+    if isinstance(first, Tensor):
+        return stack(items)
+    if isinstance(first, np.ndarray):
+        return from_numpy(np.stack(items))
+    if isinstance(first, (bool, int, float, np.number)):
+        return tensor(items)
+    return list(items)  # strings, paths: left as a list
+
+
+def _numpy_items(items):
+    """Worker processes return numpy, which pickles without fastkern."""
+    if isinstance(items, Tensor):
+        return items.numpy()
+    if isinstance(items, (tuple, list)):
+        return type(items)(_numpy_items(i) for i in items)
+    return items
+
+
+_worker_dataset = None
+
+
+def _init_worker(dataset):
+    global _worker_dataset
+    _worker_dataset = dataset
+
+
+def _fetch_in_worker(indices):
+    return _numpy_items([_worker_dataset[int(i)] for i in indices])
+
+
+class DataLoader:
+    """torch.utils.data.DataLoader's main arguments.
+
+    shuffle uses ``generator`` (a numpy Generator) or ``seed`` (each epoch then draws
+    a new order from one seeded stream), else a seed from fk's global RNG.
+    num_workers > 0 fetches batches ahead in threads (``worker_type="thread"``: decoding
+    that releases the GIL, such as Pillow) or processes (``"process"``: the dataset must
+    be picklable and its items plain numpy/numbers).
+    ``after_batch`` is applied to the inputs (every field but the last) of each batch.
+    """
+
+    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, collate_fn=None, num_workers=0,
+                 worker_type="thread", generator=None, seed=None, after_batch=None, prefetch_factor=2):
+        if worker_type not in ("thread", "process"):
+            raise ValueError(f"worker_type must be 'thread' or 'process', got {worker_type!r}")
+        if batch_size is None or batch_size < 1:
+            raise ValueError(f"batch_size should be a positive integer, got {batch_size}")
+        self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
+        self.collate_fn, self.num_workers, self.worker_type = collate_fn, num_workers, worker_type
+        self.after_batch, self.prefetch_factor = after_batch, prefetch_factor
+        self._gen = generator if generator is not None else (np.random.default_rng(seed) if seed is not None else None)
+        self._pool = None
+
+    def __len__(self):
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    @property
+    def bs(self):
+        return self.batch_size
+
+    def batch_indices(self):
+        """The index batches of one epoch (a new shuffle each call)."""
+        n = len(self.dataset)
+        order = _rng(generator=self._gen).permutation(n) if self.shuffle else np.arange(n)
+        return [order[i:i + self.batch_size] for i in range(0, len(self) * self.batch_size, self.batch_size)]
+
+    def _fetch(self, indices):
+        if self.collate_fn is None and hasattr(self.dataset, "get_batch"):
+            return self.dataset.get_batch(indices)
+        return (self.collate_fn or default_collate)([self.dataset[int(i)] for i in indices])
+
+    def _finish(self, batch):
+        if self.worker_type == "process" and self.num_workers:
+            batch = (self.collate_fn or default_collate)(batch)
+        if self.after_batch is not None:
+            batch = tuple(batch)
+            batch = tuple(self.after_batch(b) for b in batch[:-1]) + batch[-1:]
+        return batch
+
+    def _executor(self):
+        if self._pool is None:
+            if self.worker_type == "thread":
+                self._pool = cf.ThreadPoolExecutor(self.num_workers)
+            else:
+                # spawn: forking a process that runs kernel threads is not safe
+                ctx = multiprocessing.get_context("spawn")
+                self._pool = cf.ProcessPoolExecutor(self.num_workers, ctx, _init_worker, (self.dataset,))
+        return self._pool
+
+    def __iter__(self):
+        batches = self.batch_indices()
+        if not self.num_workers:
+            for idx in batches:
+                yield self._finish(self._fetch(idx))
+            return
+        fetch = self._fetch if self.worker_type == "thread" else _fetch_in_worker
+        pool, ahead = self._executor(), max(1, self.num_workers * self.prefetch_factor)
+        pending = [pool.submit(fetch, idx) for idx in batches[:ahead]]
+        for i in range(len(batches)):
+            batch = pending[i].result()
+            if i + ahead < len(batches):
+                pending.append(pool.submit(fetch, batches[i + ahead]))
+            pending[i] = None  # drop our reference: the batch is the consumer's now
+            yield self._finish(batch)
+
+    def one_batch(self):
+        return next(iter(self))
+
+    def close(self):
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class DataLoaders:
+    """fastai's container: ``.train`` and ``.valid`` loaders, plus what predicting on new
+    items needs (``vocab``, ``item_tfms`` that turn a raw item into a dataset item)."""
+
+    def __init__(self, *loaders, vocab=None, item_tfms=None, path="."):
+        self.loaders = list(loaders)
+        ds = loaders[0].dataset if loaders else None
+        self.vocab = vocab if vocab is not None else getattr(ds, "vocab", None)
+        self.item_tfms = item_tfms if item_tfms is not None else getattr(ds, "item_tfms", None)
+        self.path = path
+
+    def __getitem__(self, i):
+        return self.loaders[i]
+
+    def __len__(self):
+        return len(self.loaders)
+
+    train = property(lambda self: self.loaders[0])
+    valid = property(lambda self: self.loaders[1])
+    train_ds = property(lambda self: self.train.dataset)
+    valid_ds = property(lambda self: self.valid.dataset)
+
+    @property
+    def after_batch(self):
+        return self.train.after_batch if self.loaders else None
+
+    def one_batch(self):
+        return self.train.one_batch()
+
+    @classmethod
+    def from_dsets(cls, train_ds, valid_ds, bs=64, shuffle=True, drop_last=None, seed=None, after_batch=None,
+                   num_workers=0, worker_type="thread", vocab=None, item_tfms=None, path=".", val_bs=None):
+        """Training loader shuffled (and, as fastai, dropping a last partial batch); validation in order."""
+        kw = dict(after_batch=after_batch, num_workers=num_workers, worker_type=worker_type)
+        train = DataLoader(train_ds, bs, shuffle=shuffle, drop_last=shuffle if drop_last is None else drop_last,
+                           seed=seed, **kw)
+        valid = DataLoader(valid_ds, val_bs or bs, **kw)
+        return cls(train, valid, vocab=vocab, item_tfms=item_tfms, path=path)

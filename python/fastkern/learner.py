@@ -1,0 +1,717 @@
+"""fastai's Learner: a training loop whose every step is an event that callbacks hook.
+
+    learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss(), metrics=accuracy)
+    learn.fit_one_cycle(1, 1e-2)
+
+The loop (fit -> epoch -> train/validate -> batch -> pred, loss, backward, step)
+calls ``before_*``/``after_*`` on every callback in ``order``. A callback may raise
+one of the Cancel*Exception to skip the rest of that stage; ``after_cancel_*``
+then runs, and the stage's ``after_*`` still does. Recording, progress output,
+schedules and lr_find are callbacks too.
+"""
+import contextlib
+import json
+import math
+import time
+from collections import namedtuple
+from pathlib import Path
+
+from . import nn
+from ._grad_mode import no_grad
+from .metrics import _snake, as_metric
+from .optim import Adam
+from .optim.lr_scheduler import combined_cos, get_momentum, sched_exp, set_momentum
+
+
+class CancelFitException(Exception):
+    pass
+
+
+class CancelEpochException(Exception):
+    pass
+
+
+class CancelTrainException(Exception):
+    pass
+
+
+class CancelValidException(Exception):
+    pass
+
+
+class CancelBatchException(Exception):
+    pass
+
+
+class CancelBackwardException(Exception):
+    pass
+
+
+class CancelStepException(Exception):
+    pass
+
+
+EVENTS = ("before_fit before_epoch before_train before_batch after_pred after_loss before_backward after_backward "
+          "before_step after_step after_cancel_batch after_batch after_cancel_train after_train before_validate "
+          "after_cancel_validate after_validate after_cancel_epoch after_epoch after_cancel_fit after_fit").split()
+# Events inside the batch loop respect a callback's run_train/run_valid.
+_INNER = {"before_batch", "after_pred", "after_loss", "before_backward", "after_backward", "before_step",
+          "after_step", "after_cancel_batch", "after_batch"}
+
+
+class Callback:
+    """Define methods named after events. Reading an attribute the callback lacks reads the
+    learner's (``self.epoch``, ``self.loss``, ``self.model``...); to change the learner's state,
+    assign through ``self.learn``."""
+
+    order = 0
+    run_train = run_valid = True
+    learn = None
+
+    def __getattr__(self, name):
+        learn = self.__dict__.get("learn") or type(self).learn
+        if learn is not None and not name.startswith("__"):
+            return getattr(learn, name)
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    @property
+    def name(self):
+        n = type(self).__name__
+        return _snake(n[:-len("Callback")] if n.endswith("Callback") and n != "Callback" else n)
+
+    def __call__(self, event):
+        training = getattr(self.learn, "training", False)
+        if event not in _INNER or (self.run_train and training) or (self.run_valid and not training):
+            fn = getattr(type(self), event, None)
+            if fn is not None:
+                fn(self)
+
+    def __repr__(self):
+        return type(self).__name__
+
+
+class TrainEvalCallback(Callback):
+    """Switches train/eval mode and counts iterations (``train_iter``, ``pct_train``)."""
+
+    order = -10
+
+    def before_fit(self):
+        self.learn.epoch, self.learn.train_iter, self.learn.pct_train = 0, 0, 0.0
+
+    def before_train(self):
+        self.learn.training = True
+        self.model.train()
+
+    def after_batch(self):
+        if self.learn.training:
+            self.learn.train_iter += 1
+            self.learn.pct_train += 1.0 / (self.n_iter * self.n_epoch)
+
+    def before_validate(self):
+        self.learn.training = False
+        self.model.eval()
+
+
+class Recorder(Callback):
+    """Keeps per-batch smoothed losses, lrs and momentums, and per-epoch losses and metrics.
+
+    ``values`` holds one [train_loss, valid_loss, *metrics] per epoch; ``log`` is the last table row.
+    """
+
+    order = 50
+
+    def __init__(self, beta=0.98):
+        self.beta = beta
+        self.lrs, self.moms, self.losses, self.iters, self.values, self.log = [], [], [], [], [], []
+        self.valid_log = []
+
+    def before_fit(self):
+        self.lrs, self.moms, self.losses, self.iters, self.values = [], [], [], [], []
+        self._smooth, self._nsmooth = 0.0, 0
+        self.learn.smooth_loss = float("nan")
+
+    @property
+    def metric_names(self):
+        return ["epoch", "train_loss", "valid_loss"] + [m.name for m in self.learn.metrics] + ["time"]
+
+    def before_epoch(self):
+        self._start = time.perf_counter()
+
+    def before_train(self):
+        self._tot, self._n = 0.0, 0
+
+    def before_validate(self):
+        self._vtot, self._vn = 0.0, 0
+        for m in self.learn.metrics:
+            m.reset()
+
+    def after_batch(self):
+        if not len(self.yb):
+            return
+        bs, loss = self.yb[0].shape[0], self.loss.item()
+        if self.training:
+            # exponential moving average with bias correction (fastai's AvgSmoothLoss)
+            self._nsmooth += 1
+            self._smooth = self.beta * self._smooth + (1 - self.beta) * loss
+            self.learn.smooth_loss = self._smooth / (1 - self.beta**self._nsmooth)
+            self.losses.append(self.learn.smooth_loss)
+            self.lrs.append(self.opt.param_groups[-1]["lr"])
+            self.moms.append(get_momentum(self.opt.param_groups[-1]))
+            self.iters.append(self.train_iter)
+            self._tot, self._n = self._tot + loss * bs, self._n + bs
+        else:
+            self._vtot, self._vn = self._vtot + loss * bs, self._vn + bs
+            for m in self.learn.metrics:
+                m.accumulate(self.learn)
+
+    def after_validate(self):
+        self.valid_log = [self._vtot / self._vn if self._vn else None] + [m.value for m in self.learn.metrics]
+
+    def after_epoch(self):
+        train_loss = self._tot / self._n if getattr(self, "_n", 0) else None
+        self.values.append([train_loss] + self.valid_log)
+        self.log = [self.epoch, train_loss] + self.valid_log + [time.perf_counter() - self._start]
+
+    # -- plots (matplotlib, imported only here) ----------------------------------
+    def plot_loss(self, skip_start=5, with_valid=True, fname=None):
+        plt = _pyplot()
+        fig, ax = plt.subplots()
+        ax.plot(self.iters[skip_start:], self.losses[skip_start:], label="train (smoothed)")
+        if with_valid and self.values:
+            per_epoch = len(self.iters) / max(len(self.values), 1)
+            xs = [(i + 1) * per_epoch for i in range(len(self.values))]
+            ax.plot(xs, [v[1] for v in self.values], "o-", label="valid")
+        ax.set(xlabel="iteration", ylabel="loss")
+        ax.legend()
+        return _show(fig, fname, "loss.png")
+
+    def plot_lr_find(self, skip_end=5, suggestions=None, fname=None):
+        plt = _pyplot()
+        fig, ax = plt.subplots()
+        end = len(self.lrs) - skip_end if len(self.lrs) > skip_end else len(self.lrs)
+        ax.plot(self.lrs[:end], self.losses[:end])
+        for (name, lr), color in zip((suggestions or {}).items(), ("C1", "C2", "C3", "C4")):
+            ax.axvline(lr, color=color, linestyle="--", label=f"{name}: {lr:.2e}")
+        ax.set(xscale="log", xlabel="learning rate", ylabel="loss (smoothed)")
+        if suggestions:
+            ax.legend()
+        return _show(fig, fname, "lr_find.png")
+
+    def plot_sched(self, fname=None):
+        plt = _pyplot()
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+        a1.plot(self.iters, self.lrs)
+        a1.set(xlabel="iteration", ylabel="learning rate")
+        a2.plot(self.iters, self.moms)
+        a2.set(xlabel="iteration", ylabel="momentum")
+        return _show(fig, fname, "sched.png")
+
+
+def _pyplot():
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _show(fig, fname, default):
+    """Shows the figure on an interactive backend or in a notebook; otherwise writes a PNG."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    interactive = matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "ps", "cairo", "template")
+    if fname is not None or not interactive:
+        fname = fname or default
+        fig.savefig(fname, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        print(f"saved {fname}")
+        return fname
+    plt.show()
+    return fig
+
+
+class ParamScheduler(Callback):
+    """Sets hyper-parameters before each training batch from functions of pct_train.
+
+    ``scheds`` maps 'lr' or 'mom' to one function or a list with one per param group.
+    """
+
+    order = 60
+    run_valid = False
+
+    def __init__(self, scheds):
+        self.scheds = scheds
+
+    def before_batch(self):
+        pos = self.pct_train
+        for name, fns in self.scheds.items():
+            groups = self.opt.param_groups
+            fns = fns if isinstance(fns, (list, tuple)) else [fns] * len(groups)
+            for g, fn in zip(groups, fns):
+                _set_hyper(g, name, fn(pos))
+
+
+def _set_hyper(group, name, value):
+    if name == "lr":
+        group["lr"] = value
+    elif name == "mom":
+        # SGD built without momentum stays plain SGD (as fastai); Adam schedules beta1
+        if "betas" in group or group.get("momentum"):
+            set_momentum(group, value)
+    else:
+        group[name] = value
+
+
+class LRFinder(ParamScheduler):
+    """Raises the lr exponentially each batch; stops at num_it or when the smoothed loss
+    passes 4x its minimum; restores the weights and optimizer state afterwards."""
+
+    def __init__(self, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True):
+        super().__init__({"lr": lambda pos: sched_exp(start_lr, end_lr, pos)})
+        self.num_it, self.stop_div = num_it, stop_div
+
+    def before_fit(self):
+        self._saved = ({k: v.clone() for k, v in self.model.state_dict().items()}, _clone_state(self.opt.state_dict()))
+        self.best_loss = float("inf")
+
+    def before_batch(self):
+        pos = self.train_iter / self.num_it
+        for g in self.opt.param_groups:
+            g["lr"] = self.scheds["lr"](pos)
+
+    def after_batch(self):
+        if not self.training:
+            return
+        loss = self.smooth_loss
+        self.best_loss = min(self.best_loss, loss)
+        if (self.stop_div and (loss > 4 * self.best_loss or math.isnan(loss))) or self.train_iter >= self.num_it:
+            raise CancelFitException()
+
+    def before_validate(self):
+        raise CancelValidException()
+
+    def after_fit(self):
+        model_state, opt_state = self._saved
+        self.model.load_state_dict(model_state)
+        self.opt.load_state_dict(opt_state)
+        self.opt.zero_grad()
+
+
+def _clone_state(obj):
+    if isinstance(obj, dict):
+        return {k: _clone_state(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_clone_state(v) for v in obj]
+    return obj.clone() if hasattr(obj, "clone") else obj
+
+
+SuggestedLRs = namedtuple("SuggestedLRs", ["valley", "minimum", "steep"])
+
+
+def suggest_lrs(lrs, losses):
+    """fastai's three suggestions from an lr_find curve (first 10% and last 5 points dropped).
+
+    minimum: a tenth of the lr at the lowest loss; steep: where the loss falls fastest per
+    log-lr; valley: the middle of the longest run of decreasing loss.
+    """
+    n = len(lrs)
+    lo, hi = n // 10, max(n - 5, n // 10 + 2)
+    lrs, losses = lrs[lo:hi], losses[lo:hi]
+    if len(lrs) < 2:
+        raise ValueError("lr_find recorded too few points to suggest a learning rate")
+    i_min = min(range(len(losses)), key=losses.__getitem__)
+    slopes = [(losses[i + 1] - losses[i]) / (math.log(lrs[i + 1]) - math.log(lrs[i])) for i in range(len(lrs) - 1)]
+    i_steep = min(range(len(slopes)), key=slopes.__getitem__)
+    # longest strictly decreasing subsequence ending at each point (O(n^2), n <= 100)
+    run = [1] * len(losses)
+    start = list(range(len(losses)))
+    for i in range(len(losses)):
+        for j in range(i):
+            if losses[i] < losses[j] and run[j] + 1 > run[i]:
+                run[i], start[i] = run[j] + 1, start[j]
+    end = max(range(len(run)), key=run.__getitem__)
+    i_valley = (start[end] + end) // 2
+    return SuggestedLRs(lrs[i_valley], lrs[i_min] / 10, lrs[i_steep])
+
+
+def _lr_list(lr, n):
+    """Per-group lrs: a number for all, slice(hi) as hi/10 then hi, slice(lo, hi) spaced geometrically."""
+    if not isinstance(lr, slice):
+        return list(lr) if isinstance(lr, (list, tuple)) else [lr] * n
+    if lr.stop is None:
+        raise ValueError("slice lr needs a stop value: slice(hi) or slice(lo, hi)")
+    if lr.start is None:
+        return [lr.stop / 10] * (n - 1) + [lr.stop]
+    if n == 1:
+        return [lr.stop]
+    return [lr.start * (lr.stop / lr.start) ** (i / (n - 1)) for i in range(n)]
+
+
+def trainable_params(model):
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def default_splitter(model):
+    """One layer group holding every parameter."""
+    return [list(model.parameters())]
+
+
+def body_head_splitter(model):
+    """Two groups for a Sequential: the last child with parameters onward is the head."""
+    children = list(model.children())
+    with_params = [i for i, c in enumerate(children) if any(True for _ in c.parameters())]
+    if len(with_params) < 2:
+        return default_splitter(model)
+    cut = with_params[-1]
+    body = [p for c in children[:cut] for p in c.parameters()]
+    head = [p for c in children[cut:] for p in c.parameters()]
+    return [body, head]
+
+
+_ACTIVATIONS = {"cross_entropy": (lambda x: x.softmax(-1), lambda x: x.argmax(-1)),
+                "binary_cross_entropy_with_logits": (lambda x: x.sigmoid(), lambda x: x > 0.5)}
+
+
+class Learner:
+    def __init__(self, dls, model, loss_func=None, opt_func=Adam, lr=1e-3, splitter=default_splitter, cbs=None,
+                 metrics=None, path=None, model_dir="models", wd=None, train_bn=True, moms=(0.95, 0.85, 0.95),
+                 progress=True):
+        self.dls, self.model = dls, model
+        self.loss_func = nn.CrossEntropyLoss() if loss_func is None else loss_func
+        self.opt_func, self.lr, self.splitter, self.wd, self.train_bn, self.moms = opt_func, lr, splitter, wd, train_bn, moms
+        self.metrics = [as_metric(m) for m in (metrics if isinstance(metrics, (list, tuple)) else
+                                               [] if metrics is None else [metrics])]
+        self.path = Path(path if path is not None else getattr(dls, "path", "."))
+        self.model_dir = model_dir
+        self.opt, self.training, self.epoch, self.n_epoch = None, False, 0, 1
+        self.xb, self.yb, self.pred, self.loss = (), (), None, None
+        self.cbs = []
+        from .progress import ProgressCallback
+        self.add_cbs([TrainEvalCallback(), Recorder()] + ([ProgressCallback()] if progress else []) + list(cbs or []))
+
+    # -- callbacks ---------------------------------------------------------------
+    def add_cb(self, cb):
+        cb = cb() if isinstance(cb, type) else cb
+        cb.learn = self
+        setattr(self, cb.name, cb)
+        self.cbs.append(cb)
+        self.cbs.sort(key=lambda c: c.order)  # stable: equal orders keep insertion order
+        return self
+
+    def add_cbs(self, cbs):
+        for cb in cbs:
+            self.add_cb(cb)
+        return self
+
+    def remove_cb(self, cb):
+        self.cbs.remove(cb)
+        if getattr(self, cb.name, None) is cb:
+            delattr(self, cb.name)
+        return self
+
+    @contextlib.contextmanager
+    def added_cbs(self, cbs):
+        cbs = [cb() if isinstance(cb, type) else cb for cb in (cbs or [])]
+        self.add_cbs(cbs)
+        try:
+            yield self
+        finally:
+            for cb in cbs:
+                self.remove_cb(cb)
+
+    def __call__(self, event):
+        for cb in list(self.cbs):
+            cb(event)
+
+    def _with_events(self, f, name, ex, final=None):
+        try:
+            self(f"before_{name}")
+            f()
+        except ex:
+            self(f"after_cancel_{name}")
+        self(f"after_{name}")
+        if final is not None:
+            final()
+
+    # -- optimizer and layer groups ------------------------------------------------
+    def create_opt(self):
+        groups = [g for g in self.splitter(self.model) if g]
+        self.opt = self.opt_func([{"params": g} for g in groups], lr=self.lr)
+        if self.wd is not None:
+            for g in self.opt.param_groups:
+                g["weight_decay"] = self.wd
+
+    def _set_lr(self, lr):
+        groups = self.opt.param_groups
+        for g, v in zip(groups, _lr_list(lr, len(groups))):
+            g["lr"] = v
+
+    def freeze_to(self, n):
+        """Trains layer groups n onward only (batch-norm layers stay trainable with train_bn)."""
+        if self.opt is None:
+            self.create_opt()
+        groups = self.opt.param_groups
+        bn = {id(p) for m in self.model.modules() if isinstance(m, nn.layers._BatchNorm) for p in m.parameters()}
+        frozen = set(range(len(groups))[:n])
+        for i, g in enumerate(groups):
+            for p in g["params"]:
+                p.requires_grad_(i not in frozen or (self.train_bn and id(p) in bn))
+                if not p.requires_grad:
+                    p.grad = None
+
+    def freeze(self):
+        self.freeze_to(-1)
+
+    def unfreeze(self):
+        self.freeze_to(0)
+
+    # -- the loop ------------------------------------------------------------------
+    def fit(self, n_epoch, lr=None, wd=None, cbs=None, reset_opt=False):
+        with self.added_cbs(cbs):
+            if reset_opt or self.opt is None:
+                self.create_opt()
+            wd = self.wd if wd is None else wd
+            if wd is not None:
+                for g in self.opt.param_groups:
+                    g["weight_decay"] = wd
+            self._set_lr(self.lr if lr is None else lr)
+            self.n_epoch, self.loss = n_epoch, None
+            self._with_events(self._do_fit, "fit", CancelFitException, self._end_cleanup)
+
+    def _do_fit(self):
+        for epoch in range(self.n_epoch):
+            self.epoch = epoch
+            self._with_events(self._do_epoch, "epoch", CancelEpochException)
+
+    def _do_epoch(self):
+        self.dl = self.dls.train
+        self._with_events(self._all_batches, "train", CancelTrainException)
+        self._do_validate()
+
+    def _do_validate(self, dl=None):
+        self.dl = self.dls.valid if dl is None else dl
+        with no_grad():
+            self._with_events(self._all_batches, "validate", CancelValidException)
+
+    def _all_batches(self):
+        self.n_iter = len(self.dl)
+        for i, b in enumerate(self.dl):
+            self.iter = i
+            b = tuple(b)
+            self.xb, self.yb = b[:-1], b[-1:]
+            self._with_events(self._do_one_batch, "batch", CancelBatchException)
+
+    def _do_one_batch(self):
+        self.pred = self.model(*self.xb)
+        self("after_pred")
+        if len(self.yb):
+            self.loss_grad = self.loss_func(self.pred, *self.yb)
+            self.loss = self.loss_grad.detach()
+        self("after_loss")
+        if not self.training or not len(self.yb):
+            return
+        self._with_events(self.loss_grad.backward, "backward", CancelBackwardException)
+        self._with_events(self.opt.step, "step", CancelStepException)
+        self.opt.zero_grad()
+
+    def _end_cleanup(self):
+        self.dl, self.xb, self.yb, self.pred, self.loss_grad = None, (), (), None, None
+
+    def fit_one_cycle(self, n_epoch, lr_max=None, div=25.0, div_final=1e5, pct_start=0.25, wd=None, moms=None,
+                      cbs=None, reset_opt=False):
+        """fastai's one-cycle: lr warms up from lr_max/div to lr_max over pct_start of the
+        iterations, then anneals to lr_max/div_final, cosine both ways; momentum goes the other way."""
+        if reset_opt or self.opt is None:
+            self.create_opt()
+        n = len(self.opt.param_groups)
+        lr_maxes = _lr_list(self.lr if lr_max is None else lr_max, n)
+        scheds = {"lr": [combined_cos(pct_start, lr / div, lr, lr / div_final) for lr in lr_maxes],
+                  "mom": combined_cos(pct_start, *(moms or self.moms))}
+        self.fit(n_epoch, cbs=[ParamScheduler(scheds)] + list(cbs or []), wd=wd)
+
+    def lr_find(self, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, show_plot=False):
+        """Trains with an exponentially rising lr, restores the weights, returns SuggestedLRs."""
+        n_epoch = math.ceil(num_it / len(self.dls.train))
+        cb = LRFinder(start_lr, end_lr, num_it, stop_div)
+        progress = getattr(self, "progress", None)
+        with contextlib.ExitStack() as stack:
+            if progress is not None:
+                stack.enter_context(progress.no_table())
+            if self.opt is None:
+                self.create_opt()
+            lrs = [g["lr"] for g in self.opt.param_groups]
+            self.fit(n_epoch, cbs=[cb])
+            self._set_lr(lrs)
+        sugg = suggest_lrs(self.recorder.lrs, self.recorder.losses)
+        if show_plot:
+            self.recorder.plot_lr_find(suggestions=sugg._asdict())
+        return sugg
+
+    # -- evaluation ----------------------------------------------------------------
+    def validate(self, dl=None, cbs=None):
+        """[valid_loss, *metrics] on ``dl`` (default: the validation loader)."""
+        with self.added_cbs(cbs):
+            self._do_validate(dl)
+        return list(self.recorder.valid_log)
+
+    def _activation(self):
+        act = getattr(self.loss_func, "activation", None)
+        if act is None:
+            act = _ACTIVATIONS.get(getattr(self.loss_func, "__name__", ""), (None,))[0]
+        return act or (lambda x: x)
+
+    def _decodes(self):
+        dec = getattr(self.loss_func, "decodes", None)
+        if dec is None:
+            dec = _ACTIVATIONS.get(getattr(self.loss_func, "__name__", ""), (None, None))[1]
+        return dec or (lambda x: x)
+
+    def get_preds(self, ds_idx=1, dl=None, with_input=False, with_decoded=False, with_loss=False, act=None):
+        """(predictions, targets[, decoded][, losses]) over a loader, with the loss's activation
+        applied (softmax for cross-entropy). ``with_input`` puts the inputs first."""
+        from ._C import cat
+        dl = self.dls[ds_idx] if dl is None else dl
+        gather = _GatherPreds()
+        with self.added_cbs([gather]):
+            self._do_validate(dl)
+        raw = cat(gather.preds)
+        targs = cat(gather.targs) if gather.targs else None
+        res = [(act or self._activation())(raw), targs]
+        if with_decoded:
+            res.append(self._decodes()(res[0]))
+        if with_loss:
+            with no_grad():
+                res.append(_per_item_loss(self.loss_func, raw, targs))
+        if with_input:
+            res.insert(0, cat(gather.inputs))
+        return tuple(res)
+
+    def predict(self, item):
+        """(decoded class, class index, probabilities) for one raw item (a path, an image, a tensor)."""
+        from .data.core import default_collate
+        item_tfms, after_batch, vocab = self._item_pipeline()
+        x = item_tfms(item) if item_tfms is not None else item
+        (xb,) = default_collate([(x,)])
+        if after_batch is not None:
+            xb = after_batch(xb)
+        self.model.eval()
+        with no_grad():
+            probs = self._activation()(self.model(xb))[0]
+        idx = self._decodes()(probs)
+        if vocab is not None and idx.ndim == 0:
+            return vocab[int(idx.item())], idx, probs
+        return idx, idx, probs
+
+    def _item_pipeline(self):
+        if self.dls is not None:
+            return self.dls.item_tfms, self.dls.after_batch, self.dls.vocab
+        return getattr(self, "_exported", (None, None, None))
+
+    # -- checkpoints -----------------------------------------------------------------
+    def _file(self, name):
+        name = Path(name)
+        return name if name.suffix else self.path / self.model_dir / f"{name}.safetensors"
+
+    def save(self, file, with_opt=True):
+        """Model (and optimizer) state to path/model_dir/file.safetensors; returns the path."""
+        from .serialization import save
+        state = {"model": self.model.state_dict()}
+        if with_opt and self.opt is not None:
+            state["opt"] = self.opt.state_dict()
+        path = self._file(file)
+        save(state, path)
+        return path
+
+    def load(self, file, with_opt=True, strict=True):
+        from .serialization import load
+        state = load(self._file(file))
+        self.model.load_state_dict(state["model"], strict=strict)
+        if with_opt and "opt" in state:
+            if self.opt is None:
+                self.create_opt()
+            self.opt.load_state_dict(state["opt"])
+        return self
+
+    def export(self, fname="export.safetensors"):
+        """One safetensors file: weights, and in its metadata the architecture by name (see
+        fastkern.models), the vocab, the item and batch transforms and the loss. No pickle."""
+        from .models import arch_of
+        from .serialization import save
+        arch = arch_of(self.model)
+        if arch is None:
+            raise ValueError("export needs a model built by fastkern.models (create_model(name, ...)), so that "
+                             "load_learner can rebuild it by name")
+        item_tfms, after_batch, vocab = self._item_pipeline()
+        info = {"arch": arch[0], "arch_kwargs": arch[1], "vocab": list(vocab) if vocab is not None else None,
+                "item_tfms": _tfms_list(item_tfms), "after_batch": _tfms_list(after_batch),
+                "loss": _loss_spec(self.loss_func)}
+        path = Path(fname) if Path(fname).is_absolute() else self.path / fname
+        save(self.model.state_dict(), path, metadata={"fastkern_learner": json.dumps(info)})
+        return path
+
+
+def _tfms_list(p):
+    from .data.transforms import Pipeline
+    return None if p is None else Pipeline(p).to_list()
+
+
+def _loss_spec(loss):
+    if isinstance(loss, nn.Module) and type(loss).__name__ in vars(nn):
+        args = {k: v for k, v in vars(loss).items() if not k.startswith("_") and k != "training"}
+        return {"name": type(loss).__name__, "args": args}
+    name = getattr(loss, "__name__", None)
+    return {"name": name, "function": True} if name in _ACTIVATIONS else None
+
+
+def load_learner(fname, model=None, cpu=True):
+    """A Learner for inference from ``export``'s file; pass ``model`` for an architecture
+    not in fastkern.models."""
+    from .data.transforms import Pipeline
+    from .models import create_model
+    from .serialization import from_bytes
+
+    with open(fname, "rb") as f:
+        state, meta = from_bytes(f.read())
+    if "fastkern_learner" not in meta:
+        raise ValueError(f"{fname} is not a fastkern Learner export (no 'fastkern_learner' metadata)")
+    info = json.loads(meta["fastkern_learner"])
+    model = create_model(info["arch"], **info["arch_kwargs"]) if model is None else model
+    model.load_state_dict(state)
+    spec, loss = info.get("loss"), None
+    if spec and spec.get("function"):
+        from .nn import functional as F
+        loss = getattr(F, spec["name"])
+    elif spec:
+        loss = getattr(nn, spec["name"])(**spec.get("args", {}))
+    learn = Learner(None, model, loss_func=loss, progress=False)
+    item_tfms = Pipeline.from_list(info["item_tfms"]) if info["item_tfms"] is not None else None
+    after_batch = Pipeline.from_list(info["after_batch"]) if info["after_batch"] is not None else None
+    learn._exported = (item_tfms, after_batch, info["vocab"])
+    return learn
+
+
+class _GatherPreds(Callback):
+    order = 70  # after the recorder
+
+    def before_validate(self):
+        self.preds, self.targs, self.inputs = [], [], []
+
+    def after_batch(self):
+        self.preds.append(self.pred.detach())
+        if len(self.yb):
+            self.targs.append(self.yb[0])
+        if self.xb:
+            self.inputs.append(self.xb[0])
+
+
+def _per_item_loss(loss_func, pred, targ):
+    if hasattr(loss_func, "reduction"):
+        old = loss_func.reduction
+        loss_func.reduction = "none"
+        try:
+            return loss_func(pred, targ)
+        finally:
+            loss_func.reduction = old
+    try:
+        return loss_func(pred, targ, reduction="none")
+    except TypeError:  # a hand-written loss without a reduction argument
+        from ._C import stack
+        return stack([loss_func(pred[i:i + 1], targ[i:i + 1]) for i in range(pred.shape[0])])
