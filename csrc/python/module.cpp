@@ -367,6 +367,10 @@ Tensor with_alpha(const Tensor& self, nb::handle other, nb::handle alpha) {
 NB_MODULE(_C, m) {
   // Module objects referenced from Python-level caches at interpreter exit are not leaks.
   nb::set_leak_warnings(false);
+  set_gil_hooks([]() -> void* { return PyGILState_Check() ? PyEval_SaveThread() : nullptr; },
+                [](void* state) {
+                  if (state) PyEval_RestoreThread(static_cast<PyThreadState*>(state));
+                });
   nb::register_exception_translator([](const std::exception_ptr& p, void*) {
     try {
       std::rethrow_exception(p);
