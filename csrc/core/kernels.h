@@ -10,13 +10,54 @@
 namespace fk {
 
 enum class BinOp : uint8_t { Add, Sub, Mul, Div, Pow, FloorDiv, Rem, Max, Min, Eq, Ne, Lt, Le, Gt, Ge, And, Or, Xor };
-enum class UnOp : uint8_t { Neg, Abs, Exp, Log, Sqrt, Rsqrt, Sin, Cos, Tanh, Sigmoid, Relu, Sign, Floor, Ceil, Round, Trunc, Not };
+enum class UnOp : uint8_t { Neg, Abs, Exp, Log, Sqrt, Rsqrt, Sin, Cos, Tanh, Sigmoid, Relu, Sign, Floor, Ceil, Round, Trunc, Erf, Not };
 enum class RedOp : uint8_t { Sum, Prod, Max, Min, ArgMax, ArgMin, All, Any };
 
 inline bool is_comparison(BinOp op) { return op >= BinOp::Eq && op <= BinOp::Ge; }
 
 // Status a kernel reports for integer inputs it cannot compute (never thrown from kernels).
 enum KernelStatus : int { kOk = 0, kDivByZero = 1, kNegativeIntPower = 2 };
+
+// Geometry of a 2-d window op (convolution or pooling) on one H x W plane.
+struct Window2d {
+  int64_t H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo;
+};
+
+// Neural-network loops, float32 and float64 only (csrc/cpu/nn.cpp).
+struct NnKernels {
+  // cols[(c*kh + i)*kw + j][oh*Wo + ow] = x[c][oh*sh - ph + i*dh][ow*sw - pw + j*dw], 0 outside the image.
+  void (*im2col)(DType dt, const Window2d& g, int64_t C, const void* x, void* cols);
+  // dx += im2col transposed: each column entry is added back to the pixel it came from.
+  void (*col2im)(DType dt, const Window2d& g, int64_t C, const void* cols, void* dx);
+  // Over `planes` planes; idx gets the argmax position h*W + w inside its plane.
+  void (*max_pool2d)(DType dt, const Window2d& g, int64_t planes, const void* x, void* out, int64_t* idx);
+  void (*max_pool2d_backward)(DType dt, const Window2d& g, int64_t planes, const void* gout, const int64_t* idx, void* gx);
+  void (*avg_pool2d)(DType dt, const Window2d& g, int64_t planes, bool count_include_pad, const void* x, void* out);
+  void (*avg_pool2d_backward)(DType dt, const Window2d& g, int64_t planes, bool count_include_pad, const void* gout,
+                              void* gx);
+  // Output cell (i, j) averages rows [i*H/Ho, ceil((i+1)*H/Ho)) and likewise columns.
+  void (*adaptive_avg_pool2d)(DType dt, int64_t planes, int64_t H, int64_t W, int64_t Ho, int64_t Wo, const void* x,
+                              void* out);
+  void (*adaptive_avg_pool2d_backward)(DType dt, int64_t planes, int64_t H, int64_t W, int64_t Ho, int64_t Wo,
+                                       const void* gout, void* gx);
+  // x is [N, C, S]: per-channel mean and biased variance (accumulated in double).
+  void (*channel_stats)(DType dt, int64_t N, int64_t C, int64_t S, const void* x, double* mean, double* var);
+  // y = a[c]*x + b[c] (+ e[c]*z when z is given): the normalisation and its backward.
+  void (*channel_affine)(DType dt, int64_t N, int64_t C, int64_t S, const void* x, const double* a, const double* b,
+                         const void* z, const double* e, void* y);
+  // sg[c] = sum of g, sgx[c] = sum of g*(x - mean[c]) over channel c.
+  void (*channel_grad_sums)(DType dt, int64_t N, int64_t C, int64_t S, const void* g, const void* x,
+                            const double* mean, double* sg, double* sgx);
+  // Row-wise softmax (or log-softmax) of `rows` contiguous rows of length `cols`.
+  void (*softmax_rows)(DType dt, int64_t rows, int64_t cols, const void* x, void* y, bool log);
+  // Cross entropy per row with label smoothing eps: loss[r] = logsumexp(x[r]) - (1-eps)*x[r,t_r] - eps*mean(x[r]).
+  // Rows whose target is `ignore` get loss 0.
+  void (*cross_entropy)(DType dt, int64_t rows, int64_t cols, const void* x, const int64_t* t, int64_t ignore,
+                        double eps, void* loss);
+  // gx[r] = gl[r] * (softmax(x[r]) - (1-eps)*onehot(t_r) - eps/cols), 0 for ignored rows.
+  void (*cross_entropy_backward)(DType dt, int64_t rows, int64_t cols, const void* x, const int64_t* t, int64_t ignore,
+                                 double eps, const void* gl, void* gx);
+};
 
 struct CpuKernels {
   const char* isa;
@@ -32,6 +73,7 @@ struct CpuKernels {
   void (*reduce_cols)(RedOp op, DType dt, int64_t len, int64_t cols, const void* in, int64_t stride, void* out);
   // C[M,N] = A[M,K] @ B[K,N], all row-major and contiguous.
   void (*gemm)(DType dt, int64_t M, int64_t N, int64_t K, const void* A, const void* B, void* C);
+  const NnKernels* nn;
 };
 
 const CpuKernels& cpu_kernels();

@@ -2,6 +2,7 @@
 // ops_*.cpp files; backward formulas are written with these same ops, so they
 // work on every device and can themselves be differentiated.
 #pragma once
+#include <array>
 #include <optional>
 #include <vector>
 
@@ -137,4 +138,21 @@ inline Tensor operator*(const Tensor& a, double s) { return binary(BinOp::Mul, a
 inline Tensor operator+(const Tensor& a, double s) { return binary(BinOp::Add, a, Scalar::of(s)); }
 inline Tensor operator-(double s, const Tensor& a) { return binary(BinOp::Sub, a, Scalar::of(s), true); }
 inline Tensor operator-(const Tensor& a) { return unary(UnOp::Neg, a); }
+}  // namespace fk
+
+// ---- neural-network ops (ops_nn.cpp), PyTorch's functional API with NCHW layouts
+namespace fk {
+using Pair2 = std::array<int64_t, 2>;
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Pair2 stride, Pair2 padding, Pair2 dilation,
+              int64_t groups);
+std::pair<Tensor, Tensor> max_pool2d(const Tensor& x, Pair2 kernel, Pair2 stride, Pair2 padding, Pair2 dilation,
+                                     bool ceil_mode);
+Tensor avg_pool2d(const Tensor& x, Pair2 kernel, Pair2 stride, Pair2 padding, bool ceil_mode, bool count_include_pad);
+Tensor adaptive_avg_pool2d(const Tensor& x, Pair2 output_size);
+// running_mean/var (optional) are updated in place when training.
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                  const Tensor& bias, bool training, double momentum, double eps);
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias);
+// reduction: 0 none, 1 mean, 2 sum
+Tensor cross_entropy(const Tensor& x, const Tensor& target, int reduction, double label_smoothing, int64_t ignore_index);
 }  // namespace fk

@@ -290,6 +290,10 @@ static void sigmoid_bw(Node& n, const Tensor& g, Tensor* gi) {
 }
 static void relu_bw(Node& n, const Tensor& g, Tensor* gi) { gi[0] = g * binary(BinOp::Gt, n.saved_at(1), Scalar::of(0)); }
 static void zero_bw(Node&, const Tensor& g, Tensor* gi) { gi[0] = zeros_like(g); }
+static void erf_bw(Node& n, const Tensor& g, Tensor* gi) {
+  const Tensor& x = n.saved_at(0);
+  gi[0] = g * unary(UnOp::Exp, -(x * x)) * 1.1283791670955126;  // 2/sqrt(pi)
+}
 
 struct UnaryDef {
   const char* name;
@@ -314,6 +318,7 @@ static const UnaryDef kUnary[] = {
     {"ceil", "CeilBackward0", zero_bw, false, false, false},
     {"round", "RoundBackward0", zero_bw, false, false, false},
     {"trunc", "TruncBackward0", zero_bw, false, false, false},
+    {"erf", "ErfBackward0", erf_bw, true, true, false},
     {"bitwise_not", nullptr, nullptr, false, false, false},
 };
 

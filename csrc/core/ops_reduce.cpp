@@ -362,6 +362,30 @@ Tensor std_(const Tensor& a, const DimList& dims, double correction, bool keepdi
   return out;
 }
 
+static void softmax_bw(Node& n, const Tensor& g, Tensor* gi) {
+  const Tensor y = n.saved_at(0);
+  gi[0] = y * (g - sum(g * y, DimList::of({-1}), true));
+}
+static void log_softmax_bw(Node& n, const Tensor& g, Tensor* gi) {
+  const Tensor y = n.saved_at(0);
+  gi[0] = g - unary(UnOp::Exp, y) * sum(g, DimList::of({-1}), true);
+}
+
+// Fused kernel along the last dimension, rows split across threads.
+static Tensor softmax_last(const Tensor& a, bool log) {
+  const Tensor A = contiguous(detach(a));
+  const int64_t cols = a.size(a.ndim() - 1), rows = a.numel() / cols, es = itemsize(a.dtype());
+  Tensor out = empty(a.shape(), a.dtype());
+  parallel_for(rows, std::max<int64_t>(1, 16384 / cols), [&](int64_t b, int64_t e) {
+    cpu_kernels().nn->softmax_rows(a.dtype(), e - b, cols, A.raw() + b * cols * es, out.raw() + b * cols * es, log);
+  });
+  if (Node* n = make_node(log ? "LogSoftmaxBackward0" : "SoftmaxBackward0", log ? log_softmax_bw : softmax_bw, {&a})) {
+    set_history(out, n);
+    n->save(out);
+  }
+  return out;
+}
+
 // Shift by the (constant) max for stability; infinite maxima shift by 0 so all -inf rows stay -inf.
 static Tensor stable_shift(const Tensor& a, const DimList& dims) {
   GradMode off(false);
@@ -382,6 +406,7 @@ Tensor logsumexp(const Tensor& a, const DimList& dims, bool keepdim) {
 Tensor softmax(const Tensor& a, int64_t dim) {
   FK_CHECK(is_float(a.dtype()), Runtime, "softmax is not implemented for '", dtype_name(a.dtype()),
            "' tensors; convert to a floating point dtype first");
+  if (a.ndim() > 0 && wrap_dim(dim, a.ndim()) == a.ndim() - 1 && a.numel() > 0) return softmax_last(a, false);
   const Tensor& A = a;
   const DimList dl = DimList::of({dim});
   if (A.numel() == 0) return clone(A);
@@ -392,6 +417,7 @@ Tensor softmax(const Tensor& a, int64_t dim) {
 Tensor log_softmax(const Tensor& a, int64_t dim) {
   FK_CHECK(is_float(a.dtype()), Runtime, "log_softmax is not implemented for '", dtype_name(a.dtype()),
            "' tensors; convert to a floating point dtype first");
+  if (a.ndim() > 0 && wrap_dim(dim, a.ndim()) == a.ndim() - 1 && a.numel() > 0) return softmax_last(a, true);
   const Tensor& A = a;
   const DimList dl = DimList::of({dim});
   if (A.numel() == 0) return clone(A);

@@ -74,6 +74,9 @@ struct Pool {
   }
 };
 
+void* (*g_release_gil)() = nullptr;
+void (*g_reacquire_gil)(void*) = nullptr;
+
 // Leaked on purpose: worker threads must not be joined during interpreter exit.
 Pool* g_pool = new Pool();
 std::mutex g_run_mu;  // one parallel region at a time (callers from several Python threads)
@@ -103,8 +106,19 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
     if (n > 0) f(0, n);
     return;
   }
+  struct Unlocked {  // the GIL is given back on every exit path
+    void* token = g_release_gil ? g_release_gil() : nullptr;
+    ~Unlocked() {
+      if (g_reacquire_gil) g_reacquire_gil(token);
+    }
+  } unlocked;
   std::lock_guard<std::mutex> g(g_run_mu);
   g_pool->run(n, chunks, f);
+}
+
+void set_gil_hooks(void* (*release)(), void (*reacquire)(void*)) {
+  g_release_gil = release;
+  g_reacquire_gil = reacquire;
 }
 
 }  // namespace fk

@@ -13,4 +13,8 @@ void set_num_threads(int n);
 // called from inside a pool thread.
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& f);
 
+// Set by the bindings: parallel regions release the Python GIL (release returns a
+// token for reacquire), so other Python threads, such as data loaders, run meanwhile.
+void set_gil_hooks(void* (*release)(), void (*reacquire)(void*));
+
 }  // namespace fk

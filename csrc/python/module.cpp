@@ -367,6 +367,10 @@ Tensor with_alpha(const Tensor& self, nb::handle other, nb::handle alpha) {
 NB_MODULE(_C, m) {
   // Module objects referenced from Python-level caches at interpreter exit are not leaks.
   nb::set_leak_warnings(false);
+  set_gil_hooks([]() -> void* { return PyGILState_Check() ? PyEval_SaveThread() : nullptr; },
+                [](void* state) {
+                  if (state) PyEval_RestoreThread(static_cast<PyThreadState*>(state));
+                });
   nb::register_exception_translator([](const std::exception_ptr& p, void*) {
     try {
       std::rethrow_exception(p);
@@ -662,7 +666,7 @@ NB_MODULE(_C, m) {
       {"neg", UnOp::Neg}, {"abs", UnOp::Abs}, {"exp", UnOp::Exp}, {"log", UnOp::Log}, {"sqrt", UnOp::Sqrt},
       {"rsqrt", UnOp::Rsqrt}, {"sin", UnOp::Sin}, {"cos", UnOp::Cos}, {"tanh", UnOp::Tanh},
       {"sigmoid", UnOp::Sigmoid}, {"relu", UnOp::Relu}, {"sign", UnOp::Sign}, {"floor", UnOp::Floor},
-      {"ceil", UnOp::Ceil}, {"round", UnOp::Round}, {"trunc", UnOp::Trunc}, {"bitwise_not", UnOp::Not},
+      {"ceil", UnOp::Ceil}, {"round", UnOp::Round}, {"trunc", UnOp::Trunc}, {"erf", UnOp::Erf}, {"bitwise_not", UnOp::Not},
       {"logical_not", UnOp::Not}};
   for (const auto& [name, op] : unary_ops) {
     const UnOp o = op;
@@ -809,6 +813,32 @@ NB_MODULE(_C, m) {
     for (const Tensor& t : grad(roots, g, inputs, retain, create, allow_unused))
       out.push_back(t.defined() ? std::optional<Tensor>(t) : std::nullopt);
     return out;
+  });
+  // neural-network ops; fastkern.nn.functional normalises the arguments
+  using OptT = std::optional<Tensor>;
+  auto opt_tensor = [](const OptT& t) { return t.value_or(Tensor()); };
+  auto pair = [](nb::handle h) {
+    const Dims d = to_dims(h);
+    FK_CHECK(d.n == 2, Value, "expected a pair of ints, got ", to_string(d));
+    return Pair2{d[0], d[1]};
+  };
+  m.def("_conv2d", [=](const Tensor& x, const Tensor& w, const OptT& b, nb::handle s, nb::handle p, nb::handle d, int64_t g) {
+    return conv2d(x, w, opt_tensor(b), pair(s), pair(p), pair(d), g);
+  });
+  m.def("_max_pool2d", [=](const Tensor& x, nb::handle k, nb::handle s, nb::handle p, nb::handle d, bool ceil) {
+    return max_pool2d(x, pair(k), pair(s), pair(p), pair(d), ceil);
+  });
+  m.def("_avg_pool2d", [=](const Tensor& x, nb::handle k, nb::handle s, nb::handle p, bool ceil, bool include_pad) {
+    return avg_pool2d(x, pair(k), pair(s), pair(p), ceil, include_pad);
+  });
+  m.def("_adaptive_avg_pool2d", [=](const Tensor& x, nb::handle os) { return adaptive_avg_pool2d(x, pair(os)); });
+  m.def("_batch_norm", [=](const Tensor& x, const OptT& rm, const OptT& rv, const OptT& w, const OptT& b, bool training,
+                           double momentum, double eps) {
+    return batch_norm(x, opt_tensor(rm), opt_tensor(rv), opt_tensor(w), opt_tensor(b), training, momentum, eps);
+  });
+  m.def("_linear", [=](const Tensor& x, const Tensor& w, const OptT& b) { return linear(x, w, opt_tensor(b)); });
+  m.def("_cross_entropy", [](const Tensor& x, const Tensor& t, int reduction, double eps, int64_t ignore) {
+    return cross_entropy(x, t, reduction, eps, ignore);
   });
   m.def("get_num_threads", &num_threads);
   m.def("set_num_threads", &set_num_threads, "n"_a);

@@ -1,53 +1,170 @@
-"""fastkern.nn.functional: PyTorch's functional API (NCHW layouts, PyTorch argument names)."""
+"""fastkern.nn.functional: PyTorch's functional API (NCHW layouts, PyTorch argument names).
+
+The heavy ops (conv2d, pooling, batch_norm, linear, cross_entropy, softmax) are C++ ops
+with their backward in csrc/core/ops_nn.cpp; this module only normalises arguments.
+"""
+import math
+
 from .. import _C
-from .._C import log_softmax, relu, sigmoid, softmax, tanh  # noqa: F401
+from .._C import sigmoid, tanh  # noqa: F401
 from .._creation import rand_like
 
-_REDUCTIONS = ("none", "mean", "sum")
+_REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
+
+
+def _pair(v):
+    return (int(v), int(v)) if isinstance(v, int) else tuple(int(x) for x in v)
+
+
+def _reduction(reduction):
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{reduction} is not a valid value for reduction (expected one of {tuple(_REDUCTIONS)})")
+    return _REDUCTIONS[reduction]
 
 
 def _reduce(loss, reduction):
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{reduction} is not a valid value for reduction (expected one of {_REDUCTIONS})")
-    if reduction == "mean":
-        return loss.mean()
-    return loss.sum() if reduction == "sum" else loss
+    code = _reduction(reduction)
+    return loss if code == 0 else loss.mean() if code == 1 else loss.sum()
 
+
+# ---- layers
 
 def linear(input, weight, bias=None):
-    out = input @ weight.T
-    return out if bias is None else out + bias
+    return _C._linear(input, weight, bias)
 
 
-def leaky_relu(input, negative_slope=0.01):
-    return _C.where(input > 0, input, input * negative_slope)
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    dilation = _pair(dilation)
+    if isinstance(padding, str):
+        if padding == "valid":
+            padding = 0
+        elif padding == "same":
+            if _pair(stride) != (1, 1):
+                raise ValueError("padding='same' is not supported for strided convolutions")
+            span = [d * (k - 1) for d, k in zip(dilation, weight.shape[2:])]
+            if any(s % 2 for s in span):
+                raise NotImplementedError("padding='same' needs an odd effective kernel size in fastkern")
+            padding = tuple(s // 2 for s in span)
+        else:
+            raise ValueError(f"invalid padding string {padding!r}, should be one of 'valid', 'same'")
+    return _C._conv2d(input, weight, bias, _pair(stride), _pair(padding), dilation, groups)
 
 
-def dropout(input, p=0.5, training=True):
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    k = _pair(kernel_size)
+    out, idx = _C._max_pool2d(input, k, k if stride is None or stride == [] else _pair(stride), _pair(padding),
+                              _pair(dilation), ceil_mode)
+    return (out, idx) if return_indices else out
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    if divisor_override is not None:
+        raise NotImplementedError("avg_pool2d: divisor_override is not supported")
+    k = _pair(kernel_size)
+    return _C._avg_pool2d(input, k, k if stride is None or stride == [] else _pair(stride), _pair(padding),
+                          ceil_mode, count_include_pad)
+
+
+def adaptive_avg_pool2d(input, output_size):
+    size = (output_size, output_size) if isinstance(output_size, int) or output_size is None else output_size
+    size = tuple(input.shape[-2 + i] if s is None else int(s) for i, s in enumerate(size))
+    return _C._adaptive_avg_pool2d(input, size)
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    return _C._batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
+def embedding(input, weight, padding_idx=None):
+    out = weight[input]
+    if padding_idx is not None:  # rows looked up through padding_idx get no gradient
+        out = _C.where((input == padding_idx).unsqueeze(-1), out.detach(), out)
+    return out
+
+
+def dropout(input, p=0.5, training=True, inplace=False):
     if not 0 <= p <= 1:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if not training or p == 0:
         return input
-    if p == 1:
-        return input * 0
-    keep = (rand_like(input) >= p).to(input.dtype)
-    return input * keep * (1.0 / (1 - p))
+    mask = (rand_like(input) >= p).to(input.dtype) * (0.0 if p == 1 else 1.0 / (1 - p))
+    return input.mul_(mask) if inplace else input * mask
 
 
-def nll_loss(input, target, reduction="mean"):
+# ---- activations
+
+def relu(input, inplace=False):
+    return input.relu_() if inplace else input.relu()
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    out = _C.where(input > 0, input, input * negative_slope)
+    return input.copy_(out) if inplace else out
+
+
+def gelu(input, approximate="none"):
+    if approximate == "tanh":
+        inner = (input + input * input * input * 0.044715) * math.sqrt(2 / math.pi)
+        return input * 0.5 * (inner.tanh() + 1)
+    if approximate != "none":
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return input * 0.5 * ((input * (1 / math.sqrt(2))).erf() + 1)
+
+
+def softmax(input, dim=None, dtype=None):
+    x = input if dtype is None else input.to(dtype)
+    return x.softmax(-1 if dim is None else dim)
+
+
+def log_softmax(input, dim=None, dtype=None):
+    x = input if dtype is None else input.to(dtype)
+    return x.log_softmax(-1 if dim is None else dim)
+
+
+# ---- losses
+
+def _class_last(input, target):
+    """[N, C, d1, ...] logits and [N, d1, ...] targets as [N*d1*..., C] and [N*d1*...]."""
+    order = [0] + list(range(2, input.ndim)) + [1]
+    return input.permute(*order).reshape(-1, input.shape[1]), target.reshape(-1)
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    if weight is not None:
+        raise NotImplementedError("cross_entropy: class weights are not supported yet")
+    if target.is_floating_point():  # class probabilities
+        logp = log_softmax(input, 1 if input.ndim > 1 else 0)
+        n_classes = input.shape[1 if input.ndim > 1 else 0]
+        target = target * (1 - label_smoothing) + label_smoothing / n_classes
+        return _reduce(-(target * logp).sum(1 if input.ndim > 1 else 0), reduction)
+    code = _reduction(reduction)
+    if input.ndim == 1:  # one unbatched sample
+        loss = _C._cross_entropy(input.unsqueeze(0), target.reshape(1), code, label_smoothing, ignore_index)
+        return loss.reshape(()) if code == 0 else loss
+    if input.ndim > 2:
+        x, t = _class_last(input, target)
+        loss = _C._cross_entropy(x, t, code, label_smoothing, ignore_index)
+        return loss.reshape(target.shape) if code == 0 else loss
+    return _C._cross_entropy(input, target, code, label_smoothing, ignore_index)
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    if weight is not None:
+        raise NotImplementedError("nll_loss: class weights are not supported yet")
+    if input.ndim > 2:
+        x, t = _class_last(input, target)
+        loss = nll_loss(x, t, ignore_index=ignore_index, reduction=reduction)
+        return loss.reshape(target.shape) if reduction == "none" else loss
     if input.ndim != 2 or target.ndim != 1 or target.shape[0] != input.shape[0]:
         raise ValueError(f"nll_loss expects input of shape [N, C] and target of shape [N], "
                          f"got {list(input.shape)} and {list(target.shape)}")
-    picked = input[_C._arange(0, input.shape[0], 1, _C.int64), target]
-    return _reduce(-picked, reduction)
-
-
-def cross_entropy(input, target, reduction="mean", label_smoothing=0.0):
-    logp = log_softmax(input, -1)
-    loss = nll_loss(logp, target, "none")
-    if label_smoothing:
-        loss = loss * (1 - label_smoothing) - logp.mean(-1) * label_smoothing
-    return _reduce(loss, reduction)
+    keep = target != ignore_index
+    picked = input[_C._arange(0, input.shape[0], 1, _C.int64), target * keep] * keep.to(input.dtype)
+    code = _reduction(reduction)
+    if code == 1:
+        return -picked.sum() / keep.sum().to(input.dtype)
+    return -picked.sum() if code == 2 else -picked
 
 
 def mse_loss(input, target, reduction="mean"):
@@ -59,7 +176,17 @@ def l1_loss(input, target, reduction="mean"):
     return _reduce((input - target).abs(), reduction)
 
 
-def binary_cross_entropy_with_logits(input, target, reduction="mean"):
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
+    if weight is not None or pos_weight is not None:
+        raise NotImplementedError("binary_cross_entropy_with_logits: weight and pos_weight are not supported yet")
     # max(x, 0) - x*t + log(1 + exp(-|x|)): stable for large |x|
     loss = input.clamp(min=0) - input * target + ((-input.abs()).exp() + 1).log()
+    return _reduce(loss, reduction)
+
+
+def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+    if weight is not None:
+        raise NotImplementedError("binary_cross_entropy: weight is not supported yet")
+    # PyTorch clamps the logs at -100 so that p = 0 or 1 gives a finite loss.
+    loss = -(target * input.log().clamp(min=-100) + (1 - target) * (1 - input).log().clamp(min=-100))
     return _reduce(loss, reduction)

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""conv2d forward and forward+backward GFLOP/s: fastkern vs PyTorch, in one process.
+
+Run: PYTHONPATH=python python bench/conv.py [--repeat N] [--threads N]
+Shapes: the MNIST CNN layers (batch 64) and ResNet-18 layers (batch 8, 224x224 input).
+Forward+backward counts 3x the forward FLOPs (input and weight gradients).
+"""
+import argparse
+import time
+
+import numpy as np
+
+from overhead import print_header, try_import
+
+# (label, batch, in_ch, out_ch, size, kernel, stride, padding)
+SHAPES = [
+    ("mnist conv1 1->32 28x28", 64, 1, 32, 28, 3, 1, 1),
+    ("mnist conv2 32->64 14x14", 64, 32, 64, 14, 3, 1, 1),
+    ("resnet stem 3->64 224 7x7/2", 8, 3, 64, 224, 7, 2, 3),
+    ("resnet 64x56x56 3x3", 8, 64, 64, 56, 3, 1, 1),
+    ("resnet 128x28x28 3x3", 8, 128, 128, 28, 3, 1, 1),
+    ("resnet 256x14x14 3x3", 8, 256, 256, 14, 3, 1, 1),
+    ("resnet 512x7x7 3x3", 8, 512, 512, 7, 3, 1, 1),
+]
+
+
+def best_time(fn, repeat):
+    fn()  # warm-up (allocator caches, thread pools)
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def cases(mod, F, x, w, grad):
+    if not grad:
+        return lambda s, p: (lambda: F.conv2d(x, w, stride=s, padding=p))
+    def run(s, p):
+        def step():
+            x.grad = w.grad = None
+            F.conv2d(x, w, stride=s, padding=p).sum().backward()
+        return step
+    return run
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    fk, fk_err = try_import("fastkern")
+    torch, torch_err = try_import("torch")
+    print_header({"fastkern": (fk, fk_err), "torch": (torch, torch_err), "numpy": (np, None)})
+    if fk is None:
+        return
+    if args.threads:
+        fk.set_num_threads(args.threads)
+        if torch:
+            torch.set_num_threads(args.threads)
+    print(f"fastkern CPU path: {fk.backends.cpu.capability()}, threads: fastkern {fk.get_num_threads()}"
+          + (f", torch {torch.get_num_threads()}" if torch else ""))
+    print()
+    print(f"{'layer':<30}{'pass':<9}{'fastkern GF/s':>14}{'torch GF/s':>12}{'fk/torch':>10}")
+    rng = np.random.default_rng(0)
+    for label, n, ci, co, size, k, s, p in SHAPES:
+        xa = rng.standard_normal((n, ci, size, size)).astype(np.float32)
+        wa = (rng.standard_normal((co, ci, k, k)) * 0.1).astype(np.float32)
+        out = (size + 2 * p - k) // s + 1
+        flops = 2.0 * n * co * out * out * ci * k * k
+        for grad, mult, name in ((False, 1, "fwd"), (True, 3, "fwd+bwd")):
+            res = {}
+            for libname, mod, F in (("fk", fk, fk and fk.nn.functional),
+                                    ("torch", torch, torch and torch.nn.functional)):
+                if mod is None:
+                    continue
+                x = mod.tensor(xa, requires_grad=grad)
+                w = mod.tensor(wa, requires_grad=grad)
+                res[libname] = mult * flops / best_time(cases(mod, F, x, w, grad)(s, p), args.repeat) / 1e9
+            ours, t = res["fk"], res.get("torch")
+            theirs, ratio = (f"{t:.1f}", f"{ours / t:.2f}") if t else ("-", "-")
+            print(f"{label:<30}{name:<9}{ours:>14.1f}{theirs:>12}{ratio:>10}")
+    print("\nfk/torch above 1 means fastkern is faster.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""One full training step (forward + backward + SGD update), images/s: fastkern vs PyTorch.
+
+Run: PYTHONPATH=python python bench/train_step.py [--steps N] [--threads N]
+(a) MLP 784-30-10 at batch 256; (b) a small CNN on 1x28x28 at batch 64:
+conv3x3(1->16)+relu+maxpool2, conv3x3(16->32)+relu+maxpool2, linear(32*7*7->10).
+Both libraries get the same initial weights and data; the models are written with the
+functional API so the two sides run exactly the same ops.
+"""
+import argparse
+import time
+
+import numpy as np
+
+from overhead import print_header, try_import
+
+
+def init(rng, shapes):
+    return {k: (rng.standard_normal(s) * (2.0 / np.prod(s[1:])) ** 0.5).astype(np.float32) if len(s) > 1
+            else np.zeros(s, np.float32) for k, s in shapes.items()}
+
+
+MLP = {"w1": (30, 784), "b1": (30,), "w2": (10, 30), "b2": (10,)}
+CNN = {"c1": (16, 1, 3, 3), "cb1": (16,), "c2": (32, 16, 3, 3), "cb2": (32,), "w": (10, 32 * 7 * 7), "b": (10,)}
+
+
+def mlp(F, p, x):
+    return F.linear(F.relu(F.linear(x.reshape(x.shape[0], -1), p["w1"], p["b1"])), p["w2"], p["b2"])
+
+
+def cnn(F, p, x):
+    h = F.max_pool2d(F.relu(F.conv2d(x, p["c1"], p["cb1"], padding=1)), 2)
+    h = F.max_pool2d(F.relu(F.conv2d(h, p["c2"], p["cb2"], padding=1)), 2)
+    return F.linear(h.reshape(h.shape[0], -1), p["w"], p["b"])
+
+
+def step_fn(mod, model, params, xb, yb, lr=0.01):
+    F = mod.nn.functional
+    p = {k: mod.tensor(v, requires_grad=True) for k, v in params.items()}
+    x, y = mod.tensor(xb), mod.tensor(yb)
+
+    def step():
+        loss = F.cross_entropy(model(F, p, x), y)
+        loss.backward()
+        with mod.no_grad():
+            for t in p.values():
+                t -= t.grad * lr
+                t.grad = None
+        return loss
+    return step
+
+
+def images_per_s(step, batch, steps):
+    for _ in range(3):
+        step()  # warm-up
+    best = 0.0
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        best = max(best, batch * steps / (time.perf_counter() - t0))
+    return best
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    fk, fk_err = try_import("fastkern")
+    torch, torch_err = try_import("torch")
+    print_header({"fastkern": (fk, fk_err), "torch": (torch, torch_err), "numpy": (np, None)})
+    if fk is None:
+        return
+    if args.threads:
+        fk.set_num_threads(args.threads)
+        if torch:
+            torch.set_num_threads(args.threads)
+    print(f"fastkern CPU path: {fk.backends.cpu.capability()}, threads: fastkern {fk.get_num_threads()}"
+          + (f", torch {torch.get_num_threads()}" if torch else ""))
+    print()
+    rng = np.random.default_rng(0)
+    print(f"{'model':<28}{'batch':>6}{'fastkern img/s':>16}{'torch img/s':>13}{'fk/torch':>10}")
+    for name, model, shapes, batch in (("MLP 784-30-10", mlp, MLP, 256), ("small CNN 1x28x28", cnn, CNN, 64)):
+        params = init(rng, shapes)
+        xb = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
+        yb = rng.integers(0, 10, batch)
+        res = {lib: images_per_s(step_fn(mod, model, params, xb, yb), batch, args.steps)
+               for lib, mod in (("fk", fk), ("torch", torch)) if mod is not None}
+        t = res.get("torch")
+        theirs, ratio = (f"{t:.0f}", f"{res['fk'] / t:.2f}") if t else ("-", "-")
+        print(f"{name:<28}{batch:>6}{res['fk']:>16.0f}{theirs:>13}{ratio:>10}")
+    print("\nfk/torch above 1 means fastkern is faster (target: 1.5).")
+
+
+if __name__ == "__main__":
+    main()

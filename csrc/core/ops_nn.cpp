@@ -1,0 +1,446 @@
+// Neural-network ops: convolution, pooling, batch norm, linear and fused
+// softmax / cross entropy. Forward and backward call the NnKernels loops and gemm.
+#include <cmath>
+#include <vector>
+
+#include "autograd.h"
+#include "gemm.h"
+#include "parallel.h"
+#include "ops.h"
+
+namespace fk {
+
+namespace {
+
+const NnKernels& nnk() { return *cpu_kernels().nn; }
+
+void check_float(const Tensor& t, const char* op, const char* what) {
+  FK_CHECK(is_float(t.dtype()), Type, op, ": expected a floating point ", what, ", got ", dtype_name(t.dtype()));
+}
+
+int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil_mode) {
+  const int64_t span = in + 2 * p - d * (k - 1) - 1;
+  int64_t o = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+  if (ceil_mode && (o - 1) * s >= in + p) o--;  // the last window must start inside the input
+  return span < 0 ? 0 : o;
+}
+
+Window2d window(const Tensor& x, Pair2 k, Pair2 s, Pair2 p, Pair2 d, bool ceil_mode, const char* op) {
+  for (int i = 0; i < 2; i++) {
+    FK_CHECK(k[i] > 0 && s[i] > 0 && d[i] > 0 && p[i] >= 0, Runtime, op, ": kernel size, stride and dilation must be ",
+             "positive and padding non-negative (got kernel ", k[i], ", stride ", s[i], ", padding ", p[i],
+             ", dilation ", d[i], ")");
+  }
+  const int64_t H = x.size(x.ndim() - 2), W = x.size(x.ndim() - 1);
+  Window2d g{H, W, k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1], out_size(H, k[0], s[0], p[0], d[0], ceil_mode),
+             out_size(W, k[1], s[1], p[1], d[1], ceil_mode)};
+  FK_CHECK(g.Ho > 0 && g.Wo > 0, Runtime, op, ": calculated output size (", g.Ho, "x", g.Wo,
+           ") is too small for input of shape ", to_string(x.shape()), " with kernel ", k[0], "x", k[1], ", padding ",
+           p[0], "x", p[1], ", dilation ", d[0], "x", d[1]);
+  return g;
+}
+
+// Accepts [N, C, H, W] or an unbatched [C, H, W] (returned as [1, C, H, W]).
+Tensor batched4d(const Tensor& x, const char* op) {
+  FK_CHECK(x.ndim() == 3 || x.ndim() == 4, Runtime, op, ": expected a 3-D (unbatched) or 4-D input, got shape ",
+           to_string(x.shape()));
+  check_float(x, op, "input");
+  return x.ndim() == 3 ? unsqueeze(x, 0) : x;
+}
+
+Tensor unbatch(const Tensor& out, const Tensor& x) { return x.ndim() == 3 ? squeeze(out, 0) : out; }
+
+std::vector<char> scratch(int64_t elems, DType dt) { return std::vector<char>(size_t(elems * itemsize(dt))); }
+
+void window_to_ints(Node* n, const Window2d& g) { n->ints = {g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw}; }
+
+Window2d window_from(const Node& n, const Dims& in, const Tensor& gout) {
+  const Dims& s = n.ints;
+  return {in[2], in[3], s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], gout.size(2), gout.size(3)};
+}
+
+// ---- conv2d ------------------------------------------------------------------
+
+struct ConvShape {
+  int64_t N, C, O, groups, Cg, Og, K, L;
+  bool direct;  // 1x1, stride 1, no padding: the input already is the column matrix
+};
+
+ConvShape conv_shape(const Tensor& x, const Tensor& w, const Window2d& g, int64_t groups) {
+  ConvShape c;
+  c.N = x.size(0);
+  c.C = x.size(1);
+  c.O = w.size(0);
+  c.groups = groups;
+  c.Cg = c.C / groups;
+  c.Og = c.O / groups;
+  c.K = c.Cg * g.kh * g.kw;
+  c.L = g.Ho * g.Wo;
+  c.direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
+  return c;
+}
+
+void conv_bw(Node& n, const Tensor& gout0, Tensor* gi) {
+  const Tensor X = n.saved_at(0), Wt = n.saved_at(1);
+  const Tensor G = contiguous(gout0);
+  const Window2d g = window_from(n, X.shape(), G);
+  const ConvShape c = conv_shape(X, Wt, g, n.scalars[0]);
+  const DType dt = X.dtype();
+  const int64_t es = itemsize(dt), HW = g.H * g.W;
+  GradMode off(false);
+  if (n.needs(0)) {
+    Tensor dx = zeros(X.shape(), dt);
+    parallel_for(c.N, 1, [&](int64_t b, int64_t e) {
+      std::vector<char> cols = scratch(c.direct ? 0 : c.K * c.L, dt);
+      for (int64_t i = b; i < e; i++)
+        for (int64_t gr = 0; gr < c.groups; gr++) {
+          char* dxg = dx.raw() + (i * c.C + gr * c.Cg) * HW * es;
+          const char* gg = G.raw() + (i * c.O + gr * c.Og) * c.L * es;
+          // dcols[K, L] = W_g^T @ gout_g
+          gemm(dt, c.K, c.L, c.Og, Wt.raw() + gr * c.Og * c.K * es, 1, c.K, gg, c.L, 1, c.direct ? dxg : cols.data(),
+               c.L, false);
+          if (!c.direct) nnk().col2im(dt, g, c.Cg, cols.data(), dxg);
+        }
+    });
+    gi[0] = dx;
+  }
+  if (n.needs(1)) {
+    // Each chunk of images accumulates its own partial weight gradient; partials are summed in order.
+    const int64_t chunks = std::min<int64_t>(num_threads(), c.N);
+    std::vector<Tensor> part(size_t(std::max<int64_t>(chunks, 1)));
+    parallel_for(chunks, 1, [&](int64_t b, int64_t e) {
+      std::vector<char> cols = scratch(c.direct ? 0 : c.K * c.L, dt);
+      for (int64_t ch = b; ch < e; ch++) {
+        Tensor dw = zeros(Wt.shape(), dt);
+        for (int64_t i = c.N * ch / chunks; i < c.N * (ch + 1) / chunks; i++)
+          for (int64_t gr = 0; gr < c.groups; gr++) {
+            const char* xg = X.raw() + (i * c.C + gr * c.Cg) * HW * es;
+            if (!c.direct) nnk().im2col(dt, g, c.Cg, xg, cols.data());
+            const char* colp = c.direct ? xg : cols.data();
+            // dW_g[Og, K] += gout_g[Og, L] @ cols^T
+            gemm(dt, c.Og, c.K, c.L, G.raw() + (i * c.O + gr * c.Og) * c.L * es, c.L, 1, colp, 1, c.L,
+                 dw.raw() + gr * c.Og * c.K * es, c.K, true);
+          }
+        part[size_t(ch)] = dw;
+      }
+    });
+    Tensor dw = part[0].defined() ? part[0] : zeros(Wt.shape(), dt);
+    for (size_t i = 1; i < part.size(); i++) binary_(BinOp::Add, dw, part[i]);
+    gi[1] = dw;
+  }
+  if (n.needs(2)) gi[2] = sum(G, DimList::of({0, 2, 3}), false);
+}
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x0, const Tensor& w0, const Tensor& bias, Pair2 stride, Pair2 padding, Pair2 dilation,
+              int64_t groups) {
+  const Tensor x = batched4d(x0, "conv2d");
+  FK_CHECK(w0.ndim() == 4, Runtime, "conv2d: expected a 4-D weight [out, in/groups, kh, kw], got shape ",
+           to_string(w0.shape()));
+  FK_CHECK(w0.dtype() == x.dtype() && (!bias.defined() || bias.dtype() == x.dtype()), Runtime,
+           "conv2d: input, weight and bias must have the same dtype, got ", dtype_name(x.dtype()), " and ",
+           dtype_name(w0.dtype()));
+  FK_CHECK(groups > 0 && x.size(1) % groups == 0 && w0.size(0) % groups == 0 && w0.size(1) * groups == x.size(1),
+           Runtime, "conv2d: input of shape ", to_string(x.shape()), " and weight of shape ", to_string(w0.shape()),
+           " do not match with groups=", groups, " (expected ", w0.size(1) * groups, " input channels)");
+  FK_CHECK(!bias.defined() || (bias.ndim() == 1 && bias.size(0) == w0.size(0)), Runtime, "conv2d: bias of shape ",
+           to_string(bias.defined() ? bias.shape() : Dims()), " does not match ", w0.size(0), " output channels");
+  const Window2d g = window(x, {w0.size(2), w0.size(3)}, stride, padding, dilation, false, "conv2d");
+  const Tensor X = contiguous(detach(x)), W = contiguous(detach(w0));
+  const ConvShape c = conv_shape(X, W, g, groups);
+  const DType dt = X.dtype();
+  const int64_t es = itemsize(dt), HW = g.H * g.W;
+  Tensor out = empty({c.N, c.O, g.Ho, g.Wo}, dt);
+  const Tensor B = bias.defined() ? contiguous(detach(bias)) : Tensor();
+  parallel_for(c.N, 1, [&](int64_t b, int64_t e) {
+    std::vector<char> cols = scratch(c.direct ? 0 : c.K * c.L, dt);
+    for (int64_t i = b; i < e; i++)
+      for (int64_t gr = 0; gr < c.groups; gr++) {
+        const char* xg = X.raw() + (i * c.C + gr * c.Cg) * HW * es;
+        if (!c.direct) nnk().im2col(dt, g, c.Cg, xg, cols.data());
+        char* og = out.raw() + (i * c.O + gr * c.Og) * c.L * es;
+        if (B.defined()) {  // start from the bias, then accumulate the product
+          dispatch_dtype(dt, [&](auto z) {
+            using T = decltype(z);
+            for (int64_t o = 0; o < c.Og; o++)
+              std::fill_n(reinterpret_cast<T*>(og) + o * c.L, c.L, B.data<T>()[gr * c.Og + o]);
+          });
+        }
+        gemm(dt, c.Og, c.L, c.K, W.raw() + gr * c.Og * c.K * es, c.K, 1, c.direct ? xg : cols.data(), c.L, 1, og, c.L,
+             B.defined());
+      }
+  });
+  if (Node* n = make_node("ConvolutionBackward0", conv_bw, {&x, &w0, &bias})) {
+    window_to_ints(n, g);
+    n->scalars[0] = double(groups);
+    n->save(X);
+    n->save(W);
+    set_history(out, n);
+  }
+  return unbatch(out, x0);
+}
+
+// ---- pooling -----------------------------------------------------------------
+
+static void max_pool_bw(Node& n, const Tensor& gout, Tensor* gi) {
+  const Tensor idx = n.saved_at(0);
+  const Tensor G = contiguous(gout);
+  const Dims& in = n.in_shape[0];
+  const Window2d g = window_from(n, in, G);
+  Tensor dx = zeros(in, G.dtype());
+  nnk().max_pool2d_backward(G.dtype(), g, in[0] * in[1], G.raw(), idx.data<int64_t>(), dx.raw());
+  gi[0] = dx;
+}
+
+std::pair<Tensor, Tensor> max_pool2d(const Tensor& x0, Pair2 k, Pair2 s, Pair2 p, Pair2 d, bool ceil_mode) {
+  const Tensor x = batched4d(x0, "max_pool2d");
+  FK_CHECK(p[0] * 2 <= k[0] && p[1] * 2 <= k[1], Runtime, "max_pool2d: pad should be at most half of effective kernel ",
+           "size, but got pad=", p[0], "x", p[1], " and kernel_size=", k[0], "x", k[1]);
+  const Window2d g = window(x, k, s, p, d, ceil_mode, "max_pool2d");
+  const Tensor X = contiguous(detach(x));
+  const int64_t N = X.size(0), C = X.size(1);
+  Tensor out = empty({N, C, g.Ho, g.Wo}, X.dtype()), idx = empty({N, C, g.Ho, g.Wo}, DType::Int64);
+  parallel_for(N * C, std::max<int64_t>(1, 4096 / (g.Ho * g.Wo * g.kh * g.kw)), [&](int64_t b, int64_t e) {
+    const int64_t es = itemsize(X.dtype());
+    nnk().max_pool2d(X.dtype(), g, e - b, X.raw() + b * g.H * g.W * es, out.raw() + b * g.Ho * g.Wo * es,
+                     idx.data<int64_t>() + b * g.Ho * g.Wo);
+  });
+  if (Node* n = make_node("MaxPool2DWithIndicesBackward0", max_pool_bw, {&x})) {
+    window_to_ints(n, g);
+    n->save(idx);
+    set_history(out, n);
+  }
+  return {unbatch(out, x0), unbatch(idx, x0)};
+}
+
+static void avg_pool_bw(Node& n, const Tensor& gout, Tensor* gi) {
+  const Tensor G = contiguous(gout);
+  const Dims& in = n.in_shape[0];
+  const Window2d g = window_from(n, in, G);
+  Tensor dx = zeros(in, G.dtype());
+  nnk().avg_pool2d_backward(G.dtype(), g, in[0] * in[1], n.scalars[0] != 0, G.raw(), dx.raw());
+  gi[0] = dx;
+}
+
+Tensor avg_pool2d(const Tensor& x0, Pair2 k, Pair2 s, Pair2 p, bool ceil_mode, bool count_include_pad) {
+  const Tensor x = batched4d(x0, "avg_pool2d");
+  FK_CHECK(p[0] * 2 <= k[0] && p[1] * 2 <= k[1], Runtime, "avg_pool2d: pad should be at most half of kernel size, ",
+           "but got pad=", p[0], "x", p[1], " and kernel_size=", k[0], "x", k[1]);
+  const Window2d g = window(x, k, s, p, {1, 1}, ceil_mode, "avg_pool2d");
+  const Tensor X = contiguous(detach(x));
+  Tensor out = empty({X.size(0), X.size(1), g.Ho, g.Wo}, X.dtype());
+  nnk().avg_pool2d(X.dtype(), g, X.size(0) * X.size(1), count_include_pad, X.raw(), out.raw());
+  if (Node* n = make_node("AvgPool2DBackward0", avg_pool_bw, {&x})) {
+    window_to_ints(n, g);
+    n->scalars[0] = count_include_pad;
+    set_history(out, n);
+  }
+  return unbatch(out, x0);
+}
+
+static void adaptive_bw(Node& n, const Tensor& gout, Tensor* gi) {
+  const Tensor G = contiguous(gout);
+  const Dims& in = n.in_shape[0];
+  Tensor dx = zeros(in, G.dtype());
+  nnk().adaptive_avg_pool2d_backward(G.dtype(), in[0] * in[1], in[2], in[3], G.size(2), G.size(3), G.raw(), dx.raw());
+  gi[0] = dx;
+}
+
+Tensor adaptive_avg_pool2d(const Tensor& x0, Pair2 os) {
+  const Tensor x = batched4d(x0, "adaptive_avg_pool2d");
+  FK_CHECK(os[0] > 0 && os[1] > 0, Runtime, "adaptive_avg_pool2d: output size must be positive, got ", os[0], "x", os[1]);
+  const Tensor X = contiguous(detach(x));
+  Tensor out = empty({X.size(0), X.size(1), os[0], os[1]}, X.dtype());
+  nnk().adaptive_avg_pool2d(X.dtype(), X.size(0) * X.size(1), X.size(2), X.size(3), os[0], os[1], X.raw(), out.raw());
+  set_history(out, make_node("AdaptiveAvgPool2DBackward0", adaptive_bw, {&x}));
+  return unbatch(out, x0);
+}
+
+// ---- batch norm --------------------------------------------------------------
+
+static std::vector<double> to_doubles(const Tensor& t, int64_t n, double dflt) {
+  std::vector<double> v(size_t(n), dflt);
+  if (!t.defined()) return v;
+  const Tensor c = contiguous(to_dtype(detach(t), DType::Float64));
+  std::copy_n(c.data<double>(), n, v.begin());
+  return v;
+}
+
+static Tensor from_doubles(const std::vector<double>& v) {
+  Tensor t = empty({int64_t(v.size())}, DType::Float64);
+  std::copy(v.begin(), v.end(), t.data<double>());
+  return t;
+}
+
+static void batch_norm_bw(Node& n, const Tensor& gout, Tensor* gi) {
+  const Tensor X = n.saved_at(0);
+  const std::vector<double> mean = to_doubles(n.saved_at(1), X.size(1), 0), invstd = to_doubles(n.saved_at(2), X.size(1), 0);
+  const std::vector<double> w = to_doubles(n.saved_at(3), X.size(1), 1);
+  const Tensor G = contiguous(gout);
+  const int64_t N = X.size(0), C = X.size(1), S = X.numel() / std::max<int64_t>(1, N * C);
+  const double M = double(N * S);
+  std::vector<double> sg(static_cast<size_t>(C)), sgx(static_cast<size_t>(C));
+  nnk().channel_grad_sums(X.dtype(), N, C, S, G.raw(), X.raw(), mean.data(), sg.data(), sgx.data());
+  if (n.needs(0)) {
+    std::vector<double> a(static_cast<size_t>(C)), b(static_cast<size_t>(C)), d(static_cast<size_t>(C));
+    const bool training = n.scalars[0] != 0;
+    for (int64_t c = 0; c < C; c++) {
+      a[c] = w[c] * invstd[c];
+      // training: the batch statistics depend on x too
+      b[c] = training ? -a[c] * invstd[c] * invstd[c] * sgx[c] / M : 0;
+      d[c] = training ? -a[c] * sg[c] / M - b[c] * mean[c] : 0;
+    }
+    Tensor dx = empty(X.shape(), X.dtype());
+    nnk().channel_affine(X.dtype(), N, C, S, G.raw(), a.data(), d.data(), X.raw(), b.data(), dx.raw());
+    gi[0] = dx;
+  }
+  if (n.needs(1)) {
+    std::vector<double> gw(static_cast<size_t>(C));
+    for (int64_t c = 0; c < C; c++) gw[c] = sgx[c] * invstd[c];
+    gi[1] = to_dtype(from_doubles(gw), n.in_dtype[1]);
+  }
+  if (n.needs(2)) gi[2] = to_dtype(from_doubles(sg), n.in_dtype[2]);
+}
+
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                  const Tensor& bias, bool training, double momentum, double eps) {
+  FK_CHECK(x.ndim() >= 2, Runtime, "batch_norm: expected an input of at least 2 dims [N, C, ...], got shape ",
+           to_string(x.shape()));
+  check_float(x, "batch_norm", "input");
+  const int64_t N = x.size(0), C = x.size(1), S = x.numel() / std::max<int64_t>(1, N * C);
+  for (const Tensor* t : {&running_mean, &running_var, &weight, &bias})
+    FK_CHECK(!t->defined() || (t->ndim() == 1 && t->size(0) == C), Runtime, "batch_norm: expected per-channel tensors of shape [",
+             C, "] for an input of shape ", to_string(x.shape()), ", got ", to_string(t->shape()));
+  FK_CHECK(training || (running_mean.defined() && running_var.defined()), Runtime,
+           "batch_norm: running_mean and running_var are needed in eval mode");
+  const Tensor X = contiguous(detach(x));
+  std::vector<double> mean(static_cast<size_t>(C)), var(static_cast<size_t>(C));
+  if (training) {
+    FK_CHECK(N * S > 1, Value, "Expected more than 1 value per channel when training, got input size ", to_string(x.shape()));
+    nnk().channel_stats(X.dtype(), N, C, S, X.raw(), mean.data(), var.data());
+    GradMode off(false);
+    const double unbias = double(N * S) / double(N * S - 1);
+    std::vector<double> uvar(var);
+    for (double& v : uvar) v *= unbias;
+    // running = (1 - momentum) * running + momentum * batch statistic
+    for (auto [run, stat] : {std::pair{&running_mean, &mean}, std::pair{&running_var, &uvar}}) {
+      if (!run->defined()) continue;
+      binary_(BinOp::Mul, *run, Scalar::of(1 - momentum));
+      binary_(BinOp::Add, *run, to_dtype(from_doubles(*stat), run->dtype()) * momentum);
+    }
+  } else {
+    mean = to_doubles(running_mean, C, 0);
+    var = to_doubles(running_var, C, 1);
+  }
+  const std::vector<double> w = to_doubles(weight, C, 1), b = to_doubles(bias, C, 0);
+  std::vector<double> invstd(static_cast<size_t>(C)), a(static_cast<size_t>(C)), shift(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; c++) {
+    invstd[c] = 1.0 / std::sqrt(var[c] + eps);
+    a[c] = w[c] * invstd[c];
+    shift[c] = b[c] - mean[c] * a[c];
+  }
+  Tensor out = empty(x.shape(), x.dtype());
+  nnk().channel_affine(X.dtype(), N, C, S, X.raw(), a.data(), shift.data(), nullptr, nullptr, out.raw());
+  if (Node* n = make_node("NativeBatchNormBackward0", batch_norm_bw, {&x, &weight, &bias})) {
+    n->save(X);
+    n->save(from_doubles(mean));
+    n->save(from_doubles(invstd));
+    n->save(weight);
+    n->scalars[0] = training;
+    set_history(out, n);
+  }
+  return out;
+}
+
+// ---- linear ------------------------------------------------------------------
+
+static void linear_bw(Node& n, const Tensor& g, Tensor* gi) {
+  const Tensor x = n.saved_at(0), w = n.saved_at(1);
+  if (n.needs(0)) gi[0] = matmul(g, w);
+  if (n.needs(1)) gi[1] = matmul(transpose(g, 0, 1), x);
+  if (n.needs(2)) gi[2] = sum(g, DimList::of({0}), false);
+}
+
+Tensor linear(const Tensor& x0, const Tensor& w, const Tensor& bias) {
+  FK_CHECK(x0.ndim() >= 1 && w.ndim() == 2 && x0.size(x0.ndim() - 1) == w.size(1), Runtime,
+           "linear: input of shape ", to_string(x0.shape()), " does not match weight of shape ", to_string(w.shape()),
+           " (expected the last input dim to be ", w.ndim() == 2 ? w.size(1) : -1, ")");
+  FK_CHECK(x0.dtype() == w.dtype() && (!bias.defined() || bias.dtype() == w.dtype()), Runtime,
+           "linear: input, weight and bias must have the same dtype, got ", dtype_name(x0.dtype()), " and ",
+           dtype_name(w.dtype()));
+  check_float(x0, "linear", "input");
+  const int64_t in = w.size(1), outf = w.size(0);
+  FK_CHECK(!bias.defined() || (bias.ndim() == 1 && bias.size(0) == outf), Runtime, "linear: bias of shape ",
+           to_string(bias.defined() ? bias.shape() : Dims()), " does not match ", outf, " output features");
+  const Tensor x = x0.ndim() == 2 ? x0 : reshape(x0, {-1, in});
+  const int64_t M = x.size(0);
+  const DType dt = x.dtype();
+  Tensor out = empty({M, outf}, dt);
+  if (bias.defined()) {
+    GradMode off(false);
+    copy_(out, detach(bias));
+  }
+  gemm(dt, M, outf, in, x.raw(), x.strides()[0], x.strides()[1], w.raw(), w.strides()[1], w.strides()[0], out.raw(),
+       outf, bias.defined());
+  if (Node* n = make_node("AddmmBackward0", linear_bw, {&x, &w, &bias})) {
+    n->save(x);
+    n->save(w);
+    set_history(out, n);
+  }
+  if (x0.ndim() == 2) return out;
+  Dims shape = x0.shape();
+  shape[shape.n - 1] = outf;
+  return reshape(out, shape);
+}
+
+// ---- cross entropy -------------------------------------------------------------
+
+static void cross_entropy_bw(Node& n, const Tensor& g, Tensor* gi) {
+  const Tensor X = n.saved_at(0), t = n.saved_at(1);
+  const int64_t rows = X.size(0);
+  // Per-row upstream gradient: the reduction's derivative.
+  Tensor gl = n.ints[0] == 0 ? contiguous(to_dtype(g, X.dtype())) : contiguous(expand(reshape(g * n.scalars[0], {1}), {rows}));
+  Tensor dx = empty(X.shape(), X.dtype());
+  nnk().cross_entropy_backward(X.dtype(), rows, X.size(1), X.raw(), t.data<int64_t>(), n.ints[1], n.scalars[1],
+                               gl.raw(), dx.raw());
+  gi[0] = dx;
+}
+
+Tensor cross_entropy(const Tensor& x, const Tensor& target, int reduction, double eps, int64_t ignore) {
+  check_float(x, "cross_entropy", "input");
+  FK_CHECK(x.ndim() == 2 && target.ndim() == 1 && target.size(0) == x.size(0), Runtime,
+           "cross_entropy: expected input [N, C] and target [N], got ", to_string(x.shape()), " and ",
+           to_string(target.shape()));
+  FK_CHECK(!is_float(target.dtype()) && target.dtype() != DType::Bool, Runtime,
+           "cross_entropy: expected class indices (int64) as target, got ", dtype_name(target.dtype()));
+  FK_CHECK(eps >= 0 && eps <= 1, Runtime, "label_smoothing must be between 0.0 and 1.0, got ", eps);
+  const Tensor X = contiguous(detach(x)), t = contiguous(to_dtype(target, DType::Int64));
+  const int64_t rows = X.size(0), C = X.size(1);
+  int64_t counted = 0;
+  for (int64_t r = 0; r < rows; r++) {
+    const int64_t v = t.data<int64_t>()[r];
+    if (v == ignore) continue;
+    FK_CHECK(v >= 0 && v < C, Index, "Target ", v, " is out of bounds for ", C, " classes");
+    counted++;
+  }
+  Tensor loss = empty({rows}, X.dtype());
+  nnk().cross_entropy(X.dtype(), rows, C, X.raw(), t.data<int64_t>(), ignore, eps, loss.raw());
+  Tensor out;
+  {
+    GradMode off(false);
+    out = reduction == 0 ? loss : sum(loss, DimList(), false);
+    if (reduction == 1) out = out * (1.0 / double(counted));  // 0 counted rows give nan, as PyTorch
+  }
+  if (Node* n = make_node("CrossEntropyBackward0", cross_entropy_bw, {&x})) {
+    n->ints = {reduction, ignore};
+    n->scalars[0] = reduction == 1 ? 1.0 / double(counted) : 1.0;
+    n->scalars[1] = eps;
+    n->save(X);
+    n->save(t);
+    set_history(out, n);
+  }
+  return out;
+}
+
+}  // namespace fk

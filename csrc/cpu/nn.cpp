@@ -1,0 +1,377 @@
+// Neural-network kernels (convolution lowering, pooling, batch-norm loops,
+// softmax and cross entropy), compiled once per instruction set like kernels.cpp.
+#include <algorithm>
+#include <cstring>
+
+#include "../core/kernels.h"
+#include "simd_math.h"
+
+namespace fk::FK_ISA {
+namespace {
+
+template <class F>
+void float_dispatch(DType dt, F&& f) {
+  if (dt == DType::Float64) f(double{});
+  else f(float{});
+}
+
+// ---- convolution lowering ------------------------------------------------------
+
+template <class T>
+void im2col_t(const Window2d& g, int64_t C, const T* x, T* cols) {
+  const int64_t L = g.Ho * g.Wo;
+  for (int64_t c = 0; c < C; c++)
+    for (int64_t i = 0; i < g.kh; i++)
+      for (int64_t j = 0; j < g.kw; j++) {
+        T* row = cols + ((c * g.kh + i) * g.kw + j) * L;
+        const T* plane = x + c * g.H * g.W;
+        for (int64_t oh = 0; oh < g.Ho; oh++) {
+          T* out = row + oh * g.Wo;
+          const int64_t ih = oh * g.sh - g.ph + i * g.dh;
+          if (ih < 0 || ih >= g.H) {
+            std::fill(out, out + g.Wo, T(0));
+            continue;
+          }
+          const T* in = plane + ih * g.W;
+          const int64_t off = j * g.dw - g.pw;  // iw = ow*sw + off
+          if (g.sw == 1) {
+            // Valid ow: 0 <= ow + off < W; a plain copy in between.
+            const int64_t lo = std::clamp<int64_t>(-off, 0, g.Wo), hi = std::clamp<int64_t>(g.W - off, lo, g.Wo);
+            std::fill(out, out + lo, T(0));
+            std::memcpy(out + lo, in + lo + off, size_t(hi - lo) * sizeof(T));
+            std::fill(out + hi, out + g.Wo, T(0));
+          } else {
+            for (int64_t ow = 0; ow < g.Wo; ow++) {
+              const int64_t iw = ow * g.sw + off;
+              out[ow] = iw >= 0 && iw < g.W ? in[iw] : T(0);
+            }
+          }
+        }
+      }
+}
+
+template <class T>
+void col2im_t(const Window2d& g, int64_t C, const T* cols, T* dx) {
+  const int64_t L = g.Ho * g.Wo;
+  for (int64_t c = 0; c < C; c++)
+    for (int64_t i = 0; i < g.kh; i++)
+      for (int64_t j = 0; j < g.kw; j++) {
+        const T* row = cols + ((c * g.kh + i) * g.kw + j) * L;
+        T* plane = dx + c * g.H * g.W;
+        for (int64_t oh = 0; oh < g.Ho; oh++) {
+          const int64_t ih = oh * g.sh - g.ph + i * g.dh;
+          if (ih < 0 || ih >= g.H) continue;
+          const T* in = row + oh * g.Wo;
+          T* out = plane + ih * g.W;
+          const int64_t off = j * g.dw - g.pw;
+          if (g.sw == 1) {
+            const int64_t lo = std::clamp<int64_t>(-off, 0, g.Wo), hi = std::clamp<int64_t>(g.W - off, lo, g.Wo);
+            for (int64_t ow = lo; ow < hi; ow++) out[ow + off] += in[ow];
+          } else {
+            for (int64_t ow = 0; ow < g.Wo; ow++) {
+              const int64_t iw = ow * g.sw + off;
+              if (iw >= 0 && iw < g.W) out[iw] += in[ow];
+            }
+          }
+        }
+      }
+}
+
+// ---- pooling -------------------------------------------------------------------
+
+template <class T>
+void max_pool_t(const Window2d& g, int64_t planes, const T* x, T* out, int64_t* idx) {
+  for (int64_t p = 0; p < planes; p++) {
+    const T* in = x + p * g.H * g.W;
+    for (int64_t oh = 0; oh < g.Ho; oh++)
+      for (int64_t ow = 0; ow < g.Wo; ow++) {
+        T best = -std::numeric_limits<T>::infinity();
+        int64_t arg = -1;
+        for (int64_t i = 0; i < g.kh; i++) {
+          const int64_t ih = oh * g.sh - g.ph + i * g.dh;
+          if (ih < 0 || ih >= g.H) continue;
+          for (int64_t j = 0; j < g.kw; j++) {
+            const int64_t iw = ow * g.sw - g.pw + j * g.dw;
+            if (iw < 0 || iw >= g.W) continue;
+            const T v = in[ih * g.W + iw];
+            if (v > best || v != v || arg < 0) {  // NaN wins, as in PyTorch
+              best = v;
+              arg = ih * g.W + iw;
+              if (v != v) goto done;
+            }
+          }
+        }
+      done:
+        out[(p * g.Ho + oh) * g.Wo + ow] = best;
+        idx[(p * g.Ho + oh) * g.Wo + ow] = arg;
+      }
+  }
+}
+
+template <class T>
+void max_pool_backward_t(const Window2d& g, int64_t planes, const T* gout, const int64_t* idx, T* gx) {
+  const int64_t L = g.Ho * g.Wo;
+  for (int64_t p = 0; p < planes; p++)
+    for (int64_t o = 0; o < L; o++)
+      if (idx[p * L + o] >= 0) gx[p * g.H * g.W + idx[p * L + o]] += gout[p * L + o];
+}
+
+// The window of output (oh, ow) clipped to the image, and the divisor PyTorch uses.
+struct AvgWindow {
+  int64_t h0, h1, w0, w1, div;
+};
+inline AvgWindow avg_window(const Window2d& g, int64_t oh, int64_t ow, bool include_pad) {
+  int64_t h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+  int64_t h1 = std::min(h0 + g.kh, g.H + g.ph), w1 = std::min(w0 + g.kw, g.W + g.pw);
+  const int64_t padded = (h1 - h0) * (w1 - w0);
+  h0 = std::max<int64_t>(h0, 0);
+  w0 = std::max<int64_t>(w0, 0);
+  h1 = std::min(h1, g.H);
+  w1 = std::min(w1, g.W);
+  return {h0, h1, w0, w1, include_pad ? padded : (h1 - h0) * (w1 - w0)};
+}
+
+template <class T>
+void avg_pool_t(const Window2d& g, int64_t planes, bool include_pad, const T* x, T* out) {
+  for (int64_t p = 0; p < planes; p++)
+    for (int64_t oh = 0; oh < g.Ho; oh++)
+      for (int64_t ow = 0; ow < g.Wo; ow++) {
+        const AvgWindow w = avg_window(g, oh, ow, include_pad);
+        T s = 0;
+        for (int64_t ih = w.h0; ih < w.h1; ih++)
+          for (int64_t iw = w.w0; iw < w.w1; iw++) s += x[(p * g.H + ih) * g.W + iw];
+        out[(p * g.Ho + oh) * g.Wo + ow] = w.div > 0 ? s / T(w.div) : T(0);
+      }
+}
+
+template <class T>
+void avg_pool_backward_t(const Window2d& g, int64_t planes, bool include_pad, const T* gout, T* gx) {
+  for (int64_t p = 0; p < planes; p++)
+    for (int64_t oh = 0; oh < g.Ho; oh++)
+      for (int64_t ow = 0; ow < g.Wo; ow++) {
+        const AvgWindow w = avg_window(g, oh, ow, include_pad);
+        if (w.div <= 0) continue;
+        const T v = gout[(p * g.Ho + oh) * g.Wo + ow] / T(w.div);
+        for (int64_t ih = w.h0; ih < w.h1; ih++)
+          for (int64_t iw = w.w0; iw < w.w1; iw++) gx[(p * g.H + ih) * g.W + iw] += v;
+      }
+}
+
+template <class T, bool Backward>
+void adaptive_t(int64_t planes, int64_t H, int64_t W, int64_t Ho, int64_t Wo, const T* a, T* b) {
+  for (int64_t p = 0; p < planes; p++)
+    for (int64_t i = 0; i < Ho; i++) {
+      const int64_t h0 = i * H / Ho, h1 = ((i + 1) * H + Ho - 1) / Ho;
+      for (int64_t j = 0; j < Wo; j++) {
+        const int64_t w0 = j * W / Wo, w1 = ((j + 1) * W + Wo - 1) / Wo;
+        const T inv = T(1) / T((h1 - h0) * (w1 - w0));
+        if constexpr (Backward) {
+          const T v = a[(p * Ho + i) * Wo + j] * inv;
+          for (int64_t h = h0; h < h1; h++)
+            for (int64_t w = w0; w < w1; w++) b[(p * H + h) * W + w] += v;
+        } else {
+          T s = 0;
+          for (int64_t h = h0; h < h1; h++)
+            for (int64_t w = w0; w < w1; w++) s += a[(p * H + h) * W + w];
+          b[(p * Ho + i) * Wo + j] = s * inv;
+        }
+      }
+    }
+}
+
+// ---- batch-norm loops ----------------------------------------------------------
+
+template <class T>
+void channel_stats_t(int64_t N, int64_t C, int64_t S, const T* x, double* mean, double* var) {
+  const double count = double(N * S);
+  for (int64_t c = 0; c < C; c++) {
+    double s = 0;
+    for (int64_t n = 0; n < N; n++) {
+      const T* r = x + (n * C + c) * S;
+      for (int64_t i = 0; i < S; i++) s += double(r[i]);
+    }
+    const double m = s / count;
+    double q = 0;  // second pass: no cancellation for large means
+    for (int64_t n = 0; n < N; n++) {
+      const T* r = x + (n * C + c) * S;
+      for (int64_t i = 0; i < S; i++) q += (double(r[i]) - m) * (double(r[i]) - m);
+    }
+    mean[c] = m;
+    var[c] = q / count;
+  }
+}
+
+template <class T>
+void channel_affine_t(int64_t N, int64_t C, int64_t S, const T* x, const double* a, const double* b, const T* z,
+                      const double* e, T* y) {
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t c = 0; c < C; c++) {
+      const T ac = T(a[c]), bc = T(b[c]);
+      const T* xr = x + (n * C + c) * S;
+      T* yr = y + (n * C + c) * S;
+      if (z) {
+        const T ec = T(e[c]);
+        const T* zr = z + (n * C + c) * S;
+        for (int64_t i = 0; i < S; i++) yr[i] = ac * xr[i] + bc + ec * zr[i];
+      } else {
+        for (int64_t i = 0; i < S; i++) yr[i] = ac * xr[i] + bc;
+      }
+    }
+}
+
+template <class T>
+void channel_grad_sums_t(int64_t N, int64_t C, int64_t S, const T* g, const T* x, const double* mean, double* sg,
+                         double* sgx) {
+  for (int64_t c = 0; c < C; c++) {
+    double a = 0, b = 0;
+    const T m = T(mean[c]);
+    for (int64_t n = 0; n < N; n++) {
+      const T* gr = g + (n * C + c) * S;
+      const T* xr = x + (n * C + c) * S;
+      T pa = 0, pb = 0;  // per-row partials vectorise; rows are combined in double
+      for (int64_t i = 0; i < S; i++) {
+        pa += gr[i];
+        pb += gr[i] * (xr[i] - m);
+      }
+      a += double(pa);
+      b += double(pb);
+    }
+    sg[c] = a;
+    sgx[c] = b;
+  }
+}
+
+// ---- softmax and cross entropy -------------------------------------------------
+
+template <class T>
+FK_INLINE T row_max(const T* x, int64_t n) {
+  T m = -std::numeric_limits<T>::infinity();
+  for (int64_t i = 0; i < n; i++) m = x[i] > m || x[i] != x[i] ? x[i] : m;
+  return m;
+}
+
+// A row's max m (0 when infinite, so all -inf rows stay -inf) and s = sum(exp(x - m)).
+// Callers work with x - m and log(s) separately: adding m back first would cost precision.
+template <class T>
+std::pair<T, T> row_shift_sum(const T* x, int64_t n) {
+  T m = row_max(x, n);
+  if (!(std::abs(m) < std::numeric_limits<T>::infinity())) m = m != m ? m : T(0);
+  T s = 0;
+  for (int64_t i = 0; i < n; i++) s += exp_(x[i] - m);
+  return {m, s};
+}
+
+template <class T>
+void softmax_rows_t(int64_t rows, int64_t cols, const T* x, T* y, bool log) {
+  for (int64_t r = 0; r < rows; r++) {
+    const T* xr = x + r * cols;
+    T* yr = y + r * cols;
+    const auto [m, s] = row_shift_sum(xr, cols);
+    if (log) {
+      const T ls = std::log(s);
+      for (int64_t i = 0; i < cols; i++) yr[i] = (xr[i] - m) - ls;
+    } else {
+      const T inv = T(1) / s;
+      for (int64_t i = 0; i < cols; i++) yr[i] = exp_(xr[i] - m) * inv;
+    }
+  }
+}
+
+template <class T>
+void cross_entropy_t(int64_t rows, int64_t cols, const T* x, const int64_t* t, int64_t ignore, double eps, T* loss) {
+  for (int64_t r = 0; r < rows; r++) {
+    const T* xr = x + r * cols;
+    if (t[r] == ignore) {
+      loss[r] = 0;
+      continue;
+    }
+    const auto [m, s] = row_shift_sum(xr, cols);
+    T mean = 0;
+    if (eps != 0) {
+      for (int64_t i = 0; i < cols; i++) mean += xr[i];
+      mean /= T(cols);
+    }
+    // logsumexp - (1-eps) x_t - eps mean, grouped around m
+    loss[r] = std::log(s) + T(1 - eps) * (m - xr[t[r]]) + T(eps) * (m - mean);
+  }
+}
+
+template <class T>
+void cross_entropy_backward_t(int64_t rows, int64_t cols, const T* x, const int64_t* t, int64_t ignore, double eps,
+                              const T* gl, T* gx) {
+  const T smooth = T(eps / double(cols));
+  for (int64_t r = 0; r < rows; r++) {
+    const T* xr = x + r * cols;
+    T* gr = gx + r * cols;
+    if (t[r] == ignore) {
+      std::fill(gr, gr + cols, T(0));
+      continue;
+    }
+    const auto [m, s] = row_shift_sum(xr, cols);
+    const T g = gl[r], scale = g / s;
+    for (int64_t i = 0; i < cols; i++) gr[i] = exp_(xr[i] - m) * scale - g * smooth;
+    gr[t[r]] -= g * T(1 - eps);
+  }
+}
+
+#define FK_FLOAT_KERNEL(name, impl, params, args) \
+  void name params {                            \
+    float_dispatch(dt, [&](auto tag_) {         \
+      using T = decltype(tag_);                 \
+      impl args;                                \
+    });                                         \
+  }
+
+FK_FLOAT_KERNEL(im2col, im2col_t, (DType dt, const Window2d& g, int64_t C, const void* x, void* cols),
+                (g, C, static_cast<const T*>(x), static_cast<T*>(cols)))
+FK_FLOAT_KERNEL(col2im, col2im_t, (DType dt, const Window2d& g, int64_t C, const void* cols, void* dx),
+                (g, C, static_cast<const T*>(cols), static_cast<T*>(dx)))
+FK_FLOAT_KERNEL(max_pool2d, max_pool_t,
+                (DType dt, const Window2d& g, int64_t planes, const void* x, void* out, int64_t* idx),
+                (g, planes, static_cast<const T*>(x), static_cast<T*>(out), idx))
+FK_FLOAT_KERNEL(max_pool2d_backward, max_pool_backward_t,
+                (DType dt, const Window2d& g, int64_t planes, const void* gout, const int64_t* idx, void* gx),
+                (g, planes, static_cast<const T*>(gout), idx, static_cast<T*>(gx)))
+FK_FLOAT_KERNEL(avg_pool2d, avg_pool_t,
+                (DType dt, const Window2d& g, int64_t planes, bool include_pad, const void* x, void* out),
+                (g, planes, include_pad, static_cast<const T*>(x), static_cast<T*>(out)))
+FK_FLOAT_KERNEL(avg_pool2d_backward, avg_pool_backward_t,
+                (DType dt, const Window2d& g, int64_t planes, bool include_pad, const void* gout, void* gx),
+                (g, planes, include_pad, static_cast<const T*>(gout), static_cast<T*>(gx)))
+FK_FLOAT_KERNEL(adaptive_avg_pool2d, (adaptive_t<T, false>),
+                (DType dt, int64_t planes, int64_t H, int64_t W, int64_t Ho, int64_t Wo, const void* x, void* out),
+                (planes, H, W, Ho, Wo, static_cast<const T*>(x), static_cast<T*>(out)))
+FK_FLOAT_KERNEL(adaptive_avg_pool2d_backward, (adaptive_t<T, true>),
+                (DType dt, int64_t planes, int64_t H, int64_t W, int64_t Ho, int64_t Wo, const void* gout, void* gx),
+                (planes, H, W, Ho, Wo, static_cast<const T*>(gout), static_cast<T*>(gx)))
+FK_FLOAT_KERNEL(channel_stats, channel_stats_t,
+                (DType dt, int64_t N, int64_t C, int64_t S, const void* x, double* mean, double* var),
+                (N, C, S, static_cast<const T*>(x), mean, var))
+FK_FLOAT_KERNEL(channel_affine, channel_affine_t,
+                (DType dt, int64_t N, int64_t C, int64_t S, const void* x, const double* a, const double* b,
+                 const void* z, const double* e, void* y),
+                (N, C, S, static_cast<const T*>(x), a, b, static_cast<const T*>(z), e, static_cast<T*>(y)))
+FK_FLOAT_KERNEL(channel_grad_sums, channel_grad_sums_t,
+                (DType dt, int64_t N, int64_t C, int64_t S, const void* g, const void* x, const double* mean,
+                 double* sg, double* sgx),
+                (N, C, S, static_cast<const T*>(g), static_cast<const T*>(x), mean, sg, sgx))
+FK_FLOAT_KERNEL(softmax_rows, softmax_rows_t, (DType dt, int64_t rows, int64_t cols, const void* x, void* y, bool log),
+                (rows, cols, static_cast<const T*>(x), static_cast<T*>(y), log))
+FK_FLOAT_KERNEL(cross_entropy, cross_entropy_t,
+                (DType dt, int64_t rows, int64_t cols, const void* x, const int64_t* t, int64_t ignore, double eps,
+                 void* loss),
+                (rows, cols, static_cast<const T*>(x), t, ignore, eps, static_cast<T*>(loss)))
+FK_FLOAT_KERNEL(cross_entropy_backward, cross_entropy_backward_t,
+                (DType dt, int64_t rows, int64_t cols, const void* x, const int64_t* t, int64_t ignore, double eps,
+                 const void* gl, void* gx),
+                (rows, cols, static_cast<const T*>(x), t, ignore, eps, static_cast<const T*>(gl), static_cast<T*>(gx)))
+
+}  // namespace
+
+extern const NnKernels nn_kernels = {
+    im2col, col2im, max_pool2d, max_pool2d_backward, avg_pool2d, avg_pool2d_backward, adaptive_avg_pool2d,
+    adaptive_avg_pool2d_backward, channel_stats, channel_affine, channel_grad_sums, softmax_rows, cross_entropy,
+    cross_entropy_backward,
+};
+
+}  // namespace fk::FK_ISA

@@ -1,0 +1,43 @@
+"""The thread pool: thread-count settings, and ops called from several Python threads at once
+(parallel regions release the GIL, so this must neither deadlock nor mix up results)."""
+import threading
+
+import numpy as np
+
+import fastkern as fk
+
+
+def test_num_threads_setting():
+    old = fk.get_num_threads()
+    try:
+        fk.set_num_threads(1)
+        assert fk.get_num_threads() == 1
+        fk.set_num_threads(0)  # clamped to at least one
+        assert fk.get_num_threads() == 1
+    finally:
+        fk.set_num_threads(old)
+
+
+def test_large_ops_from_two_python_threads():
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((512, 1024)).astype(np.float32) for _ in range(2)]
+    results, errors = {}, []
+
+    def work(i):
+        try:
+            a = fk.tensor(arrays[i])
+            for _ in range(5):
+                out = ((a * 2 + 1).exp().sum(1) @ fk.ones(512, 3)).numpy()
+            results[i] = out
+        except Exception as e:  # surfaced below; a thread cannot fail the test itself
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors and all(not t.is_alive() for t in threads)
+    for i in range(2):
+        want = np.exp(arrays[i].astype(np.float64) * 2 + 1).sum(1) @ np.ones((512, 3))
+        np.testing.assert_allclose(results[i], want, rtol=1e-4)
