@@ -320,15 +320,16 @@ def suggest_lrs(lrs, losses):
     i_min = min(range(len(losses)), key=losses.__getitem__)
     slopes = [(losses[i + 1] - losses[i]) / (math.log(lrs[i + 1]) - math.log(lrs[i])) for i in range(len(lrs) - 1)]
     i_steep = min(range(len(slopes)), key=slopes.__getitem__)
-    # longest strictly decreasing subsequence ending at each point (O(n^2), n <= 100)
+    # valley: the longest decreasing subsequence of the losses, taken as the stretch of that many
+    # points ending where it ends (a sparse run through a noisy flat start would reach too far
+    # back); suggest its middle
     run = [1] * len(losses)
-    start = list(range(len(losses)))
     for i in range(len(losses)):
         for j in range(i):
-            if losses[i] < losses[j] and run[j] + 1 > run[i]:
-                run[i], start[i] = run[j] + 1, start[j]
+            if losses[i] < losses[j]:
+                run[i] = max(run[i], run[j] + 1)
     end = max(range(len(run)), key=run.__getitem__)
-    i_valley = (start[end] + end) // 2
+    i_valley = end - run[end] // 2
     return SuggestedLRs(lrs[i_valley], lrs[i_min] / 10, lrs[i_steep])
 
 
@@ -655,7 +656,9 @@ def _tfms_list(p):
 
 def _loss_spec(loss):
     if isinstance(loss, nn.Module) and type(loss).__name__ in vars(nn):
-        args = {k: v for k, v in vars(loss).items() if not k.startswith("_") and k != "training"}
+        # constructor arguments that JSON can hold (a class-weight tensor does not matter for inference)
+        args = {k: v for k, v in vars(loss).items()
+                if not k.startswith("_") and k != "training" and isinstance(v, (int, float, str))}
         return {"name": type(loss).__name__, "args": args}
     name = getattr(loss, "__name__", None)
     return {"name": name, "function": True} if name in _ACTIVATIONS else None

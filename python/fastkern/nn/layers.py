@@ -2,16 +2,10 @@
 import math
 
 from .._creation import empty, ones, tensor, zeros
-from . import _fallback
 from . import functional as F
 from . import init
 from .module import Module
 from .parameter import Parameter
-
-
-def _op(name):
-    """The C++ functional op when this build has it, the pure-Python stand-in otherwise."""
-    return getattr(F, name, None) or getattr(_fallback, name)
 
 
 def _pair(v):
@@ -71,7 +65,7 @@ class Conv2d(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x):
-        return _op("conv2d")(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
@@ -111,7 +105,7 @@ class _BatchNorm(Module):
             self.num_batches_tracked.add_(1)
         # Batch statistics in training, and always when no running stats are kept.
         use_batch = self.training or self.running_mean is None
-        return _op("batch_norm")(x, self.running_mean, self.running_var, self.weight, self.bias,
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                                  use_batch, self.momentum, self.eps)
 
     def extra_repr(self):
@@ -168,7 +162,7 @@ class GELU(Module):
         self.approximate = approximate
 
     def forward(self, x):
-        return _op("gelu")(x, approximate=self.approximate)
+        return F.gelu(x, approximate=self.approximate)
 
 
 class Softmax(Module):
@@ -192,7 +186,7 @@ class MaxPool2d(Module):
         self.padding, self.dilation, self.ceil_mode = padding, dilation, ceil_mode
 
     def forward(self, x):
-        return _op("max_pool2d")(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -205,7 +199,7 @@ class AvgPool2d(Module):
         self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
 
     def forward(self, x):
-        return _op("avg_pool2d")(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                                  self.count_include_pad)
 
     def extra_repr(self):
@@ -218,7 +212,7 @@ class AdaptiveAvgPool2d(Module):
         self.output_size = output_size
 
     def forward(self, x):
-        return _op("adaptive_avg_pool2d")(x, self.output_size)
+        return F.adaptive_avg_pool2d(x, self.output_size)
 
     def extra_repr(self):
         return f"output_size={self.output_size}"
@@ -263,7 +257,7 @@ class Embedding(Module):
             init.zeros_(self.weight[self.padding_idx])
 
     def forward(self, x):
-        return _op("embedding")(x, self.weight, self.padding_idx)
+        return F.embedding(x, self.weight, self.padding_idx)
 
     def extra_repr(self):
         s = f"{self.num_embeddings}, {self.embedding_dim}"

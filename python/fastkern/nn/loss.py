@@ -21,12 +21,12 @@ class _Loss(Module):
 
 
 class CrossEntropyLoss(_Loss):
-    def __init__(self, reduction="mean", label_smoothing=0.0):
+    def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
         super().__init__(reduction)
-        self.label_smoothing = label_smoothing
+        self.weight, self.ignore_index, self.label_smoothing = weight, ignore_index, label_smoothing
 
     def forward(self, input, target):
-        return F.cross_entropy(input, target, reduction=self.reduction, label_smoothing=self.label_smoothing)
+        return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing)
 
     def activation(self, x):
         return x.softmax(-1)
@@ -36,8 +36,12 @@ class CrossEntropyLoss(_Loss):
 
 
 class NLLLoss(_Loss):
+    def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
+        super().__init__(reduction)
+        self.weight, self.ignore_index = weight, ignore_index
+
     def forward(self, input, target):
-        return F.nll_loss(input, target, reduction=self.reduction)
+        return F.nll_loss(input, target, self.weight, self.ignore_index, self.reduction)
 
     def activation(self, x):
         return x.exp()
@@ -72,12 +76,10 @@ class BCEWithLogitsLoss(_Loss):
 
 
 class BCELoss(BCEWithLogitsLoss):
-    """Binary cross-entropy on probabilities; logs clamped at -100 as PyTorch."""
+    """Binary cross-entropy on probabilities."""
 
     def forward(self, input, target):
-        t = target.to(dtype=input.dtype)
-        loss = -(t * input.log().clamp(min=-100) + (1 - t) * (1 - input).log().clamp(min=-100))
-        return F._reduce(loss, self.reduction)
+        return F.binary_cross_entropy(input, target.to(dtype=input.dtype), reduction=self.reduction)
 
     def activation(self, x):
         return x
