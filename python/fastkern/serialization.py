@@ -25,7 +25,8 @@ def _flatten(obj, path, tensors):
         name = path or "tensor"
         if name in tensors:
             raise ValueError(f"fk.save: two tensors would be stored under the name {name!r}")
-        tensors[name] = np.ascontiguousarray(obj.detach().numpy())
+        arr = obj.detach().numpy()
+        tensors[name] = arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)  # (keeps 0-d as 0-d)
         return {"__tensor__": name}
     if isinstance(obj, dict):
         items = [(k, _flatten(v, f"{path}.{k}" if path else str(k), tensors)) for k, v in obj.items()]
