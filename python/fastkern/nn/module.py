@@ -198,7 +198,7 @@ class Module:
             for name, p in m._parameters.items():
                 if p is not None:
                     moved = p.to(device, dtype)
-                    if moved is not p.data or type(p) is not Parameter:
+                    if moved.data_ptr() != p.data_ptr() or moved.dtype != p.dtype:  # else: already there
                         m._parameters[name] = Parameter(moved, p.requires_grad)
             for name, b in m._buffers.items():
                 if b is not None:

@@ -93,8 +93,8 @@ class CosineAnnealingLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
-        pos = min(self.last_epoch, self.T_max) / self.T_max
-        return [sched_cos(base, self.eta_min, pos) for base in self.base_lrs]
+        # past T_max the cosine keeps going (back up), as PyTorch's
+        return [sched_cos(base, self.eta_min, self.last_epoch / self.T_max) for base in self.base_lrs]
 
 
 class OneCycleLR(LRScheduler):
@@ -114,7 +114,7 @@ class OneCycleLR(LRScheduler):
 
     def get_lr(self):
         step = self.last_epoch
-        if step >= self.total_steps:
+        if step > self.total_steps:
             raise ValueError(f"Tried to step {step} times; total_steps is {self.total_steps}")
         up = step <= self.up_end
         pos = step / self.up_end if up else (step - self.up_end) / (self.total_steps - 1 - self.up_end)
