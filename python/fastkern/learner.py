@@ -146,7 +146,7 @@ class Recorder(Callback):
             m.reset()
 
     def after_batch(self):
-        if not len(self.yb):
+        if not len(self.yb) or self.loss is None:  # no targets, or the batch was cancelled before its loss
             return
         bs, loss = self.yb[0].shape[0], self.loss.item()
         if self.training:
@@ -497,7 +497,7 @@ class Learner:
         for i, b in enumerate(self.dl):
             self.iter = i
             b = tuple(b)
-            self.xb, self.yb = b[:-1], b[-1:]
+            self.xb, self.yb, self.loss = b[:-1], b[-1:], None
             self._with_events(self._do_one_batch, "batch", CancelBatchException)
 
     def _do_one_batch(self):
