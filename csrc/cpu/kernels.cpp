@@ -513,10 +513,12 @@ void gemm(DType dt, int64_t M, int64_t N, int64_t K, const void* A, const void* 
 
 }  // namespace
 
+extern const GemmMicroKernel gemm_micro_f32, gemm_micro_f64;  // gemm.cpp
+
 extern const CpuKernels kernels = {
 #define FK_STR2(x) #x
 #define FK_STR(x) FK_STR2(x)
-    FK_STR(FK_ISA), binary, unary, cast, clamp, reduce_rows, reduce_cols, gemm,
+    FK_STR(FK_ISA), binary, unary, cast, clamp, reduce_rows, reduce_cols, gemm, &gemm_micro_f32, &gemm_micro_f64,
 };
 
 }  // namespace fk::FK_ISA
