@@ -59,6 +59,15 @@ struct NnKernels {
                                  double eps, const void* gl, void* gx);
 };
 
+// A register-blocked GEMM micro-kernel: C[0:m, 0:n] = (or += when `accumulate`) the
+// product of an MR x kc panel of A and a kc x NR panel of B, m <= MR, n <= NR. The
+// panels are packed k-major: A(i, k) = Ap[k*MR + i], B(k, j) = Bp[k*NR + j], zero-padded
+// past m and n. C is row-major with row stride ldc; only its m x n corner is touched.
+struct GemmMicroKernel {
+  int mr, nr;
+  void (*run)(int64_t kc, const void* Ap, const void* Bp, void* C, int64_t ldc, int m, int n, bool accumulate);
+};
+
 struct CpuKernels {
   const char* isa;
   // out[i*so] = op(a[i*sa], b[i*sb]) for i < n; a, b and out (bool for comparisons) of type `dt`.
@@ -71,8 +80,11 @@ struct CpuKernels {
   void (*reduce_rows)(RedOp op, DType dt, int64_t rows, int64_t len, const void* in, int64_t row_stride, void* out);
   // out[c] = reduction over r < len of in[r*stride + c], for c < cols (columns contiguous).
   void (*reduce_cols)(RedOp op, DType dt, int64_t len, int64_t cols, const void* in, int64_t stride, void* out);
-  // C[M,N] = A[M,K] @ B[K,N], all row-major and contiguous.
+  // Reference GEMM (naive loops, any dtype but bool): C[M,N] = A[M,K] @ B[K,N], all
+  // row-major and contiguous. The packed driver in core/gemm.cpp uses the micro-kernels.
   void (*gemm)(DType dt, int64_t M, int64_t N, int64_t K, const void* A, const void* B, void* C);
+  const GemmMicroKernel* gemm_f32;
+  const GemmMicroKernel* gemm_f64;
   const NnKernels* nn;
 };
 
