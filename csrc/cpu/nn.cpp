@@ -2,6 +2,7 @@
 // softmax and cross entropy), compiled once per instruction set like kernels.cpp.
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "../core/kernels.h"
 #include "simd_math.h"
@@ -79,32 +80,82 @@ void col2im_t(const Window2d& g, int64_t C, const T* cols, T* dx) {
 
 // ---- pooling -------------------------------------------------------------------
 
+// Valid window taps along one axis for each output position: [lo, hi) in tap units.
+struct Taps {
+  int64_t lo, hi;
+};
+inline void window_taps(int64_t out, int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, Taps* taps) {
+  for (int64_t o = 0; o < out; o++) {
+    const int64_t start = o * s - p;
+    int64_t lo = 0, hi = k;
+    while (lo < k && start + lo * d < 0) lo++;
+    while (hi > lo && start + (hi - 1) * d >= in) hi--;
+    taps[o] = {lo, hi};
+  }
+}
+
+// Windows that never leave the image (no padding, no ceil overhang): each output row is
+// built tap by tap across all its columns, a loop the compiler vectorises.
 template <class T>
-void max_pool_t(const Window2d& g, int64_t planes, const T* x, T* out, int64_t* idx) {
+void max_pool_inside_t(const Window2d& g, int64_t planes, const T* x, T* out, int64_t* idx) {
   for (int64_t p = 0; p < planes; p++) {
     const T* in = x + p * g.H * g.W;
-    for (int64_t oh = 0; oh < g.Ho; oh++)
+    for (int64_t oh = 0; oh < g.Ho; oh++) {
+      T* best = out + (p * g.Ho + oh) * g.Wo;
+      int64_t* arg = idx + (p * g.Ho + oh) * g.Wo;
+      const int64_t h0 = oh * g.sh;
       for (int64_t ow = 0; ow < g.Wo; ow++) {
-        T best = -std::numeric_limits<T>::infinity();
-        int64_t arg = -1;
-        for (int64_t i = 0; i < g.kh; i++) {
-          const int64_t ih = oh * g.sh - g.ph + i * g.dh;
-          if (ih < 0 || ih >= g.H) continue;
-          for (int64_t j = 0; j < g.kw; j++) {
-            const int64_t iw = ow * g.sw - g.pw + j * g.dw;
-            if (iw < 0 || iw >= g.W) continue;
-            const T v = in[ih * g.W + iw];
-            if (v > best || v != v || arg < 0) {  // NaN wins, as in PyTorch
-              best = v;
-              arg = ih * g.W + iw;
-              if (v != v) goto done;
-            }
+        best[ow] = in[h0 * g.W + ow * g.sw];
+        arg[ow] = h0 * g.W + ow * g.sw;
+      }
+      for (int64_t i = 0; i < g.kh; i++)
+        for (int64_t j = (i == 0); j < g.kw; j++) {
+          const int64_t base = (h0 + i * g.dh) * g.W + j * g.dw;
+          for (int64_t ow = 0; ow < g.Wo; ow++) {
+            const T v = in[base + ow * g.sw];
+            const bool take = v > best[ow] || (v != v && best[ow] == best[ow]);  // the first NaN wins
+            best[ow] = take ? v : best[ow];
+            arg[ow] = take ? base + ow * g.sw : arg[ow];
           }
         }
-      done:
-        out[(p * g.Ho + oh) * g.Wo + ow] = best;
-        idx[(p * g.Ho + oh) * g.Wo + ow] = arg;
+    }
+  }
+}
+
+template <class T>
+void max_pool_t(const Window2d& g, int64_t planes, const T* x, T* out, int64_t* idx) {
+  if (g.ph == 0 && g.pw == 0 && (g.Ho - 1) * g.sh + (g.kh - 1) * g.dh < g.H &&
+      (g.Wo - 1) * g.sw + (g.kw - 1) * g.dw < g.W)
+    return max_pool_inside_t(g, planes, x, out, idx);
+  std::vector<Taps> rows(size_t(g.Ho)), cols(size_t(g.Wo));
+  window_taps(g.Ho, g.H, g.kh, g.sh, g.ph, g.dh, rows.data());
+  window_taps(g.Wo, g.W, g.kw, g.sw, g.pw, g.dw, cols.data());
+  for (int64_t p = 0; p < planes; p++) {
+    const T* in = x + p * g.H * g.W;
+    T* o = out + p * g.Ho * g.Wo;
+    int64_t* oi = idx + p * g.Ho * g.Wo;
+    for (int64_t oh = 0; oh < g.Ho; oh++) {
+      const Taps r = rows[size_t(oh)];
+      const int64_t h0 = oh * g.sh - g.ph;
+      for (int64_t ow = 0; ow < g.Wo; ow++) {
+        const Taps c = cols[size_t(ow)];
+        const int64_t w0 = ow * g.sw - g.pw;
+        int64_t arg = (h0 + r.lo * g.dh) * g.W + w0 + c.lo * g.dw;
+        T best = in[arg];
+        for (int64_t i = r.lo; i < r.hi && best == best; i++)
+          for (int64_t j = c.lo; j < c.hi; j++) {
+            const int64_t at = (h0 + i * g.dh) * g.W + w0 + j * g.dw;
+            const T v = in[at];
+            if (v > best || v != v) {  // the first NaN wins, as in PyTorch
+              best = v;
+              arg = at;
+              if (v != v) break;
+            }
+          }
+        o[oh * g.Wo + ow] = best;
+        oi[oh * g.Wo + ow] = arg;
       }
+    }
   }
 }
 
