@@ -94,37 +94,46 @@ inline void window_taps(int64_t out, int64_t in, int64_t k, int64_t s, int64_t p
   }
 }
 
-// Windows that never leave the image (no padding, no ceil overhang): each output row is
-// built tap by tap across all its columns, a loop the compiler vectorises.
+// Windows that never leave the image (no padding, no ceil overhang) of planes with int32
+// offsets: each output row is built tap by tap across all its columns.
 template <class T>
 void max_pool_inside_t(const Window2d& g, int64_t planes, const T* x, T* out, int64_t* idx) {
+  // Per-row scratch the compiler knows is private, so the selects below become vector blends.
+  std::vector<T> best_v(size_t(g.Wo));
+  std::vector<int32_t> arg_v(size_t(g.Wo));
+  T* __restrict__ best = best_v.data();
+  int32_t* __restrict__ arg = arg_v.data();
   for (int64_t p = 0; p < planes; p++) {
-    const T* in = x + p * g.H * g.W;
+    const T* __restrict__ in = x + p * g.H * g.W;
     for (int64_t oh = 0; oh < g.Ho; oh++) {
-      T* best = out + (p * g.Ho + oh) * g.Wo;
-      int64_t* arg = idx + (p * g.Ho + oh) * g.Wo;
-      const int64_t h0 = oh * g.sh;
-      for (int64_t ow = 0; ow < g.Wo; ow++) {
-        best[ow] = in[h0 * g.W + ow * g.sw];
-        arg[ow] = h0 * g.W + ow * g.sw;
+      const int32_t h0 = int32_t(oh * g.sh), W = int32_t(g.W), sw = int32_t(g.sw);
+      for (int32_t ow = 0; ow < int32_t(g.Wo); ow++) {
+        best[ow] = in[h0 * W + ow * sw];
+        arg[ow] = h0 * W + ow * sw;
       }
       for (int64_t i = 0; i < g.kh; i++)
         for (int64_t j = (i == 0); j < g.kw; j++) {
-          const int64_t base = (h0 + i * g.dh) * g.W + j * g.dw;
-          for (int64_t ow = 0; ow < g.Wo; ow++) {
-            const T v = in[base + ow * g.sw];
+          const int32_t base = int32_t((h0 + i * g.dh) * g.W + j * g.dw);
+          for (int32_t ow = 0; ow < int32_t(g.Wo); ow++) {
+            const T v = in[base + ow * sw];
             const bool take = v > best[ow] || (v != v && best[ow] == best[ow]);  // the first NaN wins
             best[ow] = take ? v : best[ow];
-            arg[ow] = take ? base + ow * g.sw : arg[ow];
+            arg[ow] = take ? base + ow * sw : arg[ow];
           }
         }
+      T* o = out + (p * g.Ho + oh) * g.Wo;
+      int64_t* oi = idx + (p * g.Ho + oh) * g.Wo;
+      for (int64_t ow = 0; ow < g.Wo; ow++) {
+        o[ow] = best[ow];
+        oi[ow] = arg[ow];
+      }
     }
   }
 }
 
 template <class T>
 void max_pool_t(const Window2d& g, int64_t planes, const T* x, T* out, int64_t* idx) {
-  if (g.ph == 0 && g.pw == 0 && (g.Ho - 1) * g.sh + (g.kh - 1) * g.dh < g.H &&
+  if (g.ph == 0 && g.pw == 0 && g.H * g.W < (int64_t(1) << 31) && (g.Ho - 1) * g.sh + (g.kh - 1) * g.dh < g.H &&
       (g.Wo - 1) * g.sw + (g.kw - 1) * g.dw < g.W)
     return max_pool_inside_t(g, planes, x, out, idx);
   std::vector<Taps> rows(size_t(g.Ho)), cols(size_t(g.Wo));
