@@ -9,7 +9,7 @@
 
 namespace fk {
 
-enum class BinOp : uint8_t { Add, Sub, Mul, Div, Pow, FloorDiv, Rem, Max, Min, Eq, Ne, Lt, Le, Gt, Ge, And, Or, Xor };
+enum class BinOp : uint8_t { Add, Sub, Mul, Div, Pow, FloorDiv, Rem, Max, Min, Eq, Ne, Lt, Le, Gt, Ge, And, Or, Xor, ReluGrad };
 enum class UnOp : uint8_t { Neg, Abs, Exp, Log, Sqrt, Rsqrt, Sin, Cos, Tanh, Sigmoid, Relu, Sign, Floor, Ceil, Round, Trunc, Erf, Not };
 enum class RedOp : uint8_t { Sum, Prod, Max, Min, ArgMax, ArgMin, All, Any };
 

@@ -137,6 +137,9 @@ int binary_t(BinOp op, int64_t n, void* out, int64_t so, const void* av, int64_t
     case BinOp::Xor:
       if constexpr (!fp) loop2(n, o, so, a, sa, b, sb, [](T x, T y) { return T(x ^ y); });
       break;
+    case BinOp::ReluGrad:  // relu's backward in one pass: y > 0 ? g : 0
+      loop2(n, o, so, a, sa, b, sb, [](T y, T g) { return y > T(0) ? g : T(0); });
+      break;
   }
   return status;
 }
