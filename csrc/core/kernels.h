@@ -25,10 +25,11 @@ struct Window2d {
 
 // Neural-network loops, float32 and float64 only (csrc/cpu/nn.cpp).
 struct NnKernels {
-  // cols[(c*kh + i)*kw + j][oh*Wo + ow] = x[c][oh*sh - ph + i*dh][ow*sw - pw + j*dw], 0 outside the image.
-  void (*im2col)(DType dt, const Window2d& g, int64_t C, const void* x, void* cols);
+  // cols[(c*kh + i)*kw + j][oh*Wo + ow] = x[c][oh*sh - ph + i*dh][ow*sw - pw + j*dw], 0 outside the
+  // image; rows of cols are `ld` elements apart (several images side by side).
+  void (*im2col)(DType dt, const Window2d& g, int64_t C, const void* x, void* cols, int64_t ld);
   // dx += im2col transposed: each column entry is added back to the pixel it came from.
-  void (*col2im)(DType dt, const Window2d& g, int64_t C, const void* cols, void* dx);
+  void (*col2im)(DType dt, const Window2d& g, int64_t C, const void* cols, int64_t ld, void* dx);
   // Over `planes` planes; idx gets the argmax position h*W + w inside its plane.
   void (*max_pool2d)(DType dt, const Window2d& g, int64_t planes, const void* x, void* out, int64_t* idx);
   void (*max_pool2d_backward)(DType dt, const Window2d& g, int64_t planes, const void* gout, const int64_t* idx, void* gx);

@@ -19,12 +19,11 @@ void float_dispatch(DType dt, F&& f) {
 // ---- convolution lowering ------------------------------------------------------
 
 template <class T>
-void im2col_t(const Window2d& g, int64_t C, const T* x, T* cols) {
-  const int64_t L = g.Ho * g.Wo;
+void im2col_t(const Window2d& g, int64_t C, const T* x, T* cols, int64_t ld) {
   for (int64_t c = 0; c < C; c++)
     for (int64_t i = 0; i < g.kh; i++)
       for (int64_t j = 0; j < g.kw; j++) {
-        T* row = cols + ((c * g.kh + i) * g.kw + j) * L;
+        T* row = cols + ((c * g.kh + i) * g.kw + j) * ld;
         const T* plane = x + c * g.H * g.W;
         for (int64_t oh = 0; oh < g.Ho; oh++) {
           T* out = row + oh * g.Wo;
@@ -52,12 +51,11 @@ void im2col_t(const Window2d& g, int64_t C, const T* x, T* cols) {
 }
 
 template <class T>
-void col2im_t(const Window2d& g, int64_t C, const T* cols, T* dx) {
-  const int64_t L = g.Ho * g.Wo;
+void col2im_t(const Window2d& g, int64_t C, const T* cols, int64_t ld, T* dx) {
   for (int64_t c = 0; c < C; c++)
     for (int64_t i = 0; i < g.kh; i++)
       for (int64_t j = 0; j < g.kw; j++) {
-        const T* row = cols + ((c * g.kh + i) * g.kw + j) * L;
+        const T* row = cols + ((c * g.kh + i) * g.kw + j) * ld;
         T* plane = dx + c * g.H * g.W;
         for (int64_t oh = 0; oh < g.Ho; oh++) {
           const int64_t ih = oh * g.sh - g.ph + i * g.dh;
@@ -382,10 +380,10 @@ void cross_entropy_backward_t(int64_t rows, int64_t cols, const T* x, const int6
     });                                         \
   }
 
-FK_FLOAT_KERNEL(im2col, im2col_t, (DType dt, const Window2d& g, int64_t C, const void* x, void* cols),
-                (g, C, static_cast<const T*>(x), static_cast<T*>(cols)))
-FK_FLOAT_KERNEL(col2im, col2im_t, (DType dt, const Window2d& g, int64_t C, const void* cols, void* dx),
-                (g, C, static_cast<const T*>(cols), static_cast<T*>(dx)))
+FK_FLOAT_KERNEL(im2col, im2col_t, (DType dt, const Window2d& g, int64_t C, const void* x, void* cols, int64_t ld),
+                (g, C, static_cast<const T*>(x), static_cast<T*>(cols), ld))
+FK_FLOAT_KERNEL(col2im, col2im_t, (DType dt, const Window2d& g, int64_t C, const void* cols, int64_t ld, void* dx),
+                (g, C, static_cast<const T*>(cols), ld, static_cast<T*>(dx)))
 FK_FLOAT_KERNEL(max_pool2d, max_pool_t,
                 (DType dt, const Window2d& g, int64_t planes, const void* x, void* out, int64_t* idx),
                 (g, planes, static_cast<const T*>(x), static_cast<T*>(out), idx))
