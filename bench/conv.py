@@ -6,11 +6,11 @@ Shapes: the MNIST CNN layers (batch 64) and ResNet-18 layers (batch 8, 224x224 i
 Forward+backward counts 3x the forward FLOPs (input and weight gradients).
 """
 import argparse
-import time
 
 import numpy as np
 
-from overhead import print_header, try_import
+from elementwise import best_seconds
+from overhead import setup
 
 # (label, batch, in_ch, out_ch, size, kernel, stride, padding)
 SHAPES = [
@@ -22,16 +22,6 @@ SHAPES = [
     ("resnet 256x14x14 3x3", 8, 256, 256, 14, 3, 1, 1),
     ("resnet 512x7x7 3x3", 8, 512, 512, 7, 3, 1, 1),
 ]
-
-
-def best_time(fn, repeat):
-    fn()  # warm-up (allocator caches, thread pools)
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def cases(mod, F, x, w, grad):
@@ -50,18 +40,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
-    fk, fk_err = try_import("fastkern")
-    torch, torch_err = try_import("torch")
-    print_header({"fastkern": (fk, fk_err), "torch": (torch, torch_err), "numpy": (np, None)})
-    if fk is None:
-        return
-    if args.threads:
-        fk.set_num_threads(args.threads)
-        if torch:
-            torch.set_num_threads(args.threads)
-    print(f"fastkern CPU path: {fk.backends.cpu.capability()}, threads: fastkern {fk.get_num_threads()}"
-          + (f", torch {torch.get_num_threads()}" if torch else ""))
-    print()
+    fk, torch = setup(args.threads)
     print(f"{'layer':<30}{'pass':<9}{'fastkern GF/s':>14}{'torch GF/s':>12}{'fk/torch':>10}")
     rng = np.random.default_rng(0)
     for label, n, ci, co, size, k, s, p in SHAPES:
@@ -77,7 +56,7 @@ def main():
                     continue
                 x = mod.tensor(xa, requires_grad=grad)
                 w = mod.tensor(wa, requires_grad=grad)
-                res[libname] = mult * flops / best_time(cases(mod, F, x, w, grad)(s, p), args.repeat) / 1e9
+                res[libname] = mult * flops / best_seconds(cases(mod, F, x, w, grad)(s, p), args.repeat, warmup=1) / 1e9
             ours, t = res["fk"], res.get("torch")
             theirs, ratio = (f"{t:.1f}", f"{ours / t:.2f}") if t else ("-", "-")
             print(f"{label:<30}{name:<9}{ours:>14.1f}{theirs:>12}{ratio:>10}")

@@ -43,6 +43,23 @@ def print_header(libs):
     print()
 
 
+def setup(threads=None):
+    """Imports fastkern and torch, prints the header, applies --threads: (fk, torch)."""
+    fk, fk_err = try_import("fastkern")
+    torch, torch_err = try_import("torch")
+    print_header({"fastkern": (fk, fk_err), "torch": (torch, torch_err), "numpy": (np, None)})
+    if fk is None:
+        raise SystemExit(1)
+    if threads:
+        fk.set_num_threads(threads)
+        if torch:
+            torch.set_num_threads(threads)
+    print(f"fastkern CPU path: {fk.backends.cpu.capability()}, threads: fastkern {fk.get_num_threads()}"
+          + (f", torch {torch.get_num_threads()}" if torch else ""))
+    print()
+    return fk, torch
+
+
 def best_us(fn, repeat):
     t = timeit.Timer(fn)
     number, _ = t.autorange()  # loops per repeat, so each repeat takes >= 0.2 s

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from overhead import print_header, try_import
+from overhead import setup
 
 
 def init(rng, shapes):
@@ -67,18 +67,7 @@ def main():
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
-    fk, fk_err = try_import("fastkern")
-    torch, torch_err = try_import("torch")
-    print_header({"fastkern": (fk, fk_err), "torch": (torch, torch_err), "numpy": (np, None)})
-    if fk is None:
-        return
-    if args.threads:
-        fk.set_num_threads(args.threads)
-        if torch:
-            torch.set_num_threads(args.threads)
-    print(f"fastkern CPU path: {fk.backends.cpu.capability()}, threads: fastkern {fk.get_num_threads()}"
-          + (f", torch {torch.get_num_threads()}" if torch else ""))
-    print()
+    fk, torch = setup(args.threads)
     rng = np.random.default_rng(0)
     print(f"{'model':<28}{'batch':>6}{'fastkern img/s':>16}{'torch img/s':>13}{'fk/torch':>10}")
     for name, model, shapes, batch in (("MLP 784-30-10", mlp, MLP, 256), ("small CNN 1x28x28", cnn, CNN, 64)):

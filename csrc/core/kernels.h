@@ -9,7 +9,7 @@
 
 namespace fk {
 
-enum class BinOp : uint8_t { Add, Sub, Mul, Div, Pow, FloorDiv, Rem, Max, Min, Eq, Ne, Lt, Le, Gt, Ge, And, Or, Xor };
+enum class BinOp : uint8_t { Add, Sub, Mul, Div, Pow, FloorDiv, Rem, Max, Min, Eq, Ne, Lt, Le, Gt, Ge, And, Or, Xor, ReluGrad };
 enum class UnOp : uint8_t { Neg, Abs, Exp, Log, Sqrt, Rsqrt, Sin, Cos, Tanh, Sigmoid, Relu, Sign, Floor, Ceil, Round, Trunc, Erf, Not };
 enum class RedOp : uint8_t { Sum, Prod, Max, Min, ArgMax, ArgMin, All, Any };
 
@@ -25,10 +25,11 @@ struct Window2d {
 
 // Neural-network loops, float32 and float64 only (csrc/cpu/nn.cpp).
 struct NnKernels {
-  // cols[(c*kh + i)*kw + j][oh*Wo + ow] = x[c][oh*sh - ph + i*dh][ow*sw - pw + j*dw], 0 outside the image.
-  void (*im2col)(DType dt, const Window2d& g, int64_t C, const void* x, void* cols);
+  // cols[(c*kh + i)*kw + j][oh*Wo + ow] = x[c][oh*sh - ph + i*dh][ow*sw - pw + j*dw], 0 outside the
+  // image; rows of cols are `ld` elements apart (several images side by side).
+  void (*im2col)(DType dt, const Window2d& g, int64_t C, const void* x, void* cols, int64_t ld);
   // dx += im2col transposed: each column entry is added back to the pixel it came from.
-  void (*col2im)(DType dt, const Window2d& g, int64_t C, const void* cols, void* dx);
+  void (*col2im)(DType dt, const Window2d& g, int64_t C, const void* cols, int64_t ld, void* dx);
   // Over `planes` planes; idx gets the argmax position h*W + w inside its plane.
   void (*max_pool2d)(DType dt, const Window2d& g, int64_t planes, const void* x, void* out, int64_t* idx);
   void (*max_pool2d_backward)(DType dt, const Window2d& g, int64_t planes, const void* gout, const int64_t* idx, void* gx);
@@ -59,6 +60,15 @@ struct NnKernels {
                                  double eps, const void* gl, void* gx);
 };
 
+// A register-blocked GEMM micro-kernel: C[0:m, 0:n] = (or += when `accumulate`) the
+// product of an MR x kc panel of A and a kc x NR panel of B, m <= MR, n <= NR. The
+// panels are packed k-major: A(i, k) = Ap[k*MR + i], B(k, j) = Bp[k*NR + j], zero-padded
+// past m and n. C is row-major with row stride ldc; only its m x n corner is touched.
+struct GemmMicroKernel {
+  int mr, nr;
+  void (*run)(int64_t kc, const void* Ap, const void* Bp, void* C, int64_t ldc, int m, int n, bool accumulate);
+};
+
 struct CpuKernels {
   const char* isa;
   // out[i*so] = op(a[i*sa], b[i*sb]) for i < n; a, b and out (bool for comparisons) of type `dt`.
@@ -71,8 +81,11 @@ struct CpuKernels {
   void (*reduce_rows)(RedOp op, DType dt, int64_t rows, int64_t len, const void* in, int64_t row_stride, void* out);
   // out[c] = reduction over r < len of in[r*stride + c], for c < cols (columns contiguous).
   void (*reduce_cols)(RedOp op, DType dt, int64_t len, int64_t cols, const void* in, int64_t stride, void* out);
-  // C[M,N] = A[M,K] @ B[K,N], all row-major and contiguous.
+  // Reference GEMM (naive loops, any dtype but bool): C[M,N] = A[M,K] @ B[K,N], all
+  // row-major and contiguous. The packed driver in core/gemm.cpp uses the micro-kernels.
   void (*gemm)(DType dt, int64_t M, int64_t N, int64_t K, const void* A, const void* B, void* C);
+  const GemmMicroKernel* gemm_f32;
+  const GemmMicroKernel* gemm_f64;
   const NnKernels* nn;
 };
 

@@ -125,6 +125,7 @@ Tensor log_softmax(const Tensor& a, int64_t dim);
 
 // ---- linear algebra (ops_linalg.cpp)
 Tensor matmul(const Tensor& a, const Tensor& b);
+Tensor addmm(const Tensor& input, const Tensor& mat1, const Tensor& mat2);  // input + mat1 @ mat2
 
 }  // namespace fk
 

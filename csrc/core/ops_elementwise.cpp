@@ -128,6 +128,10 @@ static void extreme_bw(Node& n, const Tensor& g, Tensor* gi, BinOp wins) {
 }
 static void max_bw(Node& n, const Tensor& g, Tensor* gi) { extreme_bw(n, g, gi, BinOp::Gt); }
 static void min_bw(Node& n, const Tensor& g, Tensor* gi) { extreme_bw(n, g, gi, BinOp::Lt); }
+// relu_grad(y, g) is linear in g: its own gradient (for double backward) is relu_grad(y, gg).
+static void relu_grad_bw(Node& n, const Tensor& g, Tensor* gi) {
+  if (n.needs(1)) gi[1] = binary(BinOp::ReluGrad, n.saved_at(0), g);
+}
 static void rem_bw(Node& n, const Tensor& g, Tensor* gi) {
   gi[0] = g;
   if (n.needs(1)) gi[1] = -g * binary(BinOp::FloorDiv, n.saved_at(0), n.saved_at(1));
@@ -152,12 +156,13 @@ static const BinaryDef kBinary[] = {
     {"eq", nullptr, nullptr}, {"ne", nullptr, nullptr}, {"lt", nullptr, nullptr}, {"le", nullptr, nullptr},
     {"gt", nullptr, nullptr}, {"ge", nullptr, nullptr},
     {"bitwise_and", nullptr, nullptr}, {"bitwise_or", nullptr, nullptr}, {"bitwise_xor", nullptr, nullptr},
+    {"threshold_backward", "ThresholdBackwardBackward0", relu_grad_bw, true, false, false},
 };
 
 // Compute dtype of op on operands promoting to `dt`; TypeError for unsupported pairs.
 static DType compute_dtype(BinOp op, DType dt) {
   if (op == BinOp::Div) return to_float(dt);
-  FK_CHECK(!(op >= BinOp::And && is_float(dt)), Type, "\"", kBinary[int(op)].name, "\" is not implemented for '",
+  FK_CHECK(!(op >= BinOp::And && op <= BinOp::Xor && is_float(dt)), Type, "\"", kBinary[int(op)].name, "\" is not implemented for '",
            dtype_name(dt), "' tensors (it needs integer or bool operands)");
   FK_CHECK(!(dt == DType::Bool && (op == BinOp::Sub || op == BinOp::Pow || op == BinOp::FloorDiv || op == BinOp::Rem)),
            Type, "\"", kBinary[int(op)].name, "\" is not supported for bool tensors");
@@ -288,7 +293,7 @@ static void sigmoid_bw(Node& n, const Tensor& g, Tensor* gi) {
   const Tensor& y = n.saved_at(1);
   gi[0] = g * y * (1.0 - y);
 }
-static void relu_bw(Node& n, const Tensor& g, Tensor* gi) { gi[0] = g * binary(BinOp::Gt, n.saved_at(1), Scalar::of(0)); }
+static void relu_bw(Node& n, const Tensor& g, Tensor* gi) { gi[0] = binary(BinOp::ReluGrad, n.saved_at(1), g); }
 static void zero_bw(Node&, const Tensor& g, Tensor* gi) { gi[0] = zeros_like(g); }
 static void erf_bw(Node& n, const Tensor& g, Tensor* gi) {
   const Tensor& x = n.saved_at(0);

@@ -4,6 +4,7 @@
 #include "autograd.h"
 #include "gemm.h"
 #include "ops.h"
+#include "parallel.h"
 
 namespace fk {
 
@@ -12,7 +13,25 @@ static Tensor mT(const Tensor& t) { return transpose(t, -2, -1); }
 static void mm_bw(Node& n, const Tensor& g, Tensor* gi) {
   // Batch dims that were broadcast are summed away by the engine.
   if (n.needs(0)) gi[0] = matmul(g, mT(n.saved_at(1)));
-  if (n.needs(1)) gi[1] = matmul(mT(n.saved_at(0)), g);
+  if (n.needs(1)) {
+    const Tensor &a = n.saved_at(0), &b = n.saved_at(1);
+    if (b.ndim() == 2 && a.ndim() > 2)  // b shared by all batch items: one product over all their rows
+      gi[1] = matmul(mT(reshape(a, {-1, a.size(a.ndim() - 1)})), reshape(g, {-1, g.size(g.ndim() - 1)}));
+    else
+      gi[1] = matmul(mT(a), g);
+  }
+}
+
+// Whether a's matrices (a: [..., M, K], row stride rsa) are stacked so that row r of
+// the flattened [batch*M, K] view is at r*rsa: every batch stride equals the size
+// times the stride of the dimension after it, ending at M*rsa.
+static bool rows_fold(const Tensor& a, int64_t M, int64_t rsa) {
+  int64_t want = M * rsa;
+  for (int d = a.ndim() - 3; d >= 0; d--) {
+    if (a.size(d) != 1 && a.strides()[d] != want) return false;
+    want *= a.size(d);
+  }
+  return true;
 }
 
 // a: [..., M, K], b: [..., K, N], both at least 2-D.
@@ -52,9 +71,61 @@ static Tensor batched_mm(const Tensor& a, const Tensor& b) {
   };
   const int64_t nb = batch.prod();
   const int ra = a.ndim() - 2, rb = b.ndim() - 2;
-  for (int64_t i = 0; i < nb && out.numel() > 0; i++)
-    gemm(a.dtype(), M, N, K, a.raw() + batch_offset(a, i) * es, a.strides()[ra], a.strides()[ra + 1],
-         b.raw() + batch_offset(b, i) * es, b.strides()[rb], b.strides()[rb + 1], out.raw() + i * M * N * es, N, false);
+  const int64_t rsa = a.strides()[ra], csa = a.strides()[ra + 1], rsb = b.strides()[rb], csb = b.strides()[rb + 1];
+  if (out.numel() == 0 || nb == 0) {
+  } else if (nb > 1 && b.numel() == K * N && rows_fold(a, M, rsa)) {
+    // One B for every batch item, and A's rows are evenly spaced across items: a single
+    // (nb*M) x K @ K x N product (a linear layer over a batch of sequences, say).
+    gemm(a.dtype(), nb * M, N, K, a.raw(), rsa, csa, b.raw(), rsb, csb, out.raw(), N, false);
+  } else {
+    auto item = [&](int64_t i) {
+      gemm(a.dtype(), M, N, K, a.raw() + batch_offset(a, i) * es, rsa, csa, b.raw() + batch_offset(b, i) * es, rsb,
+           csb, out.raw() + i * M * N * es, N, false);
+    };
+    // Small products gain nothing from splitting one of them: run whole items per thread
+    // instead (gemm called inside the pool stays on its thread; results are identical).
+    if (M * N * K < (int64_t(1) << 20))
+      parallel_for(nb, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, M * N * K)), [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; i++) item(i);
+      });
+    else
+      for (int64_t i = 0; i < nb; i++) item(i);
+  }
+  set_history(out, node);
+  return out;
+}
+
+static void addmm_bw(Node& n, const Tensor& g, Tensor* gi) {
+  if (n.needs(0)) gi[0] = g;  // the engine sums it back to input's broadcast shape
+  if (n.needs(1)) gi[1] = matmul(g, mT(n.saved_at(1)));
+  if (n.needs(2)) gi[2] = matmul(mT(n.saved_at(0)), g);
+}
+
+// input + mat1 @ mat2 (2-D; input broadcasts to the product's shape): the product is
+// accumulated straight into a copy of input, as a linear layer adds its bias.
+Tensor addmm(const Tensor& input, const Tensor& mat1, const Tensor& mat2) {
+  FK_CHECK(mat1.ndim() == 2 && mat2.ndim() == 2, Runtime, "addmm: expected 2-D matrices, got ",
+           to_string(mat1.shape()), " and ", to_string(mat2.shape()));
+  const int64_t M = mat1.size(0), K = mat1.size(1), N = mat2.size(1);
+  FK_CHECK(mat2.size(0) == K, Runtime, "mat1 and mat2 shapes cannot be multiplied (", M, "x", K, " and ", mat2.size(0),
+           "x", N, ")");
+  FK_CHECK(input.device() == mat1.device() && mat1.device() == mat2.device(), Runtime,
+           "addmm: expected all tensors on the same device");
+  const DType dt = promote(promote(input.dtype(), mat1.dtype()), mat2.dtype());
+  FK_CHECK(dt != DType::Bool, Type, "addmm is not implemented for bool tensors");
+  const Tensor a = to_dtype(mat1, dt), b = to_dtype(mat2, dt);
+  Tensor out;
+  {
+    GradMode off(false);  // the copy of input is only the starting value of out
+    out = clone(expand(to_dtype(input, dt), {M, N}));
+  }
+  gemm(dt, M, N, K, a.raw(), a.strides()[0], a.strides()[1], b.raw(), b.strides()[0], b.strides()[1], out.raw(), N,
+       true);
+  Node* node = make_node("AddmmBackward0", addmm_bw, {&input, &mat1, &mat2});
+  if (node) {
+    node->save(a);
+    node->save(b);
+  }
   set_history(out, node);
   return out;
 }

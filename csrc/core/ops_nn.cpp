@@ -1,6 +1,8 @@
 // Neural-network ops: convolution, pooling, batch norm, linear and fused
 // softmax / cross entropy. Forward and backward call the NnKernels loops and gemm.
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "autograd.h"
@@ -50,8 +52,6 @@ Tensor batched4d(const Tensor& x, const char* op) {
 
 Tensor unbatch(const Tensor& out, const Tensor& x) { return x.ndim() == 3 ? squeeze(out, 0) : out; }
 
-std::vector<char> scratch(int64_t elems, DType dt) { return std::vector<char>(size_t(elems * itemsize(dt))); }
-
 void window_to_ints(Node* n, const Window2d& g) { n->ints = {g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw}; }
 
 Window2d window_from(const Node& n, const Dims& in, const Tensor& gout) {
@@ -60,74 +60,78 @@ Window2d window_from(const Node& n, const Dims& in, const Tensor& gout) {
 }
 
 // ---- conv2d ------------------------------------------------------------------
+// Lowered to a few large GEMMs: the column matrices of a chunk of images sit side by
+// side ([K, images*L]), so one product covers the whole chunk and the GEMM's own
+// blocking and threading do the work, in forward and in both gradients.
 
 struct ConvShape {
-  int64_t N, C, O, groups, Cg, Og, K, L;
-  bool direct;  // 1x1, stride 1, no padding: the input already is the column matrix
+  int64_t N, C, O, groups, Cg, Og, K, L, HW;
 };
 
 ConvShape conv_shape(const Tensor& x, const Tensor& w, const Window2d& g, int64_t groups) {
-  ConvShape c;
-  c.N = x.size(0);
-  c.C = x.size(1);
-  c.O = w.size(0);
-  c.groups = groups;
-  c.Cg = c.C / groups;
-  c.Og = c.O / groups;
-  c.K = c.Cg * g.kh * g.kw;
-  c.L = g.Ho * g.Wo;
-  c.direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
-  return c;
+  const int64_t N = x.size(0), C = x.size(1), O = w.size(0);
+  return {N, C, O, groups, C / groups, O / groups, (C / groups) * g.kh * g.kw, g.Ho * g.Wo, g.H * g.W};
 }
 
-void conv_bw(Node& n, const Tensor& gout0, Tensor* gi) {
+// Images per chunk: keeps a chunk's column matrix near 64 MB.
+int64_t conv_chunk(const ConvShape& c, DType dt) {
+  return std::clamp<int64_t>((int64_t(64) << 20) / std::max<int64_t>(1, c.K * c.L * itemsize(dt)), 1, c.N);
+}
+
+// cols[K, nb*L] for images [n0, n0 + nb) of group gr.
+void gather_cols(const ConvShape& c, const Window2d& g, const Tensor& X, int64_t gr, int64_t n0, int64_t nb, char* cols) {
+  const int64_t es = itemsize(X.dtype());
+  parallel_for(nb, 1, [&](int64_t b, int64_t e) {
+    for (int64_t n = b; n < e; n++)
+      nnk().im2col(X.dtype(), g, c.Cg, X.raw() + ((n0 + n) * c.C + gr * c.Cg) * c.HW * es, cols + n * c.L * es, nb * c.L);
+  });
+}
+
+// Copies channels [gr*Og, (gr+1)*Og) of images [n0, n0 + nb) between the [N, O, L] tensor
+// layout and a [Og, nb*L] matrix, in the direction `to_matrix`.
+void regroup(const ConvShape& c, DType dt, char* tensor, char* matrix, int64_t gr, int64_t n0, int64_t nb, bool to_matrix) {
+  const int64_t es = itemsize(dt), row = c.L * es;
+  parallel_for(nb * c.Og, 64, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; t++) {
+      const int64_t n = t / c.Og, o = t % c.Og;
+      char* ten = tensor + (((n0 + n) * c.O + gr * c.Og + o) * c.L) * es;
+      char* mat = matrix + (o * nb + n) * row;
+      if (to_matrix) std::memcpy(mat, ten, size_t(row));
+      else std::memcpy(ten, mat, size_t(row));
+    }
+  });
+}
+
+void conv_bw(Node& n, const Tensor& gout, Tensor* gi) {
   const Tensor X = n.saved_at(0), Wt = n.saved_at(1);
-  const Tensor G = contiguous(gout0);
+  const Tensor G = contiguous(gout);
   const Window2d g = window_from(n, X.shape(), G);
-  const ConvShape c = conv_shape(X, Wt, g, n.scalars[0]);
+  const ConvShape c = conv_shape(X, Wt, g, int64_t(n.scalars[0]));
   const DType dt = X.dtype();
-  const int64_t es = itemsize(dt), HW = g.H * g.W;
+  const int64_t es = itemsize(dt), chunk = conv_chunk(c, dt);
   GradMode off(false);
-  if (n.needs(0)) {
-    Tensor dx = zeros(X.shape(), dt);
-    parallel_for(c.N, 1, [&](int64_t b, int64_t e) {
-      std::vector<char> cols = scratch(c.direct ? 0 : c.K * c.L, dt);
-      for (int64_t i = b; i < e; i++)
-        for (int64_t gr = 0; gr < c.groups; gr++) {
-          char* dxg = dx.raw() + (i * c.C + gr * c.Cg) * HW * es;
-          const char* gg = G.raw() + (i * c.O + gr * c.Og) * c.L * es;
-          // dcols[K, L] = W_g^T @ gout_g
-          gemm(dt, c.K, c.L, c.Og, Wt.raw() + gr * c.Og * c.K * es, 1, c.K, gg, c.L, 1, c.direct ? dxg : cols.data(),
-               c.L, false);
-          if (!c.direct) nnk().col2im(dt, g, c.Cg, cols.data(), dxg);
-        }
-    });
-    gi[0] = dx;
-  }
-  if (n.needs(1)) {
-    // Each chunk of images accumulates its own partial weight gradient; partials are summed in order.
-    const int64_t chunks = std::min<int64_t>(num_threads(), c.N);
-    std::vector<Tensor> part(size_t(std::max<int64_t>(chunks, 1)));
-    parallel_for(chunks, 1, [&](int64_t b, int64_t e) {
-      std::vector<char> cols = scratch(c.direct ? 0 : c.K * c.L, dt);
-      for (int64_t ch = b; ch < e; ch++) {
-        Tensor dw = zeros(Wt.shape(), dt);
-        for (int64_t i = c.N * ch / chunks; i < c.N * (ch + 1) / chunks; i++)
-          for (int64_t gr = 0; gr < c.groups; gr++) {
-            const char* xg = X.raw() + (i * c.C + gr * c.Cg) * HW * es;
-            if (!c.direct) nnk().im2col(dt, g, c.Cg, xg, cols.data());
-            const char* colp = c.direct ? xg : cols.data();
-            // dW_g[Og, K] += gout_g[Og, L] @ cols^T
-            gemm(dt, c.Og, c.K, c.L, G.raw() + (i * c.O + gr * c.Og) * c.L * es, c.L, 1, colp, 1, c.L,
-                 dw.raw() + gr * c.Og * c.K * es, c.K, true);
-          }
-        part[size_t(ch)] = dw;
+  Tensor dx = n.needs(0) ? zeros(X.shape(), dt) : Tensor(), dw = n.needs(1) ? empty(Wt.shape(), dt) : Tensor();
+  std::vector<char> gmat(size_t(c.Og * chunk * c.L * es)), cols(size_t(c.K * chunk * c.L * es));
+  for (int64_t n0 = 0; n0 < c.N; n0 += chunk) {
+    const int64_t nb = std::min(chunk, c.N - n0), ld = nb * c.L;
+    for (int64_t gr = 0; gr < c.groups; gr++) {
+      regroup(c, dt, G.raw(), gmat.data(), gr, n0, nb, true);
+      const char* wg = Wt.raw() + gr * c.Og * c.K * es;
+      if (dw.defined()) {  // dW_g[Og, K] (+)= gout[Og, ld] @ cols^T
+        gather_cols(c, g, X, gr, n0, nb, cols.data());
+        gemm(dt, c.Og, c.K, ld, gmat.data(), ld, 1, cols.data(), 1, ld, dw.raw() + gr * c.Og * c.K * es, c.K, n0 > 0);
       }
-    });
-    Tensor dw = part[0].defined() ? part[0] : zeros(Wt.shape(), dt);
-    for (size_t i = 1; i < part.size(); i++) binary_(BinOp::Add, dw, part[i]);
-    gi[1] = dw;
+      if (dx.defined()) {  // dcols[K, ld] = W_g^T @ gout, then scattered back to the pixels
+        gemm(dt, c.K, ld, c.Og, wg, 1, c.K, gmat.data(), ld, 1, cols.data(), ld, false);
+        parallel_for(nb, 1, [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; i++)
+            nnk().col2im(dt, g, c.Cg, cols.data() + i * c.L * es, ld, dx.raw() + ((n0 + i) * c.C + gr * c.Cg) * c.HW * es);
+        });
+      }
+    }
   }
+  if (dx.defined()) gi[0] = dx;
+  if (dw.defined()) gi[1] = dw;
   if (n.needs(2)) gi[2] = sum(G, DimList::of({0, 2, 3}), false);
 }
 
@@ -150,27 +154,21 @@ Tensor conv2d(const Tensor& x0, const Tensor& w0, const Tensor& bias, Pair2 stri
   const Tensor X = contiguous(detach(x)), W = contiguous(detach(w0));
   const ConvShape c = conv_shape(X, W, g, groups);
   const DType dt = X.dtype();
-  const int64_t es = itemsize(dt), HW = g.H * g.W;
+  const int64_t es = itemsize(dt), chunk = conv_chunk(c, dt);
   Tensor out = empty({c.N, c.O, g.Ho, g.Wo}, dt);
-  const Tensor B = bias.defined() ? contiguous(detach(bias)) : Tensor();
-  parallel_for(c.N, 1, [&](int64_t b, int64_t e) {
-    std::vector<char> cols = scratch(c.direct ? 0 : c.K * c.L, dt);
-    for (int64_t i = b; i < e; i++)
-      for (int64_t gr = 0; gr < c.groups; gr++) {
-        const char* xg = X.raw() + (i * c.C + gr * c.Cg) * HW * es;
-        if (!c.direct) nnk().im2col(dt, g, c.Cg, xg, cols.data());
-        char* og = out.raw() + (i * c.O + gr * c.Og) * c.L * es;
-        if (B.defined()) {  // start from the bias, then accumulate the product
-          dispatch_dtype(dt, [&](auto z) {
-            using T = decltype(z);
-            for (int64_t o = 0; o < c.Og; o++)
-              std::fill_n(reinterpret_cast<T*>(og) + o * c.L, c.L, B.data<T>()[gr * c.Og + o]);
-          });
-        }
-        gemm(dt, c.Og, c.L, c.K, W.raw() + gr * c.Og * c.K * es, c.K, 1, c.direct ? xg : cols.data(), c.L, 1, og, c.L,
-             B.defined());
-      }
-  });
+  std::vector<char> cols(size_t(c.K * chunk * c.L * es)), omat(size_t(c.Og * chunk * c.L * es));
+  for (int64_t n0 = 0; n0 < c.N; n0 += chunk) {
+    const int64_t nb = std::min(chunk, c.N - n0), ld = nb * c.L;
+    for (int64_t gr = 0; gr < groups; gr++) {
+      gather_cols(c, g, X, gr, n0, nb, cols.data());
+      gemm(dt, c.Og, ld, c.K, W.raw() + gr * c.Og * c.K * es, c.K, 1, cols.data(), ld, 1, omat.data(), ld, false);
+      regroup(c, dt, out.raw(), omat.data(), gr, n0, nb, false);
+    }
+  }
+  if (bias.defined()) {
+    GradMode off(false);
+    binary_(BinOp::Add, out, reshape(detach(bias), {c.O, 1, 1}));
+  }
   if (Node* n = make_node("ConvolutionBackward0", conv_bw, {&x, &w0, &bias})) {
     window_to_ints(n, g);
     n->scalars[0] = double(groups);

@@ -406,22 +406,20 @@ Tensor logsumexp(const Tensor& a, const DimList& dims, bool keepdim) {
 Tensor softmax(const Tensor& a, int64_t dim) {
   FK_CHECK(is_float(a.dtype()), Runtime, "softmax is not implemented for '", dtype_name(a.dtype()),
            "' tensors; convert to a floating point dtype first");
-  if (a.ndim() > 0 && wrap_dim(dim, a.ndim()) == a.ndim() - 1 && a.numel() > 0) return softmax_last(a, false);
-  const Tensor& A = a;
   const DimList dl = DimList::of({dim});
-  if (A.numel() == 0) return clone(A);
-  const Tensor e = unary(UnOp::Exp, A - stable_shift(A, dl));
+  if (a.numel() == 0) return clone(a);
+  if (a.ndim() > 0 && wrap_dim(dim, a.ndim()) == a.ndim() - 1) return softmax_last(a, false);
+  const Tensor e = unary(UnOp::Exp, a - stable_shift(a, dl));
   return e / sum(e, dl, true);
 }
 
 Tensor log_softmax(const Tensor& a, int64_t dim) {
   FK_CHECK(is_float(a.dtype()), Runtime, "log_softmax is not implemented for '", dtype_name(a.dtype()),
            "' tensors; convert to a floating point dtype first");
-  if (a.ndim() > 0 && wrap_dim(dim, a.ndim()) == a.ndim() - 1 && a.numel() > 0) return softmax_last(a, true);
-  const Tensor& A = a;
   const DimList dl = DimList::of({dim});
-  if (A.numel() == 0) return clone(A);
-  const Tensor s = A - stable_shift(A, dl);
+  if (a.numel() == 0) return clone(a);
+  if (a.ndim() > 0 && wrap_dim(dim, a.ndim()) == a.ndim() - 1) return softmax_last(a, true);
+  const Tensor s = a - stable_shift(a, dl);
   return s - unary(UnOp::Log, sum(unary(UnOp::Exp, s), dl, true));
 }
 

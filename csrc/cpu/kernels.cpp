@@ -137,6 +137,9 @@ int binary_t(BinOp op, int64_t n, void* out, int64_t so, const void* av, int64_t
     case BinOp::Xor:
       if constexpr (!fp) loop2(n, o, so, a, sa, b, sb, [](T x, T y) { return T(x ^ y); });
       break;
+    case BinOp::ReluGrad:  // relu's backward in one pass: y > 0 ? g : 0
+      loop2(n, o, so, a, sa, b, sb, [](T y, T g) { return y > T(0) ? g : T(0); });
+      break;
   }
   return status;
 }
@@ -439,12 +442,14 @@ void gemm(DType dt, int64_t M, int64_t N, int64_t K, const void* A, const void* 
 
 }  // namespace
 
-extern const NnKernels nn_kernels;  // csrc/cpu/nn.cpp
+extern const NnKernels nn_kernels;                            // nn.cpp
+extern const GemmMicroKernel gemm_micro_f32, gemm_micro_f64;  // gemm.cpp
 
 extern const CpuKernels kernels = {
 #define FK_STR2(x) #x
 #define FK_STR(x) FK_STR2(x)
-    FK_STR(FK_ISA), binary, unary, cast, clamp, reduce_rows, reduce_cols, gemm, &nn_kernels,
+    FK_STR(FK_ISA), binary, unary, cast, clamp, reduce_rows, reduce_cols, gemm, &gemm_micro_f32, &gemm_micro_f64,
+    &nn_kernels,
 };
 
 }  // namespace fk::FK_ISA

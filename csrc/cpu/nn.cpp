@@ -2,6 +2,7 @@
 // softmax and cross entropy), compiled once per instruction set like kernels.cpp.
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "../core/kernels.h"
 #include "simd_math.h"
@@ -18,12 +19,11 @@ void float_dispatch(DType dt, F&& f) {
 // ---- convolution lowering ------------------------------------------------------
 
 template <class T>
-void im2col_t(const Window2d& g, int64_t C, const T* x, T* cols) {
-  const int64_t L = g.Ho * g.Wo;
+void im2col_t(const Window2d& g, int64_t C, const T* x, T* cols, int64_t ld) {
   for (int64_t c = 0; c < C; c++)
     for (int64_t i = 0; i < g.kh; i++)
       for (int64_t j = 0; j < g.kw; j++) {
-        T* row = cols + ((c * g.kh + i) * g.kw + j) * L;
+        T* row = cols + ((c * g.kh + i) * g.kw + j) * ld;
         const T* plane = x + c * g.H * g.W;
         for (int64_t oh = 0; oh < g.Ho; oh++) {
           T* out = row + oh * g.Wo;
@@ -51,12 +51,11 @@ void im2col_t(const Window2d& g, int64_t C, const T* x, T* cols) {
 }
 
 template <class T>
-void col2im_t(const Window2d& g, int64_t C, const T* cols, T* dx) {
-  const int64_t L = g.Ho * g.Wo;
+void col2im_t(const Window2d& g, int64_t C, const T* cols, int64_t ld, T* dx) {
   for (int64_t c = 0; c < C; c++)
     for (int64_t i = 0; i < g.kh; i++)
       for (int64_t j = 0; j < g.kw; j++) {
-        const T* row = cols + ((c * g.kh + i) * g.kw + j) * L;
+        const T* row = cols + ((c * g.kh + i) * g.kw + j) * ld;
         T* plane = dx + c * g.H * g.W;
         for (int64_t oh = 0; oh < g.Ho; oh++) {
           const int64_t ih = oh * g.sh - g.ph + i * g.dh;
@@ -79,32 +78,91 @@ void col2im_t(const Window2d& g, int64_t C, const T* cols, T* dx) {
 
 // ---- pooling -------------------------------------------------------------------
 
+// Valid window taps along one axis for each output position: [lo, hi) in tap units.
+struct Taps {
+  int64_t lo, hi;
+};
+inline void window_taps(int64_t out, int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, Taps* taps) {
+  for (int64_t o = 0; o < out; o++) {
+    const int64_t start = o * s - p;
+    int64_t lo = 0, hi = k;
+    while (lo < k && start + lo * d < 0) lo++;
+    while (hi > lo && start + (hi - 1) * d >= in) hi--;
+    taps[o] = {lo, hi};
+  }
+}
+
+// Windows that never leave the image (no padding, no ceil overhang) of planes with int32
+// offsets: each output row is built tap by tap across all its columns.
 template <class T>
-void max_pool_t(const Window2d& g, int64_t planes, const T* x, T* out, int64_t* idx) {
+void max_pool_inside_t(const Window2d& g, int64_t planes, const T* x, T* out, int64_t* idx) {
+  // Per-row scratch the compiler knows is private, so the selects below become vector blends.
+  std::vector<T> best_v(size_t(g.Wo));
+  std::vector<int32_t> arg_v(size_t(g.Wo));
+  T* __restrict__ best = best_v.data();
+  int32_t* __restrict__ arg = arg_v.data();
   for (int64_t p = 0; p < planes; p++) {
-    const T* in = x + p * g.H * g.W;
-    for (int64_t oh = 0; oh < g.Ho; oh++)
-      for (int64_t ow = 0; ow < g.Wo; ow++) {
-        T best = -std::numeric_limits<T>::infinity();
-        int64_t arg = -1;
-        for (int64_t i = 0; i < g.kh; i++) {
-          const int64_t ih = oh * g.sh - g.ph + i * g.dh;
-          if (ih < 0 || ih >= g.H) continue;
-          for (int64_t j = 0; j < g.kw; j++) {
-            const int64_t iw = ow * g.sw - g.pw + j * g.dw;
-            if (iw < 0 || iw >= g.W) continue;
-            const T v = in[ih * g.W + iw];
-            if (v > best || v != v || arg < 0) {  // NaN wins, as in PyTorch
-              best = v;
-              arg = ih * g.W + iw;
-              if (v != v) goto done;
-            }
+    const T* __restrict__ in = x + p * g.H * g.W;
+    for (int64_t oh = 0; oh < g.Ho; oh++) {
+      const int32_t h0 = int32_t(oh * g.sh), W = int32_t(g.W), sw = int32_t(g.sw);
+      for (int32_t ow = 0; ow < int32_t(g.Wo); ow++) {
+        best[ow] = in[h0 * W + ow * sw];
+        arg[ow] = h0 * W + ow * sw;
+      }
+      for (int64_t i = 0; i < g.kh; i++)
+        for (int64_t j = (i == 0); j < g.kw; j++) {
+          const int32_t base = int32_t((h0 + i * g.dh) * g.W + j * g.dw);
+          for (int32_t ow = 0; ow < int32_t(g.Wo); ow++) {
+            const T v = in[base + ow * sw];
+            const bool take = v > best[ow] || (v != v && best[ow] == best[ow]);  // the first NaN wins
+            best[ow] = take ? v : best[ow];
+            arg[ow] = take ? base + ow * sw : arg[ow];
           }
         }
-      done:
-        out[(p * g.Ho + oh) * g.Wo + ow] = best;
-        idx[(p * g.Ho + oh) * g.Wo + ow] = arg;
+      T* o = out + (p * g.Ho + oh) * g.Wo;
+      int64_t* oi = idx + (p * g.Ho + oh) * g.Wo;
+      for (int64_t ow = 0; ow < g.Wo; ow++) {
+        o[ow] = best[ow];
+        oi[ow] = arg[ow];
       }
+    }
+  }
+}
+
+template <class T>
+void max_pool_t(const Window2d& g, int64_t planes, const T* x, T* out, int64_t* idx) {
+  if (g.ph == 0 && g.pw == 0 && g.H * g.W < (int64_t(1) << 31) && (g.Ho - 1) * g.sh + (g.kh - 1) * g.dh < g.H &&
+      (g.Wo - 1) * g.sw + (g.kw - 1) * g.dw < g.W)
+    return max_pool_inside_t(g, planes, x, out, idx);
+  std::vector<Taps> rows(size_t(g.Ho)), cols(size_t(g.Wo));
+  window_taps(g.Ho, g.H, g.kh, g.sh, g.ph, g.dh, rows.data());
+  window_taps(g.Wo, g.W, g.kw, g.sw, g.pw, g.dw, cols.data());
+  for (int64_t p = 0; p < planes; p++) {
+    const T* in = x + p * g.H * g.W;
+    T* o = out + p * g.Ho * g.Wo;
+    int64_t* oi = idx + p * g.Ho * g.Wo;
+    for (int64_t oh = 0; oh < g.Ho; oh++) {
+      const Taps r = rows[size_t(oh)];
+      const int64_t h0 = oh * g.sh - g.ph;
+      for (int64_t ow = 0; ow < g.Wo; ow++) {
+        const Taps c = cols[size_t(ow)];
+        const int64_t w0 = ow * g.sw - g.pw;
+        int64_t arg = (h0 + r.lo * g.dh) * g.W + w0 + c.lo * g.dw;
+        T best = in[arg];
+        for (int64_t i = r.lo; i < r.hi && best == best; i++)
+          for (int64_t j = c.lo; j < c.hi; j++) {
+            const int64_t at = (h0 + i * g.dh) * g.W + w0 + j * g.dw;
+            const T v = in[at];
+            if (v > best || v != v) {  // the first NaN wins, as in PyTorch
+              best = v;
+              arg = at;
+              if (v != v) break;
+            }
+          }
+        o[oh * g.Wo + ow] = best;
+        oi[oh * g.Wo + ow] = arg;
+      }
+    }
   }
 }
 
@@ -322,10 +380,10 @@ void cross_entropy_backward_t(int64_t rows, int64_t cols, const T* x, const int6
     });                                         \
   }
 
-FK_FLOAT_KERNEL(im2col, im2col_t, (DType dt, const Window2d& g, int64_t C, const void* x, void* cols),
-                (g, C, static_cast<const T*>(x), static_cast<T*>(cols)))
-FK_FLOAT_KERNEL(col2im, col2im_t, (DType dt, const Window2d& g, int64_t C, const void* cols, void* dx),
-                (g, C, static_cast<const T*>(cols), static_cast<T*>(dx)))
+FK_FLOAT_KERNEL(im2col, im2col_t, (DType dt, const Window2d& g, int64_t C, const void* x, void* cols, int64_t ld),
+                (g, C, static_cast<const T*>(x), static_cast<T*>(cols), ld))
+FK_FLOAT_KERNEL(col2im, col2im_t, (DType dt, const Window2d& g, int64_t C, const void* cols, int64_t ld, void* dx),
+                (g, C, static_cast<const T*>(cols), ld, static_cast<T*>(dx)))
 FK_FLOAT_KERNEL(max_pool2d, max_pool_t,
                 (DType dt, const Window2d& g, int64_t planes, const void* x, void* out, int64_t* idx),
                 (g, planes, static_cast<const T*>(x), static_cast<T*>(out), idx))

@@ -704,6 +704,7 @@ NB_MODULE(_C, m) {
   both("clip", [](const Tensor& a, nb::handle lo, nb::handle hi) { return clamp(a, opt_scalar(lo), opt_scalar(hi)); },
        "min"_a = nb::none(), "max"_a = nb::none());
   both("matmul", [](const Tensor& a, const Tensor& b) { return matmul(a, b); }, "other"_a);
+  both("addmm", [](const Tensor& a, const Tensor& m1, const Tensor& m2) { return addmm(a, m1, m2); }, "mat1"_a, "mat2"_a);
   both("squeeze", [](const Tensor& a, nb::handle dim) {
     if (dim.is_none()) return squeeze(a, std::nullopt);
     // Squeezing several dims: from the last, so earlier indices stay valid.

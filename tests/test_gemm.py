@@ -1,0 +1,195 @@
+"""The GEMM behind matmul/addmm: transposes, strides, batches, odd sizes, empty sizes,
+exact integers, the accumulate path (addmm), thread-count independence and every ISA path.
+
+Float results are checked against NumPy float64 with the rigorous rounding bound of a
+length-K dot product, |err| <= K * eps * (|A| @ |B|), so a wrong element cannot hide.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastkern as fk
+from helpers import fk_and_torch, helper_test_op
+
+EPS = {"float32": np.finfo(np.float32).eps, "float64": np.finfo(np.float64).eps}
+# (M, N, K): primes and sizes around the micro-tile (up to 14 x 32), K-block (256) and
+# column-sweep (512) edges, skinny MLP shapes, and 1s.
+SIZES = [(1, 1, 1), (1, 7, 31), (7, 1, 31), (31, 67, 1), (7, 31, 67), (67, 129, 31), (129, 67, 7),
+         (14, 32, 256), (15, 33, 257), (64, 30, 784), (784, 30, 64), (64, 784, 30), (29, 531, 600)]
+
+
+def check(got, a, b, dtype, c=None):
+    """got == c + a @ b within the float rounding bound (a, b, c float64 NumPy arrays)."""
+    got = np.asarray(got.detach().numpy(), dtype=np.float64)
+    want = a @ b + (0 if c is None else c)
+    k = a.shape[-1]
+    bound = (k + 2) * EPS[dtype] * (np.abs(a) @ np.abs(b) + (0 if c is None else np.abs(c))) + 1e-300
+    assert got.shape == want.shape
+    err = np.abs(got - want)
+    assert np.all(err <= bound), f"max err {err.max():.3g}, worst excess {np.max(err / bound):.3g}x bound"
+
+
+def rand(rng, shape, dtype):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("ta", [False, True], ids=["A", "At"])
+@pytest.mark.parametrize("tb", [False, True], ids=["B", "Bt"])
+@pytest.mark.parametrize("m, n, k", SIZES, ids=[f"{m}x{n}x{k}" for m, n, k in SIZES])
+def test_transposes(m, n, k, ta, tb, dtype):
+    rng = np.random.default_rng(m * 1000 + n + k)
+    a, b = rand(rng, (m, k), dtype), rand(rng, (k, n), dtype)
+    # A transposed operand is the .T view of a contiguous array of the other shape.
+    fa = fk.tensor(np.ascontiguousarray(a.T)).T if ta else fk.tensor(a)
+    fb = fk.tensor(np.ascontiguousarray(b.T)).T if tb else fk.tensor(b)
+    if min(m, n, k) > 1:
+        assert fa.is_contiguous() != ta and fb.is_contiguous() != tb
+    out = fa @ fb
+    assert out.dtype == getattr(fk, dtype)
+    check(out, a.astype(np.float64), b.astype(np.float64), dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_strided_operands(dtype):
+    rng = np.random.default_rng(1)
+    big_a, big_b = rand(rng, (90, 140), dtype), rand(rng, (150, 80), dtype)
+    views = [
+        (lambda x: x[::2, 1::3], lambda x: x[:, 3:50]),      # row and column steps
+        (lambda x: x[5:40, 7:70], lambda x: x[::3, ::2]),     # offsets into a larger matrix
+        (lambda x: x[::3, ::2].T, lambda x: x[1:71:2, 2::2]),  # transposed and stepped
+    ]
+    for va, vb in views:
+        a, b = va(big_a), vb(big_b)
+        k = min(a.shape[1], b.shape[0])
+        a, b = a[:, :k], b[:k]
+        out = va(fk.tensor(big_a))[:, :k] @ vb(fk.tensor(big_b))[:k]
+        check(out, a.astype(np.float64), b.astype(np.float64), dtype)
+    # Stride-0 (expanded) operands.
+    col = rand(rng, (33, 1), dtype)
+    b = rand(rng, (40, 17), dtype)
+    out = fk.tensor(col).expand(33, 40) @ fk.tensor(b)
+    check(out, np.broadcast_to(col, (33, 40)).astype(np.float64), b.astype(np.float64), dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("ashape, bshape", [
+    ((64, 64, 78), (78, 30)),       # shared B: batch folded into M
+    ((3, 5, 20, 33), (33, 9)),      # two batch dims folded
+    ((6, 15, 40), (6, 40, 21)),     # both batched, small items (run in parallel)
+    ((2, 1, 70, 300), (3, 300, 90)),  # broadcast batch dims, larger items
+    ((4, 1, 1), (4, 1, 1)),
+])
+def test_batched(ashape, bshape, dtype):
+    rng = np.random.default_rng(2)
+    a, b = rand(rng, ashape, dtype), rand(rng, bshape, dtype)
+    check(fk.tensor(a) @ fk.tensor(b), a.astype(np.float64), b.astype(np.float64), dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_batched_non_foldable_views(dtype):
+    rng = np.random.default_rng(3)
+    a, b = rand(rng, (20, 8, 30), dtype), rand(rng, (30, 11), dtype)
+    at = fk.tensor(np.ascontiguousarray(a.transpose(1, 0, 2))).transpose(0, 1)  # batch stride != M*K
+    check(at @ fk.tensor(b), a.astype(np.float64), b.astype(np.float64), dtype)
+    check(fk.tensor(a)[::2] @ fk.tensor(b), a[::2].astype(np.float64), b.astype(np.float64), dtype)
+    check(fk.tensor(a)[:, 1:5] @ fk.tensor(b), a[:, 1:5].astype(np.float64), b.astype(np.float64), dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64", "uint8"])
+@pytest.mark.parametrize("ashape, bshape", [((3, 0), (0, 4)), ((0, 5), (5, 4)), ((3, 5), (5, 0)),
+                                            ((2, 0, 5), (5, 3)), ((2, 3, 0), (2, 0, 4))])
+def test_empty(ashape, bshape, dtype):
+    out = fk.ones(*ashape, dtype=getattr(fk, dtype)) @ fk.ones(*bshape, dtype=getattr(fk, dtype))
+    want = np.ones(ashape, dtype) @ np.ones(bshape, dtype)
+    assert out.shape == want.shape and out.dtype == getattr(fk, dtype)
+    np.testing.assert_array_equal(out.numpy(), want)
+
+
+@pytest.mark.parametrize("m, n, k", [(1, 1, 1), (7, 31, 67), (67, 129, 31), (70, 80, 300)])
+def test_integers_exact(m, n, k):
+    rng = np.random.default_rng(4)
+    # Products up to 2^52 and sums beyond 2^53: a detour through float64 would round.
+    a = rng.integers(-(2 ** 26), 2 ** 26, (m, k))
+    b = rng.integers(-(2 ** 26), 2 ** 26, (k, n))
+    np.testing.assert_array_equal((fk.tensor(a) @ fk.tensor(b)).numpy(), a @ b)
+    np.testing.assert_array_equal((fk.tensor(a).T @ fk.tensor(a)).numpy(), a.T @ a)
+    a8, b8 = a.astype(np.uint8), b.astype(np.uint8)
+    np.testing.assert_array_equal((fk.tensor(a8) @ fk.tensor(b8)).numpy(), a8 @ b8)  # wraps modulo 256
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("m, n, k", [(1, 1, 1), (7, 31, 67), (64, 30, 784), (100, 600, 520), (5, 4, 0)])
+@pytest.mark.parametrize("cshape", ["full", "row", "scalar"])
+def test_addmm_accumulates(m, n, k, cshape, dtype):
+    # addmm accumulates the product into a copy of input: the gemm's accumulate=True path,
+    # across several K blocks for k > 256.
+    rng = np.random.default_rng(5)
+    c = rand(rng, {"full": (m, n), "row": (n,), "scalar": ()}[cshape], dtype)
+    a, b = rand(rng, (m, k), dtype), rand(rng, (k, n), dtype)
+    out = fk.addmm(fk.tensor(c), fk.tensor(a), fk.tensor(np.ascontiguousarray(b.T)).T)
+    check(out, a.astype(np.float64), b.astype(np.float64), dtype, np.broadcast_to(c, (m, n)).astype(np.float64))
+
+
+def test_addmm_gradients():
+    fk_fn, torch_fn = fk_and_torch(lambda m, c, a, b: m.addmm(c, a, b))
+    helper_test_op([(5,), (3, 4), (4, 5)], fk_fn, lambda c, a, b: c + a @ b, torch_fn, rtol=1e-4, atol=1e-5)
+
+
+def test_batched_shared_weight_gradient():
+    # b shared by all batch items: its gradient is one product over all rows.
+    helper_test_op([(3, 4, 5), (5, 2)], *fk_and_torch(lambda m, a, b: a @ b)[:1], np.matmul,
+                   fk_and_torch(lambda m, a, b: a @ b)[1], rtol=1e-4, atol=1e-5)
+
+
+def test_addmm_errors():
+    with pytest.raises(RuntimeError, match="cannot be multiplied"):
+        fk.addmm(fk.ones(2), fk.ones(2, 3), fk.ones(4, 2))
+    with pytest.raises(RuntimeError, match="2-D"):
+        fk.addmm(fk.ones(2), fk.ones(2, 3, 1), fk.ones(3, 2))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_thread_count_does_not_change_results(dtype):
+    rng = np.random.default_rng(6)
+    cases = [((300, 700), (700, 257), False), ((257, 700), (700, 300), True), ((64, 784), (784, 30), False),
+             ((16, 64, 100), (100, 40), False), ((16, 64, 100), (16, 100, 40), False)]
+    saved = fk.get_num_threads()
+    try:
+        for ashape, bshape, tb in cases:
+            a, b = fk.tensor(rand(rng, ashape, dtype)), fk.tensor(rand(rng, bshape, dtype))
+            b = b.mT.contiguous().mT if tb else b
+            results = []
+            for threads in (1, 2, 3):
+                fk.set_num_threads(threads)
+                results.append((a @ b).numpy())
+            for r in results[1:]:
+                np.testing.assert_array_equal(r, results[0])
+    finally:
+        fk.set_num_threads(saved)
+
+
+@pytest.mark.parametrize("isa", ["base", "avx2"])
+def test_lower_isa_paths(isa):
+    # Each ISA has its own micro-kernel and tile shape: run a few products on the forced path.
+    script = """
+import numpy as np, fastkern as fk
+assert fk.backends.cpu.capability() == ISA, fk.backends.cpu.capability()
+rng = np.random.default_rng(0)
+for dt, tol in (("float32", 1e-4), ("float64", 1e-12)):
+    for m, n, k in ((1, 1, 1), (7, 31, 67), (67, 129, 300), (64, 30, 784)):
+        a, b, c = (rng.standard_normal(s).astype(dt) for s in ((m, k), (k, n), (m, n)))
+        bt = fk.tensor(np.ascontiguousarray(b.T)).T
+        for got, want in ((fk.tensor(a) @ bt, a @ b), (fk.addmm(fk.tensor(c), fk.tensor(a), bt), c + a @ b)):
+            err = np.abs(got.numpy() - want).max()
+            assert err <= tol * np.sqrt(k) * 10, (dt, m, n, k, err)
+print("ok")
+""".replace("ISA", repr(isa))
+    if isa == "avx2" and fk.backends.cpu.capability() == "base":
+        pytest.skip("no x86 AVX2 path on this machine")
+    env = dict(os.environ, FASTKERN_CPU_ISA=isa)
+    res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "ok" in res.stdout, res.stderr
