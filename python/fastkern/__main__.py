@@ -140,10 +140,18 @@ def _train(args) -> int:
     return 0
 
 
+def _bench(args) -> int:
+    from fastkern import benchmarks
+
+    benchmarks.main()
+    return 0
+
+
 # name -> (help, add_arguments, run)
 COMMANDS = {
     "train": ("train a small CNN; default: the embedded MNIST 3s/7s sample (the default command)", _train_args, _train),
     "baseline": ("pixel-similarity baseline on MNIST 3s vs 7s", _baseline_args, _baseline),
+    "bench": ("a short benchmark against NumPy and (if installed) PyTorch on this machine", lambda p: None, _bench),
 }
 DEFAULT = "train"
 
