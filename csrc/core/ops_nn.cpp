@@ -111,6 +111,7 @@ void conv_bw(Node& n, const Tensor& gout, Tensor* gi) {
   const int64_t es = itemsize(dt), chunk = conv_chunk(c, dt);
   GradMode off(false);
   Tensor dx = n.needs(0) ? zeros(X.shape(), dt) : Tensor(), dw = n.needs(1) ? empty(Wt.shape(), dt) : Tensor();
+  const Tensor kept = n.saved.size() > 2 ? n.saved_at(2) : Tensor();  // the forward's column matrix, if it kept it
   std::vector<char> gmat(size_t(c.Og * chunk * c.L * es)), cols(size_t(c.K * chunk * c.L * es));
   for (int64_t n0 = 0; n0 < c.N; n0 += chunk) {
     const int64_t nb = std::min(chunk, c.N - n0), ld = nb * c.L;
@@ -118,8 +119,9 @@ void conv_bw(Node& n, const Tensor& gout, Tensor* gi) {
       regroup(c, dt, G.raw(), gmat.data(), gr, n0, nb, true);
       const char* wg = Wt.raw() + gr * c.Og * c.K * es;
       if (dw.defined()) {  // dW_g[Og, K] (+)= gout[Og, ld] @ cols^T
-        gather_cols(c, g, X, gr, n0, nb, cols.data());
-        gemm(dt, c.Og, c.K, ld, gmat.data(), ld, 1, cols.data(), 1, ld, dw.raw() + gr * c.Og * c.K * es, c.K, n0 > 0);
+        if (!kept.defined()) gather_cols(c, g, X, gr, n0, nb, cols.data());
+        gemm(dt, c.Og, c.K, ld, gmat.data(), ld, 1, kept.defined() ? kept.raw() : cols.data(), 1, ld,
+             dw.raw() + gr * c.Og * c.K * es, c.K, n0 > 0);
       }
       if (dx.defined()) {  // dcols[K, ld] = W_g^T @ gout, then scattered back to the pixels
         gemm(dt, c.K, ld, c.Og, wg, 1, c.K, gmat.data(), ld, 1, cols.data(), ld, false);
@@ -156,12 +158,13 @@ Tensor conv2d(const Tensor& x0, const Tensor& w0, const Tensor& bias, Pair2 stri
   const DType dt = X.dtype();
   const int64_t es = itemsize(dt), chunk = conv_chunk(c, dt);
   Tensor out = empty({c.N, c.O, g.Ho, g.Wo}, dt);
-  std::vector<char> cols(size_t(c.K * chunk * c.L * es)), omat(size_t(c.Og * chunk * c.L * es));
+  const Tensor cols = empty({c.K * chunk * c.L}, dt);
+  std::vector<char> omat(size_t(c.Og * chunk * c.L * es));
   for (int64_t n0 = 0; n0 < c.N; n0 += chunk) {
     const int64_t nb = std::min(chunk, c.N - n0), ld = nb * c.L;
     for (int64_t gr = 0; gr < groups; gr++) {
-      gather_cols(c, g, X, gr, n0, nb, cols.data());
-      gemm(dt, c.Og, ld, c.K, W.raw() + gr * c.Og * c.K * es, c.K, 1, cols.data(), ld, 1, omat.data(), ld, false);
+      gather_cols(c, g, X, gr, n0, nb, cols.raw());
+      gemm(dt, c.Og, ld, c.K, W.raw() + gr * c.Og * c.K * es, c.K, 1, cols.raw(), ld, 1, omat.data(), ld, false);
       regroup(c, dt, out.raw(), omat.data(), gr, n0, nb, false);
     }
   }
@@ -174,6 +177,8 @@ Tensor conv2d(const Tensor& x0, const Tensor& w0, const Tensor& bias, Pair2 stri
     n->scalars[0] = double(groups);
     n->save(X);
     n->save(W);
+    // A small column matrix that covers every image is kept, so the weight gradient need not rebuild it.
+    if (chunk == c.N && groups == 1 && cols.numel() * es <= (int64_t(16) << 20)) n->save(cols);
     set_history(out, n);
   }
   return unbatch(out, x0);

@@ -18,6 +18,13 @@ void float_dispatch(DType dt, F&& f) {
 
 // ---- convolution lowering ------------------------------------------------------
 
+// Output columns ow whose input column ow*sw + off lies inside the image: [lo, hi).
+inline std::pair<int64_t, int64_t> valid_cols(const Window2d& g, int64_t off) {
+  const int64_t lo = std::clamp<int64_t>((-off + g.sw - 1) / g.sw, 0, g.Wo);
+  const int64_t hi = std::clamp<int64_t>((g.W - off + g.sw - 1) / g.sw, lo, g.Wo);
+  return {lo, hi};
+}
+
 template <class T>
 void im2col_t(const Window2d& g, int64_t C, const T* x, T* cols, int64_t ld) {
   for (int64_t c = 0; c < C; c++)
@@ -25,6 +32,8 @@ void im2col_t(const Window2d& g, int64_t C, const T* x, T* cols, int64_t ld) {
       for (int64_t j = 0; j < g.kw; j++) {
         T* row = cols + ((c * g.kh + i) * g.kw + j) * ld;
         const T* plane = x + c * g.H * g.W;
+        const int64_t off = j * g.dw - g.pw;  // iw = ow*sw + off
+        const auto [lo, hi] = valid_cols(g, off);
         for (int64_t oh = 0; oh < g.Ho; oh++) {
           T* out = row + oh * g.Wo;
           const int64_t ih = oh * g.sh - g.ph + i * g.dh;
@@ -33,19 +42,16 @@ void im2col_t(const Window2d& g, int64_t C, const T* x, T* cols, int64_t ld) {
             continue;
           }
           const T* in = plane + ih * g.W;
-          const int64_t off = j * g.dw - g.pw;  // iw = ow*sw + off
+          std::fill(out, out + lo, T(0));
           if (g.sw == 1) {
-            // Valid ow: 0 <= ow + off < W; a plain copy in between.
-            const int64_t lo = std::clamp<int64_t>(-off, 0, g.Wo), hi = std::clamp<int64_t>(g.W - off, lo, g.Wo);
-            std::fill(out, out + lo, T(0));
             std::memcpy(out + lo, in + lo + off, size_t(hi - lo) * sizeof(T));
-            std::fill(out + hi, out + g.Wo, T(0));
+          } else if (g.sw == 2) {  // a constant stride the compiler turns into vector shuffles
+            const T* src = in + off;
+            for (int64_t ow = lo; ow < hi; ow++) out[ow] = src[2 * ow];
           } else {
-            for (int64_t ow = 0; ow < g.Wo; ow++) {
-              const int64_t iw = ow * g.sw + off;
-              out[ow] = iw >= 0 && iw < g.W ? in[iw] : T(0);
-            }
+            for (int64_t ow = lo; ow < hi; ow++) out[ow] = in[ow * g.sw + off];
           }
+          std::fill(out + hi, out + g.Wo, T(0));
         }
       }
 }
@@ -57,21 +63,14 @@ void col2im_t(const Window2d& g, int64_t C, const T* cols, int64_t ld, T* dx) {
       for (int64_t j = 0; j < g.kw; j++) {
         const T* row = cols + ((c * g.kh + i) * g.kw + j) * ld;
         T* plane = dx + c * g.H * g.W;
+        const int64_t off = j * g.dw - g.pw;
+        const auto [lo, hi] = valid_cols(g, off);
         for (int64_t oh = 0; oh < g.Ho; oh++) {
           const int64_t ih = oh * g.sh - g.ph + i * g.dh;
           if (ih < 0 || ih >= g.H) continue;
           const T* in = row + oh * g.Wo;
           T* out = plane + ih * g.W;
-          const int64_t off = j * g.dw - g.pw;
-          if (g.sw == 1) {
-            const int64_t lo = std::clamp<int64_t>(-off, 0, g.Wo), hi = std::clamp<int64_t>(g.W - off, lo, g.Wo);
-            for (int64_t ow = lo; ow < hi; ow++) out[ow + off] += in[ow];
-          } else {
-            for (int64_t ow = 0; ow < g.Wo; ow++) {
-              const int64_t iw = ow * g.sw + off;
-              if (iw >= 0 && iw < g.W) out[iw] += in[ow];
-            }
-          }
+          for (int64_t ow = lo; ow < hi; ow++) out[ow * g.sw + off] += in[ow];
         }
       }
 }
