@@ -22,22 +22,51 @@ int default_threads() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+// Waking a sleeping thread costs tens of microseconds, more than many small ops take,
+// so workers and the caller spin this many rounds before they block.
+constexpr int kSpin = 2000;
+
+// One word holds the job's generation, its chunk count and the next unclaimed chunk, so
+// a worker can never claim a chunk of a job that has already finished.
+constexpr int kBits = 20;
+constexpr uint64_t kMask = (uint64_t(1) << kBits) - 1;
+constexpr uint64_t kGenMask = (uint64_t(1) << (64 - 2 * kBits)) - 1;
+
 struct Pool {
   std::mutex mu;
   std::condition_variable wake, done;
   std::vector<std::thread> workers;
-  uint64_t generation = 0;
-  const std::function<void(int64_t, int64_t)>* job = nullptr;
-  int64_t n = 0, chunks = 0;
-  std::atomic<int64_t> next{0};
-  int64_t remaining = 0;
+  std::atomic<uint64_t> state{0};
+  std::atomic<int64_t> remaining{0};
+  std::atomic<int> sleepers{0};
+  const std::function<void(int64_t, int64_t)>* job = nullptr;  // stable while the job has chunks left
+  int64_t n = 0;
+  uint64_t gen = 0;
   int threads = default_threads();
 
-  void run_chunks() {
-    for (int64_t c; (c = next.fetch_add(1)) < chunks;) {
-      (*job)(n * c / chunks, n * (c + 1) / chunks);
-      std::lock_guard<std::mutex> g(mu);
-      if (--remaining == 0) done.notify_one();
+  static uint64_t gen_of(uint64_t s) { return s >> (2 * kBits); }
+
+  // Runs chunks of generation g until none is left to claim.
+  void run_chunks(uint64_t g) {
+    uint64_t s = state.load(std::memory_order_acquire);
+    for (;;) {
+      const uint64_t chunks = (s >> kBits) & kMask, next = s & kMask;
+      if (gen_of(s) != g || next >= chunks) return;
+      if (!state.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel)) continue;
+      (*job)(n * int64_t(next) / int64_t(chunks), n * int64_t(next + 1) / int64_t(chunks));
+      if (remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lk(mu);
+        done.notify_one();
+      }
+      s = state.load(std::memory_order_acquire);
     }
   }
 
@@ -45,32 +74,42 @@ struct Pool {
     t_in_pool = true;
     uint64_t seen = 0;
     for (;;) {
-      {
-        std::unique_lock<std::mutex> lk(mu);
-        wake.wait(lk, [&] { return generation != seen; });
-        seen = generation;
+      uint64_t g = seen;
+      for (int i = 0; i < kSpin && g == seen; i++) {
+        cpu_relax();
+        g = gen_of(state.load(std::memory_order_acquire));
       }
-      run_chunks();
+      if (g == seen) {
+        std::unique_lock<std::mutex> lk(mu);
+        sleepers++;
+        wake.wait(lk, [&] { return gen_of(state.load(std::memory_order_acquire)) != seen; });
+        sleepers--;
+        g = gen_of(state.load(std::memory_order_acquire));
+      }
+      seen = g;
+      run_chunks(g);
     }
   }
 
   void run(int64_t total, int64_t nchunks, const std::function<void(int64_t, int64_t)>& f) {
     while (int(workers.size()) < threads - 1) workers.emplace_back([this] { worker(); });
+    job = &f;
+    n = total;
+    gen = (gen + 1) & kGenMask;
+    remaining.store(nchunks, std::memory_order_relaxed);
     {
-      std::lock_guard<std::mutex> g(mu);
-      job = &f;
-      n = total;
-      chunks = nchunks;
-      remaining = nchunks;
-      next = 0;
-      generation++;
+      std::lock_guard<std::mutex> lk(mu);  // pairs with the sleepers' predicate check
+      state.store((gen << (2 * kBits)) | (uint64_t(nchunks) << kBits), std::memory_order_release);
     }
-    wake.notify_all();
+    if (sleepers.load() > 0) wake.notify_all();
     t_in_pool = true;
-    run_chunks();
+    run_chunks(gen);
     t_in_pool = false;
-    std::unique_lock<std::mutex> lk(mu);
-    done.wait(lk, [&] { return remaining == 0; });
+    for (int i = 0; i < kSpin && remaining.load(std::memory_order_acquire) != 0; i++) cpu_relax();
+    if (remaining.load(std::memory_order_acquire) != 0) {
+      std::unique_lock<std::mutex> lk(mu);
+      done.wait(lk, [&] { return remaining.load(std::memory_order_acquire) == 0; });
+    }
   }
 };
 
@@ -96,12 +135,12 @@ int num_threads() { return g_pool->threads; }
 
 void set_num_threads(int n) {
   std::lock_guard<std::mutex> g(g_run_mu);
-  // Threads beyond n stay parked; only n-1 of them take chunks.
+  // Threads beyond n stay parked; at most n chunks are handed out per job.
   g_pool->threads = std::max(1, n);
 }
 
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& f) {
-  const int64_t chunks = std::min<int64_t>(num_threads(), grain > 0 ? n / grain : n);
+  const int64_t chunks = std::min<int64_t>({num_threads(), grain > 0 ? n / grain : n, int64_t(kMask)});
   if (chunks <= 1 || t_in_pool) {
     if (n > 0) f(0, n);
     return;
