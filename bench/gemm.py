@@ -62,6 +62,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--quick", action="store_true", help="only a few sizes")
+    ap.add_argument("--only", nargs="+", default=[], help="only cases whose name contains one of these")
     ap.add_argument("--peak", type=float, default=PEAK_F32_PER_CORE, help="float32 GFLOP/s per core")
     ap.add_argument("--budget", type=float, default=0.3, help="seconds of timing per library and case")
     args = ap.parse_args(argv)
@@ -82,7 +83,7 @@ def main(argv=None):
     print(f"peak: {args.peak:.0f} GFLOP/s float32 per core; best time over {args.budget}s per case\n")
 
     rng = np.random.default_rng(0)
-    cases = [c for c in CASES if not args.quick or c[0] in QUICK]
+    cases = [c for c in CASES if (not args.quick or c[0] in QUICK) and (not args.only or any(o in c[0] for o in args.only))]
     data = {}
     for name, dt, ashape, bshape, ta, tb in cases:
         a_np, b_np = rng.standard_normal(ashape).astype(dt), rng.standard_normal(bshape).astype(dt)

@@ -19,12 +19,14 @@ inline bool is_comparison(BinOp op) { return op >= BinOp::Eq && op <= BinOp::Ge;
 enum KernelStatus : int { kOk = 0, kDivByZero = 1, kNegativeIntPower = 2 };
 
 // A register-blocked GEMM micro-kernel: C[0:m, 0:n] = (or += when `accumulate`) the
-// product of an MR x kc panel of A and a kc x NR panel of B, m <= MR, n <= NR. The
-// panels are packed k-major: A(i, k) = Ap[k*MR + i], B(k, j) = Bp[k*NR + j], zero-padded
-// past m and n. C is row-major with row stride ldc; only its m x n corner is touched.
+// product of an m x kc block of A and a packed kc x NR panel of B, m <= MR, n <= NR.
+// A(i, k) = A[i*rsa + k*csa] for i < m (a packed panel has rsa = 1, csa = MR); B is packed
+// k-major, B(k, j) = Bp[k*NR + j], zero past n. C is row-major with row stride ldc; only
+// its m x n corner is touched.
 struct GemmMicroKernel {
   int mr, nr;
-  void (*run)(int64_t kc, const void* Ap, const void* Bp, void* C, int64_t ldc, int m, int n, bool accumulate);
+  void (*run)(int64_t kc, const void* A, int64_t rsa, int64_t csa, const void* Bp, void* C, int64_t ldc, int m, int n,
+              bool accumulate);
 };
 
 struct CpuKernels {

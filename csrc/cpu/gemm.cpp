@@ -98,27 +98,31 @@ template <class T> struct Vec {
 constexpr int kMR = 4, kNV = 8;
 #endif
 
-template <class T, int MR, int NV>
-void micro_kernel(int64_t kc, const void* ap, const void* bp, void* cp, int64_t ldc, int m, int n, bool accumulate) {
+// kFullUnit: m == MR and A(i, k) = A[k*csa + i] (packed, or a transposed operand), so the
+// MR broadcasts per k use constant offsets. Otherwise each row has its own offset, and
+// rows past m repeat row m-1 so that nothing outside A is read.
+template <class T, int MR, int NV, bool kFullUnit>
+FK_INLINE void micro_tile(int64_t kc, const T* A, int64_t rsa, int64_t csa, const T* B, T* C, int64_t ldc, int m, int n,
+                          bool accumulate) {
   using V = Vec<T>;
   using R = typename V::R;
   constexpr int W = V::W, NR = NV * W;
-  const T* A = static_cast<const T*>(ap);
-  const T* B = static_cast<const T*>(bp);
-  T* C = static_cast<T*>(cp);
+  int64_t off[MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++) off[i] = kFullUnit ? i : (i < m ? i : m - 1) * rsa;
   // Every loop over i < MR and v < NV is unrolled so acc[][] lives in registers.
   R acc[MR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; i++)
 #pragma GCC unroll 8
     for (int v = 0; v < NV; v++) acc[i][v] = V::zero();
-  for (int64_t k = 0; k < kc; k++, A += MR, B += NR) {
+  for (int64_t k = 0; k < kc; k++, A += csa, B += NR) {
     R b[NV];
 #pragma GCC unroll 8
     for (int v = 0; v < NV; v++) b[v] = V::load(B + v * W);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
-      const R a = V::bcast(A + i);
+      const R a = V::bcast(A + off[i]);
 #pragma GCC unroll 8
       for (int v = 0; v < NV; v++) acc[i][v] = V::fma(a, b[v], acc[i][v]);
     }
@@ -136,6 +140,18 @@ void micro_kernel(int64_t kc, const void* ap, const void* bp, void* cp, int64_t 
         V::store_n(c, accumulate ? V::add(V::load_n(c, left), acc[i][v]) : acc[i][v], left);
     }
   }
+}
+
+template <class T, int MR, int NV>
+void micro_kernel(int64_t kc, const void* A, int64_t rsa, int64_t csa, const void* Bp, void* C, int64_t ldc, int m,
+                  int n, bool accumulate) {
+  const T* a = static_cast<const T*>(A);
+  const T* b = static_cast<const T*>(Bp);
+  T* c = static_cast<T*>(C);
+  if (rsa == 1 && m == MR)
+    micro_tile<T, MR, NV, true>(kc, a, 1, csa, b, c, ldc, m, n, accumulate);
+  else
+    micro_tile<T, MR, NV, false>(kc, a, rsa, csa, b, c, ldc, m, n, accumulate);
 }
 
 }  // namespace
