@@ -25,8 +25,8 @@ namespace {
 // 1 MiB L2), not hard limits.
 constexpr int64_t kKC = 256;     // K block (elements)
 constexpr int64_t kNCols = 512;  // columns of B swept per A panel
-// Pack A only when it meets more B panels than this.
-constexpr int64_t kPackAPanels = 4;
+// Pack A only when it meets more B panels than this and has this many elements.
+constexpr int64_t kPackAPanels = 4, kPackAElems = int64_t(1) << 19;
 // Below this many multiply-adds one thread is faster than waking the pool.
 constexpr int64_t kParallelMACs = int64_t(1) << 20;
 
@@ -51,7 +51,10 @@ void pack_panel(T* dst, int w_pad, const T* src, int64_t sk, int64_t sj, int64_t
     for (int64_t k = 0; k < kc; k++) {
       T* d = dst + k * w_pad;
       const T* s = src + k * sk;
-      for (int j = 0; j < w; j++) d[j] = s[j * sj];
+      if (sj == 1)
+        std::copy(s, s + w, d);
+      else
+        for (int j = 0; j < w; j++) d[j] = s[j * sj];
       for (int j = w; j < w_pad; j++) d[j] = T(0);
     }
   } else {  // columns are contiguous (a transposed operand): walk j outer
@@ -86,14 +89,16 @@ class PartsBarrier {
 };
 
 template <class T>
-void gemm_packed(const GemmMicroKernel& uk, int64_t M, int64_t N, int64_t K, const T* A, int64_t rsa, int64_t csa,
+void gemm_packed(const GemmMicroKernels& uks, int64_t M, int64_t N, int64_t K, const T* A, int64_t rsa, int64_t csa,
                  const T* B, int64_t rsb, int64_t csb, T* C, int64_t ldc, bool accumulate) {
+  const GemmMicroKernel& uk = N <= uks.narrow.nr ? uks.narrow : uks.wide;
   const int MR = uk.mr, NR = uk.nr;
   const int64_t mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;  // panels of A and of B
   const int64_t nkb = (K + kKC - 1) / kKC, kc_max = (K + nkb - 1) / nkb;
-  // Packing A pays off when each A panel meets many B panels; otherwise the micro-kernel
-  // reads A where it is (its strides are free; only B must be packed).
-  const bool pack_a = np > kPackAPanels;
+  // The micro-kernel can read A where it is (its strides are free; only B must be
+  // packed). Packing A pays off only for a large A that meets many B panels: then its
+  // panels stream from contiguous memory instead of MR rows pages apart.
+  const bool pack_a = np > kPackAPanels && M * K >= kPackAElems;
   // Two sets of packed panels: K block kb+1 is packed while others may still read kb.
   const int64_t set = ((pack_a ? mp * MR : 0) + np * NR) * kc_max;
   T* packed = scratch<T>(size_t(2 * set));

@@ -28,6 +28,11 @@ struct GemmMicroKernel {
   void (*run)(int64_t kc, const void* A, int64_t rsa, int64_t csa, const void* Bp, void* C, int64_t ldc, int m, int n,
               bool accumulate);
 };
+// The micro-kernels of one dtype: `wide` for most products, `narrow` (a smaller NR) for
+// products with few columns, where the wide one would mostly multiply zero padding.
+struct GemmMicroKernels {
+  GemmMicroKernel wide, narrow;
+};
 
 struct CpuKernels {
   const char* isa;
@@ -44,8 +49,8 @@ struct CpuKernels {
   // Reference GEMM (naive loops, any dtype but bool): C[M,N] = A[M,K] @ B[K,N], all
   // row-major and contiguous. The packed driver in core/gemm.cpp uses the micro-kernels.
   void (*gemm)(DType dt, int64_t M, int64_t N, int64_t K, const void* A, const void* B, void* C);
-  const GemmMicroKernel* gemm_f32;
-  const GemmMicroKernel* gemm_f64;
+  const GemmMicroKernels* gemm_f32;
+  const GemmMicroKernels* gemm_f64;
 };
 
 const CpuKernels& cpu_kernels();

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -22,22 +23,41 @@ int default_threads() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
+// Waits of up to this long spin before sleeping on a condition variable: back-to-back
+// parallel ops (a training step's GEMMs) then start and finish without a futex
+// wake-up, which costs tens of microseconds on a VM.
+constexpr auto kSpin = std::chrono::microseconds(100);
+
+// Spins until done() or kSpin has passed; returns done(). It yields rather than
+// pauses: on a busy machine the thread it waits for may share its core.
+template <class F>
+bool spin_until(F done) {
+  const auto until = std::chrono::steady_clock::now() + kSpin;
+  while (!done()) {
+    std::this_thread::yield();
+    if (std::chrono::steady_clock::now() > until) return done();
+  }
+  return true;
+}
+
 struct Pool {
   std::mutex mu;
   std::condition_variable wake, done;
   std::vector<std::thread> workers;
-  uint64_t generation = 0;
+  std::atomic<uint64_t> generation{0};
   const std::function<void(int64_t, int64_t)>* job = nullptr;
   int64_t n = 0, chunks = 0;
   std::atomic<int64_t> next{0};
-  int64_t remaining = 0;
+  std::atomic<int64_t> remaining{0};
   int threads = default_threads();
 
   void run_chunks() {
     for (int64_t c; (c = next.fetch_add(1)) < chunks;) {
       (*job)(n * c / chunks, n * (c + 1) / chunks);
-      std::lock_guard<std::mutex> g(mu);
-      if (--remaining == 0) done.notify_one();
+      if (remaining.fetch_sub(1) == 1) {
+        std::lock_guard<std::mutex> g(mu);
+        done.notify_one();
+      }
     }
   }
 
@@ -45,6 +65,7 @@ struct Pool {
     t_in_pool = true;
     uint64_t seen = 0;
     for (;;) {
+      spin_until([&] { return generation.load(std::memory_order_acquire) != seen; });
       {
         std::unique_lock<std::mutex> lk(mu);
         wake.wait(lk, [&] { return generation != seen; });
@@ -69,8 +90,9 @@ struct Pool {
     t_in_pool = true;
     run_chunks();
     t_in_pool = false;
+    if (spin_until([&] { return remaining.load(std::memory_order_acquire) == 0; })) return;
     std::unique_lock<std::mutex> lk(mu);
-    done.wait(lk, [&] { return remaining == 0; });
+    done.wait(lk, [&] { return remaining.load() == 0; });
   }
 };
 

@@ -48,8 +48,10 @@ template <> struct Vec<double> {
   static FK_INLINE R load_n(const double* p, int n) { return _mm512_maskz_loadu_pd(__mmask8((1u << n) - 1), p); }
   static FK_INLINE void store_n(double* p, R v, int n) { _mm512_mask_storeu_pd(p, __mmask8((1u << n) - 1), v); }
 };
-// 28 of the 32 zmm registers hold C; the rest hold B and the broadcast A value.
-constexpr int kMR = 14, kNV = 2;
+// 28 of the 32 zmm registers hold C; the rest hold B and the broadcast A value. The
+// narrow kernel (N <= 16) keeps 14 independent FMA chains, still enough for 2 pipes x 4
+// cycles of latency.
+constexpr int kMR = 14, kNV = 2, kMRNarrow = 14, kNVNarrow = 1;
 #elif defined(__AVX2__)
 template <class T> struct Vec;
 template <> struct Vec<float> {
@@ -78,8 +80,8 @@ template <> struct Vec<double> {
   static FK_INLINE R load_n(const double* p, int n) { return _mm256_maskload_pd(p, mask(n)); }
   static FK_INLINE void store_n(double* p, R v, int n) { _mm256_maskstore_pd(p, mask(n), v); }
 };
-// 12 of the 16 ymm registers hold C, 2 hold B, 1 the broadcast A value.
-constexpr int kMR = 6, kNV = 2;
+// 12 of the 16 ymm registers hold C, 2 hold B, 1 the broadcast A value (narrow: 12 x 8).
+constexpr int kMR = 6, kNV = 2, kMRNarrow = 12, kNVNarrow = 1;
 #else
 // Portable fallback: scalar "vectors"; the compiler may still vectorise across the
 // NV independent columns (SSE2 on x86-64, NEON on aarch64).
@@ -95,7 +97,7 @@ template <class T> struct Vec {
   static FK_INLINE R load_n(const T* p, int) { return *p; }
   static FK_INLINE void store_n(T* p, R v, int) { *p = v; }
 };
-constexpr int kMR = 4, kNV = 8;
+constexpr int kMR = 4, kNV = 8, kMRNarrow = 8, kNVNarrow = 4;
 #endif
 
 // kFullUnit: m == MR and A(i, k) = A[k*csa + i] (packed, or a transposed operand), so the
@@ -156,7 +158,12 @@ void micro_kernel(int64_t kc, const void* A, int64_t rsa, int64_t csa, const voi
 
 }  // namespace
 
-extern const GemmMicroKernel gemm_micro_f32 = {kMR, kNV * Vec<float>::W, micro_kernel<float, kMR, kNV>};
-extern const GemmMicroKernel gemm_micro_f64 = {kMR, kNV * Vec<double>::W, micro_kernel<double, kMR, kNV>};
+template <class T>
+constexpr GemmMicroKernels kernels_for = {
+    {kMR, kNV * Vec<T>::W, micro_kernel<T, kMR, kNV>},
+    {kMRNarrow, kNVNarrow * Vec<T>::W, micro_kernel<T, kMRNarrow, kNVNarrow>},
+};
+extern const GemmMicroKernels gemm_micro_f32 = kernels_for<float>;
+extern const GemmMicroKernels gemm_micro_f64 = kernels_for<double>;
 
 }  // namespace fk::FK_ISA
