@@ -23,7 +23,9 @@ namespace {
 // kc x NR panels of B (a K block of a few NR-wide columns) stay in L2 while each
 // MR x kc panel of A sits in L1; these are tuned on a Zen 4-class core (32 KiB L1d,
 // 1 MiB L2), not hard limits.
-constexpr int64_t kKC = 256;     // K block (elements)
+// K block (elements): a packed MR x kc panel of A must stay in L1; an unpacked A has no
+// such panel, and longer blocks mean fewer passes over C and fewer barriers.
+constexpr int64_t kKC = 256, kKCUnpackedA = 1024;
 constexpr int64_t kNCols = 512;  // columns of B swept per A panel
 // Pack A only when it meets more B panels than this and has this many elements.
 constexpr int64_t kPackAPanels = 4, kPackAElems = int64_t(1) << 19;
@@ -94,11 +96,13 @@ void gemm_packed(const GemmMicroKernels& uks, int64_t M, int64_t N, int64_t K, c
   const GemmMicroKernel& uk = N <= uks.narrow.nr ? uks.narrow : uks.wide;
   const int MR = uk.mr, NR = uk.nr;
   const int64_t mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;  // panels of A and of B
-  const int64_t nkb = (K + kKC - 1) / kKC, kc_max = (K + nkb - 1) / nkb;
   // The micro-kernel can read A where it is (its strides are free; only B must be
   // packed). Packing A pays off only for a large A that meets many B panels: then its
   // panels stream from contiguous memory instead of MR rows pages apart.
   const bool pack_a = np > kPackAPanels && M * K >= kPackAElems;
+  // K blocks of near-equal length, chosen from the shape alone (never the thread count).
+  const int64_t kc_limit = pack_a ? kKC : kKCUnpackedA;
+  const int64_t nkb = (K + kc_limit - 1) / kc_limit, kc_max = (K + nkb - 1) / nkb;
   // Two sets of packed panels: K block kb+1 is packed while others may still read kb.
   const int64_t set = ((pack_a ? mp * MR : 0) + np * NR) * kc_max;
   T* packed = scratch<T>(size_t(2 * set));
