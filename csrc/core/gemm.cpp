@@ -29,8 +29,10 @@ constexpr int64_t kKC = 256, kKCUnpackedA = 1024;
 constexpr int64_t kNCols = 512;  // columns of B swept per A panel
 // Pack A only when it meets more B panels than this and has this many elements.
 constexpr int64_t kPackAPanels = 4, kPackAElems = int64_t(1) << 19;
-// Below this many multiply-adds one thread is faster than waking the pool.
-constexpr int64_t kParallelMACs = int64_t(1) << 20;
+// Below this many multiply-adds one thread is faster than waking the pool,
+// and below this many panels per thread on the split side, uneven shares (the
+// micro-kernel costs the same for a partial panel) waste most of the second core.
+constexpr int64_t kParallelMACs = int64_t(1) << 20, kMinPanelsPerPart = 4;
 
 // 64-byte aligned scratch, one per thread, grown on demand and kept: packing
 // buffers are needed on every call and fresh large allocations cost page faults.
@@ -110,7 +112,10 @@ void gemm_packed(const GemmMicroKernels& uks, int64_t M, int64_t N, int64_t K, c
   // Each part computes a slice of C's panels along its longer side; it packs the A and
   // B panels of its share of both sides, waits until all parts have packed, computes.
   const bool split_m = mp >= np;
-  const int64_t parts = M * N * K >= kParallelMACs ? num_threads() : 1;
+  const int64_t split_panels = split_m ? mp : np;
+  const int64_t parts = M * N * K >= kParallelMACs
+                            ? std::clamp<int64_t>(split_panels / kMinPanelsPerPart, 1, num_threads())
+                            : 1;
   PartsBarrier packed_all(parts);
   parallel_for(parts, 1, [&](int64_t t0, int64_t t1) {
     const int64_t a0 = mp * t0 / parts, a1 = mp * t1 / parts, b0 = np * t0 / parts, b1 = np * t1 / parts;
