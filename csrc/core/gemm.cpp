@@ -2,9 +2,9 @@
 // register-blocked micro-kernel (Goto/BLIS style); int64/uint8 through the naive
 // reference kernel, which only has to be correct.
 //
-// Reproducibility: K is cut into blocks that depend on K alone, each C element
-// sums its K blocks in order, and threads split only M or N, so the result is
-// bitwise the same for any thread count.
+// Reproducibility: K is cut into blocks that depend on the shape alone, each C
+// element sums its K blocks in order, and threads split only M or N, so the result
+// is bitwise the same for any thread count.
 #include "gemm.h"
 
 #include <algorithm>
@@ -20,22 +20,22 @@
 namespace fk {
 namespace {
 
-// kc x NR panels of B (a K block of a few NR-wide columns) stay in L2 while each
-// MR x kc panel of A sits in L1; these are tuned on a Zen 4-class core (32 KiB L1d,
-// 1 MiB L2), not hard limits.
-// K block (elements): a packed MR x kc panel of A must stay in L1; an unpacked A has no
-// such panel, and longer blocks mean fewer passes over C and fewer barriers.
+// Blocking, tuned on a Zen 4-class core (32 KiB L1d, 1 MiB L2), not hard limits. K
+// blocks are at most kKC long when A is packed (an MR x kc panel of A stays in L1) and
+// kKCUnpackedA when A is read in place (no such panel; longer blocks mean fewer passes
+// over C and fewer barriers).
 constexpr int64_t kKC = 256, kKCUnpackedA = 1024;
-constexpr int64_t kNCols = 512;  // columns of B swept per A panel
+constexpr int64_t kNCols = 512;  // columns of packed B swept per A panel (kc x 512 in L2)
 // Pack A only when it meets more B panels than this and has this many elements.
 constexpr int64_t kPackAPanels = 4, kPackAElems = int64_t(1) << 19;
-// Below this many multiply-adds one thread is faster than waking the pool,
-// and below this many panels per thread on the split side, uneven shares (the
-// micro-kernel costs the same for a partial panel) waste most of the second core.
-constexpr int64_t kParallelMACs = int64_t(1) << 20, kMinPanelsPerPart = 4;
+// Below this many multiply-adds one thread is faster than waking the pool.
+constexpr int64_t kParallelMACs = int64_t(1) << 20;
+// Threads split C only if the panels divide evenly enough (busy share / mean share).
+constexpr double kMinEvenness = 0.85;
 
-// 64-byte aligned scratch, one per thread, grown on demand and kept: packing
-// buffers are needed on every call and fresh large allocations cost page faults.
+// 64-byte aligned scratch, one per calling thread, grown on demand and kept (a few MiB
+// at most for 2048-square): packing buffers are needed on every call and fresh large
+// allocations cost page faults.
 template <class T>
 T* scratch(size_t n) {
   thread_local std::unique_ptr<char[]> buf;
@@ -109,13 +109,14 @@ void gemm_packed(const GemmMicroKernels& uks, int64_t M, int64_t N, int64_t K, c
   const int64_t set = ((pack_a ? mp * MR : 0) + np * NR) * kc_max;
   T* packed = scratch<T>(size_t(2 * set));
   const int64_t nc = std::max<int64_t>(1, kNCols / NR);  // B panels per sweep
-  // Each part computes a slice of C's panels along its longer side; it packs the A and
-  // B panels of its share of both sides, waits until all parts have packed, computes.
-  const bool split_m = mp >= np;
-  const int64_t split_panels = split_m ? mp : np;
-  const int64_t parts = M * N * K >= kParallelMACs
-                            ? std::clamp<int64_t>(split_panels / kMinPanelsPerPart, 1, num_threads())
-                            : 1;
+  // Each part computes a slice of C's panels along one side; it packs the A and B
+  // panels of its share of both sides, waits until all parts have packed, computes.
+  // The side is the one that splits more evenly (a partial share costs a whole one),
+  // and threads are used only when that leaves little idle.
+  const int64_t threads = M * N * K >= kParallelMACs ? num_threads() : 1;
+  auto evenness = [&](int64_t panels) { return double(panels) / double(threads * ((panels + threads - 1) / threads)); };
+  const bool split_m = evenness(mp) >= evenness(np);
+  const int64_t parts = evenness(split_m ? mp : np) >= kMinEvenness ? threads : 1;
   PartsBarrier packed_all(parts);
   parallel_for(parts, 1, [&](int64_t t0, int64_t t1) {
     const int64_t a0 = mp * t0 / parts, a1 = mp * t1 / parts, b0 = np * t0 / parts, b1 = np * t1 / parts;
