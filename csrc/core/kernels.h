@@ -61,12 +61,19 @@ struct NnKernels {
 };
 
 // A register-blocked GEMM micro-kernel: C[0:m, 0:n] = (or += when `accumulate`) the
-// product of an MR x kc panel of A and a kc x NR panel of B, m <= MR, n <= NR. The
-// panels are packed k-major: A(i, k) = Ap[k*MR + i], B(k, j) = Bp[k*NR + j], zero-padded
-// past m and n. C is row-major with row stride ldc; only its m x n corner is touched.
+// product of an m x kc block of A and a packed kc x NR panel of B, m <= MR, n <= NR.
+// A(i, k) = A[i*rsa + k*csa] for i < m (a packed panel has rsa = 1, csa = MR); B is packed
+// k-major, B(k, j) = Bp[k*NR + j], zero past n. C is row-major with row stride ldc; only
+// its m x n corner is touched.
 struct GemmMicroKernel {
   int mr, nr;
-  void (*run)(int64_t kc, const void* Ap, const void* Bp, void* C, int64_t ldc, int m, int n, bool accumulate);
+  void (*run)(int64_t kc, const void* A, int64_t rsa, int64_t csa, const void* Bp, void* C, int64_t ldc, int m, int n,
+              bool accumulate);
+};
+// The micro-kernels of one dtype: `wide` for most products, `narrow` (a smaller NR) for
+// products with few columns, where the wide one would mostly multiply zero padding.
+struct GemmMicroKernels {
+  GemmMicroKernel wide, narrow;
 };
 
 struct CpuKernels {
@@ -84,8 +91,8 @@ struct CpuKernels {
   // Reference GEMM (naive loops, any dtype but bool): C[M,N] = A[M,K] @ B[K,N], all
   // row-major and contiguous. The packed driver in core/gemm.cpp uses the micro-kernels.
   void (*gemm)(DType dt, int64_t M, int64_t N, int64_t K, const void* A, const void* B, void* C);
-  const GemmMicroKernel* gemm_f32;
-  const GemmMicroKernel* gemm_f64;
+  const GemmMicroKernels* gemm_f32;
+  const GemmMicroKernels* gemm_f64;
   const NnKernels* nn;
 };
 

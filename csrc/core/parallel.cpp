@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -22,17 +24,20 @@ int default_threads() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#else
-  std::this_thread::yield();
-#endif
-}
+// Waking a sleeping thread costs tens of microseconds on a VM, more than many small ops
+// take, so waits first spin this long. They yield rather than pause: on a busy machine
+// the thread being waited for may share the core.
+constexpr auto kSpin = std::chrono::microseconds(100);
 
-// Waking a sleeping thread costs tens of microseconds, more than many small ops take,
-// so workers and the caller spin this many rounds before they block.
-constexpr int kSpin = 2000;
+template <class F>
+bool spin_until(F done) {
+  const auto until = std::chrono::steady_clock::now() + kSpin;
+  while (!done()) {
+    std::this_thread::yield();
+    if (std::chrono::steady_clock::now() > until) return done();
+  }
+  return true;
+}
 
 // One word holds the job's generation, its chunk count and the next unclaimed chunk, so
 // a worker can never claim a chunk of a job that has already finished.
@@ -75,10 +80,7 @@ struct Pool {
     uint64_t seen = 0;
     for (;;) {
       uint64_t g = seen;
-      for (int i = 0; i < kSpin && g == seen; i++) {
-        cpu_relax();
-        g = gen_of(state.load(std::memory_order_acquire));
-      }
+      spin_until([&] { return (g = gen_of(state.load(std::memory_order_acquire))) != seen; });
       if (g == seen) {
         std::unique_lock<std::mutex> lk(mu);
         sleepers++;
@@ -105,11 +107,9 @@ struct Pool {
     t_in_pool = true;
     run_chunks(gen);
     t_in_pool = false;
-    for (int i = 0; i < kSpin && remaining.load(std::memory_order_acquire) != 0; i++) cpu_relax();
-    if (remaining.load(std::memory_order_acquire) != 0) {
-      std::unique_lock<std::mutex> lk(mu);
-      done.wait(lk, [&] { return remaining.load(std::memory_order_acquire) == 0; });
-    }
+    if (spin_until([&] { return remaining.load(std::memory_order_acquire) == 0; })) return;
+    std::unique_lock<std::mutex> lk(mu);
+    done.wait(lk, [&] { return remaining.load(std::memory_order_acquire) == 0; });
   }
 };
 

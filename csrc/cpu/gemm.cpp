@@ -48,8 +48,10 @@ template <> struct Vec<double> {
   static FK_INLINE R load_n(const double* p, int n) { return _mm512_maskz_loadu_pd(__mmask8((1u << n) - 1), p); }
   static FK_INLINE void store_n(double* p, R v, int n) { _mm512_mask_storeu_pd(p, __mmask8((1u << n) - 1), v); }
 };
-// 28 of the 32 zmm registers hold C; the rest hold B and the broadcast A value.
-constexpr int kMR = 14, kNV = 2;
+// 28 of the 32 zmm registers hold C; the rest hold B and the broadcast A value. The
+// narrow kernel (N <= 16) keeps 14 independent FMA chains, still enough for 2 pipes x 4
+// cycles of latency.
+constexpr int kMR = 14, kNV = 2, kMRNarrow = 14, kNVNarrow = 1;
 #elif defined(__AVX2__)
 template <class T> struct Vec;
 template <> struct Vec<float> {
@@ -78,8 +80,8 @@ template <> struct Vec<double> {
   static FK_INLINE R load_n(const double* p, int n) { return _mm256_maskload_pd(p, mask(n)); }
   static FK_INLINE void store_n(double* p, R v, int n) { _mm256_maskstore_pd(p, mask(n), v); }
 };
-// 12 of the 16 ymm registers hold C, 2 hold B, 1 the broadcast A value.
-constexpr int kMR = 6, kNV = 2;
+// 12 of the 16 ymm registers hold C, 2 hold B, 1 the broadcast A value (narrow: 12 x 8).
+constexpr int kMR = 6, kNV = 2, kMRNarrow = 12, kNVNarrow = 1;
 #else
 // Portable fallback: scalar "vectors"; the compiler may still vectorise across the
 // NV independent columns (SSE2 on x86-64, NEON on aarch64).
@@ -95,30 +97,34 @@ template <class T> struct Vec {
   static FK_INLINE R load_n(const T* p, int) { return *p; }
   static FK_INLINE void store_n(T* p, R v, int) { *p = v; }
 };
-constexpr int kMR = 4, kNV = 8;
+constexpr int kMR = 4, kNV = 8, kMRNarrow = 8, kNVNarrow = 4;
 #endif
 
-template <class T, int MR, int NV>
-void micro_kernel(int64_t kc, const void* ap, const void* bp, void* cp, int64_t ldc, int m, int n, bool accumulate) {
+// kFullUnit: m == MR and A(i, k) = A[k*csa + i] (packed, or a transposed operand), so the
+// MR broadcasts per k use constant offsets. Otherwise each row has its own offset, and
+// rows past m repeat row m-1 so that nothing outside A is read.
+template <class T, int MR, int NV, bool kFullUnit>
+FK_INLINE void micro_tile(int64_t kc, const T* A, int64_t rsa, int64_t csa, const T* B, T* C, int64_t ldc, int m, int n,
+                          bool accumulate) {
   using V = Vec<T>;
   using R = typename V::R;
   constexpr int W = V::W, NR = NV * W;
-  const T* A = static_cast<const T*>(ap);
-  const T* B = static_cast<const T*>(bp);
-  T* C = static_cast<T*>(cp);
+  int64_t off[MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++) off[i] = kFullUnit ? i : (i < m ? i : m - 1) * rsa;
   // Every loop over i < MR and v < NV is unrolled so acc[][] lives in registers.
   R acc[MR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; i++)
 #pragma GCC unroll 8
     for (int v = 0; v < NV; v++) acc[i][v] = V::zero();
-  for (int64_t k = 0; k < kc; k++, A += MR, B += NR) {
+  for (int64_t k = 0; k < kc; k++, A += csa, B += NR) {
     R b[NV];
 #pragma GCC unroll 8
     for (int v = 0; v < NV; v++) b[v] = V::load(B + v * W);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
-      const R a = V::bcast(A + i);
+      const R a = V::bcast(A + off[i]);
 #pragma GCC unroll 8
       for (int v = 0; v < NV; v++) acc[i][v] = V::fma(a, b[v], acc[i][v]);
     }
@@ -138,9 +144,26 @@ void micro_kernel(int64_t kc, const void* ap, const void* bp, void* cp, int64_t 
   }
 }
 
+template <class T, int MR, int NV>
+void micro_kernel(int64_t kc, const void* A, int64_t rsa, int64_t csa, const void* Bp, void* C, int64_t ldc, int m,
+                  int n, bool accumulate) {
+  const T* a = static_cast<const T*>(A);
+  const T* b = static_cast<const T*>(Bp);
+  T* c = static_cast<T*>(C);
+  if (rsa == 1 && m == MR)
+    micro_tile<T, MR, NV, true>(kc, a, 1, csa, b, c, ldc, m, n, accumulate);
+  else
+    micro_tile<T, MR, NV, false>(kc, a, rsa, csa, b, c, ldc, m, n, accumulate);
+}
+
 }  // namespace
 
-extern const GemmMicroKernel gemm_micro_f32 = {kMR, kNV * Vec<float>::W, micro_kernel<float, kMR, kNV>};
-extern const GemmMicroKernel gemm_micro_f64 = {kMR, kNV * Vec<double>::W, micro_kernel<double, kMR, kNV>};
+template <class T>
+constexpr GemmMicroKernels kernels_for = {
+    {kMR, kNV * Vec<T>::W, micro_kernel<T, kMR, kNV>},
+    {kMRNarrow, kNVNarrow * Vec<T>::W, micro_kernel<T, kMRNarrow, kNVNarrow>},
+};
+extern const GemmMicroKernels gemm_micro_f32 = kernels_for<float>;
+extern const GemmMicroKernels gemm_micro_f64 = kernels_for<double>;
 
 }  // namespace fk::FK_ISA

@@ -442,8 +442,8 @@ void gemm(DType dt, int64_t M, int64_t N, int64_t K, const void* A, const void* 
 
 }  // namespace
 
-extern const NnKernels nn_kernels;                            // nn.cpp
-extern const GemmMicroKernel gemm_micro_f32, gemm_micro_f64;  // gemm.cpp
+extern const NnKernels nn_kernels;                             // nn.cpp
+extern const GemmMicroKernels gemm_micro_f32, gemm_micro_f64;  // gemm.cpp
 
 extern const CpuKernels kernels = {
 #define FK_STR2(x) #x
