@@ -88,17 +88,24 @@ void gather_cols(const ConvShape& c, const Window2d& g, const Tensor& X, int64_t
 }
 
 // Copies channels [gr*Og, (gr+1)*Og) of images [n0, n0 + nb) between the [N, O, L] tensor
-// layout and a [Og, nb*L] matrix, in the direction `to_matrix`.
+// layout and a [nb*L, Og] matrix (pixels by channels), in the direction `to_matrix`. The
+// products run faster with the long pixel dimension as their rows.
 void regroup(const ConvShape& c, DType dt, char* tensor, char* matrix, int64_t gr, int64_t n0, int64_t nb, bool to_matrix) {
-  const int64_t es = itemsize(dt), row = c.L * es;
-  parallel_for(nb * c.Og, 64, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; t++) {
-      const int64_t n = t / c.Og, o = t % c.Og;
-      char* ten = tensor + (((n0 + n) * c.O + gr * c.Og + o) * c.L) * es;
-      char* mat = matrix + (o * nb + n) * row;
-      if (to_matrix) std::memcpy(mat, ten, size_t(row));
-      else std::memcpy(ten, mat, size_t(row));
-    }
+  dispatch_dtype(dt, [&](auto z) {
+    using T = decltype(z);
+    T* ten = reinterpret_cast<T*>(tensor);
+    T* mat = reinterpret_cast<T*>(matrix);
+    parallel_for(nb, 1, [&](int64_t b, int64_t e) {
+      for (int64_t n = b; n < e; n++)
+        for (int64_t o = 0; o < c.Og; o++) {
+          T* t = ten + ((n0 + n) * c.O + gr * c.Og + o) * c.L;
+          T* m = mat + n * c.L * c.Og + o;
+          if (to_matrix)
+            for (int64_t l = 0; l < c.L; l++) m[l * c.Og] = t[l];
+          else
+            for (int64_t l = 0; l < c.L; l++) t[l] = m[l * c.Og];
+        }
+    });
   });
 }
 
@@ -110,7 +117,8 @@ void conv_bw(Node& n, const Tensor& gout, Tensor* gi) {
   const DType dt = X.dtype();
   const int64_t es = itemsize(dt), chunk = conv_chunk(c, dt);
   GradMode off(false);
-  Tensor dx = n.needs(0) ? zeros(X.shape(), dt) : Tensor(), dw = n.needs(1) ? empty(Wt.shape(), dt) : Tensor();
+  Tensor dx = n.needs(0) ? zeros(X.shape(), dt) : Tensor();
+  Tensor dwt = n.needs(1) ? empty({c.groups, c.K, c.Og}, dt) : Tensor();  // per group, transposed
   const Tensor kept = n.saved.size() > 2 ? n.saved_at(2) : Tensor();  // the forward's column matrix, if it kept it
   std::vector<char> gmat(size_t(c.Og * chunk * c.L * es)), cols(size_t(c.K * chunk * c.L * es));
   for (int64_t n0 = 0; n0 < c.N; n0 += chunk) {
@@ -118,13 +126,13 @@ void conv_bw(Node& n, const Tensor& gout, Tensor* gi) {
     for (int64_t gr = 0; gr < c.groups; gr++) {
       regroup(c, dt, G.raw(), gmat.data(), gr, n0, nb, true);
       const char* wg = Wt.raw() + gr * c.Og * c.K * es;
-      if (dw.defined()) {  // dW_g[Og, K] (+)= gout[Og, ld] @ cols^T
+      if (dwt.defined()) {  // dW_g^T[K, Og] (+)= cols[K, ld] @ gout[ld, Og]
         if (!kept.defined()) gather_cols(c, g, X, gr, n0, nb, cols.data());
-        gemm(dt, c.Og, c.K, ld, gmat.data(), ld, 1, kept.defined() ? kept.raw() : cols.data(), 1, ld,
-             dw.raw() + gr * c.Og * c.K * es, c.K, n0 > 0);
+        gemm(dt, c.K, c.Og, ld, kept.defined() ? kept.raw() : cols.data(), ld, 1, gmat.data(), c.Og, 1,
+             dwt.raw() + gr * c.K * c.Og * es, c.Og, n0 > 0);
       }
-      if (dx.defined()) {  // dcols[K, ld] = W_g^T @ gout, then scattered back to the pixels
-        gemm(dt, c.K, ld, c.Og, wg, 1, c.K, gmat.data(), ld, 1, cols.data(), ld, false);
+      if (dx.defined()) {  // dcols[K, ld] = W_g^T @ gout^T, then scattered back to the pixels
+        gemm(dt, c.K, ld, c.Og, wg, 1, c.K, gmat.data(), 1, c.Og, cols.data(), ld, false);
         parallel_for(nb, 1, [&](int64_t b, int64_t e) {
           for (int64_t i = b; i < e; i++)
             nnk().col2im(dt, g, c.Cg, cols.data() + i * c.L * es, ld, dx.raw() + ((n0 + i) * c.C + gr * c.Cg) * c.HW * es);
@@ -133,7 +141,7 @@ void conv_bw(Node& n, const Tensor& gout, Tensor* gi) {
     }
   }
   if (dx.defined()) gi[0] = dx;
-  if (dw.defined()) gi[1] = dw;
+  if (dwt.defined()) gi[1] = reshape(clone(permute(dwt, {0, 2, 1})), Wt.shape());
   if (n.needs(2)) gi[2] = sum(G, DimList::of({0, 2, 3}), false);
 }
 
@@ -164,7 +172,8 @@ Tensor conv2d(const Tensor& x0, const Tensor& w0, const Tensor& bias, Pair2 stri
     const int64_t nb = std::min(chunk, c.N - n0), ld = nb * c.L;
     for (int64_t gr = 0; gr < groups; gr++) {
       gather_cols(c, g, X, gr, n0, nb, cols.raw());
-      gemm(dt, c.Og, ld, c.K, W.raw() + gr * c.Og * c.K * es, c.K, 1, cols.raw(), ld, 1, omat.data(), ld, false);
+      // out^T[ld, Og] = cols^T @ W_g^T
+      gemm(dt, ld, c.Og, c.K, cols.raw(), 1, ld, W.raw() + gr * c.Og * c.K * es, 1, c.K, omat.data(), c.Og, false);
       regroup(c, dt, out.raw(), omat.data(), gr, n0, nb, false);
     }
   }
