@@ -56,17 +56,18 @@ def batches(n, bs, seed):
     return [order[i:i + bs] for i in range(0, n - n % bs, bs)]  # drop_last, as the Learner's train loader
 
 
-def run_torch(torch, model, x, y, vx, vy, bs, lr, epochs, seed):
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    steps = epochs * (len(x) // bs)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.25, div_factor=25,
-                                                final_div_factor=4e3)
-    loss_fn = torch.nn.CrossEntropyLoss()
+def run_loop(mod, model, x, y, vx, vy, bs, lr, epochs, seed):
+    """A plain training loop, written once for fastkern and torch (`mod` is either)."""
+    from importlib import import_module
+    opt = mod.optim.Adam(model.parameters(), lr=lr)
+    one_cycle = import_module(f"{mod.__name__}.optim.lr_scheduler").OneCycleLR
+    sched = one_cycle(opt, lr, total_steps=epochs * (len(x) // bs), pct_start=0.25, final_div_factor=4e3)
+    loss_fn = mod.nn.CrossEntropyLoss()
     t0 = time.perf_counter()
     for epoch in range(epochs):
         model.train()
         for idx in batches(len(x), bs, seed + epoch):
-            idx = torch.from_numpy(idx)
+            idx = mod.from_numpy(idx)
             xb = (x[idx].float() / 255).unsqueeze(1)
             loss = loss_fn(model(xb), y[idx])
             loss.backward()
@@ -75,31 +76,8 @@ def run_torch(torch, model, x, y, vx, vy, bs, lr, epochs, seed):
             sched.step()
     elapsed = time.perf_counter() - t0
     model.eval()
-    with torch.no_grad():
-        pred = torch.cat([model((vx[i:i + 1000].float() / 255).unsqueeze(1)).argmax(1) for i in range(0, len(vx), 1000)])
-    return elapsed, (pred == vy).float().mean().item()
-
-
-def run_fk_loop(fk, model, x, y, vx, vy, bs, lr, epochs, seed):
-    from fastkern.optim.lr_scheduler import OneCycleLR
-    opt = fk.optim.Adam(model.parameters(), lr=lr)
-    sched = OneCycleLR(opt, lr, total_steps=epochs * (len(x) // bs), pct_start=0.25, final_div_factor=4e3)
-    loss_fn = fk.nn.CrossEntropyLoss()
-    t0 = time.perf_counter()
-    for epoch in range(epochs):
-        model.train()
-        for idx in batches(len(x), bs, seed + epoch):
-            idx = fk.from_numpy(idx)
-            xb = (x[idx].float() / 255).unsqueeze(1)
-            loss = loss_fn(model(xb), y[idx])
-            loss.backward()
-            opt.step()
-            opt.zero_grad()
-            sched.step()
-    elapsed = time.perf_counter() - t0
-    model.eval()
-    with fk.no_grad():
-        pred = fk.cat([model((vx[i:i + 1000].float() / 255).unsqueeze(1)).argmax(1) for i in range(0, len(vx), 1000)])
+    with mod.no_grad():
+        pred = mod.cat([model((vx[i:i + 1000].float() / 255).unsqueeze(1)).argmax(1) for i in range(0, len(vx), 1000)])
     return elapsed, (pred == vy).float().mean().item()
 
 
@@ -161,14 +139,14 @@ def main():
     rows = []
     secs, acc = run_fk_learner(fk, make(), d, args.bs, args.lr, args.epochs, args.seed)
     rows.append(("fastkern Learner.fit_one_cycle", secs, acc))
-    secs, acc = run_fk_loop(fk, make(), d.train_x, d.train_y, d.valid_x, d.valid_y, args.bs, args.lr, args.epochs,
+    secs, acc = run_loop(fk, make(), d.train_x, d.train_y, d.valid_x, d.valid_y, args.bs, args.lr, args.epochs,
                             args.seed)
     rows.append(("fastkern plain loop", secs, acc))
     if torch is not None:
         torch.set_num_threads(threads)
         tx, ty = torch.from_numpy(d.train_x.numpy().copy()), torch.from_numpy(d.train_y.numpy().copy())
         tvx, tvy = torch.from_numpy(d.valid_x.numpy().copy()), torch.from_numpy(d.valid_y.numpy().copy())
-        secs, acc = run_torch(torch, torch_cnn(torch, make()), tx, ty, tvx, tvy, args.bs, args.lr, args.epochs,
+        secs, acc = run_loop(torch, torch_cnn(torch, make()), tx, ty, tvx, tvy, args.bs, args.lr, args.epochs,
                               args.seed)
         rows.append((f"torch {torch.__version__} plain loop", secs, acc))
 
