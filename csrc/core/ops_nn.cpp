@@ -120,22 +120,25 @@ void conv_bw(Node& n, const Tensor& gout, Tensor* gi) {
   Tensor dx = n.needs(0) ? zeros(X.shape(), dt) : Tensor();
   Tensor dwt = n.needs(1) ? empty({c.groups, c.K, c.Og}, dt) : Tensor();  // per group, transposed
   const Tensor kept = n.saved.size() > 2 ? n.saved_at(2) : Tensor();  // the forward's column matrix, if it kept it
-  std::vector<char> gmat(size_t(c.Og * chunk * c.L * es)), cols(size_t(c.K * chunk * c.L * es));
+  // Scratch from the caching allocator: large, and pre-faulted after the first step.
+  const Tensor gbuf = empty({c.Og * chunk * c.L}, dt), cbuf = empty({c.K * chunk * c.L}, dt);
+  char* const gmat = gbuf.raw();
+  char* const cols = cbuf.raw();
   for (int64_t n0 = 0; n0 < c.N; n0 += chunk) {
     const int64_t nb = std::min(chunk, c.N - n0), ld = nb * c.L;
     for (int64_t gr = 0; gr < c.groups; gr++) {
-      regroup(c, dt, G.raw(), gmat.data(), gr, n0, nb, true);
+      regroup(c, dt, G.raw(), gmat, gr, n0, nb, true);
       const char* wg = Wt.raw() + gr * c.Og * c.K * es;
       if (dwt.defined()) {  // dW_g^T[K, Og] (+)= cols[K, ld] @ gout[ld, Og]
-        if (!kept.defined()) gather_cols(c, g, X, gr, n0, nb, cols.data());
-        gemm(dt, c.K, c.Og, ld, kept.defined() ? kept.raw() : cols.data(), ld, 1, gmat.data(), c.Og, 1,
+        if (!kept.defined()) gather_cols(c, g, X, gr, n0, nb, cols);
+        gemm(dt, c.K, c.Og, ld, kept.defined() ? kept.raw() : cols, ld, 1, gmat, c.Og, 1,
              dwt.raw() + gr * c.K * c.Og * es, c.Og, n0 > 0);
       }
       if (dx.defined()) {  // dcols[K, ld] = W_g^T @ gout^T, then scattered back to the pixels
-        gemm(dt, c.K, ld, c.Og, wg, 1, c.K, gmat.data(), 1, c.Og, cols.data(), ld, false);
+        gemm(dt, c.K, ld, c.Og, wg, 1, c.K, gmat, 1, c.Og, cols, ld, false);
         parallel_for(nb, 1, [&](int64_t b, int64_t e) {
           for (int64_t i = b; i < e; i++)
-            nnk().col2im(dt, g, c.Cg, cols.data() + i * c.L * es, ld, dx.raw() + ((n0 + i) * c.C + gr * c.Cg) * c.HW * es);
+            nnk().col2im(dt, g, c.Cg, cols + i * c.L * es, ld, dx.raw() + ((n0 + i) * c.C + gr * c.Cg) * c.HW * es);
         });
       }
     }
@@ -167,14 +170,15 @@ Tensor conv2d(const Tensor& x0, const Tensor& w0, const Tensor& bias, Pair2 stri
   const int64_t es = itemsize(dt), chunk = conv_chunk(c, dt);
   Tensor out = empty({c.N, c.O, g.Ho, g.Wo}, dt);
   const Tensor cols = empty({c.K * chunk * c.L}, dt);
-  std::vector<char> omat(size_t(c.Og * chunk * c.L * es));
+  const Tensor obuf = empty({c.Og * chunk * c.L}, dt);  // scratch, as in the backward
+  char* const omat = obuf.raw();
   for (int64_t n0 = 0; n0 < c.N; n0 += chunk) {
     const int64_t nb = std::min(chunk, c.N - n0), ld = nb * c.L;
     for (int64_t gr = 0; gr < groups; gr++) {
       gather_cols(c, g, X, gr, n0, nb, cols.raw());
       // out^T[ld, Og] = cols^T @ W_g^T
-      gemm(dt, ld, c.Og, c.K, cols.raw(), 1, ld, W.raw() + gr * c.Og * c.K * es, 1, c.K, omat.data(), c.Og, false);
-      regroup(c, dt, out.raw(), omat.data(), gr, n0, nb, false);
+      gemm(dt, ld, c.Og, c.K, cols.raw(), 1, ld, W.raw() + gr * c.Og * c.K * es, 1, c.K, omat, c.Og, false);
+      regroup(c, dt, out.raw(), omat, gr, n0, nb, false);
     }
   }
   if (bias.defined()) {
