@@ -106,8 +106,12 @@ void release_malloc(void* data, size_t, void*) { std::free(data); }
 
 }  // namespace
 
+#ifndef FK_HAVE_CUDA
+int cuda_device_count() { return 0; }
+#endif
+
 Ref<Storage> alloc_storage(size_t nbytes, Device device) {
-  FK_CHECK(device == Device::CPU, Runtime, "fastkern was built without CUDA support");
+  FK_CHECK(device == Device::CPU, NotImplemented, "CUDA tensors are not implemented in fastkern yet");
   Ref<Storage> s(new Storage());
   if (nbytes <= kInline) {
     s->data = s->inline_buf;

@@ -23,6 +23,9 @@ struct Storage : RefCounted {
   }
 };
 
+// Number of CUDA devices; 0 when the CUDA backend was not built or no device is present.
+int cuda_device_count();
+
 // Fresh storage from the caching allocator of `device`.
 Ref<Storage> alloc_storage(size_t nbytes, Device device = Device::CPU);
 // Storage over memory owned elsewhere; `release(data, nbytes, ctx)` runs when it dies.

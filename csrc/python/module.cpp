@@ -556,14 +556,14 @@ NB_MODULE(_C, m) {
         else if (nb::isinstance<Tensor>(a)) dt = nb::cast<const Tensor&>(a).dtype();
         else if (!a.is_none()) {
           const std::string dev = nb::cast<std::string>(nb::str(a));
-          FK_CHECK(dev == "cpu", Runtime, "fastkern was built without CUDA support (asked for device '", dev, "')");
+          FK_CHECK(dev == "cpu", NotImplemented, "fastkern has no CUDA tensors yet (asked for device '", dev, "')");
         }
         Tensor r = dt ? to_dtype(t, *dt) : t;
         return same_or_new(self, copy && r.p == t.p ? clone(t) : r);
       }, "device"_a = nb::none(), "dtype"_a = nb::none(), "copy"_a = false)
       .def("cpu", [](nb::handle self) { return nb::borrow(self); })
       .def("cuda", [](const Tensor&, nb::args, nb::kwargs) -> Tensor {
-        throw Error(ErrorKind::Runtime, "fastkern was built without CUDA support");
+        throw Error(ErrorKind::NotImplemented, "fastkern has no CUDA tensors yet");
       })
       .def("type_as", [](const Tensor& t, const Tensor& o) { return to_dtype(t, o.dtype()); })
       .def("float", [](nb::handle self) {
@@ -844,4 +844,10 @@ NB_MODULE(_C, m) {
   m.def("get_num_threads", &num_threads);
   m.def("set_num_threads", &set_num_threads, "n"_a);
   m.def("_cpu_capability", [] { return std::string(cpu_kernels().isa); });
+#ifdef FK_HAVE_CUDA
+  m.attr("_cuda_built") = true;
+#else
+  m.attr("_cuda_built") = false;
+#endif
+  m.def("_cuda_device_count", &cuda_device_count);
 }

@@ -12,7 +12,7 @@ _FROM_NP = {np.dtype(v): k for k, v in _NP.items()}
 
 def _check_device(device):
     if device is not None and str(device) != "cpu":
-        raise RuntimeError(f"fastkern was built without CUDA support (asked for device '{device}')")
+        raise NotImplementedError(f"fastkern has no CUDA tensors yet (asked for device '{device}')")
 
 
 def _finish(t, requires_grad):
