@@ -151,8 +151,8 @@ def main():
         rows.append((f"torch {torch.__version__} plain loop", secs, acc))
 
     ref = rows[-1][1] if torch is not None else None
-    print(f"| run | train s | images/s | valid accuracy | speed vs torch |")
-    print(f"| --- | ---: | ---: | ---: | ---: |")
+    print("| run | train s | images/s | valid accuracy | speed vs torch |")
+    print("| --- | ---: | ---: | ---: | ---: |")
     for name, secs, acc in rows:
         ratio = f"{ref / secs:.2f}x" if ref else "-"
         print(f"| {name} | {secs:.1f} | {n / secs:,.0f} | {acc:.4f} | {ratio} |")

@@ -1,7 +1,5 @@
 """fastkern: tensors with hand-written C++ kernels and a C++ autograd engine,
 PyTorch names and semantics, and a fastai-style training layer on top."""
-import builtins as _builtins
-
 from . import _C
 from ._C import Tensor, device, dtype  # noqa: F401
 from ._C import float32, float64, int64, uint8  # noqa: F401
@@ -38,5 +36,3 @@ def numel(t):
 def get_default_dtype():
     return float32
 
-
-del _builtins
