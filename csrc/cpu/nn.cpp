@@ -292,24 +292,29 @@ void adaptive_t(int64_t planes, int64_t H, int64_t W, int64_t Ho, int64_t Wo, co
 
 // ---- batch-norm loops ----------------------------------------------------------
 
+// Both passes walk x in memory order ([N, C, S] row by row), accumulating per channel.
 template <class T>
 void channel_stats_t(int64_t N, int64_t C, int64_t S, const T* x, double* mean, double* var) {
   const double count = double(N * S);
-  for (int64_t c = 0; c < C; c++) {
-    double s = 0;
-    for (int64_t n = 0; n < N; n++) {
+  std::fill(mean, mean + C, 0.0);
+  std::fill(var, var + C, 0.0);
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t c = 0; c < C; c++) {
       const T* r = x + (n * C + c) * S;
-      for (int64_t i = 0; i < S; i++) s += double(r[i]);
+      T s = 0;  // a row's partial vectorises; rows are combined in double
+      for (int64_t i = 0; i < S; i++) s += r[i];
+      mean[c] += double(s);
     }
-    const double m = s / count;
-    double q = 0;  // second pass: no cancellation for large means
-    for (int64_t n = 0; n < N; n++) {
+  for (int64_t c = 0; c < C; c++) mean[c] /= count;
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t c = 0; c < C; c++) {  // second pass: no cancellation for large means
       const T* r = x + (n * C + c) * S;
-      for (int64_t i = 0; i < S; i++) q += (double(r[i]) - m) * (double(r[i]) - m);
+      const T m = T(mean[c]);
+      T q = 0;
+      for (int64_t i = 0; i < S; i++) q += (r[i] - m) * (r[i] - m);
+      var[c] += double(q);
     }
-    mean[c] = m;
-    var[c] = q / count;
-  }
+  for (int64_t c = 0; c < C; c++) var[c] /= count;
 }
 
 template <class T>
@@ -333,23 +338,21 @@ void channel_affine_t(int64_t N, int64_t C, int64_t S, const T* x, const double*
 template <class T>
 void channel_grad_sums_t(int64_t N, int64_t C, int64_t S, const T* g, const T* x, const double* mean, double* sg,
                          double* sgx) {
-  for (int64_t c = 0; c < C; c++) {
-    double a = 0, b = 0;
-    const T m = T(mean[c]);
-    for (int64_t n = 0; n < N; n++) {
+  std::fill(sg, sg + C, 0.0);
+  std::fill(sgx, sgx + C, 0.0);
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t c = 0; c < C; c++) {
       const T* gr = g + (n * C + c) * S;
       const T* xr = x + (n * C + c) * S;
+      const T m = T(mean[c]);
       T pa = 0, pb = 0;  // per-row partials vectorise; rows are combined in double
       for (int64_t i = 0; i < S; i++) {
         pa += gr[i];
         pb += gr[i] * (xr[i] - m);
       }
-      a += double(pa);
-      b += double(pb);
+      sg[c] += double(pa);
+      sgx[c] += double(pb);
     }
-    sg[c] = a;
-    sgx[c] = b;
-  }
 }
 
 // ---- softmax and cross entropy -------------------------------------------------
