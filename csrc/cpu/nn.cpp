@@ -56,29 +56,50 @@ void im2col_rows_t(const Window2d& g, int64_t C, const T* x, T* cols, int64_t ld
       }
 }
 
-// Strided windows (stride > 1) make short, gather-like rows: copy the image once into a
-// zero-padded buffer, then every row of the column matrix reads the same table of offsets,
-// with no bounds checks left.
-template <class T>
-void im2col_t(const Window2d& g, int64_t C, const T* x, T* cols, int64_t ld) {
-  const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, L = g.Ho * g.Wo;
-  if (g.sw == 1 || C * Hp * Wp >= (int64_t(1) << 31)) return im2col_rows_t(g, C, x, cols, ld);
-  thread_local std::vector<T> pad;
+// Strided windows (stride > 1) make short, gather-like rows: the image is copied once into
+// a zero-padded buffer, then every row of the column matrix reads it through the same table
+// of offsets, with no bounds checks left.
+struct PaddedWindows {
+  int64_t Hp, Wp, L;
+  bool used;  // false: the plain row-by-row path is the better one
+};
+
+inline PaddedWindows padded_windows(const Window2d& g, int64_t C) {
+  const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw;
+  return {Hp, Wp, g.Ho * g.Wo, g.sw > 1 && C * Hp * Wp < (int64_t(1) << 31)};
+}
+
+// Offset in the padded plane of output pixel l's window origin, one thread-local table.
+inline const int32_t* window_offsets(const Window2d& g, int64_t Wp) {
   thread_local std::vector<int32_t> off;
-  pad.assign(size_t(C * Hp * Wp), T(0));
-  for (int64_t c = 0; c < C; c++)
-    for (int64_t h = 0; h < g.H; h++)
-      std::memcpy(pad.data() + (c * Hp + h + g.ph) * Wp + g.pw, x + (c * g.H + h) * g.W, size_t(g.W) * sizeof(T));
-  off.resize(size_t(L));
+  off.resize(size_t(g.Ho * g.Wo));
   for (int64_t oh = 0; oh < g.Ho; oh++)
     for (int64_t ow = 0; ow < g.Wo; ow++) off[size_t(oh * g.Wo + ow)] = int32_t(oh * g.sh * Wp + ow * g.sw);
-  const int32_t* o = off.data();
+  return off.data();
+}
+
+template <class T>
+T* zeroed_scratch(size_t n) {
+  thread_local std::vector<T> pad;
+  pad.assign(n, T(0));
+  return pad.data();
+}
+
+template <class T>
+void im2col_t(const Window2d& g, int64_t C, const T* x, T* cols, int64_t ld) {
+  const PaddedWindows p = padded_windows(g, C);
+  if (!p.used) return im2col_rows_t(g, C, x, cols, ld);
+  T* pad = zeroed_scratch<T>(size_t(C * p.Hp * p.Wp));
+  for (int64_t c = 0; c < C; c++)
+    for (int64_t h = 0; h < g.H; h++)
+      std::memcpy(pad + (c * p.Hp + h + g.ph) * p.Wp + g.pw, x + (c * g.H + h) * g.W, size_t(g.W) * sizeof(T));
+  const int32_t* o = window_offsets(g, p.Wp);
   for (int64_t c = 0; c < C; c++)
     for (int64_t i = 0; i < g.kh; i++)
       for (int64_t j = 0; j < g.kw; j++) {
-        const T* src = pad.data() + (c * Hp + i * g.dh) * Wp + j * g.dw;
+        const T* src = pad + (c * p.Hp + i * g.dh) * p.Wp + j * g.dw;
         T* row = cols + ((c * g.kh + i) * g.kw + j) * ld;
-        for (int64_t l = 0; l < L; l++) row[l] = src[o[l]];
+        for (int64_t l = 0; l < p.L; l++) row[l] = src[o[l]];
       }
 }
 
@@ -105,25 +126,20 @@ void col2im_rows_t(const Window2d& g, int64_t C, const T* cols, int64_t ld, T* d
 // interior to dx.
 template <class T>
 void col2im_t(const Window2d& g, int64_t C, const T* cols, int64_t ld, T* dx) {
-  const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, L = g.Ho * g.Wo;
-  if (g.sw == 1 || C * Hp * Wp >= (int64_t(1) << 31)) return col2im_rows_t(g, C, cols, ld, dx);
-  thread_local std::vector<T> pad;
-  thread_local std::vector<int32_t> off;
-  pad.assign(size_t(C * Hp * Wp), T(0));
-  off.resize(size_t(L));
-  for (int64_t oh = 0; oh < g.Ho; oh++)
-    for (int64_t ow = 0; ow < g.Wo; ow++) off[size_t(oh * g.Wo + ow)] = int32_t(oh * g.sh * Wp + ow * g.sw);
-  const int32_t* o = off.data();
+  const PaddedWindows p = padded_windows(g, C);
+  if (!p.used) return col2im_rows_t(g, C, cols, ld, dx);
+  T* pad = zeroed_scratch<T>(size_t(C * p.Hp * p.Wp));
+  const int32_t* o = window_offsets(g, p.Wp);
   for (int64_t c = 0; c < C; c++)
     for (int64_t i = 0; i < g.kh; i++)
       for (int64_t j = 0; j < g.kw; j++) {
-        T* dst = pad.data() + (c * Hp + i * g.dh) * Wp + j * g.dw;
+        T* dst = pad + (c * p.Hp + i * g.dh) * p.Wp + j * g.dw;
         const T* row = cols + ((c * g.kh + i) * g.kw + j) * ld;
-        for (int64_t l = 0; l < L; l++) dst[o[l]] += row[l];
+        for (int64_t l = 0; l < p.L; l++) dst[o[l]] += row[l];
       }
   for (int64_t c = 0; c < C; c++)
     for (int64_t h = 0; h < g.H; h++) {
-      const T* src = pad.data() + (c * Hp + h + g.ph) * Wp + g.pw;
+      const T* src = pad + (c * p.Hp + h + g.ph) * p.Wp + g.pw;
       T* out = dx + (c * g.H + h) * g.W;
       for (int64_t w = 0; w < g.W; w++) out[w] += src[w];
     }
