@@ -192,3 +192,23 @@ def test_one_cycle_momentum_for_adam_is_beta1():
     for _ in range(3):
         s.step()
     assert opt.param_groups[0]["betas"][0] < 0.95 and opt.param_groups[0]["betas"][1] == 0.999
+
+
+@pytest.mark.parametrize("cls,kw", ADAM_CASES, ids=str)
+def test_adam_unfused_path_matches(cls, kw):
+    # A non-contiguous parameter takes the op-by-op path; contiguous ones the fused C++ step.
+    p = nn.Parameter(fk.tensor(np.ascontiguousarray(W0.T)).T)
+    assert not p.is_contiguous()
+    opt = cls([p], lr=0.01, **kw)
+    for s in range(5):
+        p.grad = fk.tensor(grad_at(p.detach().numpy(), s))
+        opt.step()
+    want = adam_reference(lr=0.01, decoupled=cls is optim.AdamW, **kw)
+    np.testing.assert_allclose(p.detach().numpy(), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(run_fk(cls, lr=0.01, **kw), p.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_fused_adam_step_checks_its_operands():
+    p, g = fk.zeros(3), fk.zeros(3)
+    with pytest.raises(RuntimeError, match=r"\[3\].*\[4\]"):
+        fk._C._adam_step(p, g, fk.zeros(4), fk.zeros(3), 0.1, 0.9, 0.999, 1e-8, 0.0, False, 1)

@@ -157,3 +157,10 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias);
 // reduction: 0 none, 1 mean, 2 sum
 Tensor cross_entropy(const Tensor& x, const Tensor& target, int reduction, double label_smoothing, int64_t ignore_index);
 }  // namespace fk
+
+namespace fk {
+// One Adam/AdamW update of a parameter in place (with its moment buffers), in one pass.
+// weight_decay is L2 (added to the gradient) unless `decoupled` (AdamW).
+void adam_step_(const Tensor& p, const Tensor& grad, const Tensor& m, const Tensor& v, double lr, double beta1,
+                double beta2, double eps, double weight_decay, bool decoupled, int64_t step);
+}  // namespace fk

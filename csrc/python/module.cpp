@@ -841,6 +841,8 @@ NB_MODULE(_C, m) {
   m.def("_cross_entropy", [](const Tensor& x, const Tensor& t, int reduction, double eps, int64_t ignore) {
     return cross_entropy(x, t, reduction, eps, ignore);
   });
+  m.def("_adam_step", &adam_step_, "param"_a, "grad"_a, "exp_avg"_a, "exp_avg_sq"_a, "lr"_a, "beta1"_a, "beta2"_a,
+        "eps"_a, "weight_decay"_a, "decoupled"_a, "step"_a);
   m.def("get_num_threads", &num_threads);
   m.def("set_num_threads", &set_num_threads, "n"_a);
   m.def("_cpu_capability", [] { return std::string(cpu_kernels().isa); });

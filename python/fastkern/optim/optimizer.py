@@ -5,7 +5,7 @@ model and the optimiser hold the same tensors) and no graph is recorded.
 """
 import math
 
-from .._C import Tensor
+from .._C import Tensor, _adam_step
 from .._grad_mode import no_grad
 from .._creation import zeros_like
 
@@ -122,10 +122,6 @@ class Adam(Optimizer):
 
     def _update(self, p, grad, group, state):
         lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-        if wd and self._decoupled:
-            p.mul_(1 - lr * wd)
-        elif wd:
-            grad = grad + p * wd
         if not state:
             state["step"] = 0
             state["exp_avg"], state["exp_avg_sq"] = zeros_like(p), zeros_like(p)
@@ -133,6 +129,14 @@ class Adam(Optimizer):
                 state["max_exp_avg_sq"] = zeros_like(p)
         state["step"] += 1
         t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+        if not group["amsgrad"] and p.is_contiguous() and grad.is_contiguous() and grad.dtype == p.dtype:
+            # The update below, fused in C++: one pass instead of a dozen small ops per parameter.
+            _adam_step(p, grad, m, v, lr, b1, b2, eps, wd, self._decoupled, t)
+            return
+        if wd and self._decoupled:
+            p.mul_(1 - lr * wd)
+        elif wd:
+            grad = grad + p * wd
         m.mul_(b1).add_(grad, alpha=1 - b1)
         v.mul_(b2).add_(grad * grad, alpha=1 - b2)
         if group["amsgrad"]:
