@@ -338,3 +338,12 @@ def test_deep_chain_backward_and_teardown_do_not_overflow():
     lines = r.stdout.split()
     assert lines[-1] == "ok"
     assert float(lines[1]) == pytest.approx(1.0001 ** 10000, rel=1e-3)
+
+
+def test_whole_tensor_index_keeps_history():
+    # x[...] and x[()] select everything: a view that gradients still flow through.
+    x = fk.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    for y in (x[...], x[()]):
+        assert y.requires_grad and y.grad_fn is not None
+        (y * 2).sum().backward()
+    assert x.grad.tolist() == [4.0, 4.0, 4.0]

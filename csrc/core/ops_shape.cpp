@@ -496,7 +496,7 @@ static Tensor advanced_first(const Indexed& r, Dims* perm) {
 
 Tensor index(const Tensor& a, const std::vector<IndexItem>& items) {
   Indexed r = apply_index(a, items);
-  if (r.idx.empty()) return r.view.p == a.p ? make_view(a, a.shape(), a.strides(), a.p->offset) : r.view;
+  if (r.idx.empty()) return r.view.p == a.p ? view(a, a.shape()) : r.view;  // x[...]: an alias that keeps history
   Dims perm;
   Tensor out = gather_nd(advanced_first(r, &perm), r.idx);
   // Adjacent advanced dims stay where the first of them was (NumPy's rule).
