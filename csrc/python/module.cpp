@@ -566,26 +566,6 @@ NB_MODULE(_C, m) {
         throw Error(ErrorKind::NotImplemented, "fastkern has no CUDA tensors yet");
       })
       .def("type_as", [](const Tensor& t, const Tensor& o) { return to_dtype(t, o.dtype()); })
-      .def("float", [](nb::handle self) {
-        const Tensor& t = nb::cast<const Tensor&>(self);
-        return same_or_new(self, to_dtype(t, DType::Float32));
-      })
-      .def("double", [](nb::handle self) {
-        const Tensor& t = nb::cast<const Tensor&>(self);
-        return same_or_new(self, to_dtype(t, DType::Float64));
-      })
-      .def("long", [](nb::handle self) {
-        const Tensor& t = nb::cast<const Tensor&>(self);
-        return same_or_new(self, to_dtype(t, DType::Int64));
-      })
-      .def("bool", [](nb::handle self) {
-        const Tensor& t = nb::cast<const Tensor&>(self);
-        return same_or_new(self, to_dtype(t, DType::Bool));
-      })
-      .def("byte", [](nb::handle self) {
-        const Tensor& t = nb::cast<const Tensor&>(self);
-        return same_or_new(self, to_dtype(t, DType::UInt8));
-      })
       .def("__getitem__", [](const Tensor& t, nb::handle idx) {
         if (PyLong_Check(idx.ptr())) return select(t, 0, nb::cast<int64_t>(idx));
         return index(t, to_index(idx));
@@ -660,6 +640,15 @@ NB_MODULE(_C, m) {
         normal_(t, mean, std);
         return self;
       }, "mean"_a = 0.0, "std"_a = 1.0);
+
+  // x.float(), x.long(), ...: the tensor itself when it already has that dtype.
+  static const std::pair<const char*, DType> casts[] = {
+      {"float", DType::Float32}, {"double", DType::Float64}, {"long", DType::Int64}, {"bool", DType::Bool},
+      {"byte", DType::UInt8}};
+  for (const auto& [name, dt] : casts) {
+    const DType d = dt;
+    cls.def(name, [d](nb::handle self) { return same_or_new(self, to_dtype(nb::cast<const Tensor&>(self), d)); });
+  }
 
   // Unary ops: methods, in-place methods and module functions from one list.
   static const std::pair<const char*, UnOp> unary_ops[] = {
