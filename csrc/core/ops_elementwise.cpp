@@ -137,26 +137,31 @@ static void rem_bw(Node& n, const Tensor& g, Tensor* gi) {
   if (n.needs(1)) gi[1] = -g * binary(BinOp::FloorDiv, n.saved_at(0), n.saved_at(1));
 }
 
+// When the backward needs an operand saved: never, always, or only when the named input
+// needs a gradient (x.mul_(2) on a tracked x then saves only the 2, so it stays legal).
+enum class Save : uint8_t { No, IfA, IfB, Yes };
+
 struct BinaryDef {
   const char* name;
   const char* backward;  // node name; nullptr: not differentiable
   BackwardFn bw;
-  bool save_a = false, save_b = false, save_out = false;
+  Save a = Save::No, b = Save::No;
+  bool save_out = false;
 };
 static const BinaryDef kBinary[] = {
-    {"add", "AddBackward0", add_bw, false, false, false},
-    {"sub", "SubBackward0", sub_bw, false, false, false},
-    {"mul", "MulBackward0", mul_bw, true, true, false},
-    {"div", "DivBackward0", div_bw, true, true, false},
-    {"pow", "PowBackward1", pow_bw, true, true, true},
-    {"floor_divide", nullptr, nullptr, false, false, false},
-    {"remainder", "RemainderBackward0", rem_bw, true, true, false},
-    {"maximum", "MaximumBackward0", max_bw, true, true, false},
-    {"minimum", "MinimumBackward0", min_bw, true, true, false},
+    {"add", "AddBackward0", add_bw},
+    {"sub", "SubBackward0", sub_bw},
+    {"mul", "MulBackward0", mul_bw, Save::IfB, Save::IfA},
+    {"div", "DivBackward0", div_bw, Save::IfB, Save::Yes},
+    {"pow", "PowBackward1", pow_bw, Save::Yes, Save::Yes, true},
+    {"floor_divide", nullptr, nullptr},
+    {"remainder", "RemainderBackward0", rem_bw, Save::IfB, Save::IfB},
+    {"maximum", "MaximumBackward0", max_bw, Save::Yes, Save::Yes},
+    {"minimum", "MinimumBackward0", min_bw, Save::Yes, Save::Yes},
     {"eq", nullptr, nullptr}, {"ne", nullptr, nullptr}, {"lt", nullptr, nullptr}, {"le", nullptr, nullptr},
     {"gt", nullptr, nullptr}, {"ge", nullptr, nullptr},
     {"bitwise_and", nullptr, nullptr}, {"bitwise_or", nullptr, nullptr}, {"bitwise_xor", nullptr, nullptr},
-    {"threshold_backward", "ThresholdBackwardBackward0", relu_grad_bw, true, false, false},
+    {"threshold_backward", "ThresholdBackwardBackward0", relu_grad_bw, Save::IfB},
 };
 
 // Compute dtype of op on operands promoting to `dt`; TypeError for unsupported pairs.
@@ -169,17 +174,16 @@ static DType compute_dtype(BinOp op, DType dt) {
   return dt;
 }
 
-// Saves what the backward of `op` needs. Only inputs whose partner needs a
-// gradient are saved, so x.mul_(2) on a tracked x stays legal.
+static bool wanted(Save s, const Node* n) {
+  return s == Save::Yes || (s == Save::IfA && n->needs(0)) || (s == Save::IfB && n->needs(1));
+}
+
+// Saves what the backward of `op` needs (slot 0: a, slot 1: b).
 static void save_binary(Node* n, BinOp op, const Tensor& a, const Tensor& b, bool inplace) {
   const BinaryDef& d = kBinary[int(op)];
-  const bool need_a = d.save_a && (n->needs(1) || op == BinOp::Pow || op == BinOp::Max || op == BinOp::Min);
   // An in-place op overwrites a, so its backward gets a copy of the original (as PyTorch does).
-  n->save(need_a ? (inplace ? clone(detach(a)) : a) : Tensor());
-  n->save(d.save_b && (n->needs(0) || op == BinOp::Div || op == BinOp::Pow || op == BinOp::Max || op == BinOp::Min ||
-                       op == BinOp::Rem)
-              ? b
-              : Tensor());
+  n->save(wanted(d.a, n) ? (inplace ? clone(detach(a)) : a) : Tensor());
+  n->save(wanted(d.b, n) ? b : Tensor());
 }
 
 static Node* binary_node(BinOp op, const Tensor& a, const Tensor& b, bool inplace) {
