@@ -25,11 +25,12 @@ struct Window2d {
 
 // Neural-network loops, float32 and float64 only (csrc/cpu/nn.cpp).
 struct NnKernels {
-  // cols[(c*kh + i)*kw + j][oh*Wo + ow] = x[c][oh*sh - ph + i*dh][ow*sw - pw + j*dw], 0 outside the
-  // image; rows of cols are `ld` elements apart (several images side by side).
-  void (*im2col)(DType dt, const Window2d& g, int64_t C, const void* x, void* cols, int64_t ld);
-  // dx += im2col transposed: each column entry is added back to the pixel it came from.
-  void (*col2im)(DType dt, const Window2d& g, int64_t C, const void* cols, int64_t ld, void* dx);
+  // cols[l*ps + k*ks] = x[c][oh*sh - ph + i*dh][ow*sw - pw + j*dw] for output pixel l = oh*Wo + ow
+  // and tap k = (c*kh + i)*kw + j, 0 outside the image. Either ks == 1 (pixel-major, each
+  // pixel's taps contiguous; ps >= C*kh*kw) or ps == 1 (tap-major, each tap's pixels contiguous).
+  void (*im2col)(DType dt, const Window2d& g, int64_t C, const void* x, void* cols, int64_t ps, int64_t ks);
+  // dx = im2col transposed: each pixel of dx gets the sum of the column entries taken from it.
+  void (*col2im)(DType dt, const Window2d& g, int64_t C, const void* cols, int64_t ps, int64_t ks, void* dx);
   // Over `planes` planes; idx gets the argmax position h*W + w inside its plane.
   void (*max_pool2d)(DType dt, const Window2d& g, int64_t planes, const void* x, void* out, int64_t* idx);
   void (*max_pool2d_backward)(DType dt, const Window2d& g, int64_t planes, const void* gout, const int64_t* idx, void* gx);

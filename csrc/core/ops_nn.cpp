@@ -61,16 +61,23 @@ Window2d window_from(const Node& n, const Dims& in, const Tensor& gout) {
 
 // ---- conv2d ------------------------------------------------------------------
 // Lowered to a few large GEMMs: the column matrices of a chunk of images sit side by
-// side ([K, images*L]), so one product covers the whole chunk and the GEMM's own
+// side (K taps by nb*L pixels), so one product covers the whole chunk and the GEMM's own
 // blocking and threading do the work, in forward and in both gradients.
 
 struct ConvShape {
   int64_t N, C, O, groups, Cg, Og, K, L, HW;
+  // Strides of the column matrix: entry (pixel p, tap k) is at p*ps + k*ks. Pixel-major
+  // (ks == 1) when the output rows are strided or short: each window row is then one
+  // short copy. Tap-major (ps == 1) otherwise: each tap's output row is one long memcpy.
+  bool pixel_major;
+  int64_t ps() const { return pixel_major ? K : 1; }
+  int64_t ks(int64_t ld) const { return pixel_major ? 1 : ld; }
 };
 
 ConvShape conv_shape(const Tensor& x, const Tensor& w, const Window2d& g, int64_t groups) {
   const int64_t N = x.size(0), C = x.size(1), O = w.size(0);
-  return {N, C, O, groups, C / groups, O / groups, (C / groups) * g.kh * g.kw, g.Ho * g.Wo, g.H * g.W};
+  return {N,     C,         O, groups, C / groups, O / groups, (C / groups) * g.kh * g.kw, g.Ho * g.Wo, g.H * g.W,
+          g.sw > 1 || g.Wo < 16};
 }
 
 // Images per chunk: keeps a chunk's column matrix near 64 MB.
@@ -78,12 +85,13 @@ int64_t conv_chunk(const ConvShape& c, DType dt) {
   return std::clamp<int64_t>((int64_t(64) << 20) / std::max<int64_t>(1, c.K * c.L * itemsize(dt)), 1, c.N);
 }
 
-// cols[K, nb*L] for images [n0, n0 + nb) of group gr.
+// The column matrix of images [n0, n0 + nb) of group gr.
 void gather_cols(const ConvShape& c, const Window2d& g, const Tensor& X, int64_t gr, int64_t n0, int64_t nb, char* cols) {
-  const int64_t es = itemsize(X.dtype());
+  const int64_t es = itemsize(X.dtype()), ld = nb * c.L, ps = c.ps();
   parallel_for(nb, 1, [&](int64_t b, int64_t e) {
     for (int64_t n = b; n < e; n++)
-      nnk().im2col(X.dtype(), g, c.Cg, X.raw() + ((n0 + n) * c.C + gr * c.Cg) * c.HW * es, cols + n * c.L * es, nb * c.L);
+      nnk().im2col(X.dtype(), g, c.Cg, X.raw() + ((n0 + n) * c.C + gr * c.Cg) * c.HW * es, cols + n * c.L * ps * es,
+                   ps, c.ks(ld));
   });
 }
 
@@ -117,7 +125,7 @@ void conv_bw(Node& n, const Tensor& gout, Tensor* gi) {
   const DType dt = X.dtype();
   const int64_t es = itemsize(dt), chunk = conv_chunk(c, dt);
   GradMode off(false);
-  Tensor dx = n.needs(0) ? zeros(X.shape(), dt) : Tensor();
+  Tensor dx = n.needs(0) ? empty(X.shape(), dt) : Tensor();
   Tensor dwt = n.needs(1) ? empty({c.groups, c.K, c.Og}, dt) : Tensor();  // per group, transposed
   const Tensor kept = n.saved.size() > 2 ? n.saved_at(2) : Tensor();  // the forward's column matrix, if it kept it
   // Scratch from the caching allocator: large, and pre-faulted after the first step.
@@ -125,20 +133,24 @@ void conv_bw(Node& n, const Tensor& gout, Tensor* gi) {
   char* const gmat = gbuf.raw();
   char* const cols = cbuf.raw();
   for (int64_t n0 = 0; n0 < c.N; n0 += chunk) {
-    const int64_t nb = std::min(chunk, c.N - n0), ld = nb * c.L;
+    const int64_t nb = std::min(chunk, c.N - n0), ld = nb * c.L, ps = c.ps(), ks = c.ks(ld);
     for (int64_t gr = 0; gr < c.groups; gr++) {
       regroup(c, dt, G.raw(), gmat, gr, n0, nb, true);
       const char* wg = Wt.raw() + gr * c.Og * c.K * es;
       if (dwt.defined()) {  // dW_g^T[K, Og] (+)= cols[K, ld] @ gout[ld, Og]
         if (!kept.defined()) gather_cols(c, g, X, gr, n0, nb, cols);
-        gemm(dt, c.K, c.Og, ld, kept.defined() ? kept.raw() : cols, ld, 1, gmat, c.Og, 1,
+        gemm(dt, c.K, c.Og, ld, kept.defined() ? kept.raw() : cols, ks, ps, gmat, c.Og, 1,
              dwt.raw() + gr * c.K * c.Og * es, c.Og, n0 > 0);
       }
-      if (dx.defined()) {  // dcols[K, ld] = W_g^T @ gout^T, then scattered back to the pixels
-        gemm(dt, c.K, ld, c.Og, wg, 1, c.K, gmat, 1, c.Og, cols, ld, false);
+      if (dx.defined()) {  // dcols = (gout @ W_g)^T, then scattered back to the pixels
+        if (c.pixel_major)  // dcols^T[ld, K] = gout[ld, Og] @ W_g[Og, K]
+          gemm(dt, ld, c.K, c.Og, gmat, c.Og, 1, wg, c.K, 1, cols, c.K, false);
+        else  // dcols[K, ld] = W_g^T @ gout^T
+          gemm(dt, c.K, ld, c.Og, wg, 1, c.K, gmat, 1, c.Og, cols, ld, false);
         parallel_for(nb, 1, [&](int64_t b, int64_t e) {
           for (int64_t i = b; i < e; i++)
-            nnk().col2im(dt, g, c.Cg, cols + i * c.L * es, ld, dx.raw() + ((n0 + i) * c.C + gr * c.Cg) * c.HW * es);
+            nnk().col2im(dt, g, c.Cg, cols + i * c.L * ps * es, ps, ks,
+                         dx.raw() + ((n0 + i) * c.C + gr * c.Cg) * c.HW * es);
         });
       }
     }
@@ -177,7 +189,8 @@ Tensor conv2d(const Tensor& x0, const Tensor& w0, const Tensor& bias, Pair2 stri
     for (int64_t gr = 0; gr < groups; gr++) {
       gather_cols(c, g, X, gr, n0, nb, cols.raw());
       // out^T[ld, Og] = cols^T @ W_g^T
-      gemm(dt, ld, c.Og, c.K, cols.raw(), 1, ld, W.raw() + gr * c.Og * c.K * es, 1, c.K, omat, c.Og, false);
+      gemm(dt, ld, c.Og, c.K, cols.raw(), c.ps(), c.ks(ld), W.raw() + gr * c.Og * c.K * es, 1, c.K, omat, c.Og,
+           false);
       regroup(c, dt, out.raw(), omat, gr, n0, nb, false);
     }
   }

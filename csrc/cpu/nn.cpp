@@ -56,53 +56,6 @@ void im2col_rows_t(const Window2d& g, int64_t C, const T* x, T* cols, int64_t ld
       }
 }
 
-// Strided windows (stride > 1) make short, gather-like rows: the image is copied once into
-// a zero-padded buffer, then every row of the column matrix reads it through the same table
-// of offsets, with no bounds checks left.
-struct PaddedWindows {
-  int64_t Hp, Wp, L;
-  bool used;  // false: the plain row-by-row path is the better one
-};
-
-inline PaddedWindows padded_windows(const Window2d& g, int64_t C) {
-  const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw;
-  return {Hp, Wp, g.Ho * g.Wo, g.sw > 1 && C * Hp * Wp < (int64_t(1) << 31)};
-}
-
-// Offset in the padded plane of output pixel l's window origin, one thread-local table.
-inline const int32_t* window_offsets(const Window2d& g, int64_t Wp) {
-  thread_local std::vector<int32_t> off;
-  off.resize(size_t(g.Ho * g.Wo));
-  for (int64_t oh = 0; oh < g.Ho; oh++)
-    for (int64_t ow = 0; ow < g.Wo; ow++) off[size_t(oh * g.Wo + ow)] = int32_t(oh * g.sh * Wp + ow * g.sw);
-  return off.data();
-}
-
-template <class T>
-T* zeroed_scratch(size_t n) {
-  thread_local std::vector<T> pad;
-  pad.assign(n, T(0));
-  return pad.data();
-}
-
-template <class T>
-void im2col_t(const Window2d& g, int64_t C, const T* x, T* cols, int64_t ld) {
-  const PaddedWindows p = padded_windows(g, C);
-  if (!p.used) return im2col_rows_t(g, C, x, cols, ld);
-  T* pad = zeroed_scratch<T>(size_t(C * p.Hp * p.Wp));
-  for (int64_t c = 0; c < C; c++)
-    for (int64_t h = 0; h < g.H; h++)
-      std::memcpy(pad + (c * p.Hp + h + g.ph) * p.Wp + g.pw, x + (c * g.H + h) * g.W, size_t(g.W) * sizeof(T));
-  const int32_t* o = window_offsets(g, p.Wp);
-  for (int64_t c = 0; c < C; c++)
-    for (int64_t i = 0; i < g.kh; i++)
-      for (int64_t j = 0; j < g.kw; j++) {
-        const T* src = pad + (c * p.Hp + i * g.dh) * p.Wp + j * g.dw;
-        T* row = cols + ((c * g.kh + i) * g.kw + j) * ld;
-        for (int64_t l = 0; l < p.L; l++) row[l] = src[o[l]];
-      }
-}
-
 template <class T>
 void col2im_rows_t(const Window2d& g, int64_t C, const T* cols, int64_t ld, T* dx) {
   for (int64_t c = 0; c < C; c++)
@@ -122,27 +75,89 @@ void col2im_rows_t(const Window2d& g, int64_t C, const T* cols, int64_t ld, T* d
       }
 }
 
-// The transpose of the padded im2col above: accumulate into a padded buffer, then add its
-// interior to dx.
+// Pixel-major columns: output pixel l owns cols[l*ps .. l*ps + C*kh*kw), its window's taps
+// in (c, i, j) order. The image is first copied into a zero-padded buffer so that no tap
+// needs a bounds check; then each (c, i) row of a window is one short copy of kw values.
+struct Padded {
+  int64_t Hp, Wp;
+};
+
+inline Padded padded(const Window2d& g) { return {g.H + 2 * g.ph, g.W + 2 * g.pw}; }
+
+// A zeroed per-thread buffer for C padded planes, with kSlack values of slack at its end.
+constexpr int64_t kSlack = 8;
 template <class T>
-void col2im_t(const Window2d& g, int64_t C, const T* cols, int64_t ld, T* dx) {
-  const PaddedWindows p = padded_windows(g, C);
-  if (!p.used) return col2im_rows_t(g, C, cols, ld, dx);
-  T* pad = zeroed_scratch<T>(size_t(C * p.Hp * p.Wp));
-  const int32_t* o = window_offsets(g, p.Wp);
+T* padded_scratch(const Window2d& g, int64_t C) {
+  const Padded p = padded(g);
+  thread_local std::vector<T> buf;
+  buf.assign(size_t(C * p.Hp * p.Wp + kSlack), T(0));
+  return buf.data();
+}
+
+// Offsets in the padded planes of the C*kh window rows, from the window's origin.
+inline const int64_t* window_rows(const Window2d& g, int64_t C, const Padded& p) {
+  thread_local std::vector<int64_t> rows;
+  rows.resize(size_t(C * g.kh));
   for (int64_t c = 0; c < C; c++)
-    for (int64_t i = 0; i < g.kh; i++)
-      for (int64_t j = 0; j < g.kw; j++) {
-        T* dst = pad + (c * p.Hp + i * g.dh) * p.Wp + j * g.dw;
-        const T* row = cols + ((c * g.kh + i) * g.kw + j) * ld;
-        for (int64_t l = 0; l < p.L; l++) dst[o[l]] += row[l];
-      }
+    for (int64_t i = 0; i < g.kh; i++) rows[size_t(c * g.kh + i)] = (c * p.Hp + i * g.dh) * p.Wp;
+  return rows.data();
+}
+
+template <class T>
+void im2col_pixels_t(const Window2d& g, int64_t C, const T* x, T* cols, int64_t ps) {
+  const Padded p = padded(g);
+  T* pad = padded_scratch<T>(g, C);
   for (int64_t c = 0; c < C; c++)
-    for (int64_t h = 0; h < g.H; h++) {
-      const T* src = pad + (c * p.Hp + h + g.ph) * p.Wp + g.pw;
-      T* out = dx + (c * g.H + h) * g.W;
-      for (int64_t w = 0; w < g.W; w++) out[w] += src[w];
+    for (int64_t h = 0; h < g.H; h++)
+      std::memcpy(pad + (c * p.Hp + h + g.ph) * p.Wp + g.pw, x + (c * g.H + h) * g.W, size_t(g.W) * sizeof(T));
+  const int64_t* rows = window_rows(g, C, p);
+  const int64_t R = C * g.kh, kw = g.kw, dw = g.dw;
+  // A window row of kw <= kSlack contiguous taps is copied as kSlack values at once: the
+  // extra values land where the next row's taps go and are overwritten by them. The rows
+  // near the end of a pixel's taps are copied exactly, so nothing is written past them.
+  const int64_t wide = dw == 1 && kw <= kSlack ? std::max<int64_t>(0, R + 1 - (kSlack + kw - 1) / kw) : 0;
+  for (int64_t oh = 0; oh < g.Ho; oh++)
+    for (int64_t ow = 0; ow < g.Wo; ow++) {
+      T* out = cols + (oh * g.Wo + ow) * ps;
+      const T* win = pad + oh * g.sh * p.Wp + ow * g.sw;
+      int64_t r = 0;
+      for (; r < wide; r++, out += kw) std::memcpy(out, win + rows[r], sizeof(T) * kSlack);  // one vector each
+      for (; r < R; r++, out += kw)
+        for (int64_t j = 0; j < kw; j++) out[j] = win[rows[r] + j * dw];
     }
+}
+
+// The transpose: every tap is added back to the padded pixel it came from, then the
+// interior is copied to dx.
+template <class T>
+void col2im_pixels_t(const Window2d& g, int64_t C, const T* cols, int64_t ps, T* dx) {
+  const Padded p = padded(g);
+  T* pad = padded_scratch<T>(g, C);
+  const int64_t* rows = window_rows(g, C, p);
+  const int64_t R = C * g.kh, kw = g.kw, dw = g.dw;
+  for (int64_t oh = 0; oh < g.Ho; oh++)
+    for (int64_t ow = 0; ow < g.Wo; ow++) {
+      const T* in = cols + (oh * g.Wo + ow) * ps;
+      T* win = pad + oh * g.sh * p.Wp + ow * g.sw;
+      for (int64_t r = 0; r < R; r++, in += kw)
+        for (int64_t j = 0; j < kw; j++) win[rows[r] + j * dw] += in[j];
+    }
+  for (int64_t c = 0; c < C; c++)
+    for (int64_t h = 0; h < g.H; h++)
+      std::memcpy(dx + (c * g.H + h) * g.W, pad + (c * p.Hp + h + g.ph) * p.Wp + g.pw, size_t(g.W) * sizeof(T));
+}
+
+template <class T>
+void im2col_t(const Window2d& g, int64_t C, const T* x, T* cols, int64_t ps, int64_t ks) {
+  if (ks == 1) return im2col_pixels_t(g, C, x, cols, ps);
+  im2col_rows_t(g, C, x, cols, ks);
+}
+
+template <class T>
+void col2im_t(const Window2d& g, int64_t C, const T* cols, int64_t ps, int64_t ks, T* dx) {
+  if (ks == 1) return col2im_pixels_t(g, C, cols, ps, dx);
+  std::fill(dx, dx + C * g.H * g.W, T(0));
+  col2im_rows_t(g, C, cols, ks, dx);
 }
 
 // ---- pooling -------------------------------------------------------------------
@@ -452,10 +467,12 @@ void cross_entropy_backward_t(int64_t rows, int64_t cols, const T* x, const int6
     });                                         \
   }
 
-FK_FLOAT_KERNEL(im2col, im2col_t, (DType dt, const Window2d& g, int64_t C, const void* x, void* cols, int64_t ld),
-                (g, C, static_cast<const T*>(x), static_cast<T*>(cols), ld))
-FK_FLOAT_KERNEL(col2im, col2im_t, (DType dt, const Window2d& g, int64_t C, const void* cols, int64_t ld, void* dx),
-                (g, C, static_cast<const T*>(cols), ld, static_cast<T*>(dx)))
+FK_FLOAT_KERNEL(im2col, im2col_t,
+                (DType dt, const Window2d& g, int64_t C, const void* x, void* cols, int64_t ps, int64_t ks),
+                (g, C, static_cast<const T*>(x), static_cast<T*>(cols), ps, ks))
+FK_FLOAT_KERNEL(col2im, col2im_t,
+                (DType dt, const Window2d& g, int64_t C, const void* cols, int64_t ps, int64_t ks, void* dx),
+                (g, C, static_cast<const T*>(cols), ps, ks, static_cast<T*>(dx)))
 FK_FLOAT_KERNEL(max_pool2d, max_pool_t,
                 (DType dt, const Window2d& g, int64_t planes, const void* x, void* out, int64_t* idx),
                 (g, planes, static_cast<const T*>(x), static_cast<T*>(out), idx))
