@@ -42,14 +42,16 @@ struct NnKernels {
                               void* out);
   void (*adaptive_avg_pool2d_backward)(DType dt, int64_t planes, int64_t H, int64_t W, int64_t Ho, int64_t Wo,
                                        const void* gout, void* gx);
-  // x is [N, C, S]: per-channel mean and biased variance (accumulated in double).
-  void (*channel_stats)(DType dt, int64_t N, int64_t C, int64_t S, const void* x, double* mean, double* var);
+  // The batch-norm loops, over channels [c0, c1) of x [N, C, S] (so threads can share the
+  // channels). Per-channel mean and biased variance (accumulated in double):
+  void (*channel_stats)(DType dt, int64_t N, int64_t C, int64_t S, int64_t c0, int64_t c1, const void* x,
+                        double* mean, double* var);
   // y = a[c]*x + b[c] (+ e[c]*z when z is given): the normalisation and its backward.
-  void (*channel_affine)(DType dt, int64_t N, int64_t C, int64_t S, const void* x, const double* a, const double* b,
-                         const void* z, const double* e, void* y);
+  void (*channel_affine)(DType dt, int64_t N, int64_t C, int64_t S, int64_t c0, int64_t c1, const void* x,
+                         const double* a, const double* b, const void* z, const double* e, void* y);
   // sg[c] = sum of g, sgx[c] = sum of g*(x - mean[c]) over channel c.
-  void (*channel_grad_sums)(DType dt, int64_t N, int64_t C, int64_t S, const void* g, const void* x,
-                            const double* mean, double* sg, double* sgx);
+  void (*channel_grad_sums)(DType dt, int64_t N, int64_t C, int64_t S, int64_t c0, int64_t c1, const void* g,
+                            const void* x, const double* mean, double* sg, double* sgx);
   // Row-wise softmax (or log-softmax) of `rows` contiguous rows of length `cols`.
   void (*softmax_rows)(DType dt, int64_t rows, int64_t cols, const void* x, void* y, bool log);
   // Cross entropy per row with label smoothing eps: loss[r] = logsumexp(x[r]) - (1-eps)*x[r,t_r] - eps*mean(x[r]).
@@ -77,6 +79,13 @@ struct GemmMicroKernels {
   GemmMicroKernel wide, narrow;
 };
 
+// Adam's constants for one step: m = b1*m + (1-b1)*g, v = b2*v + (1-b2)*g*g,
+// p -= step_size * m / (sqrt(v)*inv_bc2 + eps), with L2 (g += wd*p) or decoupled (p *= shrink) decay.
+struct AdamStep {
+  double beta1, beta2, step_size, inv_bc2, eps, wd, shrink;
+  bool decoupled;
+};
+
 struct CpuKernels {
   const char* isa;
   // out[i*so] = op(a[i*sa], b[i*sb]) for i < n; a, b and out (bool for comparisons) of type `dt`.
@@ -92,6 +101,8 @@ struct CpuKernels {
   // Reference GEMM (naive loops, any dtype but bool): C[M,N] = A[M,K] @ B[K,N], all
   // row-major and contiguous. The packed driver in core/gemm.cpp uses the micro-kernels.
   void (*gemm)(DType dt, int64_t M, int64_t N, int64_t K, const void* A, const void* B, void* C);
+  // One Adam step over n contiguous values (float32/float64); h holds the per-step constants.
+  void (*adam)(DType dt, int64_t n, void* p, const void* g, void* m, void* v, const AdamStep& h);
   const GemmMicroKernels* gemm_f32;
   const GemmMicroKernels* gemm_f64;
   const NnKernels* nn;

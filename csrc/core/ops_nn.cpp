@@ -288,6 +288,11 @@ Tensor adaptive_avg_pool2d(const Tensor& x0, Pair2 os) {
 
 // ---- batch norm --------------------------------------------------------------
 
+// Runs f(c0, c1) over channel ranges in parallel, a range holding at least ~32K values.
+static void over_channels(int64_t N, int64_t C, int64_t S, const std::function<void(int64_t, int64_t)>& f) {
+  parallel_for(C, std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, N * S)), f);
+}
+
 static std::vector<double> to_doubles(const Tensor& t, int64_t n, double dflt) {
   std::vector<double> v(size_t(n), dflt);
   if (!t.defined()) return v;
@@ -310,7 +315,9 @@ static void batch_norm_bw(Node& n, const Tensor& gout, Tensor* gi) {
   const int64_t N = X.size(0), C = X.size(1), S = X.numel() / std::max<int64_t>(1, N * C);
   const double M = double(N * S);
   std::vector<double> sg(static_cast<size_t>(C)), sgx(static_cast<size_t>(C));
-  nnk().channel_grad_sums(X.dtype(), N, C, S, G.raw(), X.raw(), mean.data(), sg.data(), sgx.data());
+  over_channels(N, C, S, [&](int64_t c0, int64_t c1) {
+    nnk().channel_grad_sums(X.dtype(), N, C, S, c0, c1, G.raw(), X.raw(), mean.data(), sg.data(), sgx.data());
+  });
   if (n.needs(0)) {
     std::vector<double> a(static_cast<size_t>(C)), b(static_cast<size_t>(C)), d(static_cast<size_t>(C));
     const bool training = n.scalars[0] != 0;
@@ -321,7 +328,9 @@ static void batch_norm_bw(Node& n, const Tensor& gout, Tensor* gi) {
       d[c] = training ? -a[c] * sg[c] / M - b[c] * mean[c] : 0;
     }
     Tensor dx = empty(X.shape(), X.dtype());
-    nnk().channel_affine(X.dtype(), N, C, S, G.raw(), a.data(), d.data(), X.raw(), b.data(), dx.raw());
+    over_channels(N, C, S, [&](int64_t c0, int64_t c1) {
+      nnk().channel_affine(X.dtype(), N, C, S, c0, c1, G.raw(), a.data(), d.data(), X.raw(), b.data(), dx.raw());
+    });
     gi[0] = dx;
   }
   if (n.needs(1)) {
@@ -347,7 +356,9 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   std::vector<double> mean(static_cast<size_t>(C)), var(static_cast<size_t>(C));
   if (training) {
     FK_CHECK(N * S > 1, Value, "Expected more than 1 value per channel when training, got input size ", to_string(x.shape()));
-    nnk().channel_stats(X.dtype(), N, C, S, X.raw(), mean.data(), var.data());
+    over_channels(N, C, S, [&](int64_t c0, int64_t c1) {
+      nnk().channel_stats(X.dtype(), N, C, S, c0, c1, X.raw(), mean.data(), var.data());
+    });
     GradMode off(false);
     const double unbias = double(N * S) / double(N * S - 1);
     std::vector<double> uvar(var);
@@ -370,7 +381,9 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
     shift[c] = b[c] - mean[c] * a[c];
   }
   Tensor out = empty(x.shape(), x.dtype());
-  nnk().channel_affine(X.dtype(), N, C, S, X.raw(), a.data(), shift.data(), nullptr, nullptr, out.raw());
+  over_channels(N, C, S, [&](int64_t c0, int64_t c1) {
+    nnk().channel_affine(X.dtype(), N, C, S, c0, c1, X.raw(), a.data(), shift.data(), nullptr, nullptr, out.raw());
+  });
   if (Node* n = make_node("NativeBatchNormBackward0", batch_norm_bw, {&x, &weight, &bias})) {
     n->save(X);
     n->save(from_doubles(mean));

@@ -2,6 +2,8 @@
 #include <cmath>
 
 #include "autograd.h"
+#include "kernels.h"
+#include "parallel.h"
 #include "ops.h"
 
 namespace fk {
@@ -17,25 +19,11 @@ void adam_step_(const Tensor& p, const Tensor& grad, const Tensor& m, const Tens
   FK_CHECK(step >= 1, Value, "adam_step_: step counts from 1, got ", step);
   check_inplace(p, "adam_step_");
   const double bc1 = 1 - std::pow(beta1, double(step)), bc2 = std::sqrt(1 - std::pow(beta2, double(step)));
-  dispatch_dtype(p.dtype(), [&](auto z) {
-    using T = decltype(z);
-    if constexpr (std::is_floating_point_v<T>) {
-      T* pp = p.data<T>();
-      const T* gp = grad.data<T>();
-      T* mp = m.data<T>();
-      T* vp = v.data<T>();
-      const T b1 = T(beta1), b2 = T(beta2), step_size = T(lr / bc1), inv_bc2 = T(1 / bc2), e = T(eps);
-      const T wd = T(weight_decay), shrink = T(1 - lr * weight_decay);
-      const int64_t n = p.numel();
-      for (int64_t i = 0; i < n; i++) {
-        T g = gp[i];
-        if (decoupled) pp[i] *= shrink;
-        else g += wd * pp[i];
-        mp[i] = b1 * mp[i] + (1 - b1) * g;
-        vp[i] = b2 * vp[i] + (1 - b2) * g * g;
-        pp[i] -= step_size * mp[i] / (std::sqrt(vp[i]) * inv_bc2 + e);
-      }
-    }
+  const AdamStep h{beta1, beta2, lr / bc1, 1 / bc2, eps, weight_decay, 1 - lr * weight_decay, decoupled};
+  // Parameters are small next to the step's other work: split only large ones.
+  const int64_t es = itemsize(p.dtype());
+  parallel_for(p.numel(), int64_t(1) << 16, [&](int64_t b, int64_t e) {
+    cpu_kernels().adam(p.dtype(), e - b, p.raw() + b * es, grad.raw() + b * es, m.raw() + b * es, v.raw() + b * es, h);
   });
   for (const Tensor* t : {&p, &m, &v}) t->bump_version();
 }

@@ -440,6 +440,30 @@ void gemm(DType dt, int64_t M, int64_t N, int64_t K, const void* A, const void* 
   });
 }
 
+// ---- optimizer updates ---------------------------------------------------------
+
+template <class T>
+void adam_t(int64_t n, T* p, const T* g, T* m, T* v, const AdamStep& h) {
+  const T b1 = T(h.beta1), b2 = T(h.beta2), step_size = T(h.step_size), inv_bc2 = T(h.inv_bc2), eps = T(h.eps);
+  const T wd = T(h.wd), shrink = T(h.shrink);
+  for (int64_t i = 0; i < n; i++) {
+    T gi = g[i], pi = p[i];
+    if (h.decoupled) pi *= shrink;
+    else gi += wd * pi;
+    const T mi = b1 * m[i] + (1 - b1) * gi, vi = b2 * v[i] + (1 - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = pi - step_size * mi / (std::sqrt(vi) * inv_bc2 + eps);
+  }
+}
+
+void adam(DType dt, int64_t n, void* p, const void* g, void* m, void* v, const AdamStep& h) {
+  if (dt == DType::Float64)
+    adam_t(n, static_cast<double*>(p), static_cast<const double*>(g), static_cast<double*>(m), static_cast<double*>(v), h);
+  else
+    adam_t(n, static_cast<float*>(p), static_cast<const float*>(g), static_cast<float*>(m), static_cast<float*>(v), h);
+}
+
 }  // namespace
 
 extern const NnKernels nn_kernels;                             // nn.cpp
@@ -448,7 +472,7 @@ extern const GemmMicroKernels gemm_micro_f32, gemm_micro_f64;  // gemm.cpp
 extern const CpuKernels kernels = {
 #define FK_STR2(x) #x
 #define FK_STR(x) FK_STR2(x)
-    FK_STR(FK_ISA), binary, unary, cast, clamp, reduce_rows, reduce_cols, gemm, &gemm_micro_f32, &gemm_micro_f64,
+    FK_STR(FK_ISA), binary, unary, cast, clamp, reduce_rows, reduce_cols, gemm, adam, &gemm_micro_f32, &gemm_micro_f64,
     &nn_kernels,
 };
 

@@ -324,66 +324,90 @@ void adaptive_t(int64_t planes, int64_t H, int64_t W, int64_t Ho, int64_t Wo, co
 // ---- batch-norm loops ----------------------------------------------------------
 
 // Both passes walk x in memory order ([N, C, S] row by row), accumulating per channel.
+// The batch-norm loops work on channels [c0, c1) of x [N, C, S]: for each image that is
+// one contiguous run of w = (c1 - c0)*S values, so they run along it with per-position
+// accumulators or coefficients (whatever S is, even 1), then fold positions into channels.
+// Float partials cover at most kRowBlock images before they are added into double.
+constexpr int64_t kRowBlock = 128;
+
 template <class T>
-void channel_stats_t(int64_t N, int64_t C, int64_t S, const T* x, double* mean, double* var) {
+T* run_scratch(int slot, int64_t w) {
+  thread_local std::vector<T> buf[3];
+  buf[slot].resize(size_t(w));
+  return buf[slot].data();
+}
+
+// Per-position coefficients: out[(c - c0)*S + s] = T(v[c]).
+template <class T>
+const T* expand(int slot, const double* v, int64_t c0, int64_t c1, int64_t S) {
+  T* out = run_scratch<T>(slot, (c1 - c0) * S);
+  for (int64_t c = c0; c < c1; c++) std::fill(out + (c - c0) * S, out + (c - c0 + 1) * S, T(v[c]));
+  return out;
+}
+
+// sums[(c - c0)] (double) = sum over images n and positions s of f(n, j) with j = (c - c0)*S + s;
+// f(n, j) reads the j-th value of image n's run. Positions are summed in order.
+template <class T, class F>
+void channel_sums(int64_t N, int64_t c0, int64_t c1, int64_t S, double* sums, F&& f) {
+  const int64_t w = (c1 - c0) * S;
+  T* part = run_scratch<T>(0, w);
+  std::vector<double> acc(size_t(w), 0.0);
+  for (int64_t n0 = 0; n0 < N; n0 += kRowBlock) {
+    std::fill(part, part + w, T(0));
+    for (int64_t n = n0; n < std::min(N, n0 + kRowBlock); n++)
+      for (int64_t j = 0; j < w; j++) part[j] += f(n, j);
+    for (int64_t j = 0; j < w; j++) acc[size_t(j)] += double(part[j]);
+  }
+  for (int64_t c = c0; c < c1; c++) {
+    double t = 0;
+    for (int64_t s = 0; s < S; s++) t += acc[size_t((c - c0) * S + s)];
+    sums[c] = t;
+  }
+}
+
+template <class T>
+void channel_stats_t(int64_t N, int64_t C, int64_t S, int64_t c0, int64_t c1, const T* x, double* mean, double* var) {
   const double count = double(N * S);
-  std::fill(mean, mean + C, 0.0);
-  std::fill(var, var + C, 0.0);
-  for (int64_t n = 0; n < N; n++)
-    for (int64_t c = 0; c < C; c++) {
-      const T* r = x + (n * C + c) * S;
-      T s = 0;  // a row's partial vectorises; rows are combined in double
-      for (int64_t i = 0; i < S; i++) s += r[i];
-      mean[c] += double(s);
-    }
-  for (int64_t c = 0; c < C; c++) mean[c] /= count;
-  for (int64_t n = 0; n < N; n++)
-    for (int64_t c = 0; c < C; c++) {  // second pass: no cancellation for large means
-      const T* r = x + (n * C + c) * S;
-      const T m = T(mean[c]);
-      T q = 0;
-      for (int64_t i = 0; i < S; i++) q += (r[i] - m) * (r[i] - m);
-      var[c] += double(q);
-    }
-  for (int64_t c = 0; c < C; c++) var[c] /= count;
+  const T* run = x + c0 * S;
+  const int64_t CS = C * S;
+  channel_sums<T>(N, c0, c1, S, mean, [&](int64_t n, int64_t j) { return run[n * CS + j]; });
+  for (int64_t c = c0; c < c1; c++) mean[c] /= count;
+  const T* m = expand<T>(1, mean, c0, c1, S);
+  channel_sums<T>(N, c0, c1, S, var, [&](int64_t n, int64_t j) {  // second pass: no cancellation for large means
+    const T d = run[n * CS + j] - m[j];
+    return d * d;
+  });
+  for (int64_t c = c0; c < c1; c++) var[c] /= count;
 }
 
 template <class T>
-void channel_affine_t(int64_t N, int64_t C, int64_t S, const T* x, const double* a, const double* b, const T* z,
-                      const double* e, T* y) {
-  for (int64_t n = 0; n < N; n++)
-    for (int64_t c = 0; c < C; c++) {
-      const T ac = T(a[c]), bc = T(b[c]);
-      const T* xr = x + (n * C + c) * S;
-      T* yr = y + (n * C + c) * S;
-      if (z) {
-        const T ec = T(e[c]);
-        const T* zr = z + (n * C + c) * S;
-        for (int64_t i = 0; i < S; i++) yr[i] = ac * xr[i] + bc + ec * zr[i];
-      } else {
-        for (int64_t i = 0; i < S; i++) yr[i] = ac * xr[i] + bc;
-      }
+void channel_affine_t(int64_t N, int64_t C, int64_t S, int64_t c0, int64_t c1, const T* x, const double* a,
+                      const double* b, const T* z, const double* e, T* y) {
+  const int64_t w = (c1 - c0) * S, CS = C * S, off = c0 * S;
+  const T* ar = expand<T>(0, a, c0, c1, S);
+  const T* br = expand<T>(1, b, c0, c1, S);
+  const T* er = z ? expand<T>(2, e, c0, c1, S) : nullptr;
+  for (int64_t n = 0; n < N; n++) {
+    const T* xr = x + n * CS + off;
+    T* yr = y + n * CS + off;
+    if (z) {
+      const T* zr = z + n * CS + off;
+      for (int64_t j = 0; j < w; j++) yr[j] = ar[j] * xr[j] + br[j] + er[j] * zr[j];
+    } else {
+      for (int64_t j = 0; j < w; j++) yr[j] = ar[j] * xr[j] + br[j];
     }
+  }
 }
 
 template <class T>
-void channel_grad_sums_t(int64_t N, int64_t C, int64_t S, const T* g, const T* x, const double* mean, double* sg,
-                         double* sgx) {
-  std::fill(sg, sg + C, 0.0);
-  std::fill(sgx, sgx + C, 0.0);
-  for (int64_t n = 0; n < N; n++)
-    for (int64_t c = 0; c < C; c++) {
-      const T* gr = g + (n * C + c) * S;
-      const T* xr = x + (n * C + c) * S;
-      const T m = T(mean[c]);
-      T pa = 0, pb = 0;  // per-row partials vectorise; rows are combined in double
-      for (int64_t i = 0; i < S; i++) {
-        pa += gr[i];
-        pb += gr[i] * (xr[i] - m);
-      }
-      sg[c] += double(pa);
-      sgx[c] += double(pb);
-    }
+void channel_grad_sums_t(int64_t N, int64_t C, int64_t S, int64_t c0, int64_t c1, const T* g, const T* x,
+                         const double* mean, double* sg, double* sgx) {
+  const T* gr = g + c0 * S;
+  const T* xr = x + c0 * S;
+  const int64_t CS = C * S;
+  const T* m = expand<T>(1, mean, c0, c1, S);
+  channel_sums<T>(N, c0, c1, S, sg, [&](int64_t n, int64_t j) { return gr[n * CS + j]; });
+  channel_sums<T>(N, c0, c1, S, sgx, [&](int64_t n, int64_t j) { return gr[n * CS + j] * (xr[n * CS + j] - m[j]); });
 }
 
 // ---- softmax and cross entropy -------------------------------------------------
@@ -492,16 +516,17 @@ FK_FLOAT_KERNEL(adaptive_avg_pool2d_backward, (adaptive_t<T, true>),
                 (DType dt, int64_t planes, int64_t H, int64_t W, int64_t Ho, int64_t Wo, const void* gout, void* gx),
                 (planes, H, W, Ho, Wo, static_cast<const T*>(gout), static_cast<T*>(gx)))
 FK_FLOAT_KERNEL(channel_stats, channel_stats_t,
-                (DType dt, int64_t N, int64_t C, int64_t S, const void* x, double* mean, double* var),
-                (N, C, S, static_cast<const T*>(x), mean, var))
+                (DType dt, int64_t N, int64_t C, int64_t S, int64_t c0, int64_t c1, const void* x, double* mean,
+                 double* var),
+                (N, C, S, c0, c1, static_cast<const T*>(x), mean, var))
 FK_FLOAT_KERNEL(channel_affine, channel_affine_t,
-                (DType dt, int64_t N, int64_t C, int64_t S, const void* x, const double* a, const double* b,
-                 const void* z, const double* e, void* y),
-                (N, C, S, static_cast<const T*>(x), a, b, static_cast<const T*>(z), e, static_cast<T*>(y)))
+                (DType dt, int64_t N, int64_t C, int64_t S, int64_t c0, int64_t c1, const void* x, const double* a,
+                 const double* b, const void* z, const double* e, void* y),
+                (N, C, S, c0, c1, static_cast<const T*>(x), a, b, static_cast<const T*>(z), e, static_cast<T*>(y)))
 FK_FLOAT_KERNEL(channel_grad_sums, channel_grad_sums_t,
-                (DType dt, int64_t N, int64_t C, int64_t S, const void* g, const void* x, const double* mean,
-                 double* sg, double* sgx),
-                (N, C, S, static_cast<const T*>(g), static_cast<const T*>(x), mean, sg, sgx))
+                (DType dt, int64_t N, int64_t C, int64_t S, int64_t c0, int64_t c1, const void* g, const void* x,
+                 const double* mean, double* sg, double* sgx),
+                (N, C, S, c0, c1, static_cast<const T*>(g), static_cast<const T*>(x), mean, sg, sgx))
 FK_FLOAT_KERNEL(softmax_rows, softmax_rows_t, (DType dt, int64_t rows, int64_t cols, const void* x, void* y, bool log),
                 (rows, cols, static_cast<const T*>(x), static_cast<T*>(y), log))
 FK_FLOAT_KERNEL(cross_entropy, cross_entropy_t,
