@@ -13,6 +13,7 @@ Ops are usually written once as `fn(m, *xs)` where `m` is the module (`fastkern`
 or `torch`): since fastkern mirrors PyTorch's API the same lambda drives both
 (see `fk_and_torch`).
 """
+import contextlib
 import functools
 import math
 
@@ -63,6 +64,17 @@ def assert_close(actual, expected, rtol=1e-5, atol=1e-6, msg=""):
                                    rtol=rtol, atol=atol, equal_nan=True, err_msg=msg)
     else:
         np.testing.assert_array_equal(a, e, err_msg=msg)
+
+
+@contextlib.contextmanager
+def fk_threads(n):
+    """Runs the body with fastkern's pool set to n threads."""
+    old = fk.get_num_threads()
+    fk.set_num_threads(n)
+    try:
+        yield
+    finally:
+        fk.set_num_threads(old)
 
 
 # ----------------------------------------------------------------------------- data

@@ -6,7 +6,7 @@ import pytest
 
 import fastkern as fk
 import fastkern.nn.functional as F
-from helpers import assert_close, helper_test_op, torch
+from helpers import assert_close, fk_threads, helper_test_op, torch
 
 if torch is not None:
     import torch.nn.functional as TF
@@ -93,6 +93,10 @@ CONV_CASES = [  # (x shape, w shape, stride, padding, dilation, groups, bias)
     ((3, 1, 1, 1), (2, 1, 1, 1), 1, 0, 1, 1, True),  # 1x1 image, batch 3
     ((1, 2, 6, 5), (3, 2, 2, 3), (2, 1), (1, 0), (1, 2), 1, True),  # asymmetric everything
     ((2, 4, 5, 5), (4, 1, 3, 3), 1, 1, 1, 4, True),  # depthwise
+    ((2, 2, 5, 18), (3, 2, 3, 3), 1, 1, 1, 1, True),  # long output rows: the tap-major column matrix
+    ((1, 2, 6, 21), (2, 2, 2, 3), 1, (0, 2), (1, 2), 1, True),  # tap-major with dilation
+    ((2, 2, 9, 9), (3, 2, 8, 8), 1, 3, 1, 1, True),  # window rows of 8: every copy a full vector
+    ((1, 2, 11, 12), (2, 2, 3, 9), 2, (1, 4), 1, 1, True),  # window rows longer than a vector
 ]
 
 
@@ -110,16 +114,24 @@ def test_conv2d(case):
                    max_grad_points=12)
 
 
-def test_conv2d_grid_against_reference():
-    # every stride/padding/dilation/groups combination in a small grid, forward only (gradients above)
+@pytest.mark.parametrize("width", [6, 19])  # short and long output rows: both column-matrix layouts
+def test_conv2d_grid_against_reference(width):
+    # every stride/padding/dilation/groups combination in a small grid, with the input gradient
     rng = np.random.default_rng(1)
     for s, p, d, g in itertools.product((1, 2), (0, 1, 2), (1, 2), (1, 2)):
-        x, w, b = rng.standard_normal((2, 4, 7, 6)), rng.standard_normal((6, 4 // g, 3, 2)), rng.standard_normal(6)
-        if (7 + 2 * p - d * 2 - 1) < 0 or (6 + 2 * p - d - 1) < 0:
+        x, w, b = rng.standard_normal((3, 4, 7, width)), rng.standard_normal((6, 4 // g, 3, 2)), rng.standard_normal(6)
+        if (7 + 2 * p - d * 2 - 1) < 0 or (width + 2 * p - d - 1) < 0:
             continue
-        got = F.conv2d(fk.tensor(x), fk.tensor(w), fk.tensor(b), s, p, d, g)
-        assert_close(got, np_conv2d(x, w, b, (s, s), (p, p), (d, d), g), rtol=1e-10, atol=1e-10,
-                     msg=f"s={s} p={p} d={d} g={g}")
+        xt = fk.tensor(x, requires_grad=True)
+        got = F.conv2d(xt, fk.tensor(w), fk.tensor(b), s, p, d, g)
+        msg = f"s={s} p={p} d={d} g={g}"
+        assert_close(got, np_conv2d(x, w, b, (s, s), (p, p), (d, d), g), rtol=1e-10, atol=1e-10, msg=msg)
+        # the input gradient of sum(out * gout) is the forward's transpose: <conv(dx), gout> = <dx, x.grad>
+        gout = rng.standard_normal(got.shape)
+        (got * fk.tensor(gout)).sum().backward()
+        dx = rng.standard_normal(x.shape)
+        lhs = (np_conv2d(dx, w, None, (s, s), (p, p), (d, d), g) * gout).sum()
+        assert abs(lhs - (dx * xt.grad.numpy()).sum()) <= 1e-9 * max(1.0, abs(lhs)), msg
 
 
 def test_conv2d_padding_strings_and_unbatched():
@@ -136,16 +148,12 @@ def test_conv2d_thread_count_independent():
     x = fk.tensor(rng.standard_normal((8, 16, 14, 14)).astype(np.float32), requires_grad=True)
     w = fk.tensor(rng.standard_normal((32, 16, 3, 3)).astype(np.float32), requires_grad=True)
     results = []
-    old = fk.get_num_threads()
-    try:
-        for n in (1, 2):
-            fk.set_num_threads(n)
+    for n in (1, 2):
+        with fk_threads(n):
             x.grad = w.grad = None
             out = F.conv2d(x, w, padding=1)
             out.sum().backward()
             results.append((out.detach().numpy().copy(), x.grad.numpy().copy(), w.grad.numpy().copy()))
-    finally:
-        fk.set_num_threads(old)
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
 
@@ -231,6 +239,39 @@ def test_batch_norm_training(shape):
     fk_fn, t_fn = tfn(lambda m, x, w, b: m.batch_norm(x, None, None, w, b, training=True))
     helper_test_op([shape, (C,), (C,)], fk_fn, np_batch_norm, t_fn, layouts=("contiguous", "strided"),
                    rtol=1e-4, atol=1e-5, domain=[(-2, 2), (0.5, 2), (-1, 1)])
+
+
+def test_batch_norm_large_float32():
+    # many images (float partials are flushed to double every 128), many channels (split
+    # across threads), a large mean (the two-pass variance), every spatial size down to 1x1
+    rng = np.random.default_rng(6)
+    for shape in [(300, 40, 3, 3), (70, 33), (9, 5, 30, 31)]:
+        x = (rng.standard_normal(shape) * 3 + 100).astype(np.float32)
+        C = shape[1]
+        w, b, gout = rng.standard_normal(C), rng.standard_normal(C), rng.standard_normal(shape)
+        results = []
+        for threads in (1, 2):
+            with fk_threads(threads):
+                xt = fk.tensor(x, requires_grad=True)
+                wt = fk.tensor(w.astype(np.float32), requires_grad=True)
+                out = F.batch_norm(xt, None, None, wt, fk.tensor(b.astype(np.float32)), training=True)
+                (out * fk.tensor(gout.astype(np.float32))).sum().backward()
+                results.append([out.detach().numpy(), xt.grad.numpy(), wt.grad.numpy()])
+        for a, c in zip(*results):
+            np.testing.assert_array_equal(a, c)  # the channel split does not change any result
+        x64 = x.astype(np.float64)
+        axes = (0,) + tuple(range(2, x.ndim))
+        bshape = (1, -1) + (1,) * (x.ndim - 2)
+        m, v = x64.mean(axis=axes, keepdims=True), x64.var(axis=axes, keepdims=True)
+        invstd = 1 / np.sqrt(v + 1e-5)
+        xhat = (x64 - m) * invstd
+        M = x.size / C
+        sg, sgx = gout.sum(axis=axes, keepdims=True), (gout * xhat).sum(axis=axes, keepdims=True)
+        dx = w.reshape(bshape) * invstd / M * (M * gout - sg - xhat * sgx)
+        out, gx, gw = results[0]
+        assert_close(out, xhat * w.reshape(bshape) + b.reshape(bshape), rtol=1e-4, atol=2e-4)
+        assert_close(gx, dx, rtol=1e-3, atol=2e-4 * np.abs(dx).max())
+        assert_close(gw, sgx.reshape(-1), rtol=1e-3, atol=1e-3)
 
 
 def test_batch_norm_eval_and_running_stats():
