@@ -134,6 +134,24 @@ def test_conv2d_grid_against_reference(width):
         assert abs(lhs - (dx * xt.grad.numpy()).sum()) <= 1e-9 * max(1.0, abs(lhs)), msg
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv2d_in_chunks(stride):
+    # column matrices over ~4 MB are built a few images at a time (here 2 + 2 + 1 images), and
+    # the weight gradient gathers them again and sums the chunks
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal((5, 16, 40, 40)), rng.standard_normal((8, 16, 3, 3))
+    xt, wt = fk.tensor(x, requires_grad=True), fk.tensor(w, requires_grad=True)
+    out = F.conv2d(xt, wt, padding=1, stride=stride)
+    assert_close(out, np_conv2d(x, w, padding=(1, 1), stride=(stride, stride)), rtol=1e-10, atol=1e-10)
+    gout = rng.standard_normal(out.shape)
+    (out * fk.tensor(gout)).sum().backward()
+    # <conv(x, dw), gout> = <dw, w.grad> and <conv(dx, w), gout> = <dx, x.grad>
+    dw, dx = rng.standard_normal(w.shape), rng.standard_normal(x.shape)
+    for a, b, direction, grad in [(x, dw, dw, wt.grad), (dx, w, dx, xt.grad)]:
+        lhs = (np_conv2d(a, b, padding=(1, 1), stride=(stride, stride)) * gout).sum()
+        assert abs(lhs - (direction * grad.numpy()).sum()) <= 1e-9 * abs(lhs)
+
+
 def test_conv2d_padding_strings_and_unbatched():
     rng = np.random.default_rng(2)
     x, w = rng.standard_normal((3, 8, 8)), rng.standard_normal((5, 3, 3, 3))
