@@ -94,14 +94,14 @@ class PartsBarrier {
 
 template <class T>
 void gemm_packed(const GemmMicroKernels& uks, int64_t M, int64_t N, int64_t K, const T* A, int64_t rsa, int64_t csa,
-                 const T* B, int64_t rsb, int64_t csb, T* C, int64_t ldc, bool accumulate) {
+                 const int64_t* acols, const T* B, int64_t rsb, int64_t csb, T* C, int64_t ldc, bool accumulate) {
   const GemmMicroKernel& uk = N <= uks.narrow.nr ? uks.narrow : uks.wide;
   const int MR = uk.mr, NR = uk.nr;
   const int64_t mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;  // panels of A and of B
   // The micro-kernel can read A where it is (its strides are free; only B must be
   // packed). Packing A pays off only for a large A that meets many B panels: then its
   // panels stream from contiguous memory instead of MR rows pages apart.
-  const bool pack_a = np > kPackAPanels && M * K >= kPackAElems;
+  const bool pack_a = !acols && np > kPackAPanels && M * K >= kPackAElems;
   // K blocks of near-equal length, chosen from the shape alone (never the thread count).
   const int64_t kc_limit = pack_a ? kKC : kKCUnpackedA;
   const int64_t nkb = (K + kc_limit - 1) / kc_limit, kc_max = (K + nkb - 1) / nkb;
@@ -136,12 +136,12 @@ void gemm_packed(const GemmMicroKernels& uks, int64_t M, int64_t N, int64_t K, c
       for (int64_t jc = c0; jc < c1; jc += nc)
         for (int64_t ir = r0; ir < r1; ir++) {
           const int64_t i0 = ir * MR;
-          const T* a = pack_a ? Ap + ir * MR * kc : A + i0 * rsa + k0 * csa;
+          const T* a = pack_a ? Ap + ir * MR * kc : A + i0 * rsa + (acols ? 0 : k0 * csa);
           const int64_t ar = pack_a ? 1 : rsa, ac = pack_a ? MR : csa;
           for (int64_t jr = jc; jr < std::min(jc + nc, c1); jr++) {
             const int64_t j0 = jr * NR;
-            uk.run(kc, a, ar, ac, Bp + jr * NR * kc, C + i0 * ldc + j0, ldc, int(std::min<int64_t>(MR, M - i0)),
-                   int(std::min<int64_t>(NR, N - j0)), acc);
+            uk.run(kc, a, ar, ac, acols ? acols + k0 : nullptr, Bp + jr * NR * kc, C + i0 * ldc + j0, ldc,
+                   int(std::min<int64_t>(MR, M - i0)), int(std::min<int64_t>(NR, N - j0)), acc);
           }
         }
     }
@@ -187,8 +187,9 @@ void gemm_reference(DType dt, int64_t M, int64_t N, int64_t K, const T* A, int64
 }  // namespace
 
 void gemm(DType dt, int64_t M, int64_t N, int64_t K, const void* A, int64_t rsa, int64_t csa, const void* B,
-          int64_t rsb, int64_t csb, void* C, int64_t ldc, bool accumulate) {
+          int64_t rsb, int64_t csb, void* C, int64_t ldc, bool accumulate, const int64_t* acols) {
   if (M == 0 || N == 0) return;
+  FK_CHECK(!acols || is_float(dt), Runtime, "gemm: column offsets of A need a floating point dtype");
   dispatch_dtype(dt, [&](auto z) {
     using T = decltype(z);
     if constexpr (!std::is_same_v<T, bool>) {
@@ -199,9 +200,9 @@ void gemm(DType dt, int64_t M, int64_t N, int64_t K, const void* A, int64_t rsa,
         if (!accumulate)
           for (int64_t i = 0; i < M; i++) std::memset(c + i * ldc, 0, size_t(N) * sizeof(T));
       } else if constexpr (std::is_same_v<T, float>) {
-        gemm_packed(*cpu_kernels().gemm_f32, M, N, K, a, rsa, csa, b, rsb, csb, c, ldc, accumulate);
+        gemm_packed(*cpu_kernels().gemm_f32, M, N, K, a, rsa, csa, acols, b, rsb, csb, c, ldc, accumulate);
       } else if constexpr (std::is_same_v<T, double>) {
-        gemm_packed(*cpu_kernels().gemm_f64, M, N, K, a, rsa, csa, b, rsb, csb, c, ldc, accumulate);
+        gemm_packed(*cpu_kernels().gemm_f64, M, N, K, a, rsa, csa, acols, b, rsb, csb, c, ldc, accumulate);
       } else {
         gemm_reference(dt, M, N, K, a, rsa, csa, b, rsb, csb, c, ldc, accumulate);
       }

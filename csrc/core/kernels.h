@@ -65,13 +65,14 @@ struct NnKernels {
 
 // A register-blocked GEMM micro-kernel: C[0:m, 0:n] = (or += when `accumulate`) the
 // product of an m x kc block of A and a packed kc x NR panel of B, m <= MR, n <= NR.
-// A(i, k) = A[i*rsa + k*csa] for i < m (a packed panel has rsa = 1, csa = MR); B is packed
+// A(i, k) = A[i*rsa + k*csa] for i < m (a packed panel has rsa = 1, csa = MR), or
+// A[i*rsa + acols[k]] when acols is given (columns at arbitrary offsets); B is packed
 // k-major, B(k, j) = Bp[k*NR + j], zero past n. C is row-major with row stride ldc; only
 // its m x n corner is touched.
 struct GemmMicroKernel {
   int mr, nr;
-  void (*run)(int64_t kc, const void* A, int64_t rsa, int64_t csa, const void* Bp, void* C, int64_t ldc, int m, int n,
-              bool accumulate);
+  void (*run)(int64_t kc, const void* A, int64_t rsa, int64_t csa, const int64_t* acols, const void* Bp, void* C,
+              int64_t ldc, int m, int n, bool accumulate);
 };
 // The micro-kernels of one dtype: `wide` for most products, `narrow` (a smaller NR) for
 // products with few columns, where the wide one would mostly multiply zero padding.

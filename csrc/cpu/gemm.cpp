@@ -102,10 +102,11 @@ constexpr int kMR = 4, kNV = 8, kMRNarrow = 8, kNVNarrow = 4;
 
 // kFullUnit: m == MR and A(i, k) = A[k*csa + i] (packed, or a transposed operand), so the
 // MR broadcasts per k use constant offsets. Otherwise each row has its own offset, and
-// rows past m repeat row m-1 so that nothing outside A is read.
-template <class T, int MR, int NV, bool kFullUnit>
-FK_INLINE void micro_tile(int64_t kc, const T* A, int64_t rsa, int64_t csa, const T* B, T* C, int64_t ldc, int m, int n,
-                          bool accumulate) {
+// rows past m repeat row m-1 so that nothing outside A is read. kTable: column k of A
+// starts at A + acols[k] instead of A + k*csa.
+template <class T, int MR, int NV, bool kFullUnit, bool kTable>
+FK_INLINE void micro_tile(int64_t kc, const T* A, int64_t rsa, int64_t csa, const int64_t* acols, const T* B, T* C,
+                          int64_t ldc, int m, int n, bool accumulate) {
   using V = Vec<T>;
   using R = typename V::R;
   constexpr int W = V::W, NR = NV * W;
@@ -118,13 +119,14 @@ FK_INLINE void micro_tile(int64_t kc, const T* A, int64_t rsa, int64_t csa, cons
   for (int i = 0; i < MR; i++)
 #pragma GCC unroll 8
     for (int v = 0; v < NV; v++) acc[i][v] = V::zero();
-  for (int64_t k = 0; k < kc; k++, A += csa, B += NR) {
+  for (int64_t k = 0; k < kc; k++, B += NR) {
+    const T* Ak = kTable ? A + acols[k] : A + k * csa;
     R b[NV];
 #pragma GCC unroll 8
     for (int v = 0; v < NV; v++) b[v] = V::load(B + v * W);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
-      const R a = V::bcast(A + off[i]);
+      const R a = V::bcast(Ak + off[i]);
 #pragma GCC unroll 8
       for (int v = 0; v < NV; v++) acc[i][v] = V::fma(a, b[v], acc[i][v]);
     }
@@ -145,15 +147,20 @@ FK_INLINE void micro_tile(int64_t kc, const T* A, int64_t rsa, int64_t csa, cons
 }
 
 template <class T, int MR, int NV>
-void micro_kernel(int64_t kc, const void* A, int64_t rsa, int64_t csa, const void* Bp, void* C, int64_t ldc, int m,
-                  int n, bool accumulate) {
+void micro_kernel(int64_t kc, const void* A, int64_t rsa, int64_t csa, const int64_t* acols, const void* Bp, void* C,
+                  int64_t ldc, int m, int n, bool accumulate) {
   const T* a = static_cast<const T*>(A);
   const T* b = static_cast<const T*>(Bp);
   T* c = static_cast<T*>(C);
-  if (rsa == 1 && m == MR)
-    micro_tile<T, MR, NV, true>(kc, a, 1, csa, b, c, ldc, m, n, accumulate);
+  const bool unit = rsa == 1 && m == MR;
+  if (acols && unit)
+    micro_tile<T, MR, NV, true, true>(kc, a, 1, 0, acols, b, c, ldc, m, n, accumulate);
+  else if (acols)
+    micro_tile<T, MR, NV, false, true>(kc, a, rsa, 0, acols, b, c, ldc, m, n, accumulate);
+  else if (unit)
+    micro_tile<T, MR, NV, true, false>(kc, a, 1, csa, nullptr, b, c, ldc, m, n, accumulate);
   else
-    micro_tile<T, MR, NV, false>(kc, a, rsa, csa, b, c, ldc, m, n, accumulate);
+    micro_tile<T, MR, NV, false, false>(kc, a, rsa, csa, nullptr, b, c, ldc, m, n, accumulate);
 }
 
 }  // namespace
