@@ -43,14 +43,10 @@ void im2col_rows_t(const Window2d& g, int64_t C, const T* x, T* cols, int64_t ld
           }
           const T* in = plane + ih * g.W;
           std::fill(out, out + lo, T(0));
-          if (g.sw == 1) {
+          if (g.sw == 1)  // the case conv2d uses this layout for (strided rows go pixel-major)
             std::memcpy(out + lo, in + lo + off, size_t(hi - lo) * sizeof(T));
-          } else if (g.sw == 2) {  // a constant stride the compiler turns into vector shuffles
-            const T* src = in + off;
-            for (int64_t ow = lo; ow < hi; ow++) out[ow] = src[2 * ow];
-          } else {
+          else
             for (int64_t ow = lo; ow < hi; ow++) out[ow] = in[ow * g.sw + off];
-          }
           std::fill(out + hi, out + g.Wo, T(0));
         }
       }
