@@ -30,8 +30,6 @@ constexpr int64_t kNCols = 512;  // columns of packed B swept per A panel (kc x 
 constexpr int64_t kPackAPanels = 4, kPackAElems = int64_t(1) << 19;
 // Below this many multiply-adds one thread is faster than waking the pool.
 constexpr int64_t kParallelMACs = int64_t(1) << 20;
-// Threads split C only if the panels divide evenly enough (busy share / mean share).
-constexpr double kMinEvenness = 0.85;
 
 // 64-byte aligned scratch, one per calling thread, grown on demand and kept (a few MiB
 // at most for 2048-square): packing buffers are needed on every call and fresh large
@@ -114,9 +112,8 @@ void gemm_packed(const GemmMicroKernels& uks, int64_t M, int64_t N, int64_t K, c
   // The side is the one that splits more evenly (a partial share costs a whole one),
   // and threads are used only when that leaves little idle.
   const int64_t threads = M * N * K >= kParallelMACs ? num_threads() : 1;
-  auto evenness = [&](int64_t panels) { return double(panels) / double(threads * ((panels + threads - 1) / threads)); };
-  const bool split_m = evenness(mp) >= evenness(np);
-  const int64_t parts = evenness(split_m ? mp : np) >= kMinEvenness ? threads : 1;
+  const bool split_m = evenness(mp, threads) >= evenness(np, threads);
+  const int64_t parts = evenness(split_m ? mp : np, threads) >= kMinEvenness ? threads : 1;
   PartsBarrier packed_all(parts);
   parallel_for(parts, 1, [&](int64_t t0, int64_t t1) {
     const int64_t a0 = mp * t0 / parts, a1 = mp * t1 / parts, b0 = np * t0 / parts, b1 = np * t1 / parts;

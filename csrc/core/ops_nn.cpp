@@ -169,7 +169,7 @@ void unpad_rows(DType dt, const char* mat, int64_t P, int64_t C, char* dst, int6
 // else all at once, the products being split across threads instead.
 void for_images(int64_t N, const std::function<void(int64_t, int64_t)>& f) {
   const int64_t t = num_threads();
-  if (t > 1 && N >= t && double(N) / double(t * ((N + t - 1) / t)) >= 0.85)
+  if (t > 1 && N >= t && evenness(N, t) >= kMinEvenness)
     parallel_for(N, 1, f);
   else
     f(0, N);

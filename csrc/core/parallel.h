@@ -13,6 +13,14 @@ void set_num_threads(int n);
 // called from inside a pool thread.
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& f);
 
+// How evenly `parts` equal pieces of work spread over `threads`: the mean share over the
+// busiest thread's share (1 when they divide evenly). Work is split across threads only
+// when this is at least kMinEvenness: a partial share costs as long as a whole one.
+constexpr double kMinEvenness = 0.85;
+inline double evenness(int64_t parts, int64_t threads) {
+  return parts > 0 ? double(parts) / double(threads * ((parts + threads - 1) / threads)) : 0.0;
+}
+
 // Set by the bindings: parallel regions release the Python GIL (release returns a
 // token for reacquire), so other Python threads, such as data loaders, run meanwhile.
 void set_gil_hooks(void* (*release)(), void (*reacquire)(void*));
