@@ -100,24 +100,30 @@ void gather_cols(const ConvShape& c, const Window2d& g, const Tensor& X, int64_t
   });
 }
 
-// Copies channels [gr*Og, (gr+1)*Og) of images [n0, n0 + nb) between the [N, O, L] tensor
-// layout and a [nb*L, Og] matrix (pixels by channels), in the direction `to_matrix`. The
-// products run faster with the long pixel dimension as their rows.
-void regroup(const ConvShape& c, DType dt, char* tensor, char* matrix, int64_t gr, int64_t n0, int64_t nb, bool to_matrix) {
+// Copies channels [gr*Og, (gr+1)*Og) of images [n0, n0 + nb) between the [N, O, Ho, Wo]
+// tensor layout and a matrix of pixels by Og channels, in the direction `to_matrix`: pixel
+// (oh, ow) of image n is row (n*Ho + oh)*P + ow. P = Wo packs the pixels ([nb*L, Og]; the
+// products run faster with the long pixel dimension as their rows); a wider pitch skips the
+// junk rows of an implicit product.
+void regroup(const ConvShape& c, const Window2d& g, DType dt, char* tensor, char* matrix, int64_t P, int64_t gr,
+             int64_t n0, int64_t nb, bool to_matrix) {
+  // Packed pixels are one run per plane.
+  const int64_t rows = P == g.Wo ? 1 : g.Ho, cols = P == g.Wo ? c.L : g.Wo;
   dispatch_dtype(dt, [&](auto z) {
     using T = decltype(z);
     T* ten = reinterpret_cast<T*>(tensor);
     T* mat = reinterpret_cast<T*>(matrix);
-    parallel_for(nb, 1, [&](int64_t b, int64_t e) {
-      for (int64_t n = b; n < e; n++)
-        for (int64_t o = 0; o < c.Og; o++) {
-          T* t = ten + ((n0 + n) * c.O + gr * c.Og + o) * c.L;
-          T* m = mat + n * c.L * c.Og + o;
+    parallel_for(nb * c.Og, std::max<int64_t>(1, 4096 / c.L), [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; i++) {
+        const int64_t n = i / c.Og, o = i % c.Og;
+        T* t = ten + ((n0 + n) * c.O + gr * c.Og + o) * c.L;
+        T* m = mat + n * g.Ho * P * c.Og + o;
+        for (int64_t r = 0; r < rows; r++, t += cols, m += P * c.Og)
           if (to_matrix)
-            for (int64_t l = 0; l < c.L; l++) m[l * c.Og] = t[l];
+            for (int64_t l = 0; l < cols; l++) m[l * c.Og] = t[l];
           else
-            for (int64_t l = 0; l < c.L; l++) t[l] = m[l * c.Og];
-        }
+            for (int64_t l = 0; l < cols; l++) t[l] = m[l * c.Og];
+      }
     });
   });
 }
@@ -150,20 +156,6 @@ void pad_planes(DType dt, const char* src, int64_t C, int64_t H, int64_t W, char
   });
 }
 
-// dst[c][h][w] = mat[(h*P + w)*C + c] for C planes of H x W: the product's rows back to planes.
-void unpad_rows(DType dt, const char* mat, int64_t P, int64_t C, char* dst, int64_t H, int64_t W) {
-  dispatch_dtype(dt, [&](auto z) {
-    using T = decltype(z);
-    const T* m = reinterpret_cast<const T*>(mat);
-    T* d = reinterpret_cast<T*>(dst);
-    parallel_for(C, std::max<int64_t>(1, 4096 / (H * W)), [&](int64_t c0, int64_t c1) {
-      for (int64_t c = c0; c < c1; c++)
-        for (int64_t h = 0; h < H; h++)
-          for (int64_t w = 0; w < W; w++) d[(c * H + h) * W + w] = m[(h * P + w) * C + c];
-    });
-  });
-}
-
 // Runs f(n0, n1) over ranges of images: split across threads when the images divide
 // evenly among them (each image's products then run on one thread, with no hand-offs),
 // else all at once, the products being split across threads instead.
@@ -188,7 +180,7 @@ void implicit_forward(const ConvShape& c, const Window2d& g, const Tensor& X, co
         // mat[M, Og] = buf-as-columns[M, K] @ W_g^T
         gemm(dt, M, c.Og, c.K, buf.raw(), 1, 0, W.raw() + gr * c.Og * c.K * es, 1, c.K, mat.raw(), c.Og, false,
              off.data());
-        unpad_rows(dt, mat.raw(), Wp, c.Og, out.raw() + (n * c.O + gr * c.Og) * c.L * es, g.Ho, g.Wo);
+        regroup(c, g, dt, out.raw(), mat.raw(), Wp, gr, n, 1, false);
       }
   });
 }
@@ -211,7 +203,7 @@ void conv_bw(Node& n, const Tensor& gout, Tensor* gi) {
   for (int64_t n0 = 0; n0 < c.N; n0 += chunk) {
     const int64_t nb = std::min(chunk, c.N - n0), ld = nb * c.L, ps = c.ps(), ks = c.ks(ld);
     for (int64_t gr = 0; gr < c.groups; gr++) {
-      regroup(c, dt, G.raw(), gmat, gr, n0, nb, true);
+      regroup(c, g, dt, G.raw(), gmat, g.Wo, gr, n0, nb, true);
       const char* wg = Wt.raw() + gr * c.Og * c.K * es;
       if (dwt.defined()) {  // dW_g^T[K, Og] (+)= cols[K, ld] @ gout[ld, Og]
         if (!kept.defined()) gather_cols(c, g, X, gr, n0, nb, cols);
@@ -271,7 +263,7 @@ Tensor conv2d(const Tensor& x0, const Tensor& w0, const Tensor& bias, Pair2 stri
         // out^T[ld, Og] = cols^T @ W_g^T
         gemm(dt, ld, c.Og, c.K, cols.raw(), c.ps(), c.ks(ld), W.raw() + gr * c.Og * c.K * es, 1, c.K, omat, c.Og,
              false);
-        regroup(c, dt, out.raw(), omat, gr, n0, nb, false);
+        regroup(c, g, dt, out.raw(), omat, g.Wo, gr, n0, nb, false);
       }
     }
   }
