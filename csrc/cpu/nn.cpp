@@ -16,6 +16,15 @@ void float_dispatch(DType dt, F&& f) {
   else f(float{});
 }
 
+// Per-thread scratch of n values of T, kept between calls (grown, never shrunk); `slot`
+// tells apart the buffers of one type that a kernel uses at the same time.
+template <class T>
+T* scratch(int slot, int64_t n) {
+  thread_local std::vector<T> buf[3];
+  buf[slot].resize(size_t(n));
+  return buf[slot].data();
+}
+
 // ---- convolution lowering ------------------------------------------------------
 
 // Output columns ow whose input column ow*sw + off lies inside the image: [lo, hi).
@@ -85,18 +94,18 @@ constexpr int64_t kSlack = 8;
 template <class T>
 T* padded_scratch(const Window2d& g, int64_t C) {
   const Padded p = padded(g);
-  thread_local std::vector<T> buf;
-  buf.assign(size_t(C * p.Hp * p.Wp + kSlack), T(0));
-  return buf.data();
+  const int64_t n = C * p.Hp * p.Wp + kSlack;
+  T* buf = scratch<T>(0, n);
+  std::fill(buf, buf + n, T(0));
+  return buf;
 }
 
 // Offsets in the padded planes of the C*kh window rows, from the window's origin.
 inline const int64_t* window_rows(const Window2d& g, int64_t C, const Padded& p) {
-  thread_local std::vector<int64_t> rows;
-  rows.resize(size_t(C * g.kh));
+  int64_t* rows = scratch<int64_t>(0, C * g.kh);
   for (int64_t c = 0; c < C; c++)
-    for (int64_t i = 0; i < g.kh; i++) rows[size_t(c * g.kh + i)] = (c * p.Hp + i * g.dh) * p.Wp;
-  return rows.data();
+    for (int64_t i = 0; i < g.kh; i++) rows[c * g.kh + i] = (c * p.Hp + i * g.dh) * p.Wp;
+  return rows;
 }
 
 template <class T>
@@ -326,17 +335,10 @@ void adaptive_t(int64_t planes, int64_t H, int64_t W, int64_t Ho, int64_t Wo, co
 // Float partials cover at most kRowBlock images before they are added into double.
 constexpr int64_t kRowBlock = 128;
 
-template <class T>
-T* run_scratch(int slot, int64_t w) {
-  thread_local std::vector<T> buf[3];
-  buf[slot].resize(size_t(w));
-  return buf[slot].data();
-}
-
 // Per-position coefficients: out[(c - c0)*S + s] = T(v[c]).
 template <class T>
 const T* expand(int slot, const double* v, int64_t c0, int64_t c1, int64_t S) {
-  T* out = run_scratch<T>(slot, (c1 - c0) * S);
+  T* out = scratch<T>(slot, (c1 - c0) * S);
   for (int64_t c = c0; c < c1; c++) std::fill(out + (c - c0) * S, out + (c - c0 + 1) * S, T(v[c]));
   return out;
 }
@@ -346,7 +348,7 @@ const T* expand(int slot, const double* v, int64_t c0, int64_t c1, int64_t S) {
 template <class T, class F>
 void channel_sums(int64_t N, int64_t c0, int64_t c1, int64_t S, double* sums, F&& f) {
   const int64_t w = (c1 - c0) * S;
-  T* part = run_scratch<T>(0, w);
+  T* part = scratch<T>(0, w);
   std::vector<double> acc(size_t(w), 0.0);
   for (int64_t n0 = 0; n0 < N; n0 += kRowBlock) {
     std::fill(part, part + w, T(0));
