@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import fastkern as fk
-from helpers import fk_and_torch, helper_test_op
+from helpers import fk_and_torch, fk_threads, helper_test_op
 
 EPS = {"float32": np.finfo(np.float32).eps, "float64": np.finfo(np.float64).eps}
 # (M, N, K): primes and sizes around the micro-tile (up to 14 x 32), K-block (256) and
@@ -157,19 +157,15 @@ def test_thread_count_does_not_change_results(dtype):
     rng = np.random.default_rng(6)
     cases = [((300, 700), (700, 257), False), ((257, 700), (700, 300), True), ((64, 784), (784, 30), False),
              ((16, 64, 100), (100, 40), False), ((16, 64, 100), (16, 100, 40), False)]
-    saved = fk.get_num_threads()
-    try:
-        for ashape, bshape, tb in cases:
-            a, b = fk.tensor(rand(rng, ashape, dtype)), fk.tensor(rand(rng, bshape, dtype))
-            b = b.mT.contiguous().mT if tb else b
-            results = []
-            for threads in (1, 2, 3):
-                fk.set_num_threads(threads)
+    for ashape, bshape, tb in cases:
+        a, b = fk.tensor(rand(rng, ashape, dtype)), fk.tensor(rand(rng, bshape, dtype))
+        b = b.mT.contiguous().mT if tb else b
+        results = []
+        for threads in (1, 2, 3):
+            with fk_threads(threads):
                 results.append((a @ b).numpy())
-            for r in results[1:]:
-                np.testing.assert_array_equal(r, results[0])
-    finally:
-        fk.set_num_threads(saved)
+        for r in results[1:]:
+            np.testing.assert_array_equal(r, results[0])
 
 
 @pytest.mark.parametrize("isa", ["base", "avx2"])
