@@ -1,8 +1,11 @@
 """The thread pool: thread-count settings, and ops called from several Python threads at once
 (parallel regions release the GIL, so this must neither deadlock nor mix up results)."""
+import subprocess
+import sys
 import threading
 
 import numpy as np
+import pytest
 
 import fastkern as fk
 
@@ -12,10 +15,20 @@ def test_num_threads_setting():
     try:
         fk.set_num_threads(1)
         assert fk.get_num_threads() == 1
-        fk.set_num_threads(0)  # clamped to at least one
+        for bad in (0, -3):  # as PyTorch: an error, not a silent clamp
+            with pytest.raises(RuntimeError, match="positive integer"):
+                fk.set_num_threads(bad)
         assert fk.get_num_threads() == 1
     finally:
         fk.set_num_threads(old)
+
+
+def test_huge_thread_count_is_capped():
+    # Far more threads than any machine has: capped, and later ops still work (in a child,
+    # so the hundreds of parked workers do not slow the rest of the suite).
+    code = ("import fastkern as fk; fk.set_num_threads(100000); n = fk.get_num_threads(); assert 1 <= n <= 1024, n; "
+            "x = fk.ones(1 << 20); assert (x * 2).sum().item() == 2 << 20")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def test_large_ops_from_two_python_threads():

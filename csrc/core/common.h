@@ -113,6 +113,11 @@ struct Dims {
 // "[2, 3]", the format error messages use for shapes.
 std::string to_string(const Dims& d);
 
+// The number of elements of `shape`, after checking that it has no negative size and that
+// neither it nor any contiguous stride (the product of the sizes, zeros counted as ones)
+// overflows int64. Every shape a tensor or view gets passes here, so numel() never wraps.
+int64_t checked_numel(const Dims& shape);
+
 // Wrap a possibly negative dim into [0, ndim); IndexError naming the range otherwise.
 int wrap_dim(int64_t dim, int ndim);
 

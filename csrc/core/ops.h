@@ -45,6 +45,9 @@ Tensor& uniform_(Tensor& t, double lo, double hi);
 Tensor& normal_(Tensor& t, double mean, double std);
 Tensor randint(int64_t low, int64_t high, const Dims& shape, DType dtype);
 Tensor randperm(int64_t n);
+// Bool tensors over foreign memory (NumPy, DLPack) may hold bytes other than 0 and 1: returns
+// a copy with every nonzero byte as 1, or t itself when all bytes are already 0 or 1.
+Tensor canonical_bools(const Tensor& t);
 
 // ---- elementwise (ops_elementwise.cpp)
 Tensor binary(BinOp op, const Tensor& a, const Tensor& b);
@@ -87,6 +90,7 @@ Tensor unsqueeze(const Tensor& a, int64_t dim);
 Tensor flatten(const Tensor& a, int64_t start, int64_t end);
 Tensor select(const Tensor& a, int64_t dim, int64_t index);
 Tensor slice(const Tensor& a, int64_t dim, std::optional<int64_t> start, std::optional<int64_t> stop, int64_t step);
+Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length);  // checked, as PyTorch's
 Tensor cat(const std::vector<Tensor>& ts, int64_t dim);
 Tensor stack(const std::vector<Tensor>& ts, int64_t dim);
 Tensor sum_to(const Tensor& g, const Dims& shape);  // sums broadcast dims away

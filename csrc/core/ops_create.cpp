@@ -164,4 +164,13 @@ Tensor randperm(int64_t n) {
   return t;
 }
 
+Tensor canonical_bools(const Tensor& t) {
+  if (t.dtype() != DType::Bool || t.numel() == 0) return t;
+  Tensor bytes = detach(t);
+  bytes.p->dtype = DType::UInt8;  // the same memory, read as bytes
+  GradMode off(false);
+  if (!*any(binary(BinOp::Gt, bytes, Scalar::of_int(1)), DimList(), false).data<bool>()) return t;
+  return binary(BinOp::Ne, bytes, Scalar::of_int(0));
+}
+
 }  // namespace fk

@@ -151,20 +151,43 @@ const char* red_name(RedOp op) {
   return names[int(op)];
 }
 
+// A reduced dim of stride 0 (an expand) repeats one value: max, min, all and any see it once,
+// a sum sees it `repeat` times, and argmax/argmin find it first at index 0. So the
+// expansion is never materialised or walked.
+void reduce_expanded(RedOp op, Tensor x, const DimList& dl, const Plan& p, const Tensor& out) {
+  int64_t repeat = 1;
+  Dims shape = x.shape();
+  for (int i = 0; i < x.ndim(); i++)
+    if (p.reduced[i] && x.strides()[i] == 0 && shape[i] > 1) {
+      repeat *= shape[i];
+      shape[i] = 1;
+    }
+  if (repeat == 1 || op == RedOp::Prod) return run_reduce(op, x, p, out);
+  if (op == RedOp::ArgMax || op == RedOp::ArgMin) return fill_(out, Scalar::of_int(0));  // one reduced dim
+  x = make_view(x, shape, x.strides(), x.p->offset);
+  run_reduce(op, x, make_plan(x, dl), out);
+  if (op == RedOp::Sum) binary_(BinOp::Mul, out, Scalar::of_int(repeat));
+}
+
 // Reduction without autograd. `in_dt`: dtype the kernel reads; `out_dt`: dtype written.
 Tensor reduce(RedOp op, const Tensor& a, const DimList& dl, bool keepdim, DType in_dt, DType out_dt) {
   const Plan p = make_plan(a, dl);
   Tensor out = empty(p.out_shape, out_dt, a.device());
   if (out.numel() > 0) {
+    GradMode off(false);
     if (p.len == 0) {
       auto v = empty_value(op);
-      FK_CHECK(v.has_value(), Index, red_name(op), "(): Expected reduction dim to be specified for input.numel() == 0. ",
-               "Specify the reduction dim with the 'dim' argument (input shape ", to_string(a.shape()), ")");
-      GradMode off(false);
+      if (!v) {
+        int zero = 0;
+        while (!(p.reduced[zero] && a.size(zero) == 0)) zero++;
+        FK_CHECK(dl.all, Index, red_name(op), "(): Expected reduction dim ", zero, " to have non-zero size (input shape ",
+                 to_string(a.shape()), ")");
+        FK_CHECK(false, Index, red_name(op), "(): Expected reduction dim to be specified for input.numel() == 0. ",
+                 "Specify the reduction dim with the 'dim' argument (input shape ", to_string(a.shape()), ")");
+      }
       fill_(out, *v);
     } else {
-      GradMode off(false);
-      run_reduce(op, to_dtype(detach(a), in_dt), p, out);
+      reduce_expanded(op, to_dtype(detach(a), in_dt), dl, p, out);
     }
   }
   if (!keepdim) {  // a fresh contiguous result: drop the reduced dims in place
@@ -316,6 +339,8 @@ std::pair<Tensor, Tensor> max_dim(const Tensor& a, int64_t dim, bool keepdim, bo
 Tensor argmax(const Tensor& a, std::optional<int64_t> dim, bool keepdim, bool is_max) {
   const RedOp op = is_max ? RedOp::ArgMax : RedOp::ArgMin;
   if (!dim) {
+    FK_CHECK(a.numel() > 0, Index, red_name(op), "(): Expected reduction dim to be specified for input.numel() == 0. ",
+             "Specify the reduction dim with the 'dim' argument (input shape ", to_string(a.shape()), ")");
     Tensor flat = reshape(detach(a), {-1});
     Tensor r = reduce(op, flat, DimList::of({0}), false, a.dtype(), DType::Int64);
     return keepdim ? reshape(r, Dims::filled(a.ndim(), 1)) : r;

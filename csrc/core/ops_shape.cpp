@@ -12,22 +12,22 @@ static void reshape_bw(Node& n, const Tensor& g, Tensor* gi) { gi[0] = reshape(g
 static Dims infer_size(const Dims& shape, int64_t numel) {
   Dims out = shape;
   int infer = -1;
-  int64_t known = 1;
   for (int i = 0; i < shape.n; i++) {
     if (shape[i] == -1) {
       FK_CHECK(infer < 0, Runtime, "only one dimension can be inferred in shape ", to_string(shape));
       infer = i;
+      out[i] = 1;
     } else {
       FK_CHECK(shape[i] >= 0, Runtime, "invalid shape dimension ", shape[i], " in ", to_string(shape));
-      known *= shape[i];
     }
   }
+  const int64_t known = checked_numel(out);
   if (infer >= 0) {
     FK_CHECK(known != 0 && numel % known == 0, Runtime, "shape '", to_string(shape), "' is invalid for input of size ",
              numel);
     out[infer] = numel / known;
   }
-  FK_CHECK(out.prod() == numel, Runtime, "shape '", to_string(shape), "' is invalid for input of size ", numel);
+  FK_CHECK(checked_numel(out) == numel, Runtime, "shape '", to_string(shape), "' is invalid for input of size ", numel);
   return out;
 }
 
@@ -116,11 +116,14 @@ Tensor expand(const Tensor& a, const Dims& shape) {
   const int off = shape.n - a.ndim();
   for (int i = 0; i < shape.n; i++) {
     if (i < off) {
-      FK_CHECK(shape[i] >= 0, Runtime, "expand: -1 is not allowed in a leading, non-existing dimension ", i);
+      FK_CHECK(shape[i] >= 0, Runtime, "expand: the requested size ", shape[i], " at dimension ", i,
+               " is negative (-1 is not allowed in a leading, non-existing dimension)");
       continue;
     }
     const int64_t have = a.size(i - off);
     if (shape[i] == -1) sz[i] = have;
+    FK_CHECK(sz[i] >= 0, Runtime, "expand: the requested size ", shape[i], " at dimension ", i,
+             " is negative (only -1, meaning 'keep this size', is allowed). Target sizes: ", to_string(shape));
     FK_CHECK(sz[i] == have || have == 1, Runtime, "The expanded size of the tensor (", sz[i],
              ") must match the existing size (", have, ") at non-singleton dimension ", i, ".  Target sizes: ",
              to_string(shape), ".  Tensor sizes: ", to_string(a.shape()));
@@ -204,13 +207,26 @@ Tensor slice(const Tensor& a, int64_t dim, std::optional<int64_t> start, std::op
   };
   const int64_t b = clampi(start, 0), e = std::max(b, clampi(stop, size));
   Dims shape = a.shape(), strides = a.strides();
-  shape[d] = (e - b + step - 1) / step;
-  strides[d] *= step;
+  shape[d] = e == b ? 0 : (e - b - 1) / step + 1;  // (no overflow for a huge step)
+  if (shape[d] > 1) strides[d] *= step;  // fits: (shape[d] - 1) * step < size
   Tensor out = make_view(a, shape, strides, a.p->offset + b * a.strides()[d]);
   Node* n = make_node("SliceBackward0", slice_bw, {&a});
   if (n) n->ints = {d, b, e, step};
   set_history(out, n);
   return out;
+}
+
+Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
+  FK_CHECK(a.ndim() > 0, Runtime, "narrow() cannot be applied to a 0-dim tensor.");
+  FK_CHECK(length >= 0, Runtime, "narrow(): length must be non-negative.");
+  const int d = wrap_dim(dim, a.ndim());
+  const int64_t size = a.size(d);
+  FK_CHECK(start >= -size && start <= size, Index, "start out of range (expected to be in range of [", -size, ", ",
+           size, "], but got ", start, ")");
+  if (start < 0) start += size;
+  FK_CHECK(start <= size - length, Runtime, "start (", start, ") + length (", length, ") exceeds dimension size (",
+           size, ").");
+  return slice(a, d, start, start + length, 1);
 }
 
 // ---- cat and stack -------------------------------------------------------------
@@ -414,7 +430,7 @@ static Indexed apply_index(const Tensor& a, const std::vector<IndexItem>& items)
   for (const IndexItem& it : items) {
     if (it.kind == IndexItem::Tensor_) {
       advanced = true;
-      consumed += it.t.dtype() == DType::Bool || it.t.dtype() == DType::UInt8 ? std::max(1, it.t.ndim()) : 1;
+      consumed += it.t.dtype() == DType::Bool || it.t.dtype() == DType::UInt8 ? it.t.ndim() : 1;  // x[True]: none
     } else if (it.kind == IndexItem::Int || it.kind == IndexItem::Slice) {
       consumed++;
     }

@@ -1,14 +1,16 @@
 #include "parallel.h"
 
+#include "common.h"
+
 #include <pthread.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -17,10 +19,13 @@ namespace {
 
 thread_local bool t_in_pool = false;
 
+// More threads than this only add hand-off cost, whatever the machine.
+constexpr int kMaxThreads = 1024;
+
 int default_threads() {
   for (const char* var : {"FASTKERN_NUM_THREADS", "OMP_NUM_THREADS"})
     if (const char* v = std::getenv(var))
-      if (int n = std::atoi(v); n > 0) return n;
+      if (int n = std::atoi(v); n > 0) return std::min(n, kMaxThreads);
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
@@ -94,7 +99,11 @@ struct Pool {
   }
 
   void run(int64_t total, int64_t nchunks, const std::function<void(int64_t, int64_t)>& f) {
-    while (int(workers.size()) < threads - 1) workers.emplace_back([this] { worker(); });
+    try {
+      while (int(workers.size()) < threads - 1) workers.emplace_back([this] { worker(); });
+    } catch (const std::system_error&) {
+      threads = int(workers.size()) + 1;  // the system gave no more threads: run with those there are
+    }
     job = &f;
     n = total;
     gen = (gen + 1) & kGenMask;
@@ -134,9 +143,10 @@ void reset_after_fork() {
 int num_threads() { return g_pool->threads; }
 
 void set_num_threads(int n) {
+  FK_CHECK(n > 0, Runtime, "set_num_threads expects a positive integer, got ", n);
   std::lock_guard<std::mutex> g(g_run_mu);
   // Threads beyond n stay parked; at most n chunks are handed out per job.
-  g_pool->threads = std::max(1, n);
+  g_pool->threads = std::min(n, kMaxThreads);
 }
 
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& f) {

@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
 #include <unordered_map>
@@ -16,6 +17,19 @@ std::string to_string(const Dims& d) {
   std::string s = "[";
   for (int i = 0; i < d.n; i++) s += (i ? ", " : "") + std::to_string(d[i]);
   return s + "]";
+}
+
+int64_t checked_numel(const Dims& shape) {
+  int64_t span = 1, numel = 1;
+  for (int i = 0; i < shape.n; i++) {
+    FK_CHECK(shape[i] >= 0, Runtime, "Trying to create tensor with negative dimension ", shape[i], ": ",
+             to_string(shape));
+    FK_CHECK(!__builtin_mul_overflow(span, std::max<int64_t>(shape[i], 1), &span), Runtime,
+             "numel: integer multiplication overflow: the sizes or strides of shape ", to_string(shape),
+             " do not fit in int64");
+    numel *= shape[i];
+  }
+  return numel;
 }
 
 int wrap_dim(int64_t dim, int ndim) {
@@ -158,12 +172,10 @@ bool Tensor::is_contiguous() const {
 }
 
 Tensor empty(const Dims& shape, DType dtype, Device device) {
-  int64_t bytes = itemsize(dtype);
-  for (int i = 0; i < shape.n; i++) {
-    FK_CHECK(shape[i] >= 0, Runtime, "Trying to create tensor with negative dimension ", shape[i], ": ", to_string(shape));
-    FK_CHECK(!__builtin_mul_overflow(bytes, shape[i], &bytes) && bytes < (int64_t(1) << 48), Runtime,
-             "out of memory: a ", dtype_name(dtype), " tensor of shape ", to_string(shape), " is too large to allocate");
-  }
+  const int64_t numel = checked_numel(shape);
+  int64_t bytes = 0;
+  FK_CHECK(!__builtin_mul_overflow(numel, itemsize(dtype), &bytes) && bytes < (int64_t(1) << 48), Runtime,
+           "out of memory: a ", dtype_name(dtype), " tensor of shape ", to_string(shape), " is too large to allocate");
   Ref<TensorImpl> t(new TensorImpl());
   t->storage = alloc_storage(size_t(bytes), device);
   t->shape = shape;
@@ -172,7 +184,24 @@ Tensor empty(const Dims& shape, DType dtype, Device device) {
   return Tensor(std::move(t));
 }
 
+// The last element a geometry reaches must lie inside the storage: a view can never
+// read or write outside its buffer, whatever computed its shape, strides and offset.
+static void check_in_bounds(const Storage& s, DType dtype, const Dims& shape, const Dims& strides, int64_t offset) {
+  if (checked_numel(shape) == 0) return;
+  int64_t last = offset;
+  bool ok = offset >= 0;
+  for (int i = 0; i < shape.n && ok; i++) {
+    int64_t step = 0;
+    ok = strides[i] >= 0 && !__builtin_mul_overflow(shape[i] - 1, strides[i], &step) &&
+         !__builtin_add_overflow(last, step, &last);
+  }
+  FK_CHECK(ok && last < int64_t(s.nbytes) / itemsize(dtype), Runtime, "view of shape ", to_string(shape),
+           ", strides ", to_string(strides), " and offset ", offset, " reaches outside its storage of ",
+           s.nbytes / size_t(itemsize(dtype)), " elements");
+}
+
 Tensor make_view(const Tensor& base, const Dims& shape, const Dims& strides, int64_t offset) {
+  check_in_bounds(*base.p->storage, base.dtype(), shape, strides, offset);
   Ref<TensorImpl> t(new TensorImpl());
   t->storage = base.p->storage;
   t->offset = offset;

@@ -417,12 +417,13 @@ FK_INLINE T row_max(const T* x, int64_t n) {
   return m;
 }
 
-// A row's max m (0 when infinite, so all -inf rows stay -inf) and s = sum(exp(x - m)).
+// A row's max m (0 when -inf, so all -inf rows stay -inf) and s = sum(exp(x - m)). A +inf or
+// NaN max makes s NaN and with it the whole row, as in PyTorch.
 // Callers work with x - m and log(s) separately: adding m back first would cost precision.
 template <class T>
 std::pair<T, T> row_shift_sum(const T* x, int64_t n) {
   T m = row_max(x, n);
-  if (!(std::abs(m) < std::numeric_limits<T>::infinity())) m = m != m ? m : T(0);
+  if (m == -std::numeric_limits<T>::infinity()) m = 0;
   T s = 0;
   for (int64_t i = 0; i < n; i++) s += exp_(x[i] - m);
   return {m, s};

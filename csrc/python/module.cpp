@@ -43,6 +43,20 @@ struct DeviceObj {
 
 nb::object item(const Tensor& t);
 
+// A Python integer (or anything with __index__) as int64: TypeError for other types,
+// `kind` (with a message naming the value) when it does not fit.
+int64_t to_int64(nb::handle h, const char* what, ErrorKind kind = ErrorKind::Value) {
+  PyObject* o = h.ptr();
+  if (!PyIndex_Check(o))
+    throw nb::type_error(str_cat(what, " must be an integer, not ", Py_TYPE(o)->tp_name).c_str());
+  nb::object i = nb::steal(PyNumber_Index(o));
+  if (!i.is_valid()) throw nb::python_error();
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+  if (overflow) throw Error(kind, str_cat(what, " ", nb::cast<std::string>(nb::str(i)), " is out of the int64 range"));
+  return v;
+}
+
 std::optional<Scalar> to_scalar(nb::handle h) {
   PyObject* o = h.ptr();
   if (PyBool_Check(o)) return Scalar::of_bool(o == Py_True);
@@ -55,7 +69,7 @@ std::optional<Scalar> to_scalar(nb::handle h) {
   }
   if (nb::isinstance<Tensor>(h) || !PyNumber_Check(o)) return std::nullopt;
   // NumPy scalars and other numbers: integers through __index__, the rest through __float__.
-  if (PyIndex_Check(o)) return Scalar::of_int(nb::cast<int64_t>(nb::int_(h)));
+  if (PyIndex_Check(o)) return Scalar::of_int(to_int64(h, "number"));
   if (nb::hasattr(h, "__float__")) return Scalar::of(nb::cast<double>(nb::float_(h)));
   return std::nullopt;
 }
@@ -68,18 +82,20 @@ Tensor as_tensor(nb::handle h) {
 
 Dims to_dims(nb::handle h) {
   Dims d;
-  if (PyLong_Check(h.ptr()) || PyIndex_Check(h.ptr())) {
-    d.push_back(nb::cast<int64_t>(h));
+  if (PyIndex_Check(h.ptr())) {
+    d.push_back(to_int64(h, "size"));
     return d;
   }
-  for (nb::handle x : h) d.push_back(nb::cast<int64_t>(x));
+  if (!PySequence_Check(h.ptr()))
+    throw nb::type_error(str_cat("expected a sequence of integers, not ", Py_TYPE(h.ptr())->tp_name).c_str());
+  for (nb::handle x : h) d.push_back(to_int64(x, "size"));
   return d;
 }
 // view(2, 3), view((2, 3)) and view([2, 3]) all mean the same.
 Dims args_dims(const nb::args& args) {
-  if (args.size() == 1 && !PyLong_Check(args[0].ptr()) && !PyIndex_Check(args[0].ptr())) return to_dims(args[0]);
+  if (args.size() == 1 && !PyIndex_Check(args[0].ptr())) return to_dims(args[0]);
   Dims d;
-  for (nb::handle x : args) d.push_back(nb::cast<int64_t>(x));
+  for (nb::handle x : args) d.push_back(to_int64(x, "size"));
   return d;
 }
 
@@ -128,7 +144,10 @@ IndexItem to_index_item(nb::handle h) {
     auto part = [&](const char* name) -> std::optional<int64_t> {
       nb::object v = s.attr(name);
       if (v.is_none()) return std::nullopt;
-      return nb::cast<int64_t>(v);
+      if (!PyIndex_Check(v.ptr())) throw nb::type_error("slice indices must be integers or None");
+      int overflow = 0;  // out-of-range bounds clamp, as in Python slicing
+      const long long x = PyLong_AsLongLongAndOverflow(nb::steal(PyNumber_Index(v.ptr())).ptr(), &overflow);
+      return overflow ? (overflow > 0 ? INT64_MAX : INT64_MIN) : x;
     };
     it.start = part("start");
     it.stop = part("stop");
@@ -138,17 +157,17 @@ IndexItem to_index_item(nb::handle h) {
     it.t = scalar_tensor(Scalar::of_bool(o == Py_True), DType::Bool);
   } else if (PyLong_Check(o)) {
     it.kind = IndexItem::Int;
-    it.i = nb::cast<int64_t>(h);
+    it.i = to_int64(h, "index", ErrorKind::Index);
   } else if (nb::isinstance<Tensor>(h)) {
     it.kind = IndexItem::Tensor_;
     it.t = nb::cast<Tensor>(h);
     if (it.t.ndim() == 0 && !is_float(it.t.dtype()) && it.t.dtype() != DType::Bool) {
       it.kind = IndexItem::Int;  // x[t] with a 0-d integer tensor selects, as in PyTorch
-      it.i = nb::cast<int64_t>(nb::int_(h));
+      it.i = to_int64(h, "index", ErrorKind::Index);
     }
   } else if (PyIndex_Check(o) && !PySequence_Check(o)) {
     it.kind = IndexItem::Int;
-    it.i = nb::cast<int64_t>(nb::int_(h));
+    it.i = to_int64(h, "index", ErrorKind::Index);
   } else {
     it.kind = IndexItem::Tensor_;
     it.t = as_tensor(h);
@@ -212,7 +231,7 @@ Tensor from_numpy(nb::ndarray<nb::device::cpu> a, nb::handle owner) {
   t->shape = shape;
   t->strides = strides;
   t->dtype = *dt;
-  return Tensor(std::move(t));
+  return canonical_bools(Tensor(std::move(t)));
 }
 
 nb::object to_numpy(const Tensor& t) {
@@ -287,17 +306,28 @@ Tensor from_dlpack(nb::handle obj) {
   const auto dt = from_dl_dtype(nb::dlpack::dtype{d.dtype.code, d.dtype.bits, d.dtype.lanes});
   FK_CHECK(dt.has_value(), Type, "from_dlpack: unsupported dtype (code ", int(d.dtype.code), ", bits ", int(d.dtype.bits),
            ")");
-  FK_CHECK(d.ndim <= kMaxDims, Value, "from_dlpack: at most ", kMaxDims, " dims are supported, got ", d.ndim);
+  FK_CHECK(d.ndim >= 0 && d.ndim <= kMaxDims, Value, "from_dlpack: at most ", kMaxDims, " dims are supported, got ",
+           d.ndim);
   Ref<TensorImpl> t(new TensorImpl());
   for (int i = 0; i < d.ndim; i++) t->shape.push_back(d.shape[i]);
+  const int64_t numel = checked_numel(t->shape);
   t->strides = d.strides ? Dims() : contiguous_strides(t->shape);
   if (d.strides)
-    for (int i = 0; i < d.ndim; i++) t->strides.push_back(d.strides[i]);
+    for (int i = 0; i < d.ndim; i++) {
+      FK_CHECK(d.strides[i] >= 0, Value, "from_dlpack: negative strides are not supported, got ",
+               d.strides[i], " at dim ", i);
+      t->strides.push_back(d.strides[i]);
+    }
   t->dtype = *dt;
+  // The memory spans up to the last element's offset; the strides are the producer's word.
+  int64_t last = 0, step = 0;
+  for (int i = 0; i < d.ndim && numel > 0; i++)
+    FK_CHECK(!__builtin_mul_overflow(t->shape[i] - 1, t->strides[i], &step) && !__builtin_add_overflow(last, step, &last),
+             Value, "from_dlpack: the strides ", to_string(t->strides), " overflow for shape ", to_string(t->shape));
   char* data = static_cast<char*>(d.data) + d.byte_offset;
-  t->storage = wrap_storage(data, size_t(t->shape.prod()) * itemsize(*dt), release_dlpack, m);
+  t->storage = wrap_storage(data, numel ? size_t(last + 1) * itemsize(*dt) : 0, release_dlpack, m);
   PyCapsule_SetName(cap.ptr(), "used_dltensor");
-  return Tensor(std::move(t));
+  return canonical_bools(Tensor(std::move(t)));
 }
 
 // ---- small helpers for methods ----------------------------------------------------
@@ -429,11 +459,11 @@ NB_MODULE(_C, m) {
       .def_prop_ro("shape", [](const Tensor& t) { return dims_tuple(t.shape()); })
       .def("size", [](const Tensor& t, nb::handle dim) -> nb::object {
         if (dim.is_none()) return dims_tuple(t.shape());
-        return nb::int_(t.size(wrap_dim(nb::cast<int64_t>(dim), t.ndim())));
+        return nb::int_(t.size(wrap_dim(to_int64(dim, "dim", ErrorKind::Index), t.ndim())));
       }, "dim"_a = nb::none())
       .def("stride", [](const Tensor& t, nb::handle dim) -> nb::object {
         if (dim.is_none()) return dims_tuple(t.strides());
-        return nb::int_(t.strides()[wrap_dim(nb::cast<int64_t>(dim), t.ndim())]);
+        return nb::int_(t.strides()[wrap_dim(to_int64(dim, "dim", ErrorKind::Index), t.ndim())]);
       }, "dim"_a = nb::none())
       .def_prop_ro("ndim", &Tensor::ndim)
       .def("dim", &Tensor::ndim)
@@ -567,15 +597,15 @@ NB_MODULE(_C, m) {
       })
       .def("type_as", [](const Tensor& t, const Tensor& o) { return to_dtype(t, o.dtype()); })
       .def("__getitem__", [](const Tensor& t, nb::handle idx) {
-        if (PyLong_Check(idx.ptr())) return select(t, 0, nb::cast<int64_t>(idx));
+        if (PyLong_Check(idx.ptr()) && !PyBool_Check(idx.ptr())) return select(t, 0, to_int64(idx, "index", ErrorKind::Index));
         return index(t, to_index(idx));
-      })
+      }, nb::arg("idx").none())
       .def("__setitem__", [](const Tensor& t, nb::handle idx, nb::handle value) {
         Tensor v;
         if (auto s = to_scalar(value)) v = scalar_tensor(*s, t.dtype());
         else v = as_tensor(value);
         index_put_(t, to_index(idx), v);
-      })
+      }, nb::arg("idx").none(), nb::arg("value"))
       // arithmetic
       .def("__add__", &binop<BinOp::Add, false>).def("__radd__", &binop<BinOp::Add, true>)
       .def("__sub__", &binop<BinOp::Sub, false>).def("__rsub__", &binop<BinOp::Sub, true>)
@@ -708,7 +738,7 @@ NB_MODULE(_C, m) {
   both("flatten", [](const Tensor& a, int64_t s, int64_t e) { return flatten(a, s, e); }, "start_dim"_a = 0, "end_dim"_a = -1);
   both("transpose", [](const Tensor& a, int64_t d0, int64_t d1) { return transpose(a, d0, d1); }, "dim0"_a, "dim1"_a);
   both("select", [](const Tensor& a, int64_t d, int64_t i) { return select(a, d, i); }, "dim"_a, "index"_a);
-  both("narrow", [](const Tensor& a, int64_t d, int64_t s, int64_t len) { return slice(a, d, s, s + len, 1); },
+  both("narrow", [](const Tensor& a, int64_t d, int64_t s, int64_t len) { return narrow(a, d, s, len); },
        "dim"_a, "start"_a, "length"_a);
   both("nonzero", [](const Tensor& a) { return nonzero(a); });
 
@@ -732,7 +762,7 @@ NB_MODULE(_C, m) {
       if (dim.is_none()) return nb::cast(is_max ? amax(a, DimList(), false) : amin(a, DimList(), false));
       if (nb::isinstance<Tensor>(dim))  // x.max(other) is maximum
         return nb::cast(binary(is_max ? BinOp::Max : BinOp::Min, a, nb::cast<const Tensor&>(dim)));
-      auto [v, i] = max_dim(a, nb::cast<int64_t>(dim), keepdim, is_max);
+      auto [v, i] = max_dim(a, to_int64(dim, "dim", ErrorKind::Index), keepdim, is_max);
       return result_type(v, i);
     }, "dim"_a = nb::none(), "keepdim"_a = false);
   }

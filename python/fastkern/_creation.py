@@ -22,7 +22,10 @@ def _finish(t, requires_grad):
 
 
 def _shape(size):
-    if len(size) == 1 and not isinstance(size[0], int) and not hasattr(size[0], "__index__"):
+    """zeros(2, 3), zeros((2, 3)) and zeros([2, 3]) alike; the C++ side checks each size."""
+    if len(size) == 1 and not hasattr(size[0], "__index__"):
+        if not hasattr(size[0], "__iter__"):
+            raise TypeError(f"size must be a tuple of integers, not {type(size[0]).__name__}")
         return tuple(size[0])
     return tuple(size)
 

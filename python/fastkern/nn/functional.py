@@ -77,6 +77,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 
 def embedding(input, weight, padding_idx=None):
+    if input.numel() and (int(input.min()) < 0 or int(input.max()) >= weight.shape[0]):
+        raise IndexError(f"index out of range in self (embedding indices must be in [0, {weight.shape[0]}), "
+                         f"got values from {int(input.min())} to {int(input.max())})")
     out = weight[input]
     if padding_idx is not None:  # rows looked up through padding_idx get no gradient
         out = _C.where((input == padding_idx).unsqueeze(-1), out.detach(), out)
@@ -134,6 +137,10 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if weight is not None:
         raise NotImplementedError("cross_entropy: class weights are not supported yet")
     if target.is_floating_point():  # class probabilities
+        if target.shape != input.shape:
+            raise RuntimeError(f"expected target dtype to be Long or Byte, but got {target.dtype} (a float target "
+                               f"holds class probabilities and must have the input's shape {list(input.shape)}, "
+                               f"got {list(target.shape)})")
         logp = log_softmax(input, 1 if input.ndim > 1 else 0)
         n_classes = input.shape[1 if input.ndim > 1 else 0]
         target = target * (1 - label_smoothing) + label_smoothing / n_classes
@@ -176,17 +183,27 @@ def l1_loss(input, target, reduction="mean"):
     return _reduce((input - target).abs(), reduction)
 
 
+def _check_same_size(input, target):
+    if target.shape != input.shape:
+        raise ValueError(f"Target size ({list(target.shape)}) must be the same as input size ({list(input.shape)})")
+
+
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
-    if weight is not None or pos_weight is not None:
-        raise NotImplementedError("binary_cross_entropy_with_logits: weight and pos_weight are not supported yet")
-    # max(x, 0) - x*t + log(1 + exp(-|x|)): stable for large |x|
-    loss = input.clamp(min=0) - input * target + ((-input.abs()).exp() + 1).log()
-    return _reduce(loss, reduction)
+    _check_same_size(input, target)
+    # log(1 + exp(-|x|)) + max(-x, 0) = -log(sigmoid(x)), stable for large |x|
+    log_sig_neg = ((-input.abs()).exp() + 1).log() + (-input).clamp(min=0)
+    if pos_weight is None:
+        loss = (1 - target) * input + log_sig_neg
+    else:
+        loss = (1 - target) * input + (1 + (pos_weight - 1) * target) * log_sig_neg
+    return _reduce(loss if weight is None else loss * weight, reduction)
 
 
 def binary_cross_entropy(input, target, weight=None, reduction="mean"):
-    if weight is not None:
-        raise NotImplementedError("binary_cross_entropy: weight is not supported yet")
+    _check_same_size(input, target)
+    x = input.detach()
+    if not bool(((x >= 0) & (x <= 1)).all()):  # NaN fails too, as in PyTorch
+        raise RuntimeError("all elements of input should be between 0 and 1")
     # PyTorch clamps the logs at -100 so that p = 0 or 1 gives a finite loss.
     loss = -(target * input.log().clamp(min=-100) + (1 - target) * (1 - input).log().clamp(min=-100))
-    return _reduce(loss, reduction)
+    return _reduce(loss if weight is None else loss * weight, reduction)
