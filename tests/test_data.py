@@ -220,3 +220,18 @@ def test_image_folder_loaders(tmp_path):
     make_image_folder(flat, split=False)
     dls2 = fk.data.image_folder_dls(flat, size=8, valid_pct=0.5, seed=0, num_workers=0)
     assert len(dls2.train_ds) == 3 and len(dls2.valid_ds) == 3
+
+
+def test_dataloader_refuses_bad_arguments_as_pytorch():
+    dataset = TensorDataset(fk.arange(10))
+    for bs in (2.5, True, 0, -1, None, "4"):
+        with pytest.raises(ValueError, match=f"batch_size should be a positive integer value, but got batch_size={bs}"):
+            DataLoader(dataset, batch_size=bs)
+    with pytest.raises(ValueError, match="drop_last should be a boolean value, but got drop_last=1"):
+        DataLoader(dataset, 2, drop_last=1)
+    for nw in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="num_workers option should be a non-negative integer"):
+            DataLoader(dataset, 2, num_workers=nw)
+    with pytest.raises(ValueError, match="prefetch_factor option should be a non-negative integer"):
+        DataLoader(dataset, 2, num_workers=1, prefetch_factor=-1)
+    assert len(DataLoader(dataset, 3, num_workers=1, prefetch_factor=None)) == 4

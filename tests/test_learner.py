@@ -322,3 +322,63 @@ def test_precision_accumulates_over_batches():
     t = targs.numpy()
     tp, fp, fn = ((p == 1) & (t == 1)).sum(), ((p == 1) & (t == 0)).sum(), ((p == 0) & (t == 1)).sum()
     assert learn.recorder.values[-1][2:] == pytest.approx([tp / (tp + fp), tp / (tp + fn), 2 * tp / (2 * tp + fp + fn)])
+
+
+def _export_small(path):
+    """An export of a small CNN with a batch pipeline, a vocab and a loss with arguments."""
+    from fastkern.data import AddChannel, IntToFloat, Pipeline
+    x = fk.zeros(8, 12, 12, dtype=fk.uint8)
+    y = fk.tensor([0, 1] * 4)
+    dls = DataLoaders.from_dsets(TensorDataset(x, y), TensorDataset(x, y), bs=4,
+                                 after_batch=Pipeline([IntToFloat(), AddChannel()]), vocab=["3", "7"])
+    learn = Learner(dls, create_model("simple_cnn", n_out=2, widths=(4, 8)),
+                    loss_func=nn.CrossEntropyLoss(label_smoothing=0.1), progress=False)
+    return learn.export(path)
+
+
+def _rewrite_bundle(path, edit):
+    """Saves the export at ``path`` again with its learner metadata changed by ``edit(info)``."""
+    import json
+    from fastkern.serialization import load_with_metadata
+    state, meta = load_with_metadata(path)
+    info = json.loads(meta["fastkern_learner"])
+    edit(info)
+    fk.save(state, path, metadata={"fastkern_learner": json.dumps(info)})
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda i: i["loss"].update(name="Module"), "unknown loss 'Module'"),
+    (lambda i: i.update(loss={"name": "functional", "function": True}), "unknown loss function 'functional'"),
+    (lambda i: i["loss"]["args"].update(reduction="bogus"), "reduction 'bogus'"),
+    (lambda i: i["loss"]["args"].update(label_smoothing="x"), "label_smoothing='x' is not of the kind"),
+    (lambda i: i["loss"].update(args=[1]), "arguments of loss 'CrossEntropyLoss' are not a dict"),
+    (lambda i: i.update(loss=5), "'loss' is not a loss spec"),
+    (lambda i: i.update(arch="os"), "unknown architecture 'os'"),
+    (lambda i: i.update(arch=["simple_cnn"]), "'arch' is not a string"),
+    (lambda i: i.update(arch_kwargs=[]), "'arch_kwargs' is not a dict"),
+    (lambda i: i["arch_kwargs"].update(n_out="2"), "n_out='2' is not of the kind of its default 10"),
+    (lambda i: i["arch_kwargs"].update(n_out=True), "n_out=True is not of the kind"),
+    (lambda i: i["arch_kwargs"].update(bogus=1), "architecture 'simple_cnn' has no argument 'bogus'"),
+    (lambda i: i["arch_kwargs"].update(n_out=3), "Error\\(s\\) in loading state_dict"),
+    (lambda i: i.update(vocab={"a": 1}), "'vocab' is not a list of labels"),
+    (lambda i: i.update(after_batch=[{"div": 2}]), "'after_batch' is not a list of transforms"),
+    (lambda i: i.update(after_batch=[{"name": "Pipeline"}]), "unknown transform 'Pipeline'"),
+    (lambda i: i["after_batch"][0].update(div="x"), "div='x' is not of the kind of its default 255.0"),
+    (lambda i: i["after_batch"][0].update(mode="L"), "transform 'IntToFloat' has no argument 'mode'"),
+    (lambda i: i.pop("item_tfms"), "lacks one of arch"),
+])
+def test_load_learner_refuses_malformed_bundles(tmp_path, edit, match):
+    path = _export_small(tmp_path / "model.safetensors")
+    assert isinstance(fk.load_learner(path).loss_func, nn.CrossEntropyLoss)
+    _rewrite_bundle(path, edit)
+    with pytest.raises(ValueError, match=f"malformed bundle {path}: .*{match}"):
+        fk.load_learner(path)
+
+
+def test_load_learner_refuses_bad_learner_json(tmp_path):
+    path = _export_small(tmp_path / "model.safetensors")
+    state = fk.load(path)
+    for text in ("{", "[" * 100_000, "5"):
+        fk.save(state, path, metadata={"fastkern_learner": text})
+        with pytest.raises(ValueError, match=f"malformed bundle {path}"):
+            fk.load_learner(path)

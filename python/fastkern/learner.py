@@ -10,6 +10,7 @@ then runs, and the stage's ``after_*`` still does. Recording, progress output,
 schedules and lr_find are callbacks too.
 """
 import contextlib
+import inspect
 import json
 import math
 import time
@@ -654,8 +655,13 @@ def _tfms_list(p):
     return None if p is None else Pipeline(p).to_list()
 
 
+# the losses an export names, and so the only ones load_learner builds
+_LOSSES = {c.__name__: c for c in (nn.CrossEntropyLoss, nn.NLLLoss, nn.MSELoss, nn.L1Loss, nn.BCEWithLogitsLoss,
+                                   nn.BCELoss)}
+
+
 def _loss_spec(loss):
-    if isinstance(loss, nn.Module) and type(loss).__name__ in vars(nn):
+    if type(loss) in _LOSSES.values():
         # constructor arguments that JSON can hold (a class-weight tensor does not matter for inference)
         args = {k: v for k, v in vars(loss).items()
                 if not k.startswith("_") and k != "training" and isinstance(v, (int, float, str))}
@@ -666,29 +672,100 @@ def _loss_spec(loss):
 
 def load_learner(fname, model=None, cpu=True):
     """A Learner for inference from ``export``'s file; pass ``model`` for an architecture
-    not in fastkern.models."""
-    from .data.transforms import Pipeline
+    not in fastkern.models. A bundle that is not what ``export`` writes is a ValueError."""
     from .models import create_model
-    from .serialization import from_bytes
+    from .serialization import load_with_metadata
 
-    with open(fname, "rb") as f:
-        state, meta = from_bytes(f.read())
+    state, meta = load_with_metadata(fname)
     if "fastkern_learner" not in meta:
         raise ValueError(f"{fname} is not a fastkern Learner export (no 'fastkern_learner' metadata)")
-    info = json.loads(meta["fastkern_learner"])
-    model = create_model(info["arch"], **info["arch_kwargs"]) if model is None else model
-    model.load_state_dict(state)
-    spec, loss = info.get("loss"), None
-    if spec and spec.get("function"):
-        from .nn import functional as F
-        loss = getattr(F, spec["name"])
-    elif spec:
-        loss = getattr(nn, spec["name"])(**spec.get("args", {}))
+    try:
+        info = _bundle_info(meta["fastkern_learner"])
+        # building runs the bundle's arguments through constructors: any error there is the bundle's
+        model = create_model(info["arch"], **info["arch_kwargs"]) if model is None else model
+        model.load_state_dict(state)
+        item_tfms, after_batch = (_pipeline(info[k]) for k in ("item_tfms", "after_batch"))
+        loss = _loss_from_spec(info["loss"])
+    except (TypeError, ValueError, RuntimeError, MemoryError, RecursionError) as e:
+        raise ValueError(f"malformed bundle {fname}: {e}") from e
     learn = Learner(None, model, loss_func=loss, progress=False)
-    item_tfms = Pipeline.from_list(info["item_tfms"]) if info["item_tfms"] is not None else None
-    after_batch = Pipeline.from_list(info["after_batch"]) if info["after_batch"] is not None else None
     learn._exported = (item_tfms, after_batch, info["vocab"])
     return learn
+
+
+def _bundle_info(text):
+    """export's JSON with the type of every field checked."""
+    from .models import _ARCHS
+
+    info = json.loads(text)
+
+    def check(ok, what):
+        if not ok:
+            raise ValueError(what)
+
+    check(isinstance(info, dict) and {"arch", "arch_kwargs", "vocab", "item_tfms", "after_batch"} <= info.keys(),
+          "the learner metadata lacks one of arch, arch_kwargs, vocab, item_tfms, after_batch")
+    check(isinstance(info["arch"], str), "'arch' is not a string")
+    check(isinstance(info["arch_kwargs"], dict), "'arch_kwargs' is not a dict")
+    if info["arch"] in _ARCHS:
+        _check_args(_ARCHS[info["arch"]], info["arch_kwargs"], f"architecture {info['arch']!r}")
+    vocab = info["vocab"]
+    check(vocab is None or isinstance(vocab, list) and all(isinstance(v, (str, int, float)) for v in vocab),
+          "'vocab' is not a list of labels")
+    for k in ("item_tfms", "after_batch"):
+        tfms = info[k]
+        check(tfms is None or isinstance(tfms, list) and all(isinstance(t, dict) and isinstance(t.get("name"), str)
+                                                            for t in tfms), f"{k!r} is not a list of transforms")
+    spec = info.get("loss")
+    check(spec is None or isinstance(spec, dict) and isinstance(spec.get("name"), str), "'loss' is not a loss spec")
+    return {**info, "loss": spec}
+
+
+def _pipeline(items):
+    from .data.transforms import _REGISTRY, Pipeline
+
+    if items is None:
+        return None
+    for d in items:
+        if d["name"] in _REGISTRY:  # (from_list refuses unknown names)
+            _check_args(_REGISTRY[d["name"]], {k: v for k, v in d.items() if k != "name"}, f"transform {d['name']!r}")
+    return Pipeline.from_list(items)
+
+
+def _loss_from_spec(spec):
+    if spec is None:
+        return None
+    name = spec["name"]
+    if spec.get("function"):
+        if name not in _ACTIVATIONS:
+            raise ValueError(f"unknown loss function {name!r} (known: {sorted(_ACTIVATIONS)})")
+        from .nn import functional as F
+        return getattr(F, name)
+    if name not in _LOSSES:
+        raise ValueError(f"unknown loss {name!r} (known: {sorted(_LOSSES)})")
+    args = spec.get("args", {})
+    if not isinstance(args, dict):
+        raise ValueError(f"the arguments of loss {name!r} are not a dict")
+    _check_args(_LOSSES[name], args, f"loss {name!r}")
+    if args.get("reduction", "mean") not in ("mean", "sum", "none"):
+        raise ValueError(f"loss {name!r} has reduction {args['reduction']!r} (not 'mean', 'sum' or 'none')")
+    return _LOSSES[name](**args)
+
+
+# JSON value kinds a default's type allows: bool before int (a bool is an int), a list for a tuple
+_KINDS = ((bool, (bool,)), (int, (int,)), (float, (int, float)), (str, (str,)), ((tuple, list), (list,)))
+
+
+def _check_args(fn, kwargs, what):
+    """Each of a bundle's keyword arguments must be one of ``fn``'s, of its default's kind."""
+    params = inspect.signature(fn).parameters
+    for k, v in kwargs.items():
+        p = params.get(k)
+        if p is None or p.kind not in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+            raise ValueError(f"{what} has no argument {k!r}")
+        kind = next((ok for t, ok in _KINDS if isinstance(p.default, t)), None)
+        if kind is not None and not (isinstance(v, kind) and (bool in kind or not isinstance(v, bool))):
+            raise ValueError(f"{what}: argument {k}={v!r} is not of the kind of its default {p.default!r}")
 
 
 class _GatherPreds(Callback):
