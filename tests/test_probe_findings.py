@@ -222,3 +222,29 @@ def test_clean_bool_arrays_stay_zero_copy():
     t = fk.from_numpy(b)
     b[1] = True
     assert t.tolist() == [True, True, True]
+
+
+# ----------------------------------------------------------------------------- values that do not fit
+@pytest.mark.parametrize("make", [
+    lambda: fk.full((2,), math.nan, dtype=fk.int64), lambda: fk.full((2,), 1e30, dtype=fk.int64),
+    lambda: fk.full((2,), 300, dtype=fk.uint8), lambda: fk.full((2,), -1, dtype=fk.uint8),
+    lambda: fk.tensor([1]).fill_(math.inf), lambda: fk.tensor([1], dtype=fk.uint8).fill_(256),
+    lambda: fk.tensor([1, 2]).__setitem__(0, math.nan),
+])
+def test_values_an_integer_dtype_cannot_hold_are_errors(make):
+    # float -> int conversion out of range is undefined behaviour in C++; PyTorch raises
+    assert_raises_with(RuntimeError, make, "cannot be converted", "without overflow")
+
+
+def test_integer_fills_in_range_and_wrapped_scalars():
+    assert fk.full((1,), 2**63 - 1).tolist() == [2**63 - 1]
+    assert fk.full((1,), -2**63).tolist() == [-2**63]
+    assert fk.full((1,), 255, dtype=fk.uint8).tolist() == [255]
+    assert (fk.tensor([1], dtype=fk.uint8) + 300).tolist() == [45]  # a Python number wraps, as in PyTorch
+
+
+def test_arange_and_uniform_check_their_ranges():
+    assert_raises_with(RuntimeError, lambda: fk.arange(0, 5, -1), "inconsistent with step sign")
+    assert_raises_with(RuntimeError, lambda: fk.arange(5, 0, 1), "inconsistent with step sign")
+    assert fk.arange(5, 0, -2).tolist() == [5, 3, 1] and fk.arange(3, 3).tolist() == []
+    assert_raises_with(RuntimeError, lambda: fk.empty(3).uniform_(1, 0), "from=1", "to=0")

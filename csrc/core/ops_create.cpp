@@ -1,25 +1,46 @@
 // Tensor creation and random numbers.
 #include <cmath>
+#include <limits>
+#include <type_traits>
 
 #include "autograd.h"
 #include "ops.h"
 
 namespace fk {
 
-Tensor full(const Dims& shape, Scalar value, DType dtype) {
+namespace {
+// `value` as T. A float that an integer type cannot hold is an error (the conversion would be
+// undefined), as is, unless `wrap`, an integer out of T's range.
+template <class T>
+T value_as(Scalar value, DType dtype, bool wrap) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    using L = std::numeric_limits<T>;
+    const bool fits = value.kind == Scalar::Float
+                          ? value.f >= double(L::min()) && value.f < double(L::max()) + 1.0
+                          : wrap || (value.i >= int64_t(L::min()) && (sizeof(T) == 8 || value.i <= int64_t(L::max())));
+    FK_CHECK(fits, Runtime, "value cannot be converted to type ", dtype_name(dtype), " without overflow: ",
+             value.kind == Scalar::Float ? str_cat(value.f) : str_cat(value.i));
+  }
+  return value.kind == Scalar::Float ? T(value.f) : T(value.i);
+}
+
+Tensor filled(const Dims& shape, Scalar value, DType dtype, bool wrap) {
   Tensor t = empty(shape, dtype);
   dispatch_dtype(dtype, [&](auto z) {
     using T = decltype(z);
-    const T v = value.kind == Scalar::Float ? T(value.f) : T(value.i);
+    const T v = value_as<T>(value, dtype, wrap);
     T* p = t.data<T>();
     const int64_t n = t.numel();
     for (int64_t i = 0; i < n; i++) p[i] = v;
   });
   return t;
 }
+}  // namespace
+
+Tensor full(const Dims& shape, Scalar value, DType dtype) { return filled(shape, value, dtype, false); }
 
 Tensor scalar_tensor(Scalar value, DType dtype) {
-  Tensor t = full(Dims(), value, dtype);
+  Tensor t = filled(Dims(), value, dtype, true);  // `uint8 + 300` wraps, as in PyTorch
   t.p->wrapped_number = true;
   return t;
 }
@@ -27,6 +48,9 @@ Tensor scalar_tensor(Scalar value, DType dtype) {
 Tensor arange(double start, double end, double step, DType dtype) {
   FK_CHECK(step != 0, Runtime, "arange: step must be nonzero");
   FK_CHECK(std::isfinite(start) && std::isfinite(end), Runtime, "arange: unsupported range: ", start, " -> ", end);
+  FK_CHECK((step > 0 && end >= start) || (step < 0 && end <= start), Runtime,
+           "arange: upper bound and lower bound inconsistent with step sign (", start, " -> ", end, " with step ", step,
+           ")");
   const double len = std::ceil((end - start) / step);
   FK_CHECK(len < 9e18, Runtime, "arange: too many elements for range ", start, " -> ", end, " with step ", step);
   const int64_t n = len > 0 ? int64_t(len) : 0;
@@ -115,6 +139,7 @@ void manual_seed(uint64_t seed) { rng().reseed(seed); }
 Tensor& uniform_(Tensor& t, double lo, double hi) {
   check_inplace(t, "uniform_");
   FK_CHECK(is_float(t.dtype()), Type, "uniform_ expects a floating point tensor, got ", dtype_name(t.dtype()));
+  FK_CHECK(lo <= hi, Runtime, "uniform_ expects to return a [from, to) range, but found from=", lo, " > to=", hi);
   if (t.dtype() == DType::Float32) {
     // Round down explicitly: a double just below 1 could round up to 1.0f.
     fill_random(t, [&] {

@@ -515,7 +515,7 @@ static void fill_bw(Node&, const Tensor& g, Tensor* gi) { gi[0] = zeros_like(g);
 void fill_(const Tensor& self, Scalar value) {
   check_inplace(self, "fill_");
   Node* n = make_node("FillBackward0", fill_bw, {&self});
-  run_cast(self, scalar_tensor(value, self.dtype()));
+  run_cast(self, full(Dims(), value, self.dtype()));  // checked: fill_(300) on uint8 is an error, as in PyTorch
   self.bump_version();
   set_history(self, n);
   finish_inplace(self, n);
