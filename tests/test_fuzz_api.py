@@ -122,6 +122,8 @@ PRELUDE = textwrap.dedent("""
             msg = str(e)
             if any(s in msg for s in ('std::', 'bad_cast', 'bad_alloc')):
                 print('!! std', i, type(e).__name__, repr(msg[:300]), flush=True)
+            elif isinstance(e, AssertionError):  # a probe's own check of the result
+                print('!! wrong', i, type(e).__name__, repr(msg[:300]), flush=True)
             elif isinstance(e, MemoryError):
                 print('!! mem', i, type(e).__name__, repr(msg[:300]), flush=True)
             elif not isinstance(e, Exception):
@@ -204,8 +206,10 @@ def _arg(rng, name=None):
                            "fk.data.TensorDataset(T('e2'))"])
     if name in ("reduction",) and r < 0.5:
         return rng.choice(["'mean'", "'sum'", "'none'", "'bogus'"])
-    if r < 0.35:
+    if r < 0.3:
         return rng.choice(TENSORS)
+    if r < 0.5:  # plausible arguments, so that calls get past the argument checks
+        return rng.choice(["0", "1", "2", "-1", "(2, 3)", "True"])
     if r < 0.7:
         return rng.choice(INTS)
     if r < 0.8:
@@ -278,6 +282,31 @@ PROBES = [
     "fk.ones(2, 3).uniform_(float('inf'), 0)", "fk.ones(2, 3).normal_(0, -1)", "fk.ones(3).to('cuda')",
     "fk.ones(3).to(2**62)", "fk.from_dlpack(object())", "fk.ones(3).__dlpack__(stream=2**62)",
     "fk.nonzero(fk.zeros(0, 2**20))", "fk.ones(2**20, 0).t().contiguous()",
+    # numel / offset overflow through views
+    "fk.ones(2, 3).expand(2**31, 2**31, 2, 3)", "fk.ones(1, 1).expand(2**32, 2**32).sum()",
+    "fk.ones(1, 1).expand(2**32, 2**32).reshape(-1)", "fk.ones(1).expand(2**62)[2**62 - 1]",
+    "fk.ones(1).expand(2**62).view(2, -1)", "fk.ones(1, 1).expand(2**32, 2**32).contiguous()",
+    "fk.zeros(0).view(2**62, 4).view(-1)", "fk.zeros(0).view(2**62, 4).t().contiguous()",
+    "fk.arange(10)[2**62:2**63 - 1]", "fk.ones(3)[::2**63 - 1]", "fk.ones(3)[-2**63:]",
+    "fk.ones(1, 1).expand(2**32, 2**32).numel()", "fk.ones(1).expand(2**40).max()",
+    "fk.ones(1).expand(2**40).argmax()", "fk.ones(1, 1).expand(2**31, 2).t().matmul(fk.ones(2**31, 1))",
+    "fk.cat([fk.ones(1).expand(2**62), fk.ones(1).expand(2**62)])",
+    "fk.ones(1).expand(2**33).reshape(2**32, 2).sum(1)",
+]
+# Big but allowed (< RLIMIT_AS): 32-bit index overflow in kernels.  Long profile only (slow).
+BIG_PROBES = [
+    "(lambda r: r == 2**31 + 8 or (_ for _ in ()).throw(AssertionError(r)))("
+    "fk.ones(2**31 + 8, dtype=fk.uint8).sum().item())",
+    "(lambda t: t[2**31 + 3].item() == 1 or (_ for _ in ()).throw(AssertionError('index')))("
+    "fk.zeros(2**31 + 8, dtype=fk.uint8).__setitem__(2**31 + 3, 1) or fk.tensor([0]).expand(1))",
+    "(lambda r: r == 2**31 + 7 or (_ for _ in ()).throw(AssertionError(r)))("
+    "fk.cat([fk.zeros(2**31 + 7, dtype=fk.bool), fk.ones(1, dtype=fk.bool)]).int().argmax().item()"
+    " if hasattr(fk.Tensor, 'int') else fk.cat([fk.zeros(2**31 + 7, dtype=fk.uint8), "
+    "fk.ones(1, dtype=fk.uint8)]).argmax().item())",
+    "(lambda r: r == 2**31 + 8 or (_ for _ in ()).throw(AssertionError(r)))("
+    "fk.ones(2**31 + 8, dtype=fk.bool).nonzero().shape[0])",
+    "(lambda r: r == 2**31 + 8 or (_ for _ in ()).throw(AssertionError(r)))("
+    "fk.ones(1, dtype=fk.uint8).expand(2**31 + 8).contiguous().sum().item())",
 ]
 
 
@@ -286,7 +315,7 @@ def all_calls():
     groups = {}
     for group, callee, params in targets():
         groups.setdefault(group, []).extend(make_calls(group, callee, params, CALLS_PER_TARGET, rng))
-    groups["probes"] = list(PROBES)
+    groups["probes"] = list(PROBES) + (BIG_PROBES if _MODE == "long" else [])
     return groups
 
 
