@@ -33,6 +33,11 @@ FOUND = [
     ("sign-bool", "fk.tensor([True, False]).sign()", ([True, False], "bool")),
     ("index-empty-list", "fk.ones(3)[[]]", ([], "float32")),
     ("index-0d-bool-mask", "fk.tensor(2.0)[fk.tensor(True)]", ([2.0], "float32")),
+    ("std-float32-large-values", "fk.tensor([1e25, -1e25, 3e25]).std()", ([2e25], "float32")),
+    # -- gradients: masked backward must select, not multiply (inf * 0 = nan)
+    ("grad-clamp-masked-inf", "_grad(lambda x: x.clamp(0, 1).sqrt())", ([0.0], "float64")),
+    ("grad-clamp-min-masked-inf", "_grad(lambda x: x.clamp(min=0).log())", ([0.0], "float64")),
+    ("grad-maximum-masked-inf", "_grad(lambda x: fk.maximum(x, fk.zeros(())).sqrt())", ([0.0], "float64")),
     # -- must raise (PyTorch does)
     ("transpose-0d-dim-out-of-range", "fk.tensor(2.0).transpose(1, 0)", RAISES),
     ("flatten-0d-dim-out-of-range", "fk.tensor(2.0).flatten(1)", RAISES),
@@ -62,9 +67,16 @@ FOUND = [
 ]
 
 
+def _grad(f, value=-5.0):
+    """d f(x) / dx at x = value (float64)."""
+    x = fk.tensor(value, dtype=fk.float64, requires_grad=True)
+    f(x).backward()
+    return x.grad
+
+
 @pytest.mark.parametrize("src, expected", [e[1:] for e in FOUND], ids=[e[0] for e in FOUND])
 def test_found_by_fuzzing(src, expected):
-    scope = {"fk": fk, "F": F, "inf": inf, "nan": nan}
+    scope = {"fk": fk, "F": F, "inf": inf, "nan": nan, "_grad": _grad}
     if expected == RAISES:
         with pytest.raises(_ERRORS) as info:
             eval(src, scope)

@@ -641,6 +641,53 @@ def _np_inplace(a, p):
 op("inplace", _inplace, _np_inplace, params=_inplace_params, smooth=False)
 
 
+# -- __setitem__ on a copy of the running value
+def _setitem_params(data, shape, dtype):
+    p = _index_params(data, shape, dtype)
+    if p["kind"] in ("none", "ilist"):
+        p["kind"] = "slice" if p["kind"] == "none" else "itensor"
+        p.setdefault("sl", (None, None, 2))
+        p.setdefault("idx", [0])
+    if data.draw(st.booleans(), label="tensor_value"):
+        p.update(_operand(data, data.draw(st.sampled_from([(), (1,)]), label="vshape"), (), dtype))
+    else:
+        p["s"] = data.draw(st.sampled_from([0, 1, -2, 2.5]), label="s")
+    return p
+
+
+def _key(m, x, p):
+    k = p["kind"]
+    if k == "int":
+        return p["i"]
+    if k == "slice":
+        return slice(*p["sl"])
+    if k == "ellipsis_int":
+        return (Ellipsis, p["i"])
+    if k == "mask":
+        return mk(m, p["mask"], "bool")
+    if k == "itensor":
+        return mk(m, np.array(p["idx"], dtype=np.int64), "int64")
+    return (p["i"], slice(None, None, 2))
+
+
+def _setitem(m, x, p):
+    x = x.clone()
+    x[_key(m, x, p)] = _y(m, p) if "y" in p else p["s"]
+    return x
+
+
+def _np_setitem(a, p):
+    a = np.array(a, copy=True)
+    k = p["kind"]
+    key = {"int": lambda: p["i"], "slice": lambda: slice(*p["sl"]), "ellipsis_int": lambda: (Ellipsis, p["i"]),
+           "mask": lambda: p["mask"], "itensor": lambda: np.array(p["idx"], dtype=np.int64),
+           "multi": lambda: (p["i"], slice(None, None, 2))}[k]()
+    a[key] = _np_y(p) if "y" in p else p["s"]
+    return a
+
+
+op("setitem", _setitem, _np_setitem, params=_setitem_params, smooth=False)
+
 # -- nn.functional
 def _linear_params(data, shape, dtype):
     k = shape[-1] if shape else 1
@@ -662,6 +709,18 @@ op("F.relu", lambda m, x, p: (F if m is fk else TF).relu(x), lambda a, p: np.max
 op("F.gelu", lambda m, x, p: (F if m is fk else TF).gelu(x), lambda a, p: _gelu(a), dtypes=_F, torch_inf=False)
 op("F.gelu_tanh", lambda m, x, p: (F if m is fk else TF).gelu(x, approximate="tanh"),
    lambda a, p: 0.5 * a * (1 + np.tanh(math.sqrt(2 / math.pi) * (a + 0.044715 * a ** 3))), dtypes=_F)
+
+
+op("F.leaky_relu", lambda m, x, p: (F if m is fk else TF).leaky_relu(x, 0.1),
+   lambda a, p: np.where(a > 0, a, a * 0.1), dtypes=_F, smooth=False)
+op("F.l1_loss", lambda m, x, p: (F if m is fk else TF).l1_loss(x, mk(m, p["y"], p["ydt"]), reduction=p["red"]),
+   lambda a, p: {"none": lambda v: v, "sum": np.sum, "mean": np.mean}[p["red"]](np.abs(a - _np_y(p))),
+   params=lambda d, s, t: {**_operand(d, s, (), t), "red": d.draw(st.sampled_from(["mean", "sum", "none"]), label="red")},
+   dtypes=_F, red=True, smooth=False)
+op("F.avg_pool2d", lambda m, x, p: (F if m is fk else TF).avg_pool2d(x, p["k"], p["s"]),
+   lambda a, p: _np_pool(a, p, np.mean),
+   params=lambda d, s, t: {"k": d.draw(st.sampled_from([1, 2, 3]), label="k"),
+                           "s": d.draw(st.sampled_from([None, 1, 2]), label="s")}, dtypes=_F, min_ndim=3, red=True)
 
 
 def _ce_params(data, shape, dtype):
@@ -748,14 +807,14 @@ def _pool(m, x, p):
     return (F if m is fk else TF).max_pool2d(x, p["k"], p["s"])
 
 
-def _np_pool(a, p):
+def _np_pool(a, p, reduce=np.max):
     k, s = p["k"], p["s"] or p["k"]
     h, w = a.shape[-2:]
     oh, ow = (h - k) // s + 1, (w - k) // s + 1
     out = np.zeros(a.shape[:-2] + (max(oh, 0), max(ow, 0)))
     for i in range(max(oh, 0)):
         for j in range(max(ow, 0)):
-            out[..., i, j] = a[..., i * s:i * s + k, j * s:j * s + k].max(axis=(-1, -2))
+            out[..., i, j] = reduce(a[..., i * s:i * s + k, j * s:j * s + k], axis=(-1, -2))
     return out
 
 
@@ -990,7 +1049,8 @@ def _grad_check(arr, dtype, layout, steps, data):
         if not o.grad or o.idx_out or not o.smooth and name not in ("F.relu", "clamp", "maximum", "minimum",
                                                                      "abs", "relu", "where", "where_rev",
                                                                      "amax", "amin", "max_dim", "inplace",
-                                                                     "F.max_pool2d", "max_all"):
+                                                                     "F.max_pool2d", "max_all", "setitem",
+                                                                     "F.leaky_relu", "F.l1_loss"):
             return
         if "ydt" in p and p["ydt"] in _F and not np.all(np.isfinite(p["y"])):
             return
