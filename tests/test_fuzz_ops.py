@@ -1115,8 +1115,74 @@ def _diff_layout(m, leaf, layout):
     return leaf * 1.0
 
 
+# ----------------------------------------------------------------------------- thread consistency
+@st.composite
+def big_start(draw):
+    """Tensors big enough (>= 2 * 65536 elements) for the kernels to split across threads."""
+    nd = draw(st.integers(1, 4), label="ndim")
+    sides = [draw(st.sampled_from([1, 2, 3, 5, 7, 13, 61, 127, 131]), label="side") for _ in range(nd)]
+    while int(np.prod(sides)) < 140_000:
+        sides[draw(st.integers(0, nd - 1), label="grow")] *= draw(st.sampled_from([2, 3, 5]), label="by")
+    while int(np.prod(sides)) > 600_000:
+        i = int(np.argmax(sides))
+        sides[i] = max(1, sides[i] // 2)
+    return tuple(sides), draw(st.sampled_from(_ALL + _F), label="dtype"), draw(st.sampled_from(LAYOUTS), label="layout")
+
+
+_THREAD_OPS = [n for n, o in OPS.items() if not n.startswith(("F.conv2d", "F.max_pool2d", "F.avg_pool2d"))]
+
+
+@settings(_PROFILE, max_examples=max(4, _PROFILE.max_examples // 20))
+@given(data=st.data(), start=big_start())
+def test_fuzz_threads(data, start):
+    """The same program with 1 thread and with several: same errors, same values (sums within round-off)."""
+    COUNTS["thread_programs"] = COUNTS.get("thread_programs", 0) + 1
+    shape, dtype, layout = start
+    arr = _values(data, shape, dtype, special=False)
+    nthreads = data.draw(st.sampled_from([2, 3, 4]), label="threads")
+    old = fk.get_num_threads()
+    outs, steps = [], []
+    try:
+        fk.set_num_threads(nthreads)
+        x = _layout(fk, arr, dtype, layout)
+        for _ in range(data.draw(st.integers(1, 3), label="n_steps")):
+            xs, xd = tuple(x.shape), dtype_name(x.dtype)
+            names = [n for n in _THREAD_OPS if xd in OPS[n].dtypes and len(xs) >= OPS[n].min_ndim]
+            name = data.draw(st.sampled_from(names), label="op")
+            p = OPS[name].params(data, xs, xd)
+            steps.append((name, p))
+            out, err = _run(OPS[name].fn, fk, x, p)
+            outs.append((out, err))
+            if err is not None or int(np.prod(out.shape)) > 4_000_000:
+                break
+            x = out
+        fk.set_num_threads(1)
+        x = _layout(fk, arr, dtype, layout)
+        for i, ((name, p), (out, err)) in enumerate(zip(steps, outs)):
+            prog = f"{nthreads} threads vs 1: " + _desc(arr, dtype, layout, steps[:i + 1])
+            out1, err1 = _run(OPS[name].fn, fk, x, p)
+            if (err is None) != (err1 is None):
+                _report("threads-error", prog, f"{nthreads} threads: {err!r}; 1 thread: {err1!r}")
+                return
+            if err is not None:
+                return
+            a, b = to_np(out), to_np(out1)
+            exact = not OPS[name].red or a.dtype.kind not in "f"
+            tol = (0, 0) if exact else ((2e-5, 1e-5 * (1 + float(np.nanmax(np.abs(b), initial=0))))
+                                        if a.dtype == np.float32 else (1e-10, 1e-10))
+            diff = _compare(a, b, *tol)
+            COUNTS["thread_steps"] = COUNTS.get("thread_steps", 0) + 1
+            if diff:
+                _report("threads", prog, f"{nthreads} threads vs 1 thread: {diff}")
+                return
+            x = out1
+    finally:
+        fk.set_num_threads(old)
+
+
 def teardown_module(module):
     line = (f"fuzz-ops: {COUNTS['programs']} programs, {COUNTS['steps']} steps, "
+            f"{COUNTS.get('thread_programs', 0)} thread-consistency programs ({COUNTS.get('thread_steps', 0)} steps), "
             f"{COUNTS['grad_checks']} gradient checks, {COUNTS['mismatches']} mismatches (profile {_MODE})")
     print("\n" + line)
     if os.environ.get("FASTKERN_FUZZ_COUNT_FILE"):
