@@ -96,6 +96,8 @@ PRELUDE = textwrap.dedent("""
                     repr(v)
                 if v.ndim and v.shape[0]:
                     v[v.shape[0] - 1]
+                if v.requires_grad and v.is_floating_point() and v.numel() <= 2**20:
+                    v.sum().backward()  # autograd through whatever the call built
             elif isinstance(v, nn.Module):
                 for x in (T('f'), T('img'), T('i'), T('d')):
                     try:
