@@ -89,7 +89,11 @@ PRELUDE = textwrap.dedent("""
         # exercise a returned tensor: a wrongly accepted shape or stride shows here
         for v in (r if isinstance(r, tuple) else (r,)):
             if isinstance(v, fk.Tensor):
-                v.shape, v.stride(), v.dtype
+                shape, n = tuple(v.shape), v.numel()
+                # a tensor that exists must have a valid shape: sizes >= 0, numel = prod(sizes) < 2**63
+                if any(s < 0 for s in shape) or math.prod(shape) >= 2**63 or n != math.prod(shape):
+                    raise AssertionError('invalid tensor: shape %r, numel() %r, stride %r' % (shape, n, v.stride()))
+                v.stride(), v.dtype
                 if v.numel() <= 2**20:
                     v.sum()
                     v.contiguous()
@@ -114,6 +118,29 @@ PRELUDE = textwrap.dedent("""
                 for i, b in enumerate(v):
                     if i > 3:
                         break
+
+    def must_raise(f):
+        try:
+            f()
+        except Exception:
+            return
+        raise AssertionError('accepted (PyTorch raises)')
+
+    def must_be(f, want):
+        try:
+            got = f()
+        except Exception as e:
+            raise AssertionError('raised %r, expected %r' % (e, want))
+        if got != want:
+            raise AssertionError('%r, expected %r' % (got, want))
+
+    def then_works(setup, check):
+        # setup() may refuse (raise); if it is accepted, check() must still hold
+        try:
+            setup()
+        except Exception:
+            return
+        must_be(check, True)
 
     def run(i, src):
         print('@@', i, flush=True)
@@ -295,6 +322,27 @@ PROBES = [
     "fk.cat([fk.ones(1).expand(2**62), fk.ones(1).expand(2**62)])",
     "fk.ones(1).expand(2**33).reshape(2**32, 2).sum(1)",
 ]
+# Calls with a required outcome (PyTorch's): must_raise / must_be / then_works, defined in PRELUDE.
+CHECKS = [
+    "must_raise(lambda: fk.set_num_threads(0))", "must_raise(lambda: fk.set_num_threads(-1))",
+    "then_works(lambda: fk.set_num_threads(100000), lambda: fk.ones(300000).sum().item() == 300000)",
+    "must_raise(lambda: fk.ones(1, 3).expand(-2, 3))", "must_raise(lambda: fk.ones(3).narrow(0, 2, 5))",
+    "must_raise(lambda: fk.ones(3).narrow(0, 4, 0))", "must_be(lambda: fk.ones(3).narrow(0, -1, 1).shape, (1,))",
+    "must_raise(lambda: nn.Embedding(3, 2)(fk.tensor([-1])))", "must_raise(lambda: F.embedding(fk.tensor([-1]), fk.ones(3, 2)))",
+    "must_raise(lambda: F.binary_cross_entropy(fk.tensor([1.5]), fk.tensor([1.0])))",
+    "must_raise(lambda: F.binary_cross_entropy_with_logits(fk.ones(2, 3), fk.ones(3, 2)))",
+    "must_raise(lambda: F.binary_cross_entropy_with_logits(fk.ones(2, 3), fk.ones(3)))",
+    "must_be(lambda: fk.ones(3)[True].shape, (1, 3))", "must_be(lambda: fk.ones(3)[False].shape, (0, 3))",
+    "must_be(lambda: fk.tensor(1.0)[None].shape, (1,))", "must_be(lambda: fk.ones(2)[None].shape, (1, 2))",
+    "must_be(lambda: fk.ones(1).expand(2**31).sum().item(), 2.0**31)",
+    "must_be(lambda: fk.zeros(0, 2**40).shape, (0, 2**40))", "must_be(lambda: fk.empty(2**40, 0).shape, (2**40, 0))",
+    "must_be(lambda: fk.zeros(0, 2**40).sum(0).shape, (2**40,)) if False else must_be(lambda: fk.zeros(2**40, 0).sum(1).numel(), 2**40) if False else None",
+    "must_raise(lambda: fk.zeros(0).view(2**62, 4))", "must_raise(lambda: fk.ones(2, 3).expand(2**31, 2**31, 2, 3))",
+    "must_raise(lambda: fk.ones(1, 1).expand(2**32, 2**32))", "must_raise(lambda: fk.zeros(0).reshape(2**32, 2**32, 4))",
+    "must_be(lambda: fk.ones(3)[::2**63 - 1].shape, (1,))", "must_raise(lambda: fk.ones(1, 1).expand(2**32, 2**32).reshape(-1))",
+    "must_raise(lambda: fk.empty(2**64))", "must_raise(lambda: fk.ones(2, 3)[2**63])",
+    "must_raise(lambda: F.cross_entropy(fk.ones(2, 3), fk.ones(2)))",
+]
 # Big but allowed (< RLIMIT_AS): 32-bit index overflow in kernels.  Long profile only (slow).
 BIG_PROBES = [
     "(lambda r: r == 2**31 + 8 or (_ for _ in ()).throw(AssertionError(r)))("
@@ -318,6 +366,7 @@ def all_calls():
     for group, callee, params in targets():
         groups.setdefault(group, []).extend(make_calls(group, callee, params, CALLS_PER_TARGET, rng))
     groups["probes"] = list(PROBES) + (BIG_PROBES if _MODE == "long" else [])
+    groups["checks"] = list(CHECKS)
     return groups
 
 
@@ -393,5 +442,5 @@ def _summary(failures):
     lines = []
     for (kind, what), cs in sorted(by.items(), key=lambda kv: -len(kv[1])):
         lines.append(f"[{kind}] x{len(cs)} {what}")
-        lines.extend(f"    {c}" for c in cs[:4])
+        lines.extend(f"    {c}" for c in cs[:12])
     return "\n".join(lines)
