@@ -64,6 +64,9 @@ FOUND = [
      ([nan], "float32")),
     ("(python) cross_entropy-zero-classes-nd-none",
      "F.cross_entropy(fk.zeros(0, 0, 2), fk.zeros(0, 2, dtype=fk.int64), reduction='none').shape", ((0, 2), None)),
+    ("(python) bce_with_logits-inf",
+     "F.binary_cross_entropy_with_logits(fk.tensor([inf, -inf, 50.0]), fk.tensor([0.5, 0.5, 0.2]), reduction='none')",
+     ([inf, nan, 40.0], "float32")),
 ]
 
 

@@ -455,10 +455,11 @@ op("squeeze_dim", lambda m, x, p: x.squeeze(p["dim"]),
 op("squeeze", lambda m, x, p: x.squeeze(), lambda a, p: np.squeeze(a))
 op("unsqueeze", lambda m, x, p: x.unsqueeze(p["dim"]), lambda a, p: np.expand_dims(a, p["dim"] % (a.ndim + 1)),
    params=lambda d, s, t: {"dim": d.draw(st.integers(-len(s) - 2, len(s) + 1), label="dim")})
-op("expand", lambda m, x, p: x.expand(*p["shape"]), lambda a, p: np.broadcast_to(a, p["shape"]).copy(),
-   params=lambda d, s, t: {"shape": tuple(d.draw(st.sampled_from([1, 2, 3]), label="e") if v == 1 else
-                                          (v if d.draw(st.integers(0, 15), label="eb") else v + 1) for v in s)
-                           + ()}, min_ndim=1)
+op("expand", lambda m, x, p: x.expand(*p["shape"]),
+   lambda a, p: np.broadcast_to(a, tuple(d if e == -1 else e for d, e in zip(a.shape, p["shape"]))).copy(),
+   params=lambda d, s, t: {"shape": tuple(d.draw(st.sampled_from([1, 2, 3, -1]), label="e") if v == 1 else
+                                          d.draw(st.sampled_from([v] * 12 + [-1] * 3 + [v + 1, -2]), label="eb")
+                                          for v in s)}, min_ndim=1)
 op("narrow", lambda m, x, p: x.narrow(p["dim"], p["start"], p["len"]),
    lambda a, p: np.take(a, range(p["start"] % max(a.shape[p["dim"] % a.ndim], 1) if p["start"] < 0 else p["start"],
                                  (p["start"] % max(a.shape[p["dim"] % a.ndim], 1) if p["start"] < 0 else p["start"]) + p["len"]),
@@ -490,8 +491,10 @@ op("stack", lambda m, x, p: m.stack([x, x * 2], p["dim"]),
 
 # -- indexing
 def _index_params(data, shape, dtype):
-    kind = data.draw(st.sampled_from(["int", "slice", "none", "ellipsis_int", "mask", "itensor", "ilist", "multi"]),
-                     label="ikind")
+    kind = data.draw(st.sampled_from(["int", "slice", "none", "ellipsis_int", "mask", "itensor", "ilist", "multi",
+                                      "bare_none", "true", "false"]), label="ikind")
+    if kind in ("bare_none", "true", "false"):
+        return {"kind": kind}
     sz0 = shape[0] if shape else 0
     if kind == "int":
         return {"kind": kind, "i": data.draw(st.integers(-sz0 - 1, sz0), label="i")}
@@ -522,6 +525,12 @@ def _index(m, x, p):
         return x[slice(*p["sl"])]
     if k == "none":
         return x[None, ..., None]
+    if k == "bare_none":
+        return x[None]
+    if k == "true":
+        return x[True]
+    if k == "false":
+        return x[False]
     if k == "ellipsis_int":
         return x[..., p["i"]]
     if k == "mask":
@@ -541,6 +550,10 @@ def _np_index(a, p):
         return a[slice(*p["sl"])]
     if k == "none":
         return a[None, ..., None]
+    if k == "bare_none":
+        return a[None]
+    if k in ("true", "false"):
+        return a[None] if k == "true" else a[None][:0]
     if k == "ellipsis_int":
         return a[..., p["i"]]
     if k == "mask":
@@ -644,8 +657,8 @@ op("inplace", _inplace, _np_inplace, params=_inplace_params, smooth=False)
 # -- __setitem__ on a copy of the running value
 def _setitem_params(data, shape, dtype):
     p = _index_params(data, shape, dtype)
-    if p["kind"] in ("none", "ilist"):
-        p["kind"] = "slice" if p["kind"] == "none" else "itensor"
+    if p["kind"] in ("none", "ilist", "bare_none", "true", "false"):
+        p["kind"] = "itensor" if p["kind"] == "ilist" else "slice"
         p.setdefault("sl", (None, None, 2))
         p.setdefault("idx", [0])
     if data.draw(st.booleans(), label="tensor_value"):
@@ -721,6 +734,48 @@ op("F.avg_pool2d", lambda m, x, p: (F if m is fk else TF).avg_pool2d(x, p["k"], 
    lambda a, p: _np_pool(a, p, np.mean),
    params=lambda d, s, t: {"k": d.draw(st.sampled_from([1, 2, 3]), label="k"),
                            "s": d.draw(st.sampled_from([None, 1, 2]), label="s")}, dtypes=_F, min_ndim=3, red=True)
+
+
+op("F.embedding", lambda m, x, p: (F if m is fk else TF).embedding(x, mk(m, p["W"], "float32")),
+   lambda a, p: p["W"][a.astype(np.int64)] if (a >= 0).all() and (a < 6).all() else None,
+   params=lambda d, s, t: {"W": _values(d, (6, 2), "float32", special=False)}, dtypes=("int64",), grad=False)
+
+
+def _bce_logits(m, x, p):
+    return (F if m is fk else TF).binary_cross_entropy_with_logits(x, mk(m, p["y"], p["ydt"]), reduction=p["red"])
+
+
+def _np_bce_logits(a, p):
+    y = _np_y(p)
+    if y.shape != a.shape:
+        raise ValueError("shape")
+    loss = np.maximum(a, 0) - a * y + np.log1p(np.exp(-np.abs(a)))
+    return {"none": lambda v: v, "sum": np.sum, "mean": np.mean}[p["red"]](loss)
+
+
+def _bce_params(data, shape, dtype):
+    p = {"red": data.draw(st.sampled_from(["mean", "sum", "none"]), label="red"), "ydt": dtype}
+    seed = data.draw(st.integers(0, 2**16), label="yseed")
+    p["y"] = np.random.default_rng(seed).random(_bshape(data, shape))
+    return p
+
+
+op("F.bce_with_logits", _bce_logits, _np_bce_logits, params=_bce_params, dtypes=_F, red=True)
+
+
+def _bce(m, x, p):
+    return (F if m is fk else TF).binary_cross_entropy(x, mk(m, p["y"], p["ydt"]), reduction=p["red"])
+
+
+def _np_bce(a, p):
+    y = _np_y(p)
+    if y.shape != a.shape or ((a < 0) | (a > 1)).any():
+        raise ValueError("domain")
+    loss = -(y * np.maximum(np.log(a), -100) + (1 - y) * np.maximum(np.log(1 - a), -100))
+    return {"none": lambda v: v, "sum": np.sum, "mean": np.mean}[p["red"]](loss)
+
+
+op("F.bce", _bce, _np_bce, params=_bce_params, dtypes=_F, red=True, smooth=False)
 
 
 def _ce_params(data, shape, dtype):

@@ -181,8 +181,10 @@ def l1_loss(input, target, reduction="mean"):
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
     if weight is not None or pos_weight is not None:
         raise NotImplementedError("binary_cross_entropy_with_logits: weight and pos_weight are not supported yet")
-    # max(x, 0) - x*t + log(1 + exp(-|x|)): stable for large |x|
-    loss = input.clamp(min=0) - input * target + ((-input.abs()).exp() + 1).log()
+    # (1 - t)*x + m + log(exp(-m) + exp(-x - m)), m = max(-x, 0): stable for large |x|, and PyTorch's form,
+    # so that x = +-inf gives what PyTorch gives (inf at x = +inf, nan at x = -inf for 0 < t < 1)
+    m = (-input).clamp(min=0)
+    loss = (1 - target) * input + m + ((-m).exp() + (-input - m).exp()).log()
     return _reduce(loss, reduction)
 
 
