@@ -15,7 +15,11 @@ exceptions are fine.  The test fails, naming the call, on:
   * a signal (SIGSEGV, SIGABRT, SIGBUS, ...) or any abnormal exit of the child;
   * a hang (a per-call watchdog, faulthandler.dump_traceback_later, kills the child);
   * an exception whose message leaks C++ ("std::", "bad_cast", "bad_alloc");
-  * MemoryError from a call whose arguments are all small (no int >= 2**20).
+  * MemoryError from a call whose arguments are all small (no int >= 2**20);
+  * a returned tensor that is not valid (a negative size, numel != prod(sizes), or
+    prod(sizes) >= 2**63: an overflowed shape that was accepted);
+  * in the "checks" group, a call with a required outcome (PyTorch's) that differs:
+    must_raise(...), must_be(..., value), then_works(setup, check).
 After a crash the batch resumes after the crashing call, so one crash hides nothing.
 
 Run:

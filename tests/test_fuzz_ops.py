@@ -20,12 +20,18 @@ For float programs on finite inputs the whole program is re-run in float64 with 
 that requires grad, in fastkern and torch, and the gradients of a random weighted sum
 of the result are compared.
 
-Profiles (see _PROFILES):
+test_fuzz_threads runs short programs on big tensors (>= 2 * 65536 elements, so that the
+kernels split the work) with 2-4 threads and with 1: errors must agree, values must be
+identical (reductions within round-off).
+
+One-line repros of what these fuzzers found are in tests/test_fuzz_found.py.
+
+Profiles:
   quick (default, CI):  derandomized, a few hundred programs, well under a minute
       PYTHONPATH=python python -m pytest -q tests/test_fuzz_ops.py
   long (by hand):       >= 100k programs in total, random seeds
       FASTKERN_FUZZ=long PYTHONPATH=python nice python -m pytest -q -s tests/test_fuzz_ops.py
-  FASTKERN_FUZZ_EXAMPLES=N overrides the number of programs per test;
+  FASTKERN_FUZZ_EXAMPLES=N overrides the number of programs (the thread test runs N/20);
   FASTKERN_FUZZ_COLLECT=file.jsonl records every mismatch to the file and keeps going
       (instead of failing on, and shrinking, the first one), for bug hunting runs.
 The number of programs run is printed at the end (with -s) and appended to
