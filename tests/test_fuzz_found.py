@@ -38,6 +38,7 @@ FOUND = [
     ("grad-clamp-masked-inf", "_grad(lambda x: x.clamp(0, 1).sqrt())", ([0.0], "float64")),
     ("grad-clamp-min-masked-inf", "_grad(lambda x: x.clamp(min=0).log())", ([0.0], "float64")),
     ("grad-maximum-masked-inf", "_grad(lambda x: fk.maximum(x, fk.zeros(())).sqrt())", ([0.0], "float64")),
+    ("grad-std-zero-std", "_grad(lambda x: x.expand(5).std().rsqrt()).reshape(1)", ([0.0], "float64")),
     # -- must raise (PyTorch does)
     ("transpose-0d-dim-out-of-range", "fk.tensor(2.0).transpose(1, 0)", RAISES),
     ("flatten-0d-dim-out-of-range", "fk.tensor(2.0).flatten(1)", RAISES),
