@@ -130,7 +130,9 @@ def log_softmax(input, dim=None, dtype=None):
 def _class_last(input, target):
     """[N, C, d1, ...] logits and [N, d1, ...] targets as [N*d1*..., C] and [N*d1*...]."""
     order = [0] + list(range(2, input.ndim)) + [1]
-    return input.permute(*order).reshape(-1, input.shape[1]), target.reshape(-1)
+    rows = math.prod(input.shape) // input.shape[1] if input.shape[1] else \
+        input.shape[0] * math.prod(input.shape[2:])  # not -1: that is ambiguous when C == 0
+    return input.permute(*order).reshape(rows, input.shape[1]), target.reshape(-1)
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
