@@ -23,8 +23,8 @@ exceptions are fine.  The test fails, naming the call, on:
 After a crash the batch resumes after the crashing call, so one crash hides nothing.
 
 Run:
-  quick (CI, < 60 s):  PYTHONPATH=python python -m pytest -q tests/test_fuzz_api.py
-  long:                FASTKERN_FUZZ=long PYTHONPATH=python nice python -m pytest -q -s tests/test_fuzz_api.py
+  quick (CI, < 60 s):  python -m pytest -q tests/test_fuzz_api.py
+  long:                FASTKERN_FUZZ=long nice python -m pytest -q -s tests/test_fuzz_api.py
   FASTKERN_FUZZ_API_CALLS=N sets the number of random calls per target (quick 3, long 150),
   FASTKERN_FUZZ_SEED=S changes the (otherwise fixed) random seed.
 """
@@ -47,7 +47,7 @@ SEED = int(os.environ.get("FASTKERN_FUZZ_SEED", "0"))
 BATCH = 400
 CALL_TIMEOUT_S = 20
 MEM_LIMIT = 4 << 30
-PYTHON_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python")
+PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(fk.__file__)))  # the children import the same fastkern
 
 # ----------------------------------------------------------------------------- argument pool
 INTS = ["0", "1", "-1", "2", "3", "-2", "7", "2**31", "2**62", "2**63-1", "2**64", "-2**63", "-2**31", "2**32"]

@@ -49,6 +49,13 @@ static Dims bstrides(const Tensor& t, const Dims& shape) {
   return s;
 }
 
+// Operand checks PyTorch makes before promotion.
+static void check_operands(BinOp op, const Tensor& a, const Tensor& b) {
+  FK_CHECK(!(op == BinOp::Sub && (a.dtype() == DType::Bool || b.dtype() == DType::Bool)), Runtime,
+           "Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying to invert a mask, "
+           "use the `~` or `logical_not()` operator instead.");
+}
+
 static void check_device(const Tensor& a, const Tensor& b) {
   FK_CHECK(a.device() == b.device(), Runtime, "Expected all tensors to be on the same device, but found tensors on ",
            a.device() == Device::CPU ? "cpu" : "cuda", " and ", b.device() == Device::CPU ? "cpu" : "cuda");
@@ -119,12 +126,14 @@ static void pow_bw(Node& n, const Tensor& g, Tensor* gi) {
     gi[1] = g * where(at_zero, zero, d);
   }
 }
-// maximum/minimum: ties share the gradient equally, as in PyTorch.
+// maximum/minimum: ties share the gradient equally, as in PyTorch; the loser gets an exact 0
+// (selected, not multiplied: g may be inf).
 static void extreme_bw(Node& n, const Tensor& g, Tensor* gi, BinOp wins) {
   const Tensor &a = n.saved_at(0), &b = n.saved_at(1);
-  Tensor w = to_dtype(binary(wins, a, b), g.dtype()) + to_dtype(binary(BinOp::Eq, a, b), g.dtype()) * 0.5;
-  if (n.needs(0)) gi[0] = g * w;
-  if (n.needs(1)) gi[1] = g * (1.0 - w);
+  const Tensor win = binary(wins, a, b), tie = binary(BinOp::Eq, a, b), zero = scalar_tensor(Scalar::of(0), g.dtype());
+  const Tensor half = g * 0.5;
+  if (n.needs(0)) gi[0] = where(win, g, where(tie, half, zero));
+  if (n.needs(1)) gi[1] = where(win, zero, where(tie, half, g));
 }
 static void max_bw(Node& n, const Tensor& g, Tensor* gi) { extreme_bw(n, g, gi, BinOp::Gt); }
 static void min_bw(Node& n, const Tensor& g, Tensor* gi) { extreme_bw(n, g, gi, BinOp::Lt); }
@@ -213,6 +222,7 @@ static Tensor unaliased(const Tensor& self, const Tensor& other) { return overla
 
 Tensor binary(BinOp op, const Tensor& a, const Tensor& b) {
   check_device(a, b);
+  check_operands(op, a, b);
   const DType ct = compute_dtype(op, result_type(a, b));
   const Tensor A = to_dtype(a, ct), B = to_dtype(b, ct);
   const Dims shape = a.shape() == b.shape() ? a.shape() : broadcast_shapes(a.shape(), b.shape());
@@ -227,13 +237,17 @@ Tensor binary(BinOp op, const Tensor& a, const Tensor& b) {
 }
 
 Tensor binary(BinOp op, const Tensor& a, Scalar s, bool reflected) {
-  const Tensor st = scalar_tensor(s, scalar_result_type(a, s));
+  FK_CHECK(!(op == BinOp::Pow && !reflected && s.kind == Scalar::Int && s.i < 0 && !is_float(a.dtype())), Runtime,
+           "Integers to negative integer powers are not allowed.");
+  // True division computes in float, so the number keeps its value (uint8 / -4 is -0.5, not / 252).
+  const DType sdt = scalar_result_type(a, s);
+  const Tensor st = scalar_tensor(s, op == BinOp::Div ? to_float(sdt) : sdt);
   return reflected ? binary(op, st, a) : binary(op, a, st);
 }
 
 void check_inplace(const Tensor& self, const char* op) {
   for (int i = 0; i < self.ndim(); i++)
-    FK_CHECK(self.strides()[i] != 0 || self.size(i) <= 1, Runtime, "unsupported operation: more than one element of "
+    FK_CHECK(self.strides()[i] != 0 || self.size(i) <= 1 || self.numel() == 0, Runtime, "unsupported operation: more than one element of "
              "the written-to tensor refers to a single memory location (", op, " on an expanded tensor of shape ",
              to_string(self.shape()), "). Please clone() the tensor before performing the operation.");
   if (!grad_enabled()) return;
@@ -251,6 +265,7 @@ void check_inplace(const Tensor& self, const char* op) {
 
 void binary_(BinOp op, const Tensor& self, const Tensor& other) {
   check_device(self, other);
+  check_operands(op, self, other);
   const char* name = kBinary[int(op)].name;
   check_inplace(self, name);
   FK_CHECK(!is_comparison(op), Runtime, "in-place ", name, " is not supported");
@@ -349,6 +364,7 @@ static Node* unary_node(UnOp op, const Tensor& a, bool inplace) {
 }
 
 Tensor unary(UnOp op, const Tensor& a) {
+  if (op == UnOp::Sign && a.dtype() == DType::Bool) return clone(a);
   const Tensor A = to_dtype(a, unary_dtype(op, a.dtype()));
   Tensor out = empty(A.shape(), A.dtype(), A.device());
   Node* n = unary_node(op, A, false);
@@ -376,12 +392,13 @@ void unary_(UnOp op, const Tensor& self) {
 
 // ---- clamp ---------------------------------------------------------------------
 
+// Selects rather than multiplies by a mask: g may be inf where the input was clamped (inf * 0 is NaN).
 static void clamp_bw(Node& n, const Tensor& g, Tensor* gi) {
   const Tensor& a = n.saved_at(0);
-  Tensor keep = ones_like(a);
-  if (n.ints[0]) keep = keep * binary(BinOp::Ge, a, Scalar::of(n.scalars[0]));
-  if (n.ints[1]) keep = keep * binary(BinOp::Le, a, Scalar::of(n.scalars[1]));
-  gi[0] = g * keep;
+  Tensor keep = scalar_tensor(Scalar::of_bool(true), DType::Bool);
+  if (n.ints[0]) keep = binary(BinOp::And, keep, binary(BinOp::Ge, a, Scalar::of(n.scalars[0])));
+  if (n.ints[1]) keep = binary(BinOp::And, keep, binary(BinOp::Le, a, Scalar::of(n.scalars[1])));
+  gi[0] = where(keep, g, scalar_tensor(Scalar::of(0), g.dtype()));
 }
 
 static Node* clamp_node(const Tensor& a, std::optional<double> lo, std::optional<double> hi, bool inplace) {
@@ -422,6 +439,9 @@ Tensor clamp(const Tensor& a0, std::optional<Scalar> lo_s, std::optional<Scalar>
 }
 
 void clamp_(const Tensor& self, std::optional<double> lo, std::optional<double> hi) {
+  for (const auto& v : {lo, hi})
+    FK_CHECK(is_float(self.dtype()) || !v || *v == std::floor(*v), Runtime, "result type float32 can't be cast to the "
+             "desired output type ", dtype_name(self.dtype()), " (clamp_ with the bound ", *v, ")");
   check_inplace(self, "clamp_");
   Node* n = clamp_node(self, lo, hi, true);
   run_clamp(self, self, lo, hi);

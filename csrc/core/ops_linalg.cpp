@@ -134,7 +134,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   FK_CHECK(a.ndim() >= 1 && b.ndim() >= 1, Runtime, "both arguments to matmul need to be at least 1D, but they are ",
            a.ndim(), "D and ", b.ndim(), "D");
   FK_CHECK(a.device() == b.device(), Runtime, "matmul: expected both tensors on the same device");
-  const DType dt = promote(a.dtype(), b.dtype());
+  FK_CHECK(a.dtype() == b.dtype(), Runtime, "expected both matmul operands to have the same dtype, but got ",
+           dtype_name(a.dtype()), " and ", dtype_name(b.dtype()));
+  const DType dt = a.dtype();
   FK_CHECK(dt != DType::Bool, Type, "matmul is not implemented for bool tensors");
   const Tensor A = to_dtype(a, dt), B = to_dtype(b, dt);
   if (A.ndim() == 1 && B.ndim() == 1)

@@ -488,7 +488,9 @@ Tensor linear(const Tensor& x0, const Tensor& w, const Tensor& bias) {
   const int64_t in = w.size(1), outf = w.size(0);
   FK_CHECK(!bias.defined() || (bias.ndim() == 1 && bias.size(0) == outf), Runtime, "linear: bias of shape ",
            to_string(bias.defined() ? bias.shape() : Dims()), " does not match ", outf, " output features");
-  const Tensor x = x0.ndim() == 2 ? x0 : reshape(x0, {-1, in});
+  int64_t rows = 1;  // (not reshape(-1, in): ambiguous when in == 0)
+  for (int i = 0; i + 1 < x0.ndim(); i++) rows *= x0.size(i);
+  const Tensor x = x0.ndim() == 2 ? x0 : reshape(x0, {rows, in});
   const int64_t M = x.size(0);
   const DType dt = x.dtype();
   Tensor out = empty({M, outf}, dt);

@@ -173,7 +173,7 @@ void reduce_expanded(RedOp op, Tensor x, const DimList& dl, const Plan& p, const
 Tensor reduce(RedOp op, const Tensor& a, const DimList& dl, bool keepdim, DType in_dt, DType out_dt) {
   const Plan p = make_plan(a, dl);
   Tensor out = empty(p.out_shape, out_dt, a.device());
-  if (out.numel() > 0) {
+  if (p.len == 0 || out.numel() > 0) {
     GradMode off(false);
     if (p.len == 0) {
       auto v = empty_value(op);
@@ -338,6 +338,7 @@ std::pair<Tensor, Tensor> max_dim(const Tensor& a, int64_t dim, bool keepdim, bo
 
 Tensor argmax(const Tensor& a, std::optional<int64_t> dim, bool keepdim, bool is_max) {
   const RedOp op = is_max ? RedOp::ArgMax : RedOp::ArgMin;
+  FK_CHECK(a.dtype() != DType::Bool, Runtime, red_name(op), "(): not implemented for 'Bool' tensors");
   if (!dim) {
     FK_CHECK(a.numel() > 0, Index, red_name(op), "(): Expected reduction dim to be specified for input.numel() == 0. ",
              "Specify the reduction dim with the 'dim' argument (input shape ", to_string(a.shape()), ")");
@@ -355,11 +356,18 @@ Tensor any(const Tensor& a, const DimList& dims, bool keepdim) {
   return reduce(RedOp::Any, a, dims, keepdim, DType::Bool, DType::Bool);
 }
 
-Tensor var(const Tensor& a, const DimList& dims, double correction, bool keepdim) {
+// The variance in float64 whatever a's dtype, as PyTorch accumulates: float32 squares of values
+// near 1e20 overflow, though their variance (and surely their std) may not.
+static Tensor var64(const Tensor& a, const DimList& dims, double correction, bool keepdim) {
   FK_CHECK(is_float(a.dtype()), Runtime, "var(): expected a floating point tensor, got ", dtype_name(a.dtype()));
-  const Tensor d = a - mean(a, dims, true);
+  const Tensor x = to_dtype(a, DType::Float64);
+  const Tensor d = x - mean(x, dims, true);
   const double n = double(make_plan(a, dims).len);
   return sum(d * d, dims, keepdim) * (1.0 / std::max(0.0, n - correction));
+}
+
+Tensor var(const Tensor& a, const DimList& dims, double correction, bool keepdim) {
+  return to_dtype(var64(a, dims, correction, keepdim), a.dtype());
 }
 
 static void std_bw(Node& n, const Tensor& g, Tensor* gi) {
@@ -367,15 +375,15 @@ static void std_bw(Node& n, const Tensor& g, Tensor* gi) {
   const Tensor &a = n.saved_at(0), &out = n.saved_at(1);
   const DimList dl = dims_of(n);
   const Tensor s = unreduce(out, n);
-  const Tensor safe = where(binary(BinOp::Eq, s, Scalar::of(0)), scalar_tensor(Scalar::of(INFINITY), s.dtype()), s);
-  gi[0] = unreduce(g, n) * (a - mean(a, dl, true)) / safe * n.scalars[1];
+  gi[0] = where(binary(BinOp::Eq, s, Scalar::of(0)), scalar_tensor(Scalar::of(0), g.dtype()),
+                unreduce(g, n) * (a - mean(a, dl, true)) / s * n.scalars[1]);  // selected: g may be inf
 }
 
 Tensor std_(const Tensor& a, const DimList& dims, double correction, bool keepdim) {
   Tensor out;
   {
     GradMode off(false);
-    out = unary(UnOp::Sqrt, var(a, dims, correction, keepdim));
+    out = to_dtype(unary(UnOp::Sqrt, var64(a, dims, correction, keepdim)), a.dtype());
   }
   if (Node* n = make_node("StdBackward0", std_bw, {&a})) {
     set_reduced_dims(n, a, dims, keepdim);
@@ -432,6 +440,7 @@ Tensor softmax(const Tensor& a, int64_t dim) {
   FK_CHECK(is_float(a.dtype()), Runtime, "softmax is not implemented for '", dtype_name(a.dtype()),
            "' tensors; convert to a floating point dtype first");
   const DimList dl = DimList::of({dim});
+  wrap_dim(dim, a.ndim());
   if (a.numel() == 0) return clone(a);
   if (a.ndim() > 0 && wrap_dim(dim, a.ndim()) == a.ndim() - 1) return softmax_last(a, false);
   const Tensor e = unary(UnOp::Exp, a - stable_shift(a, dl));
@@ -442,6 +451,7 @@ Tensor log_softmax(const Tensor& a, int64_t dim) {
   FK_CHECK(is_float(a.dtype()), Runtime, "log_softmax is not implemented for '", dtype_name(a.dtype()),
            "' tensors; convert to a floating point dtype first");
   const DimList dl = DimList::of({dim});
+  wrap_dim(dim, a.ndim());
   if (a.numel() == 0) return clone(a);
   if (a.ndim() > 0 && wrap_dim(dim, a.ndim()) == a.ndim() - 1) return softmax_last(a, true);
   const Tensor s = a - stable_shift(a, dl);

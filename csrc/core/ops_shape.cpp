@@ -100,10 +100,11 @@ Tensor permute(const Tensor& a, const Dims& dims) {
 }
 
 Tensor transpose(const Tensor& a, int64_t d0, int64_t d1) {
+  const int w0 = wrap_dim(d0, a.ndim()), w1 = wrap_dim(d1, a.ndim());
   Dims order;
   for (int i = 0; i < a.ndim(); i++) order.push_back(i);
   if (a.ndim() == 0) return permute(a, order);
-  std::swap(order[wrap_dim(d0, a.ndim())], order[wrap_dim(d1, a.ndim())]);
+  std::swap(order[w0], order[w1]);
   return permute(a, order);
 }
 
@@ -153,8 +154,8 @@ Tensor unsqueeze(const Tensor& a, int64_t dim) {
 }
 
 Tensor flatten(const Tensor& a, int64_t start, int64_t end) {
-  if (a.ndim() == 0) return reshape(a, {1});
   const int s = wrap_dim(start, a.ndim()), e = wrap_dim(end, a.ndim());
+  if (a.ndim() == 0) return reshape(a, {1});
   FK_CHECK(s <= e, Runtime, "flatten() has invalid args: start_dim (", start, ") cannot come after end_dim (", end, ")");
   Dims shape;
   for (int i = 0; i < s; i++) shape.push_back(a.size(i));

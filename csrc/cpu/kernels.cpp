@@ -92,7 +92,9 @@ int binary_t(BinOp op, int64_t n, void* out, int64_t so, const void* av, int64_t
       break;
     case BinOp::Pow:
       if constexpr (fp) {
-        loop2(n, o, so, a, sa, b, sb, [](T x, T y) { return y == T(2) ? x * x : T(std::pow(x, y)); });
+        loop2(n, o, so, a, sa, b, sb, [](T x, T y) {
+          return y == T(2) ? x * x : y == T(0.5) ? std::sqrt(x) : T(std::pow(x, y));  // PyTorch's sqrt: (-inf)^0.5 is NaN
+        });
       } else if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, uint8_t>) {
         loop2(n, o, so, a, sa, b, sb, [&](T x, T y) {
           if (std::is_signed_v<T> && y < 0) { status = kNegativeIntPower; return T(0); }
@@ -224,15 +226,24 @@ void cast(DType to, DType from, int64_t n, void* out, int64_t so, const void* a,
 void clamp(DType dt, int64_t n, void* out, int64_t so, const void* a, int64_t sa, double lo, double hi) {
   dispatch_dtype(dt, [&](auto t) {
     using T = decltype(t);
+    // min(max(x, lo), hi), as PyTorch: lo > hi gives hi, and a NaN input or bound gives NaN.
     if constexpr (std::is_floating_point_v<T>) {
       const T l = T(lo), h = T(hi);
-      loop1(n, static_cast<T*>(out), so, static_cast<const T*>(a), sa,
-            [=](T x) { return x != x ? x : (x < l ? l : (x > h ? h : x)); });
+      loop1(n, static_cast<T*>(out), so, static_cast<const T*>(a), sa, [=](T x) {
+        const T y = x < l || l != l ? l : x;
+        return y > h || h != h ? h : y;
+      });
     } else {
+      // Integer bounds convert to T as PyTorch's scalars do (uint8 -1 is 255); infinite ones are no bound.
       using L = std::numeric_limits<T>;
-      const T l = lo <= double(L::min()) ? L::min() : lo >= double(L::max()) ? L::max() : T(std::ceil(lo));
-      const T h = hi >= double(L::max()) ? L::max() : hi <= double(L::min()) ? L::min() : T(std::floor(hi));
-      loop1(n, static_cast<T*>(out), so, static_cast<const T*>(a), sa, [=](T x) { return x < l ? l : (x > h ? h : x); });
+      auto bound = [](double v, T none) {
+        return std::abs(v) < 9.2e18 ? T(int64_t(v)) : none;
+      };
+      const T l = bound(lo, L::min()), h = bound(hi, L::max());
+      loop1(n, static_cast<T*>(out), so, static_cast<const T*>(a), sa, [=](T x) {
+        const T y = x < l ? l : x;
+        return y > h ? h : y;
+      });
     }
   });
 }

@@ -1,6 +1,7 @@
 // Python bindings: argument conversion and nothing else. Operators and common
 // methods go straight to the C++ ops, with no Python wrapper in between.
 #include <algorithm>
+#include <typeinfo>
 
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
@@ -171,6 +172,7 @@ IndexItem to_index_item(nb::handle h) {
   } else {
     it.kind = IndexItem::Tensor_;
     it.t = as_tensor(h);
+    if (it.t.numel() == 0 && is_float(it.t.dtype())) it.t = to_dtype(it.t, DType::Int64);  // x[[]]: no indices
   }
   return it;
 }
@@ -414,6 +416,8 @@ NB_MODULE(_C, m) {
         default: break;
       }
       PyErr_SetString(type, e.what());
+    } catch (const std::bad_cast&) {  // nanobind's cast_error: an argument of a type it cannot convert
+      PyErr_SetString(PyExc_TypeError, "an argument has a type fastkern cannot convert (see the function's signature)");
     }
   });
 
