@@ -30,7 +30,10 @@ PYTHONPATH = os.pathsep.join([str(Path(fk.__file__).parents[1])] + sys.path)
 # Runs in the child: loads each case, one JSON line per outcome, flushed before the next case.
 _CHILD = textwrap.dedent("""
     import json, resource, sys
-    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))  # a huge allocation is a MemoryError, reported
+    # A huge allocation is a MemoryError, reported. Counted from the address space in use, so that
+    # this works under ASan too (its shadow memory is reserved before any of this runs).
+    vm = int(next(l for l in open("/proc/self/status") if l.startswith("VmSize")).split()[1]) << 10
+    resource.setrlimit(resource.RLIMIT_AS, (vm + (4 << 30),) * 2)
     import fastkern as fk
 
     def touch(obj):  # use what loaded, so a bad shape that got through shows here
@@ -175,7 +178,9 @@ def test_reader_fuzz(tmp_path):
 
 
 def test_loading_a_device_reads_nothing(tmp_path):
-    code = ("import resource; resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30)); import fastkern as fk\n"
+    code = ("import resource\n"
+            'vm = int(next(l for l in open("/proc/self/status") if l.startswith("VmSize")).split()[1]) << 10\n'
+            "resource.setrlimit(resource.RLIMIT_AS, (vm + (4 << 30),) * 2)\nimport fastkern as fk\n"
             "try:\n    fk.load('/dev/zero')\nexcept ValueError as e:\n    print(e)")
     res = _run_child(code, timeout=60)
     assert res.returncode == 0 and "cannot load /dev/zero: it is a character device" in res.stdout, res.stderr

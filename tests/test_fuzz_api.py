@@ -63,7 +63,9 @@ KWARG_VALUES = INTS + FLOATS + WRONG + TENSORS
 PRELUDE = textwrap.dedent("""
     import faulthandler, math, resource, sys
     import numpy as np
-    resource.setrlimit(resource.RLIMIT_AS, ({mem}, {mem}))
+    # counted from the address space in use, so that this works under ASan (shadow memory) too
+    vm = int(next(l for l in open("/proc/self/status") if l.startswith("VmSize")).split()[1]) << 10
+    resource.setrlimit(resource.RLIMIT_AS, (vm + {mem}, vm + {mem}))
     faulthandler.enable()
     import fastkern as fk
     import fastkern.nn as nn
