@@ -28,9 +28,9 @@ One-line repros of what these fuzzers found are in tests/test_fuzz_found.py.
 
 Profiles:
   quick (default, CI):  derandomized, a few hundred programs, well under a minute
-      PYTHONPATH=python python -m pytest -q tests/test_fuzz_ops.py
+      python -m pytest -q tests/test_fuzz_ops.py
   long (by hand):       >= 100k programs in total, random seeds
-      FASTKERN_FUZZ=long PYTHONPATH=python nice python -m pytest -q -s tests/test_fuzz_ops.py
+      FASTKERN_FUZZ=long nice python -m pytest -q -s tests/test_fuzz_ops.py
   FASTKERN_FUZZ_EXAMPLES=N overrides the number of programs (the thread test runs N/20);
   FASTKERN_FUZZ_COLLECT=file.jsonl records every mismatch to the file and keeps going
       (instead of failing on, and shrinking, the first one), for bug hunting runs.

@@ -248,3 +248,12 @@ def test_arange_and_uniform_check_their_ranges():
     assert_raises_with(RuntimeError, lambda: fk.arange(5, 0, 1), "inconsistent with step sign")
     assert fk.arange(5, 0, -2).tolist() == [5, 3, 1] and fk.arange(3, 3).tolist() == []
     assert_raises_with(RuntimeError, lambda: fk.empty(3).uniform_(1, 0), "from=1", "to=0")
+
+
+def test_grad_assignment_checks():
+    x = fk.ones(2, requires_grad=True)
+    assert_raises_with(RuntimeError, lambda: setattr(x, "grad", x), "own grad")
+    assert_raises_with(RuntimeError, lambda: setattr(x, "grad", fk.ones(2, dtype=fk.float64)), "float64", "float32")
+    assert_raises_with(RuntimeError, lambda: setattr(x, "grad", fk.ones(3)), "[3]", "[2]")
+    x.grad = fk.full((2,), 3.0)
+    assert x.grad.tolist() == [3.0, 3.0]

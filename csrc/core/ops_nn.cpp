@@ -28,12 +28,17 @@ int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, bool ce
 }
 
 Window2d window(const Tensor& x, Pair2 k, Pair2 s, Pair2 p, Pair2 d, bool ceil_mode, const char* op) {
+  const int64_t H = x.size(x.ndim() - 2), W = x.size(x.ndim() - 1);
+  constexpr int64_t kMax = int64_t(1) << 31;  // keeps every window product (Ho * Wo, taps * pixels) in int64
   for (int i = 0; i < 2; i++) {
     FK_CHECK(k[i] > 0 && s[i] > 0 && d[i] > 0 && p[i] >= 0, Runtime, op, ": kernel size, stride and dilation must be ",
              "positive and padding non-negative (got kernel ", k[i], ", stride ", s[i], ", padding ", p[i],
              ", dilation ", d[i], ")");
+    FK_CHECK(k[i] < kMax && s[i] < kMax && d[i] < kMax && p[i] < kMax && (i ? W : H) + 2 * p[i] < kMax &&
+                 d[i] * (k[i] - 1) < kMax,
+             Runtime, op, ": kernel size ", k[i], ", stride ", s[i], ", padding ", p[i], " or dilation ", d[i],
+             " too large for input of shape ", to_string(x.shape()), " (the padded size and window span must be < 2^31)");
   }
-  const int64_t H = x.size(x.ndim() - 2), W = x.size(x.ndim() - 1);
   Window2d g{H, W, k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1], out_size(H, k[0], s[0], p[0], d[0], ceil_mode),
              out_size(W, k[1], s[1], p[1], d[1], ceil_mode)};
   FK_CHECK(g.Ho > 0 && g.Wo > 0, Runtime, op, ": calculated output size (", g.Ho, "x", g.Wo,

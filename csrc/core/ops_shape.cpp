@@ -263,7 +263,8 @@ Tensor cat(const std::vector<Tensor>& ts, int64_t dim) {
     for (int j = 0; j < t.ndim(); j++)
       FK_CHECK(j == d || t.size(j) == shape[j], Runtime, "Sizes of tensors must match except in dimension ", d,
                ". Expected size ", shape[j], " but got size ", t.size(j), " for tensor number ", i, " in the list");
-    total += t.size(d);
+    FK_CHECK(!__builtin_add_overflow(total, t.size(d), &total), Runtime, "cat: the sizes along dimension ", d,
+             " add up to more than int64 holds");
   }
   shape[d] = total;
   Tensor out = empty(shape, dt, ref->device());

@@ -19,8 +19,9 @@ namespace {
 
 thread_local bool t_in_pool = false;
 
-// More threads than this only add hand-off cost, whatever the machine.
-constexpr int kMaxThreads = 1024;
+// Threads far beyond the machine's only add hand-off cost (and stacks): at most 4 per
+// hardware thread, and at least 64 so that tests of many-thread splits run anywhere.
+const int kMaxThreads = int(std::max(64u, 4 * std::thread::hardware_concurrency()));
 
 int default_threads() {
   for (const char* var : {"FASTKERN_NUM_THREADS", "OMP_NUM_THREADS"})

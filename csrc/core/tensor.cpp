@@ -24,7 +24,8 @@ int64_t checked_numel(const Dims& shape) {
   for (int i = 0; i < shape.n; i++) {
     FK_CHECK(shape[i] >= 0, Runtime, "Trying to create tensor with negative dimension ", shape[i], ": ",
              to_string(shape));
-    FK_CHECK(!__builtin_mul_overflow(span, std::max<int64_t>(shape[i], 1), &span), Runtime,
+    // (bounded by 2^63 / 8, so byte strides fit too, as NumPy and DLPack need)
+    FK_CHECK(!__builtin_mul_overflow(span, std::max<int64_t>(shape[i], 1), &span) && span <= INT64_MAX / 8, Runtime,
              "numel: integer multiplication overflow: the sizes or strides of shape ", to_string(shape),
              " do not fit in int64");
     numel *= shape[i];

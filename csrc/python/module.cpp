@@ -515,7 +515,12 @@ NB_MODULE(_C, m) {
         if (!t.p->grad) return std::nullopt;
         return Tensor(t.p->grad);
       }, [](Tensor& t, std::optional<Tensor> g) {
-        if (g) FK_CHECK(g->shape() == t.shape(), Runtime, "assigned grad has data of a different size: ", to_string(g->shape()), " vs ", to_string(t.shape()));
+        if (g) {
+          FK_CHECK(g->p != t.p, Runtime, "can't assign Variable as its own grad");  // a reference cycle otherwise
+          FK_CHECK(g->shape() == t.shape(), Runtime, "assigned grad has data of a different size: ", to_string(g->shape()), " vs ", to_string(t.shape()));
+          FK_CHECK(g->dtype() == t.dtype(), Runtime, "attempting to assign a gradient with dtype ", dtype_name(g->dtype()),
+                   " to a tensor of dtype ", dtype_name(t.dtype()));
+        }
         t.p->grad = g ? g->p : Ref<TensorImpl>();
       }, nb::arg("grad").none())
       .def_prop_ro("grad_fn", [](const Tensor& t) -> std::optional<GradFn> {
@@ -566,7 +571,10 @@ NB_MODULE(_C, m) {
         for (int i = 0; i < r.n; i++) {
           vshape.push_back(1); vshape.push_back(lead[i]);
           eshape.push_back(r[i]); eshape.push_back(lead[i]);
-          oshape.push_back(r[i] * lead[i]);
+          int64_t size = 0;
+          FK_CHECK(r[i] >= 0 && !__builtin_mul_overflow(r[i], lead[i], &size), Runtime, "repeat: repeats ",
+                   to_string(r), " of a tensor of shape ", to_string(t.shape()), " are negative or overflow int64");
+          oshape.push_back(size);
         }
         return reshape(clone(expand(reshape(t, vshape), eshape)), oshape);
       })
