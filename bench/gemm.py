@@ -101,7 +101,8 @@ def main(argv=None):
                     help="rounds over all libraries; each keeps its best round (the machine is shared)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)  # internal: measure one library, print JSON
     args = ap.parse_args(argv)
-    cases = [c for c in CASES if (not args.quick or c[0] in QUICK) and (not args.only or any(o in c[0] for o in args.only))]
+    cases = [c for c in CASES
+             if (not args.quick or c[0] in QUICK) and (not args.only or any(o in c[0] for o in args.only))]
     names = [c[0] for c in cases]
     if args.worker:
         print(json.dumps(measure(args.worker, args.threads[0], names, args.budget)))

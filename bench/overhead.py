@@ -34,7 +34,8 @@ def cpu_model():
 def print_header(libs):
     """Machine and library versions; libs maps name -> (module or None, import error)."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"machine : {cpu_model()}, {os.cpu_count()} logical cores ({usable} usable), {platform.system()} {platform.machine()}")
+    print(f"machine : {cpu_model()}, {os.cpu_count()} logical cores ({usable} usable), "
+          f"{platform.system()} {platform.machine()}")
     print(f"python  : {platform.python_version()}")
     for name, (mod, err) in libs.items():
         print(f"{name:<8}: {getattr(mod, '__version__', '?') if mod else 'not available (' + err + ')'}")

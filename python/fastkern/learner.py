@@ -189,7 +189,8 @@ class Learner:
                  progress=True):
         self.dls, self.model = dls, model
         self.loss_func = nn.CrossEntropyLoss() if loss_func is None else loss_func
-        self.opt_func, self.lr, self.splitter, self.wd, self.train_bn, self.moms = opt_func, lr, splitter, wd, train_bn, moms
+        self.opt_func, self.lr, self.splitter = opt_func, lr, splitter
+        self.wd, self.train_bn, self.moms = wd, train_bn, moms
         self.metrics = [as_metric(m) for m in (metrics if isinstance(metrics, (list, tuple)) else
                                                [] if metrics is None else [metrics])]
         self.path = Path(path if path is not None else getattr(dls, "path", "."))
