@@ -9,8 +9,7 @@ import argparse
 
 import numpy as np
 
-from elementwise import best_seconds
-from overhead import setup
+from _common import Table, best_time, setup  # bench/ is on sys.path when run as a script
 
 # (label, batch, in_ch, out_ch, size, kernel, stride, padding)
 SHAPES = [
@@ -41,7 +40,9 @@ def main():
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
     fk, torch = setup(args.threads)
-    print(f"{'layer':<30}{'pass':<9}{'fastkern GF/s':>14}{'torch GF/s':>12}{'fk/torch':>10}")
+    table = Table([("layer", "<30"), ("pass", "<9"), ("fastkern GF/s", ">14.1f"), ("torch GF/s", ">12.1f"),
+                   ("fk/torch", ">10.2f")])
+    print(table.header())
     rng = np.random.default_rng(0)
     for label, n, ci, co, size, k, s, p in SHAPES:
         xa = rng.standard_normal((n, ci, size, size)).astype(np.float32)
@@ -56,10 +57,10 @@ def main():
                     continue
                 x = mod.tensor(xa, requires_grad=grad)
                 w = mod.tensor(wa, requires_grad=grad)
-                res[libname] = mult * flops / best_seconds(cases(mod, F, x, w, grad)(s, p), args.repeat, warmup=1) / 1e9
+                seconds = best_time(cases(mod, F, x, w, grad)(s, p), args.repeat, warmup=1)
+                res[libname] = mult * flops / seconds / 1e9
             ours, t = res["fk"], res.get("torch")
-            theirs, ratio = (f"{t:.1f}", f"{ours / t:.2f}") if t else ("-", "-")
-            print(f"{label:<30}{name:<9}{ours:>14.1f}{theirs:>12}{ratio:>10}")
+            print(table.row(label, name, ours, t or None, ours / t if t else None))
     print("\nfk/torch above 1 means fastkern is faster.")
 
 

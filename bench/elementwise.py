@@ -7,11 +7,10 @@ Every op allocates its result, as `a + b` does in user code, in all three librar
 """
 import argparse
 import os
-import time
 
 import numpy as np
 
-from overhead import print_header, try_import  # bench/ is on sys.path when run as a script
+from _common import Table, best_time, print_header, try_import  # bench/ is on sys.path when run as a script
 
 N = 4096
 MB = 4 * N * N  # bytes of one float32 (4096, 4096) tensor
@@ -21,17 +20,6 @@ OPS = {
     "a * row (bcast)": (2 * MB + 4 * N, lambda a, b, row: a * row),
     "a.sum()": (MB + 4, lambda a, b, row: a.sum()),
 }
-
-
-def best_seconds(fn, repeat, warmup=2):
-    for _ in range(warmup):  # first calls fault in fresh pages / fill allocator caches
-        fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def to_numpy(x):
@@ -65,7 +53,9 @@ def main(argv=None):
         inputs["torch"] = tuple(libs["torch"][0].from_numpy(x.copy()) for x in (a_np, b_np, row_np))
     order = [n for n in ("fastkern", "numpy", "torch") if n in inputs]
 
-    print(f"{'op':<18}{'MB moved':>9}" + "".join(f"{n + ' GB/s':>15}" for n in order) + f"{'ours/best':>11}")
+    table = Table([("op", "<18"), ("MB moved", ">9.0f")] + [(n + " GB/s", ">15.1f") for n in order]
+                  + [("ours/best", ">11.2f")])
+    print(table.header())
     for label, (nbytes, fn) in OPS.items():
         ref = fn(a_np.astype(np.float64), b_np.astype(np.float64), row_np.astype(np.float64))
         gbs = {}
@@ -77,10 +67,10 @@ def main(argv=None):
             atol = 1e-6 * float(np.abs(a_np).sum(dtype=np.float64)) if np.ndim(ref) == 0 else 1e-5
             if not np.allclose(got, ref, rtol=1e-5, atol=atol):
                 raise SystemExit(f"{name} {label}: wrong result (max err {np.max(np.abs(got - ref)):.3g})")
-            gbs[name] = nbytes / best_seconds(lambda: fn(a, b, row), args.repeat) / 1e9
+            gbs[name] = nbytes / best_time(lambda: fn(a, b, row), args.repeat, warmup=2) / 1e9
         others = [v for k, v in gbs.items() if k != "fastkern"]
-        ratio = f"{gbs['fastkern'] / max(others):11.2f}" if "fastkern" in gbs and others else f"{'-':>11}"
-        print(f"{label:<18}{nbytes / 1e6:>9.0f}" + "".join(f"{gbs[n]:>15.1f}" for n in order) + ratio)
+        ratio = gbs["fastkern"] / max(others) if "fastkern" in gbs and others else None
+        print(table.row(label, nbytes / 1e6, *(gbs[n] for n in order), ratio))
     print("\nours/best = fastkern GB/s / best of the others: above 1 means fastkern is faster.")
 
 

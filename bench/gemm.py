@@ -16,11 +16,10 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 
-from overhead import print_header, try_import  # bench/ is on sys.path when run as a script
+from _common import Table, best_time, print_header, try_import  # bench/ is on sys.path when run as a script
 
 # Default per-core float32 FMA peak of the benchmark machine: 2 x 256-bit FMA pipes (AVX-512
 # is double-pumped on this Zen 4-class core, so AVX2 and AVX-512 peak alike) = 32 FLOP/cycle,
@@ -44,19 +43,6 @@ CASES = [square(n) for n in (32, 64, 128, 256, 512, 1024, 2048)] + [
     ("batch 64 x (64x784 @ 784x30)", "float32", (64, 64, 784), (784, 30), "", ""),
 ]
 QUICK = {"256x256x256", "1024x1024x1024", "mlp fwd1 64x784 @ 784x30"}
-
-
-def best_seconds(fn, budget=0.3, max_repeat=2000):
-    fn()
-    fn()
-    t_end = time.perf_counter() + budget
-    best, n = float("inf"), 0
-    while n < 3 or (time.perf_counter() < t_end and n < max_repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-        n += 1
-    return best
 
 
 def tr(x, how):
@@ -86,7 +72,8 @@ def measure(lib, threads, names, budget):
             tol = 1e-4 * np.sqrt(tr(a_np, ta).shape[-1]) if dt == "float32" else 1e-10
             if not np.allclose(got, ref, rtol=tol, atol=tol):
                 raise SystemExit(f"{lib} {name}: wrong result (max err {np.max(np.abs(got - ref)):.3g})")
-            out[name] = 2.0 * ref.size * tr(a_np, ta).shape[-1] / best_seconds(lambda: x @ y, budget) / 1e9
+            seconds = best_time(lambda: x @ y, 3, budget, warmup=2, max_repeat=2000)
+            out[name] = 2.0 * ref.size * tr(a_np, ta).shape[-1] / seconds / 1e9
     return out
 
 
@@ -101,7 +88,8 @@ def main(argv=None):
                     help="rounds over all libraries; each keeps its best round (the machine is shared)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)  # internal: measure one library, print JSON
     args = ap.parse_args(argv)
-    cases = [c for c in CASES if (not args.quick or c[0] in QUICK) and (not args.only or any(o in c[0] for o in args.only))]
+    cases = [c for c in CASES
+             if (not args.quick or c[0] in QUICK) and (not args.only or any(o in c[0] for o in args.only))]
     names = [c[0] for c in cases]
     if args.worker:
         print(json.dumps(measure(args.worker, args.threads[0], names, args.budget)))
@@ -123,7 +111,9 @@ def main(argv=None):
           f"best of {args.rounds} rounds\n")
     order = [lib for lib in ("fastkern", "numpy", "torch") if libs[lib][0] is not None]
 
-    head = f"{'case':<36}{'thr':>4}{'fastkern':>10}{'numpy':>9}{'torch':>9}{'ours/best':>10}{'%peak':>7}"
+    table = Table([("case", "<36"), ("thr", ">4"), ("fastkern", ">10.1f"), ("numpy", ">9.1f"), ("torch", ">9.1f"),
+                   ("ours/best", ">10.2f"), ("%peak", ">7")])
+    head = table.header()
     print(head + "\n" + "-" * len(head))
     for threads in args.threads:
         gf = {}
@@ -142,8 +132,8 @@ def main(argv=None):
             ours = gf["fastkern", name]
             best = max(gf[lib, name] for lib in order if lib != "fastkern")
             peak = args.peak * threads * (1.0 if dt == "float32" else 0.5)
-            print(f"{name:<36}{threads:>4}{ours:>10.1f}{gf['numpy', name]:>9.1f}{gf.get(('torch', name), 0):>9.1f}"
-                  f"{ours / best:>10.2f}{100 * ours / peak:>6.0f}%", flush=True)
+            print(table.row(name, threads, ours, gf["numpy", name], gf.get(("torch", name), 0), ours / best,
+                            f"{100 * ours / peak:.0f}%"), flush=True)
     print("\nGFLOP/s; ours/best = fastkern over the faster of NumPy and PyTorch (above 1: fastkern faster).")
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from overhead import print_header, try_import  # noqa: E402
+from _common import print_header, try_import  # noqa: E402
 
 
 def data_dir(arg):

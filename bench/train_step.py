@@ -8,11 +8,10 @@ Both libraries get the same initial weights and data; the models are written wit
 functional API so the two sides run exactly the same ops.
 """
 import argparse
-import time
 
 import numpy as np
 
-from overhead import setup
+from _common import Table, best_time, setup  # bench/ is on sys.path when run as a script
 
 
 def init(rng, shapes):
@@ -53,13 +52,11 @@ def step_fn(mod, model, params, xb, yb, lr=0.01):
 def images_per_s(step, batch, steps):
     for _ in range(3):
         step()  # warm-up
-    best = 0.0
-    for _ in range(3):
-        t0 = time.perf_counter()
+
+    def run():
         for _ in range(steps):
             step()
-        best = max(best, batch * steps / (time.perf_counter() - t0))
-    return best
+    return batch * steps / best_time(run, 3, warmup=0)
 
 
 def main():
@@ -69,7 +66,9 @@ def main():
     args = ap.parse_args()
     fk, torch = setup(args.threads)
     rng = np.random.default_rng(0)
-    print(f"{'model':<28}{'batch':>6}{'fastkern img/s':>16}{'torch img/s':>13}{'fk/torch':>10}")
+    table = Table([("model", "<28"), ("batch", ">6"), ("fastkern img/s", ">16.0f"), ("torch img/s", ">13.0f"),
+                   ("fk/torch", ">10.2f")])
+    print(table.header())
     for name, model, shapes, batch in (("MLP 784-30-10", mlp, MLP, 256), ("small CNN 1x28x28", cnn, CNN, 64)):
         params = init(rng, shapes)
         xb = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
@@ -77,8 +76,7 @@ def main():
         res = {lib: images_per_s(step_fn(mod, model, params, xb, yb), batch, args.steps)
                for lib, mod in (("fk", fk), ("torch", torch)) if mod is not None}
         t = res.get("torch")
-        theirs, ratio = (f"{t:.0f}", f"{res['fk'] / t:.2f}") if t else ("-", "-")
-        print(f"{name:<28}{batch:>6}{res['fk']:>16.0f}{theirs:>13}{ratio:>10}")
+        print(table.row(name, batch, res["fk"], t or None, res["fk"] / t if t else None))
     print("\nfk/torch above 1 means fastkern is faster (target: 1.5).")
 
 

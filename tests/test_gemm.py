@@ -18,7 +18,8 @@ EPS = {"float32": np.finfo(np.float32).eps, "float64": np.finfo(np.float64).eps}
 # (M, N, K): primes and sizes around the micro-tile (up to 14 x 32), K-block (256) and
 # column-sweep (512) edges, skinny MLP shapes, and 1s.
 SIZES = [(1, 1, 1), (1, 7, 31), (7, 1, 31), (31, 67, 1), (7, 31, 67), (67, 129, 31), (129, 67, 7),
-         (14, 32, 256), (15, 33, 257), (67, 16, 129), (40, 17, 300), (64, 30, 784), (784, 30, 64), (64, 784, 30), (29, 531, 600)]
+         (14, 32, 256), (15, 33, 257), (67, 16, 129), (40, 17, 300), (64, 30, 784), (784, 30, 64), (64, 784, 30),
+         (29, 531, 600)]
 
 
 def check(got, a, b, dtype, c=None):

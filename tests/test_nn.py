@@ -222,7 +222,8 @@ def test_layer_matches_torch(name, args, shape, training):
     for (n, p), (_, tp) in zip(fk_mod.named_parameters(), t_mod.named_parameters()):
         np.testing.assert_allclose(p.grad.numpy(), tp.grad.numpy(), rtol=1e-4, atol=1e-4, err_msg=n)
     for (n, b), (_, tb) in zip(fk_mod.state_dict().items(), t_mod.state_dict().items()):
-        np.testing.assert_allclose(b.detach().numpy(), tb.detach().numpy(), rtol=1e-5, atol=1e-6, err_msg=n)  # running stats
+        # running stats
+        np.testing.assert_allclose(b.detach().numpy(), tb.detach().numpy(), rtol=1e-5, atol=1e-6, err_msg=n)
 
 
 def test_batchnorm_running_stats_and_eval():

@@ -108,7 +108,8 @@ def _p(v):
 def test_conv2d(case):
     xs, ws, s, p, d, g, bias = case
     shapes = [xs, ws] + ([(ws[0],)] if bias else [])
-    fk_fn, t_fn = tfn(lambda m, x, w, *b: m.conv2d(x, w, b[0] if b else None, stride=s, padding=p, dilation=d, groups=g))
+    fk_fn, t_fn = tfn(lambda m, x, w, *b: m.conv2d(x, w, b[0] if b else None, stride=s, padding=p, dilation=d,
+                                                   groups=g))
     np_fn = lambda x, w, *b: np_conv2d(x, w, b[0] if b else None, _p(s), _p(p), _p(d), g)  # noqa: E731
     helper_test_op(shapes, fk_fn, np_fn, t_fn, layouts=("contiguous", "strided"), rtol=1e-4, atol=1e-5,
                    max_grad_points=12)

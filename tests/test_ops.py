@@ -391,7 +391,8 @@ def test_inplace_dtype_rules():
 def test_overlapping_inplace_is_correct_or_refused(case):
     """Writing a tensor into an overlapping view of itself must not silently smear values:
     either the NumPy result (as if the source were copied first) or a RuntimeError (PyTorch)."""
-    a = np.arange(5.0, dtype=np.float32) if case != "copy_transposed" else np.arange(4.0, dtype=np.float32).reshape(2, 2)
+    a = (np.arange(5.0, dtype=np.float32) if case != "copy_transposed"
+         else np.arange(4.0, dtype=np.float32).reshape(2, 2))
     x = fk.tensor(a)
     try:
         if case == "setitem_shifted":

@@ -15,6 +15,14 @@ def np_logsumexp(a, axis=None, keepdims=False):
     return r if keepdims else np.squeeze(r, axis=axis)
 
 
+def np_var1(a, axis, keepdims):
+    return np.var(a, axis, ddof=1, keepdims=keepdims)
+
+
+def np_std1(a, axis, keepdims):
+    return np.std(a, axis, ddof=1, keepdims=keepdims)
+
+
 def np_softmax(a, axis):
     e = np.exp(a - a.max(axis=axis, keepdims=True, initial=-np.inf))
     return e / e.sum(axis=axis, keepdims=True)
@@ -24,8 +32,8 @@ def np_softmax(a, axis):
 REDUCTIONS = [
     ("sum", lambda m, x, d, k: x.sum(d, keepdim=k), np.sum, REAL),
     ("mean", lambda m, x, d, k: x.mean(d, keepdim=k), np.mean, REAL),
-    ("var", lambda m, x, d, k: x.var(d, keepdim=k), lambda a, axis, keepdims: np.var(a, axis, ddof=1, keepdims=keepdims), REAL),
-    ("std", lambda m, x, d, k: x.std(d, keepdim=k), lambda a, axis, keepdims: np.std(a, axis, ddof=1, keepdims=keepdims), REAL),
+    ("var", lambda m, x, d, k: x.var(d, keepdim=k), np_var1, REAL),
+    ("std", lambda m, x, d, k: x.std(d, keepdim=k), np_std1, REAL),
     ("var_biased", lambda m, x, d, k: x.var(d, unbiased=False, keepdim=k),
      lambda a, axis, keepdims: np.var(a, axis, keepdims=keepdims), REAL),
     ("std_correction0", lambda m, x, d, k: x.std(d, correction=0, keepdim=k),
@@ -35,8 +43,8 @@ REDUCTIONS = [
     ("logsumexp", lambda m, x, d, k: x.logsumexp(d, keepdim=k), np_logsumexp, REAL),
     ("fk.sum", lambda m, x, d, k: m.sum(x, d, keepdim=k), np.sum, REAL),
     ("fk.mean", lambda m, x, d, k: m.mean(x, d, k), np.mean, REAL),
-    ("fk.var", lambda m, x, d, k: m.var(x, d, keepdim=k), lambda a, axis, keepdims: np.var(a, axis, ddof=1, keepdims=keepdims), REAL),
-    ("fk.std", lambda m, x, d, k: m.std(x, d, keepdim=k), lambda a, axis, keepdims: np.std(a, axis, ddof=1, keepdims=keepdims), REAL),
+    ("fk.var", lambda m, x, d, k: m.var(x, d, keepdim=k), np_var1, REAL),
+    ("fk.std", lambda m, x, d, k: m.std(x, d, keepdim=k), np_std1, REAL),
     ("fk.logsumexp", lambda m, x, d, k: m.logsumexp(x, d, keepdim=k), np_logsumexp, REAL),
 ]
 DIMS = [0, 1, -1, (0, 2), (-1, -2), (0, 1, 2)]
@@ -252,7 +260,7 @@ def shape_and_dims(draw):
 HYP_REDUCTIONS = [
     ("sum", lambda m, x, d, k: x.sum(dim=d, keepdim=k), np.sum),
     ("mean", lambda m, x, d, k: x.mean(dim=d, keepdim=k), np.mean),
-    ("std", lambda m, x, d, k: x.std(dim=d, keepdim=k), lambda a, axis, keepdims: np.std(a, axis, ddof=1, keepdims=keepdims)),
+    ("std", lambda m, x, d, k: x.std(dim=d, keepdim=k), np_std1),
     ("logsumexp", lambda m, x, d, k: m.logsumexp(x, dim=d, keepdim=k), np_logsumexp),
 ]
 

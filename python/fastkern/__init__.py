@@ -13,6 +13,8 @@ from . import _tensor  # noqa: F401  (Python-side Tensor methods: repr, tolist, 
 from . import autograd, backends, data, nn, optim  # noqa: F401
 from . import metrics, models  # noqa: F401
 from .data import DataLoader, DataLoaders  # noqa: F401
+from . import callback  # noqa: F401
+from .callback import EarlyStoppingCallback, SaveModelCallback, TerminateOnNaNCallback  # noqa: F401
 from .learner import Callback, Learner, Recorder, load_learner  # noqa: F401
 from .metrics import F1Score, Precision, Recall, accuracy, error_rate, top_k_accuracy  # noqa: F401
 from .serialization import load, save  # noqa: F401

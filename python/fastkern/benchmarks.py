@@ -6,20 +6,50 @@ process, plus the CPU kernel path fastkern chose. Each figure is the best of a f
 import importlib
 import os
 import platform
+import re
 import time
 
 import numpy as np
 
 
-def _best(fn, seconds=0.3):
-    fn()
-    best, spent = float("inf"), 0.0
-    while spent < seconds:
+def best_time(fn, repeat=1, budget=0.0, warmup=1, max_repeat=None):
+    """The best time in seconds of single calls of ``fn``, after ``warmup`` untimed calls:
+    at least ``repeat`` timed calls, and more while ``budget`` seconds of wall time have not
+    passed (at most ``max_repeat`` in all). The timer of every benchmark (here and bench/)."""
+    for _ in range(warmup):
+        fn()
+    t_end = time.perf_counter() + budget
+    best, n = float("inf"), 0
+    while n < repeat or (time.perf_counter() < t_end and (max_repeat is None or n < max_repeat)):
         t0 = time.perf_counter()
         fn()
-        dt = time.perf_counter() - t0
-        best, spent = min(best, dt), spent + dt
+        best = min(best, time.perf_counter() - t0)
+        n += 1
     return best
+
+
+class Table:
+    """A fixed-width results table, the printer of every benchmark (here and bench/).
+
+    ``columns`` are (title, format spec) pairs, e.g. ("op", "<34"), ("fastkern", ">10.1f"): the
+    header pads each title to the spec's alignment and width, a row formats each value with the
+    spec, a missing value (None) is "-", and a string is padded only.
+    """
+
+    def __init__(self, columns):
+        self.columns = list(columns)
+
+    @staticmethod
+    def _pad(spec):
+        m = re.match(r"([<>^]?)(\d*)", spec)
+        return (m.group(1) or ">") + m.group(2)
+
+    def header(self):
+        return "".join(format(title, self._pad(spec)) for title, spec in self.columns)
+
+    def row(self, *values):
+        return "".join(format("-" if v is None else v, self._pad(spec) if v is None or isinstance(v, str) else spec)
+                       for v, (_, spec) in zip(values, self.columns))
 
 
 def _cases(fk, torch):
@@ -74,11 +104,12 @@ def main():
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; numpy {np.__version__}; "
           f"torch {torch.__version__ if torch else 'not installed'}")
     print()
-    print(f"{'benchmark':<38}{'unit':>8}{'fastkern':>10}{'numpy':>9}{'torch':>9}{'ours/best':>11}")
+    table = Table([("benchmark", "<38"), ("unit", ">8"), ("fastkern", ">10.1f"), ("numpy", ">9.1f"),
+                   ("torch", ">9.1f"), ("ours/best", ">11.2f")])
+    print(table.header())
     for label, unit, work, fns in _cases(fk, torch):
-        speed = {name: work / _best(fn) for name, fn in fns.items()}
+        speed = {name: work / best_time(fn, budget=0.3) for name, fn in fns.items()}
         others = [v for k, v in speed.items() if k != "fastkern"]
-        cells = "".join(f"{speed[k]:>9.1f}" if k in speed else f"{'-':>9}" for k in ("numpy", "torch"))
-        ratio = f"{speed['fastkern'] / max(others):.2f}" if others else "-"
-        print(f"{label:<38}{unit:>8}{speed['fastkern']:>10.1f}{cells}{ratio:>11}")
+        ratio = speed["fastkern"] / max(others) if others else None
+        print(table.row(label, unit, speed["fastkern"], speed.get("numpy"), speed.get("torch"), ratio))
     print("\nours/best above 1: fastkern is faster than the best of the others.")

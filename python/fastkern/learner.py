@@ -7,110 +7,26 @@ The loop (fit -> epoch -> train/validate -> batch -> pred, loss, backward, step)
 calls ``before_*``/``after_*`` on every callback in ``order``. A callback may raise
 one of the Cancel*Exception to skip the rest of that stage; ``after_cancel_*``
 then runs, and the stage's ``after_*`` still does. Recording, progress output,
-schedules and lr_find are callbacks too.
+schedules and lr_find are callbacks too; all but the Recorder live in fastkern.callback.
 """
 import contextlib
 import inspect
 import json
 import math
 import time
-from collections import namedtuple
 from pathlib import Path
 
 from . import nn
 from ._grad_mode import no_grad
-from .metrics import _snake, as_metric
+from .callback.core import (  # noqa: F401  (the callback names are importable from here as before)
+    EVENTS, Callback, CancelBackwardException, CancelBatchException, CancelEpochException, CancelFitException,
+    CancelStepException, CancelTrainException, CancelValidException, GatherPreds, TrainEvalCallback,
+)
+from .callback.progress import ProgressCallback
+from .callback.schedule import LRFinder, ParamScheduler, SuggestedLRs, suggest_lrs  # noqa: F401
+from .metrics import as_metric
 from .optim import Adam
-from .optim.lr_scheduler import combined_cos, get_momentum, sched_exp, set_momentum
-
-
-class CancelFitException(Exception):
-    pass
-
-
-class CancelEpochException(Exception):
-    pass
-
-
-class CancelTrainException(Exception):
-    pass
-
-
-class CancelValidException(Exception):
-    pass
-
-
-class CancelBatchException(Exception):
-    pass
-
-
-class CancelBackwardException(Exception):
-    pass
-
-
-class CancelStepException(Exception):
-    pass
-
-
-EVENTS = ("before_fit before_epoch before_train before_batch after_pred after_loss before_backward after_backward "
-          "before_step after_step after_cancel_batch after_batch after_cancel_train after_train before_validate "
-          "after_cancel_validate after_validate after_cancel_epoch after_epoch after_cancel_fit after_fit").split()
-# Events inside the batch loop respect a callback's run_train/run_valid.
-_INNER = {"before_batch", "after_pred", "after_loss", "before_backward", "after_backward", "before_step",
-          "after_step", "after_cancel_batch", "after_batch"}
-
-
-class Callback:
-    """Define methods named after events. Reading an attribute the callback lacks reads the
-    learner's (``self.epoch``, ``self.loss``, ``self.model``...); to change the learner's state,
-    assign through ``self.learn``."""
-
-    order = 0
-    run_train = run_valid = True
-    learn = None
-
-    def __getattr__(self, name):
-        learn = self.__dict__.get("learn") or type(self).learn
-        if learn is not None and not name.startswith("__"):
-            return getattr(learn, name)
-        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
-
-    @property
-    def name(self):
-        n = type(self).__name__
-        return _snake(n[:-len("Callback")] if n.endswith("Callback") and n != "Callback" else n)
-
-    def __call__(self, event):
-        training = getattr(self.learn, "training", False)
-        if event not in _INNER or (self.run_train and training) or (self.run_valid and not training):
-            fn = getattr(type(self), event, None)
-            if fn is not None:
-                fn(self)
-
-    def __repr__(self):
-        return type(self).__name__
-
-
-class TrainEvalCallback(Callback):
-    """Switches train/eval mode and counts iterations (``train_iter``, ``pct_train``)."""
-
-    order = -10
-
-    def before_fit(self):
-        self.learn.epoch, self.learn.train_iter, self.learn.pct_train = 0, 0, 0.0
-
-    def before_train(self):
-        self.learn.training = True
-        self.model.train()
-
-    def after_batch(self):
-        if self.learn.training:
-            self.learn.train_iter += 1
-            self.learn.pct_train += 1.0 / (self.n_iter * self.n_epoch)
-
-    def before_validate(self):
-        self.learn.training = False
-        self.model.eval()
+from .optim.lr_scheduler import combined_cos, get_momentum
 
 
 class Recorder(Callback):
@@ -229,111 +145,6 @@ def _show(fig, fname, default):
     return fig
 
 
-class ParamScheduler(Callback):
-    """Sets hyper-parameters before each training batch from functions of pct_train.
-
-    ``scheds`` maps 'lr' or 'mom' to one function or a list with one per param group.
-    """
-
-    order = 60
-    run_valid = False
-
-    def __init__(self, scheds):
-        self.scheds = scheds
-
-    def before_batch(self):
-        pos = self.pct_train
-        for name, fns in self.scheds.items():
-            groups = self.opt.param_groups
-            fns = fns if isinstance(fns, (list, tuple)) else [fns] * len(groups)
-            for g, fn in zip(groups, fns):
-                _set_hyper(g, name, fn(pos))
-
-
-def _set_hyper(group, name, value):
-    if name == "lr":
-        group["lr"] = value
-    elif name == "mom":
-        # SGD built without momentum stays plain SGD (as fastai); Adam schedules beta1
-        if "betas" in group or group.get("momentum"):
-            set_momentum(group, value)
-    else:
-        group[name] = value
-
-
-class LRFinder(ParamScheduler):
-    """Raises the lr exponentially each batch; stops at num_it or when the smoothed loss
-    passes 4x its minimum; restores the weights and optimizer state afterwards."""
-
-    def __init__(self, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True):
-        super().__init__({"lr": lambda pos: sched_exp(start_lr, end_lr, pos)})
-        self.num_it, self.stop_div = num_it, stop_div
-
-    def before_fit(self):
-        self._saved = ({k: v.clone() for k, v in self.model.state_dict().items()}, _clone_state(self.opt.state_dict()))
-        self.best_loss = float("inf")
-
-    def before_batch(self):
-        pos = self.train_iter / self.num_it
-        for g in self.opt.param_groups:
-            g["lr"] = self.scheds["lr"](pos)
-
-    def after_batch(self):
-        if not self.training:
-            return
-        loss = self.smooth_loss
-        self.best_loss = min(self.best_loss, loss)
-        if (self.stop_div and (loss > 4 * self.best_loss or math.isnan(loss))) or self.train_iter >= self.num_it:
-            raise CancelFitException()
-
-    def before_validate(self):
-        raise CancelValidException()
-
-    def after_fit(self):
-        model_state, opt_state = self._saved
-        self.model.load_state_dict(model_state)
-        self.opt.load_state_dict(opt_state)
-        self.opt.zero_grad()
-
-
-def _clone_state(obj):
-    if isinstance(obj, dict):
-        return {k: _clone_state(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_clone_state(v) for v in obj]
-    return obj.clone() if hasattr(obj, "clone") else obj
-
-
-SuggestedLRs = namedtuple("SuggestedLRs", ["valley", "minimum", "steep"])
-
-
-def suggest_lrs(lrs, losses):
-    """fastai's three suggestions from an lr_find curve (first 10% and last 5 points dropped).
-
-    minimum: a tenth of the lr at the lowest loss; steep: where the loss falls fastest per
-    log-lr; valley: the middle of the longest run of decreasing loss.
-    """
-    n = len(lrs)
-    lo, hi = n // 10, max(n - 5, n // 10 + 2)
-    lrs, losses = lrs[lo:hi], losses[lo:hi]
-    if len(lrs) < 2:
-        raise ValueError("lr_find recorded too few points to suggest a learning rate")
-    i_min = min(range(len(losses)), key=losses.__getitem__)
-    slopes = [(losses[i + 1] - losses[i]) / (math.log(lrs[i + 1]) - math.log(lrs[i])) for i in range(len(lrs) - 1)]
-    i_steep = min(range(len(slopes)), key=slopes.__getitem__)
-    # valley: the longest decreasing subsequence of the losses, taken as the stretch of that many
-    # points ending where it ends (a sparse run through a noisy flat start would reach too far
-    # back); suggest its middle
-    run = [1] * len(losses)
-    for i in range(len(losses)):
-        for j in range(i):
-            if losses[i] < losses[j]:
-                run[i] = max(run[i], run[j] + 1)
-    end = max(range(len(run)), key=run.__getitem__)
-    i_valley = end - run[end] // 2
-    return SuggestedLRs(lrs[i_valley], lrs[i_min] / 10, lrs[i_steep])
-
-
 def _lr_list(lr, n):
     """Per-group lrs: a number for all, slice(hi) as hi/10 then hi, slice(lo, hi) spaced geometrically."""
     if not isinstance(lr, slice):
@@ -378,7 +189,8 @@ class Learner:
                  progress=True):
         self.dls, self.model = dls, model
         self.loss_func = nn.CrossEntropyLoss() if loss_func is None else loss_func
-        self.opt_func, self.lr, self.splitter, self.wd, self.train_bn, self.moms = opt_func, lr, splitter, wd, train_bn, moms
+        self.opt_func, self.lr, self.splitter = opt_func, lr, splitter
+        self.wd, self.train_bn, self.moms = wd, train_bn, moms
         self.metrics = [as_metric(m) for m in (metrics if isinstance(metrics, (list, tuple)) else
                                                [] if metrics is None else [metrics])]
         self.path = Path(path if path is not None else getattr(dls, "path", "."))
@@ -386,7 +198,6 @@ class Learner:
         self.opt, self.training, self.epoch, self.n_epoch = None, False, 0, 1
         self.xb, self.yb, self.pred, self.loss = (), (), None, None
         self.cbs = []
-        from .progress import ProgressCallback
         self.add_cbs([TrainEvalCallback(), Recorder()] + ([ProgressCallback()] if progress else []) + list(cbs or []))
 
     # -- callbacks ---------------------------------------------------------------
@@ -571,7 +382,7 @@ class Learner:
         applied (softmax for cross-entropy). ``with_input`` puts the inputs first."""
         from ._C import cat
         dl = self.dls[ds_idx] if dl is None else dl
-        gather = _GatherPreds()
+        gather = GatherPreds()
         with self.added_cbs([gather]):
             self._do_validate(dl)
         raw = cat(gather.preds)
@@ -672,7 +483,10 @@ def _loss_spec(loss):
 
 def load_learner(fname, model=None, cpu=True):
     """A Learner for inference from ``export``'s file; pass ``model`` for an architecture
-    not in fastkern.models. A bundle that is not what ``export`` writes is a ValueError."""
+    not in fastkern.models. A bundle that is not what ``export`` writes is a ValueError.
+
+    ``cpu`` is accepted for compatibility with fastai's signature and changes nothing: fastkern
+    loads onto the CPU."""
     from .models import create_model
     from .serialization import load_with_metadata
 
@@ -766,20 +580,6 @@ def _check_args(fn, kwargs, what):
         kind = next((ok for t, ok in _KINDS if isinstance(p.default, t)), None)
         if kind is not None and not (isinstance(v, kind) and (bool in kind or not isinstance(v, bool))):
             raise ValueError(f"{what}: argument {k}={v!r} is not of the kind of its default {p.default!r}")
-
-
-class _GatherPreds(Callback):
-    order = 70  # after the recorder
-
-    def before_validate(self):
-        self.preds, self.targs, self.inputs = [], [], []
-
-    def after_batch(self):
-        self.preds.append(self.pred.detach())
-        if len(self.yb):
-            self.targs.append(self.yb[0])
-        if self.xb:
-            self.inputs.append(self.xb[0])
 
 
 def _per_item_loss(loss_func, pred, targ):

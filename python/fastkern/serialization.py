@@ -218,7 +218,8 @@ def load_with_metadata(f):
     if not (isinstance(info, dict) and "skeleton" in info and type(info.get("version")) is int):
         raise _bad(f, "its skeleton metadata lacks 'version' or 'skeleton'")
     if info["version"] > FORMAT_VERSION:
-        raise ValueError(f"file written by a newer fastkern (format {info['version']}; this one reads {FORMAT_VERSION})")
+        raise ValueError(f"file written by a newer fastkern (format {info['version']}; "
+                         f"this one reads {FORMAT_VERSION})")
     try:
         return _unflatten(info["skeleton"], tensors), meta
     except ValueError as e:

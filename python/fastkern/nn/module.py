@@ -179,7 +179,8 @@ class Module:
         if strict:
             errors += [f"Missing key(s) in state_dict: {', '.join(map(repr, missing))}."] if missing else []
             errors += [f"Unexpected key(s) in state_dict: {', '.join(map(repr, unexpected))}."] if unexpected else []
-        bad = {k: type(state_dict[k]).__name__ for k in own if k in state_dict and not isinstance(state_dict[k], Tensor)}
+        bad = {k: type(state_dict[k]).__name__ for k in own
+               if k in state_dict and not isinstance(state_dict[k], Tensor)}
         if bad:
             raise TypeError(f"load_state_dict for {type(self).__name__}: expected tensors, got "
                             + ", ".join(f"{k!r}: {name}" for k, name in bad.items()))

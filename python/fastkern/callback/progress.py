@@ -8,7 +8,7 @@ log file and a notebook.
 import contextlib
 import sys
 
-from .learner import Callback
+from .core import Callback
 
 
 def in_notebook():
