@@ -43,7 +43,6 @@ import os
 import warnings
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -299,8 +298,10 @@ op("fdiv_s", lambda m, x, p: x // p["s"], lambda a, p: np.floor_divide(a, p["s"]
    params=scalar_params(), dtypes=_F + ("int64",), smooth=False)
 op("mod_s", lambda m, x, p: x % p["s"], lambda a, p: np.mod(a, p["s"]),
    params=scalar_params(), dtypes=_F + ("int64",), smooth=False)
-for _n, _f, _nf in [("lt_s", lambda m, x, p: x < p["s"], np.less), ("ge_s", lambda m, x, p: x >= p["s"], np.greater_equal),
-                    ("eq_s", lambda m, x, p: x == p["s"], np.equal), ("ne_s", lambda m, x, p: x != p["s"], np.not_equal)]:
+for _n, _f, _nf in [("lt_s", lambda m, x, p: x < p["s"], np.less),
+                    ("ge_s", lambda m, x, p: x >= p["s"], np.greater_equal),
+                    ("eq_s", lambda m, x, p: x == p["s"], np.equal),
+                    ("ne_s", lambda m, x, p: x != p["s"], np.not_equal)]:
     op(_n, _f, (lambda nf: lambda a, p: nf(a, p["s"]))(_nf), params=scalar_params(), smooth=False)
 
 # -- binary tensor-tensor (y is a constant operand with its own dtype and shape)
@@ -463,7 +464,8 @@ op("transpose", lambda m, x, p: x.transpose(p["d0"], p["d1"]),
    lambda a, p: np.swapaxes(a, p["d0"], p["d1"]) if a.ndim else a,
    params=lambda d, s, t: {"d0": _dim(d, s), "d1": _dim(d, s)})
 op("flatten", lambda m, x, p: x.flatten(p["s"], p["e"]),
-   lambda a, p: a.reshape(a.shape[:p["s"] % a.ndim] + (-1,) + a.shape[p["e"] % a.ndim + 1:]) if a.ndim else a.reshape(1),
+   lambda a, p: (a.reshape(a.shape[:p["s"] % a.ndim] + (-1,) + a.shape[p["e"] % a.ndim + 1:]) if a.ndim
+                 else a.reshape(1)),
    params=lambda d, s, t: {"s": _dim(d, s, False), "e": _dim(d, s, False)})
 op("squeeze_dim", lambda m, x, p: x.squeeze(p["dim"]),
    lambda a, p: np.squeeze(a, p["dim"] % a.ndim) if a.ndim and a.shape[p["dim"] % a.ndim] == 1 else a,
@@ -478,9 +480,11 @@ op("expand", lambda m, x, p: x.expand(*p["shape"]),
                                           for v in s)}, min_ndim=1)
 op("narrow", lambda m, x, p: x.narrow(p["dim"], p["start"], p["len"]),
    lambda a, p: np.take(a, range(p["start"] % max(a.shape[p["dim"] % a.ndim], 1) if p["start"] < 0 else p["start"],
-                                 (p["start"] % max(a.shape[p["dim"] % a.ndim], 1) if p["start"] < 0 else p["start"]) + p["len"]),
+                                 (p["start"] % max(a.shape[p["dim"] % a.ndim], 1) if p["start"] < 0
+                                  else p["start"]) + p["len"]),
                         axis=p["dim"] % a.ndim),
-   params=lambda d, s, t: {"dim": (dd := _dim(d, s, False)), "start": d.draw(st.integers(-1, max(s[dd] if s else 1, 1)), label="st"),
+   params=lambda d, s, t: {"dim": (dd := _dim(d, s, False)),
+                           "start": d.draw(st.integers(-1, max(s[dd] if s else 1, 1)), label="st"),
                            "len": d.draw(st.integers(0, 2), label="len")}, min_ndim=1)
 op("contiguous", lambda m, x, p: x.contiguous(), lambda a, p: a)
 op("clone", lambda m, x, p: x.clone(), lambda a, p: a)
@@ -744,7 +748,8 @@ op("F.leaky_relu", lambda m, x, p: (F if m is fk else TF).leaky_relu(x, 0.1),
    lambda a, p: np.where(a > 0, a, a * 0.1), dtypes=_F, smooth=False)
 op("F.l1_loss", lambda m, x, p: (F if m is fk else TF).l1_loss(x, mk(m, p["y"], p["ydt"]), reduction=p["red"]),
    lambda a, p: {"none": lambda v: v, "sum": np.sum, "mean": np.mean}[p["red"]](np.abs(a - _np_y(p))),
-   params=lambda d, s, t: {**_operand(d, s, (), t), "red": d.draw(st.sampled_from(["mean", "sum", "none"]), label="red")},
+   params=lambda d, s, t: {**_operand(d, s, (), t),
+                           "red": d.draw(st.sampled_from(["mean", "sum", "none"]), label="red")},
    dtypes=_F, red=True, smooth=False)
 op("F.avg_pool2d", lambda m, x, p: (F if m is fk else TF).avg_pool2d(x, p["k"], p["s"]),
    lambda a, p: _np_pool(a, p, np.mean),
@@ -795,7 +800,6 @@ op("F.bce", _bce, _np_bce, params=_bce_params, dtypes=_F, red=True, smooth=False
 
 
 def _ce_params(data, shape, dtype):
-    n = shape[0] if len(shape) >= 2 else 1
     c = shape[1] if len(shape) >= 2 else (shape[0] if shape else 1)
     tshape = (shape[0],) + tuple(shape[2:]) if len(shape) >= 2 else ()
     seed = data.draw(st.integers(0, 2**16), label="tseed")
@@ -814,7 +818,6 @@ def _ce(m, x, p):
 def _np_ce(a, p):
     cdim = 1 if a.ndim >= 2 else 0
     logp = a - _lse(a, cdim, True)
-    c = a.shape[cdim]
     t = p["t"]
     valid = t != -100
     tt = np.where(valid, t, 0)
@@ -836,8 +839,10 @@ def _mse(m, x, p):
     return (F if m is fk else TF).mse_loss(x, mk(m, p["y"], p["ydt"]), reduction=p["red"])
 
 
-op("F.mse_loss", _mse, lambda a, p: {"none": lambda v: v, "sum": np.sum, "mean": np.mean}[p["red"]]((a - _np_y(p)) ** 2),
-   params=lambda d, s, t: {**_operand(d, s, (), t), "red": d.draw(st.sampled_from(["mean", "sum", "none"]), label="red")},
+op("F.mse_loss", _mse,
+   lambda a, p: {"none": lambda v: v, "sum": np.sum, "mean": np.mean}[p["red"]]((a - _np_y(p)) ** 2),
+   params=lambda d, s, t: {**_operand(d, s, (), t),
+                           "red": d.draw(st.sampled_from(["mean", "sum", "none"]), label="red")},
    dtypes=_F, red=True)
 
 
@@ -964,7 +969,8 @@ def _compare(got, want, rtol, atol):
             bad |= fin & (np.abs(g - w) > atol + rtol * np.abs(w))
         if bad.any():
             i = np.argwhere(bad)[0] if bad.ndim else ()
-            return f"values differ at {tuple(int(v) for v in i)}: {g[tuple(i)]!r} vs {w[tuple(i)]!r} ({int(bad.sum())} of {bad.size})"
+            at = tuple(int(v) for v in i)
+            return f"values differ at {at}: {g[tuple(i)]!r} vs {w[tuple(i)]!r} ({int(bad.sum())} of {bad.size})"
         return None
     if not np.array_equal(got, want):
         bad = got != want
@@ -1090,7 +1096,8 @@ def test_fuzz_program(data, start):
                 idx = got if p.get("keepdim") else np.expand_dims(got, d)
                 vals = np.take_along_axis(a_in, idx.astype(np.int64), d)
                 with np.errstate(all="ignore"):
-                    ref_max = np.max(a_in, axis=d, keepdims=True) if a_in.dtype != np.bool_ else a_in.any(axis=d, keepdims=True)
+                    ref_max = (np.max(a_in, axis=d, keepdims=True) if a_in.dtype != np.bool_
+                               else a_in.any(axis=d, keepdims=True))
                 diff = _compare(vals.astype(np.float64), np.asarray(ref_max, dtype=np.float64), 0, 0)
                 if diff and not np.isnan(a_in.astype(np.float64)).any():
                     _report("argmax", prog, f"index does not point at the max: {diff}")
