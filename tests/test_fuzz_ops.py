@@ -140,8 +140,14 @@ def _lse(a, dim, keepdim=False):
     return r if keepdim else np.squeeze(r, axis=dim)
 
 
+def _log_softmax(a, dim):
+    """PyTorch's: a row whose max is +inf is NaN throughout (x - max is NaN there)."""
+    m = np.max(a, axis=dim, keepdims=True) if a.shape[dim] else np.zeros(())
+    return np.where(m == np.inf, np.nan, a - _lse(a, dim, True))
+
+
 def _softmax(a, dim):
-    return np.exp(a - _lse(a, dim, True))
+    return np.exp(_log_softmax(a, dim))
 
 
 def _gelu(a):
@@ -422,7 +428,7 @@ op("softmax", lambda m, x, p: x.softmax(p["dim"]),
    lambda a, p: _softmax(a, p["dim"] % a.ndim) if a.ndim else np.ones(()) * np.where(np.isnan(a), np.nan, 1.0),
    params=_red_params(False), red=True, dtypes=_F)
 op("log_softmax", lambda m, x, p: x.log_softmax(p["dim"]),
-   lambda a, p: (a - _lse(a, p["dim"] % a.ndim, True)) if a.ndim else a - a,
+   lambda a, p: _log_softmax(a, p["dim"] % a.ndim) if a.ndim else a - a,
    params=_red_params(False), red=True, dtypes=_F)
 
 
@@ -817,7 +823,7 @@ def _ce(m, x, p):
 
 def _np_ce(a, p):
     cdim = 1 if a.ndim >= 2 else 0
-    logp = a - _lse(a, cdim, True)
+    logp = _log_softmax(a, cdim)
     t = p["t"]
     valid = t != -100
     tt = np.where(valid, t, 0)
@@ -1052,6 +1058,8 @@ def test_fuzz_program(data, start):
                 return  # torch skips index bounds checks when the result is empty
             if name == "view" and (err is None) != (terr is None) and x.is_contiguous() != tx.is_contiguous():
                 return  # outputs' memory layouts legitimately differ; view() depends on them
+            if name == "matmul" and terr is None and "same dtype" in str(err) and tout.numel() == 0:
+                return  # torch skips its dtype check when the product is empty
         if in_sync and (err is None) != (terr is None):
             if err is None:
                 _report("fk-accepts", prog, f"torch raised {type(terr).__name__}: {str(terr)[:200]}; "

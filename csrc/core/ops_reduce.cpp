@@ -427,6 +427,14 @@ static Tensor stable_shift(const Tensor& a, const DimList& dims) {
   return where(finite, m, scalar_tensor(Scalar::of(0), m.dtype()));
 }
 
+// softmax's shift: the max, or 0 where it is -inf (all -inf stays -inf). A +inf max is kept, so
+// that row is NaN throughout, as in PyTorch (and the row kernel, row_shift_sum).
+static Tensor softmax_shift(const Tensor& a, const DimList& dims) {
+  GradMode off(false);
+  Tensor m = amax(a, dims, true);
+  return where(binary(BinOp::Eq, m, Scalar::of(-INFINITY)), scalar_tensor(Scalar::of(0), m.dtype()), m);
+}
+
 Tensor logsumexp(const Tensor& a, const DimList& dims, bool keepdim) {
   const Tensor A = to_dtype(a, to_float(a.dtype()));
   if (A.numel() == 0) return unary(UnOp::Log, sum(unary(UnOp::Exp, A), dims, keepdim));
@@ -443,7 +451,7 @@ Tensor softmax(const Tensor& a, int64_t dim) {
   wrap_dim(dim, a.ndim());
   if (a.numel() == 0) return clone(a);
   if (a.ndim() > 0 && wrap_dim(dim, a.ndim()) == a.ndim() - 1) return softmax_last(a, false);
-  const Tensor e = unary(UnOp::Exp, a - stable_shift(a, dl));
+  const Tensor e = unary(UnOp::Exp, a - softmax_shift(a, dl));
   return e / sum(e, dl, true);
 }
 
@@ -454,7 +462,7 @@ Tensor log_softmax(const Tensor& a, int64_t dim) {
   wrap_dim(dim, a.ndim());
   if (a.numel() == 0) return clone(a);
   if (a.ndim() > 0 && wrap_dim(dim, a.ndim()) == a.ndim() - 1) return softmax_last(a, true);
-  const Tensor s = a - stable_shift(a, dl);
+  const Tensor s = a - softmax_shift(a, dl);
   return s - unary(UnOp::Log, sum(unary(UnOp::Exp, s), dl, true));
 }
 

@@ -548,7 +548,10 @@ void index_put_(const Tensor& a, const std::vector<IndexItem>& items, const Tens
     GradMode off(false);
     Indexed r = apply_index(a, items);
     if (r.idx.empty()) {
-      copy_(r.view, value);  // copy_ copies an aliasing value first
+      // Leading size-1 dims of the value beyond the target's are dropped, as PyTorch does (x[0] = t[None]).
+      Tensor v = value;
+      while (v.ndim() > r.view.ndim() && v.size(0) == 1) v = squeeze(v, 0);
+      copy_(r.view, v);  // copy_ copies an aliasing value first
     } else {
       Dims perm;
       const Tensor dst = advanced_first(r, &perm);

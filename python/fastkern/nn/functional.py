@@ -192,12 +192,13 @@ def _check_same_size(input, target):
 
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
     _check_same_size(input, target)
-    # log(1 + exp(-|x|)) + max(-x, 0) = -log(sigmoid(x)), stable for large |x|
-    log_sig_neg = ((-input.abs()).exp() + 1).log() + (-input).clamp(min=0)
-    if pos_weight is None:
-        loss = (1 - target) * input + log_sig_neg
-    else:
-        loss = (1 - target) * input + (1 + (pos_weight - 1) * target) * log_sig_neg
+    # -log(sigmoid(x)) = m + log(exp(-m) + exp(-x - m)), m = max(-x, 0): stable for large |x|, and
+    # PyTorch's form, so x = +-inf gives what PyTorch gives and autograd is exact at x = 0
+    # (where log(1 + exp(-|x|)) has a kink that the max cancels).
+    m = (-input).clamp(min=0)
+    log_sig_neg = m + ((-m).exp() + (-input - m).exp()).log()
+    weight_pos = 1 if pos_weight is None else 1 + (pos_weight - 1) * target
+    loss = (1 - target) * input + weight_pos * log_sig_neg
     return _reduce(loss if weight is None else loss * weight, reduction)
 
 
