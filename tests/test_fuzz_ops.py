@@ -776,7 +776,9 @@ def _np_bce_logits(a, p):
     y = _np_y(p)
     if y.shape != a.shape:
         raise ValueError("shape")
-    loss = np.maximum(a, 0) - a * y + np.log1p(np.exp(-np.abs(a)))
+    with np.errstate(all="ignore"):  # PyTorch's form, which fixes what x = +-inf gives
+        m = np.maximum(-a, 0)
+        loss = (1 - y) * a + m + np.log(np.exp(-m) + np.exp(-a - m))
     return {"none": lambda v: v, "sum": np.sum, "mean": np.mean}[p["red"]](loss)
 
 
@@ -1052,14 +1054,16 @@ def test_fuzz_program(data, start):
             tout, terr = _run(o.fn, torch, tx, p)
             if terr is not None and any(t in str(terr) for t in _TORCH_LIMITS):
                 return  # a torch limitation (no kernel for the dtype, empty-input rules): nothing to compare
+            if name == "F.cross_entropy" and len(xs) >= 2 and xs[1] == 0 and p["ls"]:
+                return  # torch's label smoothing over zero classes divides 0 by 0 even for an empty sum
             if name == "F.conv2d" and len(xs) == 4 and xs[1] == 0:
                 return  # torch gets the output channels of a zero-channel convolution wrong
             if err is not None and terr is None and "out of bounds" in str(err) and tout.numel() == 0:
                 return  # torch skips index bounds checks when the result is empty
             if name == "view" and (err is None) != (terr is None) and x.is_contiguous() != tx.is_contiguous():
                 return  # outputs' memory layouts legitimately differ; view() depends on them
-            if name == "matmul" and terr is None and "same dtype" in str(err) and tout.numel() == 0:
-                return  # torch skips its dtype check when the product is empty
+            if name == "matmul" and terr is None and "same dtype" in str(err) and (x.numel() == 0 or tout.numel() == 0):
+                return  # torch skips its dtype check when an operand or the product is empty
         if in_sync and (err is None) != (terr is None):
             if err is None:
                 _report("fk-accepts", prog, f"torch raised {type(terr).__name__}: {str(terr)[:200]}; "
