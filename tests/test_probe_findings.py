@@ -227,7 +227,9 @@ def test_clean_bool_arrays_stay_zero_copy():
 # ----------------------------------------------------------------------------- values that do not fit
 @pytest.mark.parametrize("make", [
     lambda: fk.full((2,), math.nan, dtype=fk.int64), lambda: fk.full((2,), 1e30, dtype=fk.int64),
-    lambda: fk.full((2,), 300, dtype=fk.uint8), lambda: fk.full((2,), -1, dtype=fk.uint8),
+    lambda: fk.full((2,), 300, dtype=fk.uint8), lambda: fk.full((2,), -256, dtype=fk.uint8),
+    lambda: fk.full((2,), 255.5, dtype=fk.uint8), lambda: fk.full((2,), -1.0, dtype=fk.uint8),
+    lambda: fk.full((1,), 9.3e18, dtype=fk.int64),
     lambda: fk.tensor([1]).fill_(math.inf), lambda: fk.tensor([1], dtype=fk.uint8).fill_(256),
     lambda: fk.tensor([1, 2]).__setitem__(0, math.nan),
 ])
@@ -240,6 +242,8 @@ def test_integer_fills_in_range_and_wrapped_scalars():
     assert fk.full((1,), 2**63 - 1).tolist() == [2**63 - 1]
     assert fk.full((1,), -2**63).tolist() == [-2**63]
     assert fk.full((1,), 255, dtype=fk.uint8).tolist() == [255]
+    assert fk.full((2,), -1, dtype=fk.uint8).tolist() == [255, 255]  # PyTorch's rule for unsigned types
+    assert fk.zeros(2, dtype=fk.uint8).fill_(-255).tolist() == [1, 1]
     assert (fk.tensor([1], dtype=fk.uint8) + 300).tolist() == [45]  # a Python number wraps, as in PyTorch
 
 
