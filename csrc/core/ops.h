@@ -48,6 +48,8 @@ Tensor randperm(int64_t n);
 // Bool tensors over foreign memory (NumPy, DLPack) may hold bytes other than 0 and 1: returns
 // a copy with every nonzero byte as 1, or t itself when all bytes are already 0 or 1.
 Tensor canonical_bools(const Tensor& t);
+// The value of a one-element tensor (x.item()).
+Scalar item(const Tensor& t);
 
 // ---- elementwise (ops_elementwise.cpp)
 Tensor binary(BinOp op, const Tensor& a, const Tensor& b);
@@ -55,6 +57,12 @@ Tensor binary(BinOp op, const Tensor& a, Scalar b, bool reflected = false);
 void binary_(BinOp op, const Tensor& self, const Tensor& other);  // in place into self
 void binary_(BinOp op, const Tensor& self, Scalar other);
 Tensor unary(UnOp op, const Tensor& a);
+// logical_and/or/xor and logical_not: the operands as bool first.
+Tensor logical(BinOp op, const Tensor& a, const Tensor& b);
+Tensor logical_not(const Tensor& a);
+// a + alpha * b and a - alpha * b (PyTorch's alpha), and their in-place forms.
+Tensor add_scaled(BinOp op, const Tensor& a, const Tensor& b, Scalar alpha);
+void add_scaled_(BinOp op, const Tensor& self, const Tensor& b, Scalar alpha);
 void unary_(UnOp op, const Tensor& self);
 Tensor clamp(const Tensor& a, std::optional<Scalar> lo, std::optional<Scalar> hi);
 void clamp_(const Tensor& self, std::optional<double> lo, std::optional<double> hi);
@@ -91,6 +99,9 @@ Tensor flatten(const Tensor& a, int64_t start, int64_t end);
 Tensor select(const Tensor& a, int64_t dim, int64_t index);
 Tensor slice(const Tensor& a, int64_t dim, std::optional<int64_t> start, std::optional<int64_t> stop, int64_t step);
 Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length);  // checked, as PyTorch's
+Tensor repeat(const Tensor& a, const Dims& reps);
+Tensor squeeze_dims(const Tensor& a, const Dims& dims);  // several dims at once
+Tensor reversed_dims(const Tensor& a);                   // x.T
 Tensor cat(const std::vector<Tensor>& ts, int64_t dim);
 Tensor stack(const std::vector<Tensor>& ts, int64_t dim);
 Tensor sum_to(const Tensor& g, const Dims& shape);  // sums broadcast dims away

@@ -191,6 +191,18 @@ Tensor randperm(int64_t n) {
   return t;
 }
 
+Scalar item(const Tensor& t) {
+  FK_CHECK(t.numel() == 1, Runtime, "a Tensor with ", t.numel(), " elements cannot be converted to Scalar");
+  const char* p = t.raw();
+  switch (t.dtype()) {
+    case DType::Bool: return Scalar::of_bool(*reinterpret_cast<const bool*>(p));
+    case DType::UInt8: return Scalar::of_int(*reinterpret_cast<const uint8_t*>(p));
+    case DType::Int64: return Scalar::of_int(*reinterpret_cast<const int64_t*>(p));
+    case DType::Float32: return Scalar::of(*reinterpret_cast<const float*>(p));
+    default: return Scalar::of(*reinterpret_cast<const double*>(p));
+  }
+}
+
 Tensor canonical_bools(const Tensor& t) {
   if (t.dtype() != DType::Bool || t.numel() == 0) return t;
   Tensor bytes = detach(t);

@@ -291,6 +291,18 @@ void binary_(BinOp op, const Tensor& self, Scalar s) {
   binary_(op, self, scalar_tensor(s, scalar_result_type(self, s)));
 }
 
+Tensor logical(BinOp op, const Tensor& a, const Tensor& b) {
+  return binary(op, to_dtype(a, DType::Bool), to_dtype(b, DType::Bool));
+}
+
+Tensor logical_not(const Tensor& a) { return unary(UnOp::Not, to_dtype(a, DType::Bool)); }
+
+static Tensor scaled(const Tensor& b, Scalar alpha) { return alpha.as_double() == 1.0 ? b : binary(BinOp::Mul, b, alpha); }
+
+Tensor add_scaled(BinOp op, const Tensor& a, const Tensor& b, Scalar alpha) { return binary(op, a, scaled(b, alpha)); }
+
+void add_scaled_(BinOp op, const Tensor& self, const Tensor& b, Scalar alpha) { binary_(op, self, scaled(b, alpha)); }
+
 // ---- unary ops ---------------------------------------------------------------
 
 static void neg_bw(Node&, const Tensor& g, Tensor* gi) { gi[0] = -g; }

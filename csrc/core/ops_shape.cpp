@@ -1,4 +1,5 @@
 // Views, reshapes, concatenation and indexing, each with its backward.
+#include <algorithm>
 #include <cstring>
 
 #include "autograd.h"
@@ -228,6 +229,40 @@ Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
   FK_CHECK(start <= size - length, Runtime, "start (", start, ") + length (", length, ") exceeds dimension size (",
            size, ").");
   return slice(a, d, start, start + length, 1);
+}
+
+Tensor repeat(const Tensor& a, const Dims& reps) {
+  FK_CHECK(reps.n >= a.ndim(), Runtime,
+           "Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor");
+  // An interleaved view (1, s0, 1, s1, ...) expanded to (r0, s0, r1, s1, ...), then copied.
+  Dims lead = Dims::filled(reps.n - a.ndim(), 1), vshape, eshape, oshape;
+  for (int64_t s : a.shape()) lead.push_back(s);
+  for (int i = 0; i < reps.n; i++) {
+    int64_t size = 0;
+    FK_CHECK(reps[i] >= 0 && !__builtin_mul_overflow(reps[i], lead[i], &size), Runtime, "repeat: repeats ",
+             to_string(reps), " of a tensor of shape ", to_string(a.shape()), " are negative or overflow int64");
+    vshape.push_back(1);
+    vshape.push_back(lead[i]);
+    eshape.push_back(reps[i]);
+    eshape.push_back(lead[i]);
+    oshape.push_back(size);
+  }
+  return reshape(clone(expand(reshape(a, vshape), eshape)), oshape);
+}
+
+Tensor squeeze_dims(const Tensor& a, const Dims& dims) {
+  Dims ds = dims;
+  for (int i = 0; i < ds.n; i++) ds[i] = wrap_dim(ds[i], a.ndim());
+  std::sort(ds.v, ds.v + ds.n);
+  Tensor r = a;
+  for (int i = ds.n - 1; i >= 0; i--) r = squeeze(r, ds[i]);  // from the last, so earlier dims stay put
+  return r;
+}
+
+Tensor reversed_dims(const Tensor& a) {
+  Dims rev;
+  for (int i = a.ndim() - 1; i >= 0; i--) rev.push_back(i);
+  return permute(a, rev);
 }
 
 // ---- cat and stack -------------------------------------------------------------

@@ -233,4 +233,17 @@ Tensor untracked_alias(const Tensor& x) {
   return t;
 }
 
+void detach_(const Tensor& t) {
+  t.p->grad_fn.reset();
+  t.p->requires_grad = false;
+}
+
+void set_data(const Tensor& t, const Tensor& src) {
+  t.p->storage = src.p->storage;
+  t.p->offset = src.p->offset;
+  t.p->shape = src.shape();
+  t.p->strides = src.strides();
+  t.p->dtype = src.dtype();
+}
+
 }  // namespace fk

@@ -81,5 +81,9 @@ Tensor make_view(const Tensor& base, const Dims& shape, const Dims& strides, int
 Tensor detach(const Tensor& t);
 // Same memory, own version counter, so in-place changes through it are not tracked (`.data`).
 Tensor untracked_alias(const Tensor& t);
+// x.detach_(): drops the history, in place.
+void detach_(const Tensor& t);
+// x.data = src: t takes src's memory and geometry, keeping its own autograd identity.
+void set_data(const Tensor& t, const Tensor& src);
 
 }  // namespace fk

@@ -42,7 +42,7 @@ struct DeviceObj {
 
 // ---- argument conversion ---------------------------------------------------------
 
-nb::object item(const Tensor& t);
+nb::object py_item(const Tensor& t);
 
 // A Python integer (or anything with __index__) as int64: TypeError for other types,
 // `kind` (with a message naming the value) when it does not fit.
@@ -113,7 +113,7 @@ std::optional<Scalar> opt_scalar(nb::handle h) {
   if (nb::isinstance<Tensor>(h)) {
     const Tensor t = nb::cast<Tensor>(h);
     FK_CHECK(t.numel() == 1, Runtime, "bounds must be numbers or one-element tensors, got shape ", to_string(t.shape()));
-    return to_scalar(item(t));
+    return fk::item(t);
   }
   auto s = to_scalar(h);
   if (!s) throw nb::type_error("expected a number");
@@ -335,15 +335,12 @@ Tensor from_dlpack(nb::handle obj) {
 // ---- small helpers for methods ----------------------------------------------------
 
 // The single value of t as a Python number.
-nb::object item(const Tensor& t) {
-  FK_CHECK(t.numel() == 1, Runtime, "a Tensor with ", t.numel(), " elements cannot be converted to Scalar");
-  const Tensor c = contiguous(detach(t));
-  switch (t.dtype()) {
-    case DType::Bool: return nb::bool_(*c.data<bool>());
-    case DType::UInt8: return nb::int_(*c.data<uint8_t>());
-    case DType::Int64: return nb::int_(*c.data<int64_t>());
-    case DType::Float32: return nb::float_(double(*c.data<float>()));
-    default: return nb::float_(*c.data<double>());
+nb::object py_item(const Tensor& t) {
+  const Scalar v = fk::item(t);
+  switch (v.kind) {
+    case Scalar::Bool: return nb::bool_(v.i != 0);
+    case Scalar::Int: return nb::int_(v.i);
+    default: return nb::float_(v.f);
   }
 }
 
@@ -386,12 +383,12 @@ Tensor operand(const Tensor& self, nb::handle other) {
   return as_tensor(other);
 }
 
-// add/sub with PyTorch's alpha: self op alpha * other.
-Tensor with_alpha(const Tensor& self, nb::handle other, nb::handle alpha) {
-  Tensor o = operand(self, other);
-  if (alpha.is_none()) return o;
-  const Scalar s = *to_scalar(alpha);
-  return s.as_double() == 1.0 ? o : binary(BinOp::Mul, o, s);
+// PyTorch's alpha of add/sub (1 when not given).
+Scalar alpha_arg(nb::handle alpha) {
+  if (alpha.is_none()) return Scalar::of_int(1);
+  auto s = to_scalar(alpha);
+  if (!s) throw nb::type_error("alpha must be a number");
+  return *s;
 }
 
 }  // namespace
@@ -489,15 +486,15 @@ NB_MODULE(_C, m) {
       .def("__hash__", [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.p.get()); })
       .def("__bool__", [](const Tensor& t) {
         FK_CHECK(t.numel() == 1, Runtime, "Boolean value of Tensor with ", t.numel(), " values is ambiguous");
-        return PyObject_IsTrue(item(t).ptr()) == 1;
+        return PyObject_IsTrue(py_item(t).ptr()) == 1;
       })
-      .def("__float__", [](const Tensor& t) { return nb::cast<double>(nb::float_(item(t))); })
-      .def("__int__", [](const Tensor& t) { return nb::int_(item(t)); })
+      .def("__float__", [](const Tensor& t) { return nb::cast<double>(nb::float_(py_item(t))); })
+      .def("__int__", [](const Tensor& t) { return nb::int_(py_item(t)); })
       .def("__index__", [](const Tensor& t) {
         FK_CHECK(!is_float(t.dtype()) && t.numel() == 1, Type, "only integer tensors of a single element can be converted to an index");
-        return nb::int_(item(t));
+        return nb::int_(py_item(t));
       })
-      .def("item", &item)
+      .def("item", &py_item)
       .def("numpy", &to_numpy)
       .def("__dlpack__", [](const Tensor& t, nb::kwargs) { return to_dlpack(t); })
       .def("__dlpack_device__", [](const Tensor&) { return nb::make_tuple(1, 0); })
@@ -528,18 +525,10 @@ NB_MODULE(_C, m) {
         return GradFn{t.p->grad_fn};
       })
       .def_prop_ro("is_leaf", &Tensor::is_leaf)
-      .def_prop_rw("data", [](const Tensor& t) { return untracked_alias(t); }, [](Tensor& t, const Tensor& src) {
-        t.p->storage = src.p->storage;
-        t.p->offset = src.p->offset;
-        t.p->shape = src.shape();
-        t.p->strides = src.strides();
-        t.p->dtype = src.dtype();
-      })
+      .def_prop_rw("data", [](const Tensor& t) { return untracked_alias(t); }, &set_data)
       .def("detach", [](const Tensor& t) { return detach(t); })
       .def("detach_", [](nb::handle self) {
-        Tensor& t = nb::cast<Tensor&>(self);
-        t.p->grad_fn.reset();
-        t.p->requires_grad = false;
+        detach_(nb::cast<const Tensor&>(self));
         return self;
       })
       .def("retain_grad", [](const Tensor& t) {
@@ -562,27 +551,8 @@ NB_MODULE(_C, m) {
       .def("permute", [](const Tensor& t, nb::args dims) { return permute(t, args_dims(dims)); })
       .def("expand", [](const Tensor& t, nb::args shape) { return expand(t, args_dims(shape)); })
       .def("expand_as", [](const Tensor& t, const Tensor& o) { return expand(t, o.shape()); })
-      .def("repeat", [](const Tensor& t, nb::args reps) {
-        // repeat = expand an interleaved view, then copy.
-        const Dims r = args_dims(reps);
-        FK_CHECK(r.n >= t.ndim(), Runtime, "Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor");
-        Dims lead = Dims::filled(r.n - t.ndim(), 1), vshape, eshape, oshape;
-        for (int64_t s : t.shape()) lead.push_back(s);
-        for (int i = 0; i < r.n; i++) {
-          vshape.push_back(1); vshape.push_back(lead[i]);
-          eshape.push_back(r[i]); eshape.push_back(lead[i]);
-          int64_t size = 0;
-          FK_CHECK(r[i] >= 0 && !__builtin_mul_overflow(r[i], lead[i], &size), Runtime, "repeat: repeats ",
-                   to_string(r), " of a tensor of shape ", to_string(t.shape()), " are negative or overflow int64");
-          oshape.push_back(size);
-        }
-        return reshape(clone(expand(reshape(t, vshape), eshape)), oshape);
-      })
-      .def_prop_ro("T", [](const Tensor& t) {
-        Dims rev;
-        for (int i = t.ndim() - 1; i >= 0; i--) rev.push_back(i);
-        return permute(t, rev);
-      })
+      .def("repeat", [](const Tensor& t, nb::args reps) { return repeat(t, args_dims(reps)); })
+      .def_prop_ro("T", &reversed_dims)
       .def_prop_ro("mT", [](const Tensor& t) { return transpose(t, -2, -1); })
       .def("t", [](const Tensor& t) {
         FK_CHECK(t.ndim() <= 2, Runtime, "t() expects a tensor with <= 2 dimensions, but self is ", t.ndim(), "D");
@@ -643,12 +613,12 @@ NB_MODULE(_C, m) {
       // in place
       .def("add_", [](nb::handle self, nb::handle o, nb::handle alpha) {
         const Tensor& t = nb::cast<const Tensor&>(self);
-        binary_(BinOp::Add, t, with_alpha(t, o, alpha));
+        add_scaled_(BinOp::Add, t, operand(t, o), alpha_arg(alpha));
         return self;
       }, "other"_a, "alpha"_a = nb::none())
       .def("sub_", [](nb::handle self, nb::handle o, nb::handle alpha) {
         const Tensor& t = nb::cast<const Tensor&>(self);
-        binary_(BinOp::Sub, t, with_alpha(t, o, alpha));
+        add_scaled_(BinOp::Sub, t, operand(t, o), alpha_arg(alpha));
         return self;
       }, "other"_a, "alpha"_a = nb::none())
       .def("mul_", &iop<BinOp::Mul>)
@@ -702,7 +672,7 @@ NB_MODULE(_C, m) {
   for (const auto& [name, op] : unary_ops) {
     const UnOp o = op;
     if (std::string(name) == "logical_not") {
-      both(name, [](const Tensor& a) { return unary(UnOp::Not, to_dtype(a, DType::Bool)); });
+      both(name, &logical_not);
       continue;
     }
     both(name, [o](const Tensor& a) { return unary(o, a); });
@@ -723,12 +693,12 @@ NB_MODULE(_C, m) {
     const bool logical = std::string(name).rfind("logical_", 0) == 0;
     both(name, [o, logical](const Tensor& a, nb::handle other) {
       Tensor b = operand(a, other);
-      return logical ? binary(o, to_dtype(a, DType::Bool), to_dtype(b, DType::Bool)) : binary(o, a, b);
+      return logical ? fk::logical(o, a, b) : binary(o, a, b);
     }, "other"_a);
   }
-  both("add", [](const Tensor& a, nb::handle o, nb::handle alpha) { return binary(BinOp::Add, a, with_alpha(a, o, alpha)); },
+  both("add", [](const Tensor& a, nb::handle o, nb::handle alpha) { return add_scaled(BinOp::Add, a, operand(a, o), alpha_arg(alpha)); },
        "other"_a, "alpha"_a = nb::none());
-  both("sub", [](const Tensor& a, nb::handle o, nb::handle alpha) { return binary(BinOp::Sub, a, with_alpha(a, o, alpha)); },
+  both("sub", [](const Tensor& a, nb::handle o, nb::handle alpha) { return add_scaled(BinOp::Sub, a, operand(a, o), alpha_arg(alpha)); },
        "other"_a, "alpha"_a = nb::none());
   both("clamp", [](const Tensor& a, nb::handle lo, nb::handle hi) { return clamp(a, opt_scalar(lo), opt_scalar(hi)); },
        "min"_a = nb::none(), "max"_a = nb::none());
@@ -737,14 +707,7 @@ NB_MODULE(_C, m) {
   both("matmul", [](const Tensor& a, const Tensor& b) { return matmul(a, b); }, "other"_a);
   both("addmm", [](const Tensor& a, const Tensor& m1, const Tensor& m2) { return addmm(a, m1, m2); }, "mat1"_a, "mat2"_a);
   both("squeeze", [](const Tensor& a, nb::handle dim) {
-    if (dim.is_none()) return squeeze(a, std::nullopt);
-    // Squeezing several dims: from the last, so earlier indices stay valid.
-    Dims ds = to_dims(dim);
-    for (int i = 0; i < ds.n; i++) ds[i] = wrap_dim(ds[i], a.ndim());
-    std::sort(ds.v, ds.v + ds.n);
-    Tensor r = a;
-    for (int i = ds.n - 1; i >= 0; i--) r = squeeze(r, ds[i]);
-    return r;
+    return dim.is_none() ? squeeze(a, std::nullopt) : squeeze_dims(a, to_dims(dim));
   }, "dim"_a = nb::none());
   both("unsqueeze", [](const Tensor& a, int64_t d) { return unsqueeze(a, d); }, "dim"_a);
   both("flatten", [](const Tensor& a, int64_t s, int64_t e) { return flatten(a, s, e); }, "start_dim"_a = 0, "end_dim"_a = -1);
