@@ -5,12 +5,18 @@
 #pragma once
 #include <cstdint>
 
+#include <iterator>
+
 #include "dtype.h"
+#include "op_list.h"
 
 namespace fk {
 
-enum class BinOp : uint8_t { Add, Sub, Mul, Div, Pow, FloorDiv, Rem, Max, Min, Eq, Ne, Lt, Le, Gt, Ge, And, Or, Xor, ReluGrad };
-enum class UnOp : uint8_t { Neg, Abs, Exp, Log, Sqrt, Rsqrt, Sin, Cos, Tanh, Sigmoid, Relu, Sign, Floor, Ceil, Round, Trunc, Erf, Not };
+enum class BinOp : uint8_t { FK_BINARY_OPS(FK_OP_ENUM) };
+enum class UnOp : uint8_t { FK_UNARY_OPS(FK_OP_ENUM) };
+inline constexpr const char* kBinaryNames[] = {FK_BINARY_OPS(FK_OP_NAME)};
+inline constexpr const char* kUnaryNames[] = {FK_UNARY_OPS(FK_OP_NAME)};
+inline constexpr int kNumBinOps = int(std::size(kBinaryNames)), kNumUnOps = int(std::size(kUnaryNames));
 enum class RedOp : uint8_t { Sum, Prod, Max, Min, ArgMax, ArgMin, All, Any };
 
 inline bool is_comparison(BinOp op) { return op >= BinOp::Eq && op <= BinOp::Ge; }

@@ -150,36 +150,47 @@ static void rem_bw(Node& n, const Tensor& g, Tensor* gi) {
 // needs a gradient (x.mul_(2) on a tracked x then saves only the 2, so it stays legal).
 enum class Save : uint8_t { No, IfA, IfB, Yes };
 
+// Each op's backward, in the order of op_list.h (checked below).
 struct BinaryDef {
-  const char* name;
+  BinOp op;
   const char* backward;  // node name; nullptr: not differentiable
   BackwardFn bw;
   Save a = Save::No, b = Save::No;
   bool save_out = false;
 };
-static const BinaryDef kBinary[] = {
-    {"add", "AddBackward0", add_bw},
-    {"sub", "SubBackward0", sub_bw},
-    {"mul", "MulBackward0", mul_bw, Save::IfB, Save::IfA},
-    {"div", "DivBackward0", div_bw, Save::IfB, Save::Yes},
-    {"pow", "PowBackward1", pow_bw, Save::Yes, Save::Yes, true},
-    {"floor_divide", nullptr, nullptr},
-    {"remainder", "RemainderBackward0", rem_bw, Save::IfB, Save::IfB},
-    {"maximum", "MaximumBackward0", max_bw, Save::Yes, Save::Yes},
-    {"minimum", "MinimumBackward0", min_bw, Save::Yes, Save::Yes},
-    {"eq", nullptr, nullptr}, {"ne", nullptr, nullptr}, {"lt", nullptr, nullptr}, {"le", nullptr, nullptr},
-    {"gt", nullptr, nullptr}, {"ge", nullptr, nullptr},
-    {"bitwise_and", nullptr, nullptr}, {"bitwise_or", nullptr, nullptr}, {"bitwise_xor", nullptr, nullptr},
-    {"threshold_backward", "ThresholdBackwardBackward0", relu_grad_bw, Save::IfB},
+static constexpr BinaryDef kBinary[] = {
+    {BinOp::Add, "AddBackward0", add_bw},
+    {BinOp::Sub, "SubBackward0", sub_bw},
+    {BinOp::Mul, "MulBackward0", mul_bw, Save::IfB, Save::IfA},
+    {BinOp::Div, "DivBackward0", div_bw, Save::IfB, Save::Yes},
+    {BinOp::Pow, "PowBackward1", pow_bw, Save::Yes, Save::Yes, true},
+    {BinOp::FloorDiv, nullptr, nullptr},
+    {BinOp::Rem, "RemainderBackward0", rem_bw, Save::IfB, Save::IfB},
+    {BinOp::Max, "MaximumBackward0", max_bw, Save::Yes, Save::Yes},
+    {BinOp::Min, "MinimumBackward0", min_bw, Save::Yes, Save::Yes},
+    {BinOp::Eq, nullptr, nullptr}, {BinOp::Ne, nullptr, nullptr}, {BinOp::Lt, nullptr, nullptr},
+    {BinOp::Le, nullptr, nullptr}, {BinOp::Gt, nullptr, nullptr}, {BinOp::Ge, nullptr, nullptr},
+    {BinOp::And, nullptr, nullptr}, {BinOp::Or, nullptr, nullptr}, {BinOp::Xor, nullptr, nullptr},
+    {BinOp::ReluGrad, "ThresholdBackwardBackward0", relu_grad_bw, Save::IfB},
 };
+
+// Every op of op_list.h has exactly one table entry, at its own position.
+template <class Table, class Op>
+constexpr bool in_order(const Table& t, int n) {
+  if (int(std::size(t)) != n) return false;
+  for (int i = 0; i < n; i++)
+    if (t[i].op != Op(i)) return false;
+  return true;
+}
+static_assert(in_order<decltype(kBinary), BinOp>(kBinary, kNumBinOps), "kBinary must follow FK_BINARY_OPS");
 
 // Compute dtype of op on operands promoting to `dt`; TypeError for unsupported pairs.
 static DType compute_dtype(BinOp op, DType dt) {
   if (op == BinOp::Div) return to_float(dt);
-  FK_CHECK(!(op >= BinOp::And && op <= BinOp::Xor && is_float(dt)), Type, "\"", kBinary[int(op)].name, "\" is not implemented for '",
+  FK_CHECK(!(op >= BinOp::And && op <= BinOp::Xor && is_float(dt)), Type, "\"", kBinaryNames[int(op)], "\" is not implemented for '",
            dtype_name(dt), "' tensors (it needs integer or bool operands)");
   FK_CHECK(!(dt == DType::Bool && (op == BinOp::Sub || op == BinOp::Pow || op == BinOp::FloorDiv || op == BinOp::Rem)),
-           Type, "\"", kBinary[int(op)].name, "\" is not supported for bool tensors");
+           Type, "\"", kBinaryNames[int(op)], "\" is not supported for bool tensors");
   return dt;
 }
 
@@ -266,7 +277,7 @@ void check_inplace(const Tensor& self, const char* op) {
 void binary_(BinOp op, const Tensor& self, const Tensor& other) {
   check_device(self, other);
   check_operands(op, self, other);
-  const char* name = kBinary[int(op)].name;
+  const char* name = kBinaryNames[int(op)];
   check_inplace(self, name);
   FK_CHECK(!is_comparison(op), Runtime, "in-place ", name, " is not supported");
   const DType rt = compute_dtype(op, result_type(self, other));
@@ -332,37 +343,38 @@ static void erf_bw(Node& n, const Tensor& g, Tensor* gi) {
 }
 
 struct UnaryDef {
-  const char* name;
+  UnOp op;
   const char* backward;
   BackwardFn bw;
   bool float_only, save_in, save_out;
 };
-static const UnaryDef kUnary[] = {
-    {"neg", "NegBackward0", neg_bw, false, false, false},
-    {"abs", "AbsBackward0", abs_bw, false, true, false},
-    {"exp", "ExpBackward0", exp_bw, true, false, true},
-    {"log", "LogBackward0", log_bw, true, true, false},
-    {"sqrt", "SqrtBackward0", sqrt_bw, true, false, true},
-    {"rsqrt", "RsqrtBackward0", rsqrt_bw, true, false, true},
-    {"sin", "SinBackward0", sin_bw, true, true, false},
-    {"cos", "CosBackward0", cos_bw, true, true, false},
-    {"tanh", "TanhBackward0", tanh_bw, true, false, true},
-    {"sigmoid", "SigmoidBackward0", sigmoid_bw, true, false, true},
-    {"relu", "ReluBackward0", relu_bw, false, false, true},
-    {"sign", "SignBackward0", zero_bw, false, false, false},
-    {"floor", "FloorBackward0", zero_bw, false, false, false},
-    {"ceil", "CeilBackward0", zero_bw, false, false, false},
-    {"round", "RoundBackward0", zero_bw, false, false, false},
-    {"trunc", "TruncBackward0", zero_bw, false, false, false},
-    {"erf", "ErfBackward0", erf_bw, true, true, false},
-    {"bitwise_not", nullptr, nullptr, false, false, false},
+static constexpr UnaryDef kUnary[] = {
+    {UnOp::Neg, "NegBackward0", neg_bw, false, false, false},
+    {UnOp::Abs, "AbsBackward0", abs_bw, false, true, false},
+    {UnOp::Exp, "ExpBackward0", exp_bw, true, false, true},
+    {UnOp::Log, "LogBackward0", log_bw, true, true, false},
+    {UnOp::Sqrt, "SqrtBackward0", sqrt_bw, true, false, true},
+    {UnOp::Rsqrt, "RsqrtBackward0", rsqrt_bw, true, false, true},
+    {UnOp::Sin, "SinBackward0", sin_bw, true, true, false},
+    {UnOp::Cos, "CosBackward0", cos_bw, true, true, false},
+    {UnOp::Tanh, "TanhBackward0", tanh_bw, true, false, true},
+    {UnOp::Sigmoid, "SigmoidBackward0", sigmoid_bw, true, false, true},
+    {UnOp::Relu, "ReluBackward0", relu_bw, false, false, true},
+    {UnOp::Sign, "SignBackward0", zero_bw, false, false, false},
+    {UnOp::Floor, "FloorBackward0", zero_bw, false, false, false},
+    {UnOp::Ceil, "CeilBackward0", zero_bw, false, false, false},
+    {UnOp::Round, "RoundBackward0", zero_bw, false, false, false},
+    {UnOp::Trunc, "TruncBackward0", zero_bw, false, false, false},
+    {UnOp::Erf, "ErfBackward0", erf_bw, true, true, false},
+    {UnOp::Not, nullptr, nullptr, false, false, false},
 };
+static_assert(in_order<decltype(kUnary), UnOp>(kUnary, kNumUnOps), "kUnary must follow FK_UNARY_OPS");
 
 static DType unary_dtype(UnOp op, DType dt) {
   const UnaryDef& d = kUnary[int(op)];
   FK_CHECK(!(op == UnOp::Not && is_float(dt)), Type, "bitwise_not is only defined for integer and bool tensors, got ",
            dtype_name(dt));
-  FK_CHECK(!(dt == DType::Bool && (op == UnOp::Neg || op == UnOp::Sign || op == UnOp::Abs)), Type, d.name,
+  FK_CHECK(!(dt == DType::Bool && (op == UnOp::Neg || op == UnOp::Sign || op == UnOp::Abs)), Type, kUnaryNames[int(op)],
            " is not supported for bool tensors");
   return d.float_only ? to_float(dt) : dt;
 }
@@ -389,9 +401,9 @@ Tensor unary(UnOp op, const Tensor& a) {
 }
 
 void unary_(UnOp op, const Tensor& self) {
-  FK_CHECK(unary_dtype(op, self.dtype()) == self.dtype(), Runtime, "result type of ", kUnary[int(op)].name,
+  FK_CHECK(unary_dtype(op, self.dtype()) == self.dtype(), Runtime, "result type of ", kUnaryNames[int(op)],
            " can't be cast to the desired output type ", dtype_name(self.dtype()));
-  check_inplace(self, kUnary[int(op)].name);
+  check_inplace(self, kUnaryNames[int(op)]);
   Node* n = unary_node(op, self, true);
   run_unary(op, self, self);
   self.bump_version();

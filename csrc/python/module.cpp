@@ -662,40 +662,36 @@ NB_MODULE(_C, m) {
     cls.def(name, [d](nb::handle self) { return same_or_new(self, to_dtype(nb::cast<const Tensor&>(self), d)); });
   }
 
-  // Unary ops: methods, in-place methods and module functions from one list.
-  static const std::pair<const char*, UnOp> unary_ops[] = {
-      {"neg", UnOp::Neg}, {"abs", UnOp::Abs}, {"exp", UnOp::Exp}, {"log", UnOp::Log}, {"sqrt", UnOp::Sqrt},
-      {"rsqrt", UnOp::Rsqrt}, {"sin", UnOp::Sin}, {"cos", UnOp::Cos}, {"tanh", UnOp::Tanh},
-      {"sigmoid", UnOp::Sigmoid}, {"relu", UnOp::Relu}, {"sign", UnOp::Sign}, {"floor", UnOp::Floor},
-      {"ceil", UnOp::Ceil}, {"round", UnOp::Round}, {"trunc", UnOp::Trunc}, {"erf", UnOp::Erf}, {"bitwise_not", UnOp::Not},
-      {"logical_not", UnOp::Not}};
-  for (const auto& [name, op] : unary_ops) {
-    const UnOp o = op;
-    if (std::string(name) == "logical_not") {
-      both(name, &logical_not);
-      continue;
-    }
-    both(name, [o](const Tensor& a) { return unary(o, a); });
-    cls.def((std::string(name) + "_").c_str(), [o](nb::handle self) {
+  // Elementwise ops from the op list (csrc/core/op_list.h): x.exp(), x.exp_(), fastkern.exp(x),
+  // x.mul(y), fastkern.mul(x, y), ...; add and sub (alpha) and the logical forms below.
+  nb::list unary_names, binary_names;
+  for (int i = 0; i < kNumUnOps; i++) {
+    const UnOp o = UnOp(i);
+    both(kUnaryNames[i], [o](const Tensor& a) { return unary(o, a); });
+    cls.def((std::string(kUnaryNames[i]) + "_").c_str(), [o](nb::handle self) {
       unary_(o, nb::cast<const Tensor&>(self));
       return self;
     });
+    unary_names.append(kUnaryNames[i]);
   }
-  // Binary ops by name: x.add(y), fastkern.add(x, y), ...
-  static const std::pair<const char*, BinOp> binary_ops[] = {
-      {"mul", BinOp::Mul}, {"div", BinOp::Div}, {"true_divide", BinOp::Div}, {"pow", BinOp::Pow},
-      {"floor_divide", BinOp::FloorDiv}, {"remainder", BinOp::Rem}, {"maximum", BinOp::Max},
-      {"minimum", BinOp::Min}, {"eq", BinOp::Eq}, {"ne", BinOp::Ne}, {"lt", BinOp::Lt}, {"le", BinOp::Le},
-      {"gt", BinOp::Gt}, {"ge", BinOp::Ge}, {"bitwise_and", BinOp::And}, {"bitwise_or", BinOp::Or},
-      {"bitwise_xor", BinOp::Xor}, {"logical_and", BinOp::And}, {"logical_or", BinOp::Or}, {"logical_xor", BinOp::Xor}};
-  for (const auto& [name, op] : binary_ops) {
+  for (int i = 0; i < kNumBinOps; i++) {
+    const BinOp o = BinOp(i);
+    if (o == BinOp::ReluGrad) continue;  // internal: relu's backward
+    binary_names.append(kBinaryNames[i]);
+    if (o == BinOp::Add || o == BinOp::Sub) continue;
+    both(kBinaryNames[i], [o](const Tensor& a, nb::handle other) { return binary(o, a, operand(a, other)); }, "other"_a);
+  }
+  both("true_divide", [](const Tensor& a, nb::handle other) { return binary(BinOp::Div, a, operand(a, other)); },
+       "other"_a);
+  static const std::pair<const char*, BinOp> logical_ops[] = {
+      {"logical_and", BinOp::And}, {"logical_or", BinOp::Or}, {"logical_xor", BinOp::Xor}};
+  for (const auto& [name, op] : logical_ops) {
     const BinOp o = op;
-    const bool logical = std::string(name).rfind("logical_", 0) == 0;
-    both(name, [o, logical](const Tensor& a, nb::handle other) {
-      Tensor b = operand(a, other);
-      return logical ? fk::logical(o, a, b) : binary(o, a, b);
-    }, "other"_a);
+    both(name, [o](const Tensor& a, nb::handle other) { return logical(o, a, operand(a, other)); }, "other"_a);
   }
+  both("logical_not", &logical_not);
+  m.attr("_unary_ops") = nb::tuple(unary_names);  // for the test that every op has a reference
+  m.attr("_binary_ops") = nb::tuple(binary_names);
   both("add", [](const Tensor& a, nb::handle o, nb::handle alpha) { return add_scaled(BinOp::Add, a, operand(a, o), alpha_arg(alpha)); },
        "other"_a, "alpha"_a = nb::none());
   both("sub", [](const Tensor& a, nb::handle o, nb::handle alpha) { return add_scaled(BinOp::Sub, a, operand(a, o), alpha_arg(alpha)); },

@@ -1,0 +1,18 @@
+// The elementwise ops, one line each: the single list from which the op enums and names
+// (kernels.h), the autograd tables of ops_elementwise.cpp (checked against it at compile
+// time) and the bindings come. X(Enum, "name"), the name being PyTorch's.
+#pragma once
+
+#define FK_BINARY_OPS(X)                                                                                     \
+  X(Add, "add") X(Sub, "sub") X(Mul, "mul") X(Div, "div") X(Pow, "pow") X(FloorDiv, "floor_divide")           \
+  X(Rem, "remainder") X(Max, "maximum") X(Min, "minimum") X(Eq, "eq") X(Ne, "ne") X(Lt, "lt") X(Le, "le")     \
+  X(Gt, "gt") X(Ge, "ge") X(And, "bitwise_and") X(Or, "bitwise_or") X(Xor, "bitwise_xor")                     \
+  X(ReluGrad, "threshold_backward")
+
+#define FK_UNARY_OPS(X)                                                                                      \
+  X(Neg, "neg") X(Abs, "abs") X(Exp, "exp") X(Log, "log") X(Sqrt, "sqrt") X(Rsqrt, "rsqrt") X(Sin, "sin")      \
+  X(Cos, "cos") X(Tanh, "tanh") X(Sigmoid, "sigmoid") X(Relu, "relu") X(Sign, "sign") X(Floor, "floor")        \
+  X(Ceil, "ceil") X(Round, "round") X(Trunc, "trunc") X(Erf, "erf") X(Not, "bitwise_not")
+
+#define FK_OP_ENUM(e, name) e,
+#define FK_OP_NAME(e, name) name,
