@@ -830,7 +830,7 @@ def _np_ce(a, p):
     valid = t != -100
     tt = np.where(valid, t, 0)
     picked = np.take_along_axis(logp, np.expand_dims(tt, cdim), cdim).squeeze(cdim)
-    smooth = logp.mean(axis=cdim)
+    smooth = logp.mean(axis=cdim) if p["ls"] else 0.0  # (0 * -inf would be NaN)
     loss = -(1 - p["ls"]) * picked - p["ls"] * smooth
     loss = np.where(valid, loss, 0.0)
     if p["red"] == "none":

@@ -261,3 +261,15 @@ def test_grad_assignment_checks():
     assert_raises_with(RuntimeError, lambda: setattr(x, "grad", fk.ones(3)), "[3]", "[2]")
     x.grad = fk.full((2,), 3.0)
     assert x.grad.tolist() == [3.0, 3.0]
+
+
+@pytest.mark.parametrize("dtype", [fk.float32, fk.float64])
+def test_spread_of_equal_values_is_exactly_zero(dtype):
+    # found by fuzzing: the rounded mean of equal values left a nonzero std, and with it a
+    # nonzero gradient, where PyTorch gives exactly 0
+    x = fk.full((3, 7), 0.1, dtype=dtype, requires_grad=True)
+    s = x.std(0)
+    assert s.tolist() == [0.0] * 7 and x.var().item() == 0.0
+    s.sum().backward()
+    assert x.grad.abs().sum().item() == 0.0
+    assert np.isnan(fk.tensor([math.inf, math.inf]).var().item())  # as PyTorch

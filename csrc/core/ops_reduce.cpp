@@ -363,7 +363,18 @@ static Tensor var64(const Tensor& a, const DimList& dims, double correction, boo
   const Tensor x = to_dtype(a, DType::Float64);
   const Tensor d = x - mean(x, dims, true);
   const double n = double(make_plan(a, dims).len);
-  return sum(d * d, dims, keepdim) * (1.0 / std::max(0.0, n - correction));
+  const Tensor v = sum(d * d, dims, keepdim) * (1.0 / std::max(0.0, n - correction));
+  if (n == 0) return v;
+  // Equal finite values have variance exactly 0 (the rounded mean would leave a trace), as in
+  // PyTorch, whose gradient there is then 0 too.
+  Tensor flat;
+  {
+    GradMode off(false);
+    const Tensor hi = amax(x, dims, keepdim), lo = amin(x, dims, keepdim);
+    flat = binary(BinOp::And, binary(BinOp::Eq, hi, lo),
+                  binary(BinOp::Lt, unary(UnOp::Abs, hi), Scalar::of(INFINITY)));
+  }
+  return where(flat, scalar_tensor(Scalar::of(0), v.dtype()), v);
 }
 
 Tensor var(const Tensor& a, const DimList& dims, double correction, bool keepdim) {
