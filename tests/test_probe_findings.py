@@ -273,3 +273,5 @@ def test_spread_of_equal_values_is_exactly_zero(dtype):
     s.sum().backward()
     assert x.grad.abs().sum().item() == 0.0
     assert np.isnan(fk.tensor([math.inf, math.inf]).var().item())  # as PyTorch
+    assert np.isnan(fk.tensor([2.5], dtype=dtype).std().item())  # one value: no degrees of freedom
+    assert fk.tensor([2.5], dtype=dtype).var(correction=0).item() == 0.0

@@ -364,7 +364,7 @@ static Tensor var64(const Tensor& a, const DimList& dims, double correction, boo
   const Tensor d = x - mean(x, dims, true);
   const double n = double(make_plan(a, dims).len);
   const Tensor v = sum(d * d, dims, keepdim) * (1.0 / std::max(0.0, n - correction));
-  if (n == 0) return v;
+  if (n - correction <= 0) return v;  // no degrees of freedom: NaN, as in PyTorch
   // Equal finite values have variance exactly 0 (the rounded mean would leave a trace), as in
   // PyTorch, whose gradient there is then 0 too.
   Tensor flat;
