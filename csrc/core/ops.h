@@ -35,7 +35,7 @@ DType scalar_result_type(const Tensor& a, const Scalar& s);
 Dims broadcast_shapes(const Dims& a, const Dims& b);
 
 // ---- creation (ops_create.cpp)
-Tensor full(const Dims& shape, Scalar value, DType dtype);
+Tensor full(const Dims& shape, Scalar value, DType dtype, Device device = Device::CPU);
 Tensor scalar_tensor(Scalar value, DType dtype);  // a 0-d "wrapped number"
 Tensor arange(double start, double end, double step, DType dtype);
 Tensor linspace(double start, double end, int64_t steps, DType dtype);
@@ -83,9 +83,9 @@ inline Tensor mul(const Tensor& a, const Tensor& b) { return binary(BinOp::Mul, 
 inline Tensor div(const Tensor& a, const Tensor& b) { return binary(BinOp::Div, a, b); }
 inline Tensor mul(const Tensor& a, double s) { return binary(BinOp::Mul, a, Scalar::of(s)); }
 inline Tensor neg(const Tensor& a) { return unary(UnOp::Neg, a); }
-inline Tensor zeros(const Dims& shape, DType dt) { return full(shape, Scalar::of(0), dt); }
-inline Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype()); }
-inline Tensor ones_like(const Tensor& t) { return full(t.shape(), Scalar::of(1), t.dtype()); }
+inline Tensor zeros(const Dims& shape, DType dt, Device device) { return full(shape, Scalar::of(0), dt, device); }
+inline Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype(), t.device()); }
+inline Tensor ones_like(const Tensor& t) { return full(t.shape(), Scalar::of(1), t.dtype(), t.device()); }
 
 // ---- shapes, views and indexing (ops_shape.cpp)
 Tensor view(const Tensor& a, const Dims& shape);  // shape may hold one -1

@@ -26,8 +26,8 @@ T value_as(Scalar value, DType dtype, bool wrap) {
   return value.kind == Scalar::Float ? T(value.f) : T(value.i);
 }
 
-Tensor filled(const Dims& shape, Scalar value, DType dtype, bool wrap) {
-  Tensor t = empty(shape, dtype);
+Tensor filled(const Dims& shape, Scalar value, DType dtype, bool wrap, Device device) {
+  Tensor t = empty(shape, dtype, device);
   dispatch_dtype(dtype, [&](auto z) {
     using T = decltype(z);
     const T v = value_as<T>(value, dtype, wrap);
@@ -39,10 +39,13 @@ Tensor filled(const Dims& shape, Scalar value, DType dtype, bool wrap) {
 }
 }  // namespace
 
-Tensor full(const Dims& shape, Scalar value, DType dtype) { return filled(shape, value, dtype, false); }
+Tensor full(const Dims& shape, Scalar value, DType dtype, Device device) {
+  return filled(shape, value, dtype, false, device);
+}
 
 Tensor scalar_tensor(Scalar value, DType dtype) {
-  Tensor t = filled(Dims(), value, dtype, true);  // `uint8 + 300` wraps, as in PyTorch
+  // `uint8 + 300` wraps, as in PyTorch. On the CPU: a 0-d CPU tensor mixes with tensors of any device.
+  Tensor t = filled(Dims(), value, dtype, true, Device::CPU);
   t.p->wrapped_number = true;
   return t;
 }
@@ -81,7 +84,7 @@ Tensor linspace(double start, double end, int64_t steps, DType dtype) {
 
 Tensor eye(int64_t n, int64_t m, DType dtype) {
   FK_CHECK(n >= 0 && m >= 0, Runtime, "eye: sizes must be non-negative, got ", n, " and ", m);
-  Tensor t = zeros({n, m}, dtype);
+  Tensor t = zeros({n, m}, dtype, Device::CPU);
   dispatch_dtype(dtype, [&](auto z) {
     using T = decltype(z);
     for (int64_t i = 0; i < std::min(n, m); i++) t.data<T>()[i * m + i] = T(1);

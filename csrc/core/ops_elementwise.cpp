@@ -56,8 +56,17 @@ static void check_operands(BinOp op, const Tensor& a, const Tensor& b) {
            "use the `~` or `logical_not()` operator instead.");
 }
 
+// A 0-d CPU tensor (a wrapped Python number, say) mixes with a tensor of any device, as in PyTorch;
+// the result lives on the other operand's device.
+static bool cpu_scalar(const Tensor& t) { return t.ndim() == 0 && t.device() == Device::CPU; }
+static Device result_device(std::initializer_list<const Tensor*> ts) {
+  for (const Tensor* t : ts)
+    if (!cpu_scalar(*t)) return t->device();
+  return Device::CPU;
+}
+
 static void check_device(const Tensor& a, const Tensor& b) {
-  FK_CHECK(a.device() == b.device(), Runtime, "Expected all tensors to be on the same device, but found tensors on ",
+  FK_CHECK(a.device() == b.device() || cpu_scalar(a) || cpu_scalar(b), Runtime, "Expected all tensors to be on the same device, but found tensors on ",
            a.device() == Device::CPU ? "cpu" : "cuda", " and ", b.device() == Device::CPU ? "cpu" : "cuda");
 }
 
@@ -237,7 +246,7 @@ Tensor binary(BinOp op, const Tensor& a, const Tensor& b) {
   const DType ct = compute_dtype(op, result_type(a, b));
   const Tensor A = to_dtype(a, ct), B = to_dtype(b, ct);
   const Dims shape = a.shape() == b.shape() ? a.shape() : broadcast_shapes(a.shape(), b.shape());
-  Tensor out = empty(shape, is_comparison(op) ? DType::Bool : ct, a.device());
+  Tensor out = empty(shape, is_comparison(op) ? DType::Bool : ct, result_device({&a, &b}));
   Node* n = binary_node(op, A, B, false);
   run_binary(op, out, A, B);
   if (n) {
@@ -500,7 +509,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   const DType dt = result_type(a, b);
   const Tensor A = to_dtype(a, dt), B = to_dtype(b, dt);
   const Dims shape = broadcast_shapes(cond.shape(), broadcast_shapes(a.shape(), b.shape()));
-  Tensor out = empty(shape, dt, a.device());
+  Tensor out = empty(shape, dt, result_device({&a, &b, &cond}));
   Node* n = make_node("WhereBackward0", where_bw, {&cond, &A, &B});
   if (n) n->save(cond);
   const Dims so = out.strides(), sc = bstrides(cond, shape), sa = bstrides(A, shape), sb = bstrides(B, shape);

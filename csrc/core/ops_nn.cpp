@@ -295,7 +295,7 @@ static void max_pool_bw(Node& n, const Tensor& gout, Tensor* gi) {
   const Tensor G = contiguous(gout);
   const Dims& in = n.in_shape[0];
   const Window2d g = window_from(n, in, G);
-  Tensor dx = zeros(in, G.dtype());
+  Tensor dx = zeros(in, G.dtype(), G.device());
   nnk().max_pool2d_backward(G.dtype(), g, in[0] * in[1], G.raw(), idx.data<int64_t>(), dx.raw());
   gi[0] = dx;
 }
@@ -325,7 +325,7 @@ static void avg_pool_bw(Node& n, const Tensor& gout, Tensor* gi) {
   const Tensor G = contiguous(gout);
   const Dims& in = n.in_shape[0];
   const Window2d g = window_from(n, in, G);
-  Tensor dx = zeros(in, G.dtype());
+  Tensor dx = zeros(in, G.dtype(), G.device());
   nnk().avg_pool2d_backward(G.dtype(), g, in[0] * in[1], n.scalars[0] != 0, G.raw(), dx.raw());
   gi[0] = dx;
 }
@@ -349,7 +349,7 @@ Tensor avg_pool2d(const Tensor& x0, Pair2 k, Pair2 s, Pair2 p, bool ceil_mode, b
 static void adaptive_bw(Node& n, const Tensor& gout, Tensor* gi) {
   const Tensor G = contiguous(gout);
   const Dims& in = n.in_shape[0];
-  Tensor dx = zeros(in, G.dtype());
+  Tensor dx = zeros(in, G.dtype(), G.device());
   nnk().adaptive_avg_pool2d_backward(G.dtype(), in[0] * in[1], in[2], in[3], G.size(2), G.size(3), G.raw(), dx.raw());
   gi[0] = dx;
 }

@@ -95,7 +95,7 @@ void run_reduce(RedOp op, const Tensor& a, const Plan& p, const Tensor& out) {
     // Each output reduces one contiguous row.
     if (nout == 1 && len > 2 * kBlock && splittable) {
       const int64_t nb = (len + kBlock - 1) / kBlock;
-      Tensor part = empty({nb}, out.dtype());
+      Tensor part = empty({nb}, out.dtype(), out.device());
       parallel_for(nb, 1, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; i++)
           k.reduce_rows(op, dt, 1, std::min(kBlock, len - i * kBlock), in + i * kBlock * es, 0, part.raw() + i * oes);
@@ -419,7 +419,7 @@ static void log_softmax_bw(Node& n, const Tensor& g, Tensor* gi) {
 static Tensor softmax_last(const Tensor& a, bool log) {
   const Tensor A = contiguous(detach(a));
   const int64_t cols = a.size(a.ndim() - 1), rows = a.numel() / cols, es = itemsize(a.dtype());
-  Tensor out = empty(a.shape(), a.dtype());
+  Tensor out = empty(a.shape(), a.dtype(), a.device());
   parallel_for(rows, std::max<int64_t>(1, 16384 / cols), [&](int64_t b, int64_t e) {
     cpu_kernels().nn->softmax_rows(a.dtype(), e - b, cols, A.raw() + b * cols * es, out.raw() + b * cols * es, log);
   });

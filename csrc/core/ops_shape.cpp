@@ -170,7 +170,7 @@ Tensor flatten(const Tensor& a, int64_t start, int64_t end) {
 // ---- select and slice ----------------------------------------------------------
 
 static void select_bw(Node& n, const Tensor& g, Tensor* gi) {
-  Tensor z = zeros(n.in_shape[0], g.dtype());
+  Tensor z = zeros(n.in_shape[0], g.dtype(), g.device());
   copy_(select(z, n.ints[0], n.ints[1]), g);
   gi[0] = z;
 }
@@ -192,7 +192,7 @@ Tensor select(const Tensor& a, int64_t dim, int64_t index) {
 }
 
 static void slice_bw(Node& n, const Tensor& g, Tensor* gi) {
-  Tensor z = zeros(n.in_shape[0], g.dtype());
+  Tensor z = zeros(n.in_shape[0], g.dtype(), g.device());
   copy_(slice(z, n.ints[0], n.ints[1], n.ints[2], n.ints[3]), g);
   gi[0] = z;
 }
@@ -376,7 +376,7 @@ static int64_t block_offset(const std::vector<Tensor>& idx, const Dims& strides,
 static void gather_nd_bw(Node& n, const Tensor& g, Tensor* gi) {
   std::vector<Tensor> idx;
   for (size_t i = 0; i < n.saved.size(); i++) idx.push_back(n.saved_at(int(i)));
-  Tensor z = zeros(n.in_shape[0], g.dtype());
+  Tensor z = zeros(n.in_shape[0], g.dtype(), g.device());
   scatter_nd_(z, idx, g, true);
   gi[0] = z;
 }
@@ -438,7 +438,7 @@ Tensor nonzero(const Tensor& a) {
   const int64_t n = A.numel();
   int64_t count = 0;
   for (int64_t i = 0; i < n; i++) count += p[i];
-  Tensor out = empty({count, int64_t(a.ndim())}, DType::Int64);
+  Tensor out = empty({count, int64_t(a.ndim())}, DType::Int64, a.device());
   int64_t* o = out.data<int64_t>();
   for (int64_t i = 0; i < n; i++) {
     if (!p[i]) continue;
@@ -637,7 +637,7 @@ Tensor region_of(const Tensor& contig, const Region& r) {
 
 void region_bw(Node& n, const Tensor& g, Tensor* gi) {
   const Region& r = *static_cast<const Region*>(n.extra.get());
-  Tensor z = zeros(n.in_shape[0], g.dtype());
+  Tensor z = zeros(n.in_shape[0], g.dtype(), g.device());
   copy_(region_of(z, r), g);
   gi[0] = z;
 }
