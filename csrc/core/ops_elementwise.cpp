@@ -1,10 +1,9 @@
 // Elementwise ops: binary with broadcasting and type promotion, unary, clamp,
 // where, casts and copies, each with its backward formula.
-#include <atomic>
 #include <cmath>
 
 #include "autograd.h"
-#include "iter.h"
+#include "backend.h"
 #include "ops.h"
 
 namespace fk {
@@ -70,40 +69,21 @@ static void check_device(const Tensor& a, const Tensor& b) {
            a.device() == Device::CPU ? "cpu" : "cuda", " and ", b.device() == Device::CPU ? "cpu" : "cuda");
 }
 
-// ---- kernel drivers ----------------------------------------------------------
+// ---- device calls ------------------------------------------------------------
 
-// out = op(a, b); a and b already of the compute dtype, out of `shape`.
+// out = op(a, b); a and b already of the compute dtype, out of the broadcast shape.
 static void run_binary(BinOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
-  const CpuKernels& k = cpu_kernels();
-  const DType dt = a.dtype();
-  std::atomic<int> status{kOk};
-  auto call = [&](int64_t n, char* const* p, const int64_t* s) {
-    if (int st = k.binary(op, dt, n, p[0], s[0], p[1], s[1], p[2], s[2])) status = st;
-  };
-  const Dims& shape = out.shape();
-  const Dims so = out.strides(), sa = bstrides(a, shape), sb = bstrides(b, shape);
-  StridedLoop<3> loop(shape, {&out, &a, &b}, {&so, &sa, &sb});
-  loop.run(call);
+  const int status = backend(out.device()).binary(op, out, a, bstrides(a, out.shape()), b, bstrides(b, out.shape()));
   FK_CHECK(status != kDivByZero, Runtime, "ZeroDivisionError: integer division or modulo by zero");
   FK_CHECK(status != kNegativeIntPower, Runtime, "Integers to negative integer powers are not allowed.");
 }
 
 static void run_unary(UnOp op, const Tensor& out, const Tensor& a) {
-  const CpuKernels& k = cpu_kernels();
-  const Dims so = out.strides(), sa = bstrides(a, out.shape());
-  StridedLoop<2> loop(out.shape(), {&out, &a}, {&so, &sa});
-  loop.run([&](int64_t n, char* const* p, const int64_t* s) { k.unary(op, a.dtype(), n, p[0], s[0], p[1], s[1]); });
+  backend(out.device()).unary(op, out, a, bstrides(a, out.shape()));
 }
 
 // out = a converted to out's dtype, a broadcast to out's shape.
-static void run_cast(const Tensor& out, const Tensor& a) {
-  const CpuKernels& k = cpu_kernels();
-  const Dims so = out.strides(), sa = bstrides(a, out.shape());
-  StridedLoop<2> loop(out.shape(), {&out, &a}, {&so, &sa});
-  loop.run([&](int64_t n, char* const* p, const int64_t* s) {
-    k.cast(out.dtype(), a.dtype(), n, p[0], s[0], p[1], s[1]);
-  });
-}
+static void run_cast(const Tensor& out, const Tensor& a) { backend(out.device()).cast(out, a, bstrides(a, out.shape())); }
 
 // ---- binary ops --------------------------------------------------------------
 
@@ -448,11 +428,7 @@ static Node* clamp_node(const Tensor& a, std::optional<double> lo, std::optional
 static void run_clamp(const Tensor& out, const Tensor& a, std::optional<double> lo, std::optional<double> hi) {
   FK_CHECK(lo || hi, Runtime, "torch.clamp: At least one of 'min' or 'max' must not be None");
   FK_CHECK(a.dtype() != DType::Bool, Type, "clamp is not supported for bool tensors");
-  const CpuKernels& k = cpu_kernels();
-  const double l = lo.value_or(-INFINITY), h = hi.value_or(INFINITY);
-  const Dims so = out.strides(), sa = a.strides();
-  StridedLoop<2> loop(out.shape(), {&out, &a}, {&so, &sa});
-  loop.run([&](int64_t n, char* const* p, const int64_t* s) { k.clamp(a.dtype(), n, p[0], s[0], p[1], s[1], l, h); });
+  backend(out.device()).clamp(out, a, lo.value_or(-INFINITY), hi.value_or(INFINITY));
 }
 
 Tensor clamp(const Tensor& a0, std::optional<Scalar> lo_s, std::optional<Scalar> hi_s) {
@@ -492,15 +468,6 @@ static void where_bw(Node& n, const Tensor& g, Tensor* gi) {
   if (n.needs(2)) gi[2] = where(c, zero, g);
 }
 
-template <class T>
-static void select_loop(int64_t n, char* const* p, const int64_t* s) {
-  T* o = reinterpret_cast<T*>(p[0]);
-  const bool* c = reinterpret_cast<const bool*>(p[1]);
-  const T* a = reinterpret_cast<const T*>(p[2]);
-  const T* b = reinterpret_cast<const T*>(p[3]);
-  for (int64_t i = 0; i < n; i++) o[i * s[0]] = c[i * s[1]] ? a[i * s[2]] : b[i * s[3]];
-}
-
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   check_device(cond, a);
   check_device(a, b);
@@ -512,13 +479,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   Tensor out = empty(shape, dt, result_device({&a, &b, &cond}));
   Node* n = make_node("WhereBackward0", where_bw, {&cond, &A, &B});
   if (n) n->save(cond);
-  const Dims so = out.strides(), sc = bstrides(cond, shape), sa = bstrides(A, shape), sb = bstrides(B, shape);
-  StridedLoop<4> loop(shape, {&out, &cond, &A, &B}, {&so, &sc, &sa, &sb});
-  switch (itemsize(dt)) {
-    case 1: loop.run(select_loop<uint8_t>); break;
-    case 4: loop.run(select_loop<uint32_t>); break;
-    default: loop.run(select_loop<uint64_t>); break;
-  }
+  backend(out.device()).where(out, cond, bstrides(cond, shape), A, bstrides(A, shape), B, bstrides(B, shape));
   set_history(out, n);
   return out;
 }

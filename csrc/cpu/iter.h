@@ -5,8 +5,8 @@
 #pragma once
 #include <algorithm>
 
-#include "parallel.h"
-#include "tensor.h"
+#include "../core/parallel.h"
+#include "../core/tensor.h"
 
 namespace fk {
 
