@@ -20,6 +20,9 @@ struct Backend {
   // out = cond ? a : b, a and b of out's dtype.
   void (*where)(const Tensor& out, const Tensor& cond, const Dims& sc, const Tensor& a, const Dims& sa, const Tensor& b,
                 const Dims& sb);
+  // out (contiguous, the kept dims in order) = the reduction of a over the dims flagged in
+  // `reduced`, `len` elements each (> 0); a of the kernel's input dtype.
+  void (*reduce)(RedOp op, const Tensor& a, const bool* reduced, int64_t len, const Tensor& out);
 };
 
 const Backend& cpu_backend();

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "autograd.h"
+#include "backend.h"
 #include "parallel.h"
 #include "ops.h"
 
@@ -42,99 +43,6 @@ Plan make_plan(const Tensor& a, const DimList& dl) {
   return p;
 }
 
-// Merges dims of (sizes, strides) that are contiguous with each other; drops size-1 dims.
-void collapse(Dims& sizes, Dims& strides) {
-  Dims s, t;
-  for (int i = 0; i < sizes.n; i++) {
-    if (sizes[i] == 1) continue;
-    if (s.n && t[s.n - 1] == strides[i] * sizes[i]) {
-      s[s.n - 1] *= sizes[i];
-      t[s.n - 1] = strides[i];
-    } else {
-      s.push_back(sizes[i]);
-      t.push_back(strides[i]);
-    }
-  }
-  sizes = s;
-  strides = t;
-}
-
-// Calls f(offset, i) for each element i of the (sizes, strides) grid, row-major.
-template <class F>
-void for_each_offset(const Dims& sizes, const Dims& strides, F f) {
-  const int64_t n = sizes.prod();
-  int64_t idx[kMaxDims] = {};
-  for (int64_t i = 0; i < n; i++) {
-    int64_t off = 0;
-    for (int d = 0; d < sizes.n; d++) off += idx[d] * strides[d];
-    f(off, i);
-    for (int d = sizes.n - 1; d >= 0 && ++idx[d] == sizes[d]; d--) idx[d] = 0;
-  }
-}
-
-constexpr int64_t kBlock = 1 << 16;  // fixed split of long rows: results do not depend on the thread count
-
-// Writes the reduction of `a` (already of the kernel's input dtype) over the plan into out (contiguous).
-void run_reduce(RedOp op, const Tensor& a, const Plan& p, const Tensor& out) {
-  const CpuKernels& k = cpu_kernels();
-  const DType dt = a.dtype();
-  const int64_t es = itemsize(dt), oes = itemsize(out.dtype());
-  Dims ks, kt, rs, rt;  // kept / reduced sizes and strides
-  for (int i = 0; i < a.ndim(); i++) {
-    (p.reduced[i] ? rs : ks).push_back(a.size(i));
-    (p.reduced[i] ? rt : kt).push_back(a.strides()[i]);
-  }
-  collapse(ks, kt);
-  collapse(rs, rt);
-  const int64_t nout = ks.prod(), len = p.len;
-  char* in = a.raw();
-  char* o = out.raw();
-  const bool splittable = op != RedOp::ArgMax && op != RedOp::ArgMin;
-
-  if (rs.n <= 1 && (rs.n == 0 || rt[0] == 1)) {
-    // Each output reduces one contiguous row.
-    if (nout == 1 && len > 2 * kBlock && splittable) {
-      const int64_t nb = (len + kBlock - 1) / kBlock;
-      Tensor part = empty({nb}, out.dtype(), out.device());
-      parallel_for(nb, 1, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; i++)
-          k.reduce_rows(op, dt, 1, std::min(kBlock, len - i * kBlock), in + i * kBlock * es, 0, part.raw() + i * oes);
-      });
-      k.reduce_rows(op, out.dtype(), 1, nb, part.raw(), 0, o);  // partials combine with the same op
-    } else if (ks.n <= 1) {
-      const int64_t rstride = ks.n ? kt[0] : 0;
-      parallel_for(nout, std::max<int64_t>(1, kBlock / std::max<int64_t>(len, 1)), [&](int64_t b, int64_t e) {
-        k.reduce_rows(op, dt, e - b, len, in + b * rstride * es, rstride, o + b * oes);
-      });
-    } else {
-      for_each_offset(ks, kt, [&](int64_t off, int64_t i) { k.reduce_rows(op, dt, 1, len, in + off * es, 0, o + i * oes); });
-    }
-    return;
-  }
-  if (rs.n == 1 && ks.n >= 1 && kt[ks.n - 1] == 1) {
-    // Kept dims end in a contiguous run: reduce whole rows of columns at once.
-    const int64_t cols = ks[ks.n - 1];
-    Dims os = ks, ot = kt;
-    os.n--;
-    ot.n--;
-    for_each_offset(os, ot, [&](int64_t off, int64_t i) {
-      parallel_for(cols, 4096, [&](int64_t b, int64_t e) {
-        k.reduce_cols(op, dt, len, e - b, in + (off + b) * es, rt[0], o + (i * cols + b) * oes);
-      });
-    });
-    return;
-  }
-  // Anything else: copy into (kept..., reduced...) order, then reduce rows.
-  Dims perm;
-  for (int i = 0; i < a.ndim(); i++)
-    if (!p.reduced[i]) perm.push_back(i);
-  for (int i = 0; i < a.ndim(); i++)
-    if (p.reduced[i]) perm.push_back(i);
-  GradMode off(false);
-  const Tensor c = clone(permute(a, perm));
-  k.reduce_rows(op, dt, nout, len, c.raw(), len, o);
-}
-
 // The value reductions take when they cover no elements.
 std::optional<Scalar> empty_value(RedOp op) {
   switch (op) {
@@ -162,10 +70,11 @@ void reduce_expanded(RedOp op, Tensor x, const DimList& dl, const Plan& p, const
       repeat *= shape[i];
       shape[i] = 1;
     }
-  if (repeat == 1 || op == RedOp::Prod) return run_reduce(op, x, p, out);
+  if (repeat == 1 || op == RedOp::Prod) return backend(out.device()).reduce(op, x, p.reduced, p.len, out);
   if (op == RedOp::ArgMax || op == RedOp::ArgMin) return fill_(out, Scalar::of_int(0));  // one reduced dim
   x = make_view(x, shape, x.strides(), x.p->offset);
-  run_reduce(op, x, make_plan(x, dl), out);
+  const Plan px = make_plan(x, dl);
+  backend(out.device()).reduce(op, x, px.reduced, px.len, out);
   if (op == RedOp::Sum) binary_(BinOp::Mul, out, Scalar::of_int(repeat));
 }
 

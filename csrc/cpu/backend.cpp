@@ -2,6 +2,7 @@
 // Compiled once (not per instruction set): the kernels it calls are picked at run time.
 #include "../core/backend.h"
 
+#include <algorithm>
 #include <atomic>
 
 #include "iter.h"
@@ -64,10 +65,106 @@ void where(const Tensor& out, const Tensor& cond, const Dims& sc, const Tensor& 
   }
 }
 
+// ---- reductions ------------------------------------------------------------------
+
+// Merges dims of (sizes, strides) that are contiguous with each other; drops size-1 dims.
+void collapse(Dims& sizes, Dims& strides) {
+  Dims s, t;
+  for (int i = 0; i < sizes.n; i++) {
+    if (sizes[i] == 1) continue;
+    if (s.n && t[s.n - 1] == strides[i] * sizes[i]) {
+      s[s.n - 1] *= sizes[i];
+      t[s.n - 1] = strides[i];
+    } else {
+      s.push_back(sizes[i]);
+      t.push_back(strides[i]);
+    }
+  }
+  sizes = s;
+  strides = t;
+}
+
+// Calls f(offset, i) for each element i of the (sizes, strides) grid, row-major.
+template <class F>
+void for_each_offset(const Dims& sizes, const Dims& strides, F f) {
+  const int64_t n = sizes.prod();
+  int64_t idx[kMaxDims] = {};
+  for (int64_t i = 0; i < n; i++) {
+    int64_t off = 0;
+    for (int d = 0; d < sizes.n; d++) off += idx[d] * strides[d];
+    f(off, i);
+    for (int d = sizes.n - 1; d >= 0 && ++idx[d] == sizes[d]; d--) idx[d] = 0;
+  }
+}
+
+constexpr int64_t kBlock = 1 << 16;  // fixed split of long rows: results do not depend on the thread count
+
+void reduce(RedOp op, const Tensor& a, const bool* reduced, int64_t len, const Tensor& out) {
+  const CpuKernels& k = cpu_kernels();
+  const DType dt = a.dtype();
+  const int64_t es = itemsize(dt), oes = itemsize(out.dtype());
+  Dims ks, kt, rs, rt;  // kept / reduced sizes and strides
+  for (int i = 0; i < a.ndim(); i++) {
+    (reduced[i] ? rs : ks).push_back(a.size(i));
+    (reduced[i] ? rt : kt).push_back(a.strides()[i]);
+  }
+  collapse(ks, kt);
+  collapse(rs, rt);
+  const int64_t nout = ks.prod();
+  char* in = a.raw();
+  char* o = out.raw();
+  const bool splittable = op != RedOp::ArgMax && op != RedOp::ArgMin;
+
+  if (rs.n <= 1 && (rs.n == 0 || rt[0] == 1)) {
+    // Each output reduces one contiguous row.
+    if (nout == 1 && len > 2 * kBlock && splittable) {
+      const int64_t nb = (len + kBlock - 1) / kBlock;
+      Tensor part = empty({nb}, out.dtype());
+      parallel_for(nb, 1, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; i++)
+          k.reduce_rows(op, dt, 1, std::min(kBlock, len - i * kBlock), in + i * kBlock * es, 0, part.raw() + i * oes);
+      });
+      k.reduce_rows(op, out.dtype(), 1, nb, part.raw(), 0, o);  // partials combine with the same op
+    } else if (ks.n <= 1) {
+      const int64_t rstride = ks.n ? kt[0] : 0;
+      parallel_for(nout, std::max<int64_t>(1, kBlock / std::max<int64_t>(len, 1)), [&](int64_t b, int64_t e) {
+        k.reduce_rows(op, dt, e - b, len, in + b * rstride * es, rstride, o + b * oes);
+      });
+    } else {
+      for_each_offset(ks, kt, [&](int64_t off, int64_t i) { k.reduce_rows(op, dt, 1, len, in + off * es, 0, o + i * oes); });
+    }
+    return;
+  }
+  if (rs.n == 1 && ks.n >= 1 && kt[ks.n - 1] == 1) {
+    // Kept dims end in a contiguous run: reduce whole rows of columns at once.
+    const int64_t cols = ks[ks.n - 1];
+    Dims os = ks, ot = kt;
+    os.n--;
+    ot.n--;
+    for_each_offset(os, ot, [&](int64_t off, int64_t i) {
+      parallel_for(cols, 4096, [&](int64_t b, int64_t e) {
+        k.reduce_cols(op, dt, len, e - b, in + (off + b) * es, rt[0], o + (i * cols + b) * oes);
+      });
+    });
+    return;
+  }
+  // Anything else: copy into (kept..., reduced...) order, then reduce rows.
+  Dims shape, strides;
+  for (int pass = 0; pass < 2; pass++)
+    for (int i = 0; i < a.ndim(); i++)
+      if (reduced[i] == (pass == 1)) {
+        shape.push_back(a.size(i));
+        strides.push_back(a.strides()[i]);
+      }
+  const Tensor c = empty(shape, dt);
+  cast(c, a, strides);
+  k.reduce_rows(op, dt, nout, len, c.raw(), len, o);
+}
+
 }  // namespace
 
 const Backend& cpu_backend() {
-  static const Backend b{binary, unary, cast, clamp, where};
+  static const Backend b{binary, unary, cast, clamp, where, reduce};
   return b;
 }
 
