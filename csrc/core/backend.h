@@ -23,6 +23,12 @@ struct Backend {
   // out (contiguous, the kept dims in order) = the reduction of a over the dims flagged in
   // `reduced`, `len` elements each (> 0); a of the kernel's input dtype.
   void (*reduce)(RedOp op, const Tensor& a, const bool* reduced, int64_t len, const Tensor& out);
+  // C = A @ B (C += A @ B when `accumulate`) on device pointers: A(i, k) = A[i*rsa + k*csa] of an
+  // M x K matrix, B(k, j) = B[k*rsb + j*csb], C row-major with row stride ldc (strides in
+  // elements, so transposed operands need no copy). With `acols` (float types), column k of A
+  // starts at A + acols[k]: a convolution reads its image as the column matrix this way.
+  void (*gemm)(DType dt, int64_t M, int64_t N, int64_t K, const void* A, int64_t rsa, int64_t csa, const void* B,
+               int64_t rsb, int64_t csb, void* C, int64_t ldc, bool accumulate, const int64_t* acols);
 };
 
 const Backend& cpu_backend();

@@ -2,7 +2,7 @@
 #include <algorithm>
 
 #include "autograd.h"
-#include "gemm.h"
+#include "backend.h"
 #include "ops.h"
 #include "parallel.h"
 
@@ -76,11 +76,11 @@ static Tensor batched_mm(const Tensor& a, const Tensor& b) {
   } else if (nb > 1 && b.numel() == K * N && rows_fold(a, M, rsa)) {
     // One B for every batch item, and A's rows are evenly spaced across items: a single
     // (nb*M) x K @ K x N product (a linear layer over a batch of sequences, say).
-    gemm(a.dtype(), nb * M, N, K, a.raw(), rsa, csa, b.raw(), rsb, csb, out.raw(), N, false);
+    backend(out.device()).gemm(a.dtype(), nb * M, N, K, a.raw(), rsa, csa, b.raw(), rsb, csb, out.raw(), N, false, nullptr);
   } else {
     auto item = [&](int64_t i) {
-      gemm(a.dtype(), M, N, K, a.raw() + batch_offset(a, i) * es, rsa, csa, b.raw() + batch_offset(b, i) * es, rsb,
-           csb, out.raw() + i * M * N * es, N, false);
+      backend(out.device()).gemm(a.dtype(), M, N, K, a.raw() + batch_offset(a, i) * es, rsa, csa,
+                                 b.raw() + batch_offset(b, i) * es, rsb, csb, out.raw() + i * M * N * es, N, false, nullptr);
     };
     // Small products gain nothing from splitting one of them: run whole items per thread
     // instead (gemm called inside the pool stays on its thread; results are identical).
@@ -119,8 +119,8 @@ Tensor addmm(const Tensor& input, const Tensor& mat1, const Tensor& mat2) {
     GradMode off(false);  // the copy of input is only the starting value of out
     out = clone(expand(to_dtype(input, dt), {M, N}));
   }
-  gemm(dt, M, N, K, a.raw(), a.strides()[0], a.strides()[1], b.raw(), b.strides()[0], b.strides()[1], out.raw(), N,
-       true);
+  backend(out.device()).gemm(dt, M, N, K, a.raw(), a.strides()[0], a.strides()[1], b.raw(), b.strides()[0],
+                             b.strides()[1], out.raw(), N, true, nullptr);
   Node* node = make_node("AddmmBackward0", addmm_bw, {&input, &mat1, &mat2});
   if (node) {
     node->save(a);

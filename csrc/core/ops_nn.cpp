@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "autograd.h"
-#include "gemm.h"
+#include "backend.h"
 #include "parallel.h"
 #include "ops.h"
 
@@ -183,8 +183,8 @@ void implicit_forward(const ConvShape& c, const Window2d& g, const Tensor& X, co
       for (int64_t gr = 0; gr < c.groups; gr++) {
         pad_planes(dt, X.raw() + (n * c.C + gr * c.Cg) * c.HW * es, c.Cg, g.H, g.W, buf.raw(), Hp, Wp, g.ph, g.pw);
         // mat[M, Og] = buf-as-columns[M, K] @ W_g^T
-        gemm(dt, M, c.Og, c.K, buf.raw(), 1, 0, W.raw() + gr * c.Og * c.K * es, 1, c.K, mat.raw(), c.Og, false,
-             off.data());
+        backend(X.device()).gemm(dt, M, c.Og, c.K, buf.raw(), 1, 0, W.raw() + gr * c.Og * c.K * es, 1, c.K,
+                                 mat.raw(), c.Og, false, off.data());
         regroup(c, g, dt, out.raw(), mat.raw(), Wp, gr, n, 1, false);
       }
   });
@@ -212,14 +212,14 @@ void conv_bw(Node& n, const Tensor& gout, Tensor* gi) {
       const char* wg = Wt.raw() + gr * c.Og * c.K * es;
       if (dwt.defined()) {  // dW_g^T[K, Og] (+)= cols[K, ld] @ gout[ld, Og]
         if (!kept.defined()) gather_cols(c, g, X, gr, n0, nb, cols);
-        gemm(dt, c.K, c.Og, ld, kept.defined() ? kept.raw() : cols, ks, ps, gmat, c.Og, 1,
-             dwt.raw() + gr * c.K * c.Og * es, c.Og, n0 > 0);
+        backend(X.device()).gemm(dt, c.K, c.Og, ld, kept.defined() ? kept.raw() : cols, ks, ps, gmat, c.Og, 1,
+                                 dwt.raw() + gr * c.K * c.Og * es, c.Og, n0 > 0, nullptr);
       }
       if (dx.defined()) {  // dcols = (gout @ W_g)^T, then scattered back to the pixels
         if (c.pixel_major)  // dcols^T[ld, K] = gout[ld, Og] @ W_g[Og, K]
-          gemm(dt, ld, c.K, c.Og, gmat, c.Og, 1, wg, c.K, 1, cols, c.K, false);
+          backend(X.device()).gemm(dt, ld, c.K, c.Og, gmat, c.Og, 1, wg, c.K, 1, cols, c.K, false, nullptr);
         else  // dcols[K, ld] = W_g^T @ gout^T
-          gemm(dt, c.K, ld, c.Og, wg, 1, c.K, gmat, 1, c.Og, cols, ld, false);
+          backend(X.device()).gemm(dt, c.K, ld, c.Og, wg, 1, c.K, gmat, 1, c.Og, cols, ld, false, nullptr);
         parallel_for(nb, 1, [&](int64_t b, int64_t e) {
           for (int64_t i = b; i < e; i++)
             nnk().col2im(dt, g, c.Cg, cols + i * c.L * ps * es, ps, ks,
@@ -266,8 +266,8 @@ Tensor conv2d(const Tensor& x0, const Tensor& w0, const Tensor& bias, Pair2 stri
       for (int64_t gr = 0; gr < groups; gr++) {
         gather_cols(c, g, X, gr, n0, nb, cols.raw());
         // out^T[ld, Og] = cols^T @ W_g^T
-        gemm(dt, ld, c.Og, c.K, cols.raw(), c.ps(), c.ks(ld), W.raw() + gr * c.Og * c.K * es, 1, c.K, omat, c.Og,
-             false);
+        backend(X.device()).gemm(dt, ld, c.Og, c.K, cols.raw(), c.ps(), c.ks(ld), W.raw() + gr * c.Og * c.K * es, 1,
+                                 c.K, omat, c.Og, false, nullptr);
         regroup(c, g, dt, out.raw(), omat, g.Wo, gr, n0, nb, false);
       }
     }
@@ -503,8 +503,8 @@ Tensor linear(const Tensor& x0, const Tensor& w, const Tensor& bias) {
     GradMode off(false);
     copy_(out, detach(bias));
   }
-  gemm(dt, M, outf, in, x.raw(), x.strides()[0], x.strides()[1], w.raw(), w.strides()[1], w.strides()[0], out.raw(),
-       outf, bias.defined());
+  backend(out.device()).gemm(dt, M, outf, in, x.raw(), x.strides()[0], x.strides()[1], w.raw(), w.strides()[1],
+                             w.strides()[0], out.raw(), outf, bias.defined(), nullptr);
   if (Node* n = make_node("AddmmBackward0", linear_bw, {&x, &w, &bias})) {
     n->save(x);
     n->save(w);

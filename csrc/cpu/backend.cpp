@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 
+#include "gemm_driver.h"
 #include "iter.h"
 
 namespace fk {
@@ -164,7 +165,7 @@ void reduce(RedOp op, const Tensor& a, const bool* reduced, int64_t len, const T
 }  // namespace
 
 const Backend& cpu_backend() {
-  static const Backend b{binary, unary, cast, clamp, where, reduce};
+  static const Backend b{binary, unary, cast, clamp, where, reduce, gemm};
   return b;
 }
 

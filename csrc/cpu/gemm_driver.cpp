@@ -5,7 +5,7 @@
 // Reproducibility: K is cut into blocks that depend on the shape alone, each C
 // element sums its K blocks in order, and threads split only M or N, so the result
 // is bitwise the same for any thread count.
-#include "gemm.h"
+#include "gemm_driver.h"
 
 #include <algorithm>
 #include <atomic>
@@ -14,8 +14,8 @@
 #include <thread>
 #include <vector>
 
-#include "kernels.h"
-#include "parallel.h"
+#include "../core/kernels.h"
+#include "../core/parallel.h"
 
 namespace fk {
 namespace {

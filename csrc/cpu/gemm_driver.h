@@ -1,8 +1,9 @@
-// General matrix multiply on raw pointers, used by matmul, linear and the conv kernels.
+// The CPU GEMM driver (packing, blocking, threads) around the per-ISA micro-kernels; core
+// reaches it as backend(Device::CPU).gemm.
 #pragma once
 #include <cstdint>
 
-#include "dtype.h"
+#include "../core/dtype.h"
 
 namespace fk {
 
