@@ -29,6 +29,15 @@ struct Backend {
   // starts at A + acols[k]: a convolution reads its image as the column matrix this way.
   void (*gemm)(DType dt, int64_t M, int64_t N, int64_t K, const void* A, int64_t rsa, int64_t csa, const void* B,
                int64_t rsb, int64_t csb, void* C, int64_t ldc, bool accumulate, const int64_t* acols);
+  // softmax (or log-softmax) of each row of the last dim of x into out, both contiguous.
+  void (*softmax_rows)(const Tensor& x, const Tensor& out, bool log);
+  // Per-row cross entropy of x [N, C] (contiguous) with int64 targets t [N] and label smoothing
+  // eps into loss [N] (0 where t is `ignore`), and its gradient dx for per-row upstream gl.
+  void (*cross_entropy)(const Tensor& x, const Tensor& t, int64_t ignore, double eps, const Tensor& loss);
+  void (*cross_entropy_backward)(const Tensor& x, const Tensor& t, int64_t ignore, double eps, const Tensor& gl,
+                                 const Tensor& dx);
+  // One Adam step in place over contiguous p, m, v with gradient g.
+  void (*adam)(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, const AdamStep& h);
 };
 
 const Backend& cpu_backend();

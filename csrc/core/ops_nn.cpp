@@ -523,9 +523,8 @@ static void cross_entropy_bw(Node& n, const Tensor& g, Tensor* gi) {
   const int64_t rows = X.size(0);
   // Per-row upstream gradient: the reduction's derivative.
   Tensor gl = n.ints[0] == 0 ? contiguous(to_dtype(g, X.dtype())) : contiguous(expand(reshape(g * n.scalars[0], {1}), {rows}));
-  Tensor dx = empty(X.shape(), X.dtype());
-  nnk().cross_entropy_backward(X.dtype(), rows, X.size(1), X.raw(), t.data<int64_t>(), n.ints[1], n.scalars[1],
-                               gl.raw(), dx.raw());
+  Tensor dx = empty(X.shape(), X.dtype(), X.device());
+  backend(X.device()).cross_entropy_backward(X, t, n.ints[1], n.scalars[1], gl, dx);
   gi[0] = dx;
 }
 
@@ -546,8 +545,8 @@ Tensor cross_entropy(const Tensor& x, const Tensor& target, int reduction, doubl
     FK_CHECK(v >= 0 && v < C, Index, "Target ", v, " is out of bounds for ", C, " classes");
     counted++;
   }
-  Tensor loss = empty({rows}, X.dtype());
-  nnk().cross_entropy(X.dtype(), rows, C, X.raw(), t.data<int64_t>(), ignore, eps, loss.raw());
+  Tensor loss = empty({rows}, X.dtype(), X.device());
+  backend(X.device()).cross_entropy(X, t, ignore, eps, loss);
   Tensor out;
   {
     GradMode off(false);

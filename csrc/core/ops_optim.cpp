@@ -2,8 +2,7 @@
 #include <cmath>
 
 #include "autograd.h"
-#include "kernels.h"
-#include "parallel.h"
+#include "backend.h"
 #include "ops.h"
 
 namespace fk {
@@ -20,11 +19,7 @@ void adam_step_(const Tensor& p, const Tensor& grad, const Tensor& m, const Tens
   check_inplace(p, "adam_step_");
   const double bc1 = 1 - std::pow(beta1, double(step)), bc2 = std::sqrt(1 - std::pow(beta2, double(step)));
   const AdamStep h{beta1, beta2, lr / bc1, 1 / bc2, eps, weight_decay, 1 - lr * weight_decay, decoupled};
-  // Parameters are small next to the step's other work: split only large ones.
-  const int64_t es = itemsize(p.dtype());
-  parallel_for(p.numel(), int64_t(1) << 16, [&](int64_t b, int64_t e) {
-    cpu_kernels().adam(p.dtype(), e - b, p.raw() + b * es, grad.raw() + b * es, m.raw() + b * es, v.raw() + b * es, h);
-  });
+  backend(p.device()).adam(p, grad, m, v, h);
   for (const Tensor* t : {&p, &m, &v}) t->bump_version();
 }
 

@@ -5,7 +5,6 @@
 
 #include "autograd.h"
 #include "backend.h"
-#include "parallel.h"
 #include "ops.h"
 
 namespace fk {
@@ -324,14 +323,11 @@ static void log_softmax_bw(Node& n, const Tensor& g, Tensor* gi) {
   gi[0] = g - unary(UnOp::Exp, y) * sum(g, DimList::of({-1}), true);
 }
 
-// Fused kernel along the last dimension, rows split across threads.
+// Fused along the last dimension.
 static Tensor softmax_last(const Tensor& a, bool log) {
   const Tensor A = contiguous(detach(a));
-  const int64_t cols = a.size(a.ndim() - 1), rows = a.numel() / cols, es = itemsize(a.dtype());
   Tensor out = empty(a.shape(), a.dtype(), a.device());
-  parallel_for(rows, std::max<int64_t>(1, 16384 / cols), [&](int64_t b, int64_t e) {
-    cpu_kernels().nn->softmax_rows(a.dtype(), e - b, cols, A.raw() + b * cols * es, out.raw() + b * cols * es, log);
-  });
+  backend(a.device()).softmax_rows(A, out, log);
   if (Node* n = make_node(log ? "LogSoftmaxBackward0" : "SoftmaxBackward0", log ? log_softmax_bw : softmax_bw, {&a})) {
     set_history(out, n);
     n->save(out);

@@ -162,10 +162,38 @@ void reduce(RedOp op, const Tensor& a, const bool* reduced, int64_t len, const T
   k.reduce_rows(op, dt, nout, len, c.raw(), len, o);
 }
 
+// ---- rows of nn ops and optimiser updates ------------------------------------------
+
+void softmax_rows(const Tensor& x, const Tensor& out, bool log) {
+  const int64_t cols = x.size(x.ndim() - 1), rows = x.numel() / cols, es = itemsize(x.dtype());
+  parallel_for(rows, std::max<int64_t>(1, 16384 / cols), [&](int64_t b, int64_t e) {
+    cpu_kernels().nn->softmax_rows(x.dtype(), e - b, cols, x.raw() + b * cols * es, out.raw() + b * cols * es, log);
+  });
+}
+
+void cross_entropy(const Tensor& x, const Tensor& t, int64_t ignore, double eps, const Tensor& loss) {
+  cpu_kernels().nn->cross_entropy(x.dtype(), x.size(0), x.size(1), x.raw(), t.data<int64_t>(), ignore, eps, loss.raw());
+}
+
+void cross_entropy_backward(const Tensor& x, const Tensor& t, int64_t ignore, double eps, const Tensor& gl,
+                            const Tensor& dx) {
+  cpu_kernels().nn->cross_entropy_backward(x.dtype(), x.size(0), x.size(1), x.raw(), t.data<int64_t>(), ignore, eps,
+                                           gl.raw(), dx.raw());
+}
+
+void adam(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, const AdamStep& h) {
+  // Parameters are small next to the step's other work: split only large ones.
+  const int64_t es = itemsize(p.dtype());
+  parallel_for(p.numel(), int64_t(1) << 16, [&](int64_t b, int64_t e) {
+    cpu_kernels().adam(p.dtype(), e - b, p.raw() + b * es, g.raw() + b * es, m.raw() + b * es, v.raw() + b * es, h);
+  });
+}
+
 }  // namespace
 
 const Backend& cpu_backend() {
-  static const Backend b{binary, unary, cast, clamp, where, reduce, gemm};
+  static const Backend b{binary, unary, cast, clamp, where, reduce, gemm, softmax_rows, cross_entropy,
+                         cross_entropy_backward, adam};
   return b;
 }
 
