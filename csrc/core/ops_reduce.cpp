@@ -1,4 +1,5 @@
 // Reductions and the ops built from them (var, std, logsumexp, softmax).
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
