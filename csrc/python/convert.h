@@ -1,6 +1,7 @@
 // Argument conversion for the bindings, shared by the files of csrc/python: Python objects to
 // the C++ types of the ops (to_int64, to_scalar, to_dims, to_index, as_tensor, operand, ...) and
-// back. The small ones are inline here, so every binding file inlines them as before the split.
+// back. They are defined here with internal linkage, so every binding file compiles (and inlines)
+// them as the single file did.
 #pragma once
 
 #include <algorithm>
@@ -31,6 +32,13 @@ struct DTypeObj {
 };
 inline nb::handle g_dtypes[kNumDTypes];  // the unique fastkern.<dtype> objects, owned by the module
 
+struct DeviceObj {
+  std::string type;
+};
+
+// The helpers have internal linkage in every file, as in the single file the bindings were.
+namespace {
+
 inline DType to_dtype_arg(nb::handle h) {
   if (nb::isinstance<DTypeObj>(h)) return nb::cast<DTypeObj&>(h).d;
   throw nb::type_error(("expected a fastkern dtype, got " + nb::cast<std::string>(nb::repr(h))).c_str());
@@ -39,10 +47,6 @@ inline std::optional<DType> opt_dtype(nb::handle h) {
   if (h.is_none()) return std::nullopt;
   return to_dtype_arg(h);
 }
-
-struct DeviceObj {
-  std::string type;
-};
 
 // ---- argument conversion ---------------------------------------------------------
 
@@ -132,11 +136,6 @@ inline nb::tuple dims_tuple(const Dims& d) {
   return nb::steal<nb::tuple>(t);
 }
 
-// ---- indexing (convert.cpp) -------------------------------------------------------
-
-IndexItem to_index_item(nb::handle h);
-std::vector<IndexItem> to_index(nb::handle h);
-
 // ---- small helpers shared by methods and functions ---------------------------------
 
 // The single value of t as a Python number.
@@ -163,6 +162,13 @@ inline Scalar alpha_arg(nb::handle alpha) {
   if (!s) throw nb::type_error("alpha must be a number");
   return *s;
 }
+
+}  // namespace
+
+// ---- indexing (convert.cpp) -------------------------------------------------------
+
+IndexItem to_index_item(nb::handle h);
+std::vector<IndexItem> to_index(nb::handle h);
 
 }  // namespace fk_bind
 using namespace fk_bind;
