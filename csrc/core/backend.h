@@ -36,6 +36,14 @@ struct Backend {
   void (*cross_entropy)(const Tensor& x, const Tensor& t, int64_t ignore, double eps, const Tensor& loss);
   void (*cross_entropy_backward)(const Tensor& x, const Tensor& t, int64_t ignore, double eps, const Tensor& gl,
                                  const Tensor& dx);
+  // Pooling over the planes of contiguous [N, C, H, W] tensors with geometry g; idx gets each
+  // max's position h*W + w in its plane, and the backwards write dx (zeroed by the caller).
+  void (*max_pool2d)(const Tensor& x, const Window2d& g, const Tensor& out, const Tensor& idx);
+  void (*max_pool2d_backward)(const Tensor& gout, const Tensor& idx, const Window2d& g, const Tensor& dx);
+  void (*avg_pool2d)(const Tensor& x, const Window2d& g, bool count_include_pad, const Tensor& out);
+  void (*avg_pool2d_backward)(const Tensor& gout, const Window2d& g, bool count_include_pad, const Tensor& dx);
+  void (*adaptive_avg_pool2d)(const Tensor& x, const Tensor& out);
+  void (*adaptive_avg_pool2d_backward)(const Tensor& gout, const Tensor& dx);
   // One Adam step in place over contiguous p, m, v with gradient g.
   void (*adam)(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, const AdamStep& h);
 };

@@ -296,7 +296,7 @@ static void max_pool_bw(Node& n, const Tensor& gout, Tensor* gi) {
   const Dims& in = n.in_shape[0];
   const Window2d g = window_from(n, in, G);
   Tensor dx = zeros(in, G.dtype(), G.device());
-  nnk().max_pool2d_backward(G.dtype(), g, in[0] * in[1], G.raw(), idx.data<int64_t>(), dx.raw());
+  backend(G.device()).max_pool2d_backward(G, idx, g, dx);
   gi[0] = dx;
 }
 
@@ -306,13 +306,9 @@ std::pair<Tensor, Tensor> max_pool2d(const Tensor& x0, Pair2 k, Pair2 s, Pair2 p
            "size, but got pad=", p[0], "x", p[1], " and kernel_size=", k[0], "x", k[1]);
   const Window2d g = window(x, k, s, p, d, ceil_mode, "max_pool2d");
   const Tensor X = contiguous(detach(x));
-  const int64_t N = X.size(0), C = X.size(1);
-  Tensor out = empty({N, C, g.Ho, g.Wo}, X.dtype()), idx = empty({N, C, g.Ho, g.Wo}, DType::Int64);
-  parallel_for(N * C, std::max<int64_t>(1, 4096 / (g.Ho * g.Wo * g.kh * g.kw)), [&](int64_t b, int64_t e) {
-    const int64_t es = itemsize(X.dtype());
-    nnk().max_pool2d(X.dtype(), g, e - b, X.raw() + b * g.H * g.W * es, out.raw() + b * g.Ho * g.Wo * es,
-                     idx.data<int64_t>() + b * g.Ho * g.Wo);
-  });
+  const Dims shape{X.size(0), X.size(1), g.Ho, g.Wo};
+  Tensor out = empty(shape, X.dtype(), X.device()), idx = empty(shape, DType::Int64, X.device());
+  backend(X.device()).max_pool2d(X, g, out, idx);
   if (Node* n = make_node("MaxPool2DWithIndicesBackward0", max_pool_bw, {&x})) {
     window_to_ints(n, g);
     n->save(idx);
@@ -326,7 +322,7 @@ static void avg_pool_bw(Node& n, const Tensor& gout, Tensor* gi) {
   const Dims& in = n.in_shape[0];
   const Window2d g = window_from(n, in, G);
   Tensor dx = zeros(in, G.dtype(), G.device());
-  nnk().avg_pool2d_backward(G.dtype(), g, in[0] * in[1], n.scalars[0] != 0, G.raw(), dx.raw());
+  backend(G.device()).avg_pool2d_backward(G, g, n.scalars[0] != 0, dx);
   gi[0] = dx;
 }
 
@@ -336,8 +332,8 @@ Tensor avg_pool2d(const Tensor& x0, Pair2 k, Pair2 s, Pair2 p, bool ceil_mode, b
            "but got pad=", p[0], "x", p[1], " and kernel_size=", k[0], "x", k[1]);
   const Window2d g = window(x, k, s, p, {1, 1}, ceil_mode, "avg_pool2d");
   const Tensor X = contiguous(detach(x));
-  Tensor out = empty({X.size(0), X.size(1), g.Ho, g.Wo}, X.dtype());
-  nnk().avg_pool2d(X.dtype(), g, X.size(0) * X.size(1), count_include_pad, X.raw(), out.raw());
+  Tensor out = empty({X.size(0), X.size(1), g.Ho, g.Wo}, X.dtype(), X.device());
+  backend(X.device()).avg_pool2d(X, g, count_include_pad, out);
   if (Node* n = make_node("AvgPool2DBackward0", avg_pool_bw, {&x})) {
     window_to_ints(n, g);
     n->scalars[0] = count_include_pad;
@@ -350,7 +346,7 @@ static void adaptive_bw(Node& n, const Tensor& gout, Tensor* gi) {
   const Tensor G = contiguous(gout);
   const Dims& in = n.in_shape[0];
   Tensor dx = zeros(in, G.dtype(), G.device());
-  nnk().adaptive_avg_pool2d_backward(G.dtype(), in[0] * in[1], in[2], in[3], G.size(2), G.size(3), G.raw(), dx.raw());
+  backend(G.device()).adaptive_avg_pool2d_backward(G, dx);
   gi[0] = dx;
 }
 
@@ -358,8 +354,8 @@ Tensor adaptive_avg_pool2d(const Tensor& x0, Pair2 os) {
   const Tensor x = batched4d(x0, "adaptive_avg_pool2d");
   FK_CHECK(os[0] > 0 && os[1] > 0, Runtime, "adaptive_avg_pool2d: output size must be positive, got ", os[0], "x", os[1]);
   const Tensor X = contiguous(detach(x));
-  Tensor out = empty({X.size(0), X.size(1), os[0], os[1]}, X.dtype());
-  nnk().adaptive_avg_pool2d(X.dtype(), X.size(0) * X.size(1), X.size(2), X.size(3), os[0], os[1], X.raw(), out.raw());
+  Tensor out = empty({X.size(0), X.size(1), os[0], os[1]}, X.dtype(), X.device());
+  backend(X.device()).adaptive_avg_pool2d(X, out);
   set_history(out, make_node("AdaptiveAvgPool2DBackward0", adaptive_bw, {&x}));
   return unbatch(out, x0);
 }

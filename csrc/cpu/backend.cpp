@@ -181,6 +181,39 @@ void cross_entropy_backward(const Tensor& x, const Tensor& t, int64_t ignore, do
                                            gl.raw(), dx.raw());
 }
 
+// Planes of [N, C, H, W]: N * C of them.
+int64_t planes(const Tensor& t) { return t.size(0) * t.size(1); }
+
+void max_pool2d(const Tensor& x, const Window2d& g, const Tensor& out, const Tensor& idx) {
+  const int64_t es = itemsize(x.dtype());
+  parallel_for(planes(x), std::max<int64_t>(1, 4096 / (g.Ho * g.Wo * g.kh * g.kw)), [&](int64_t b, int64_t e) {
+    cpu_kernels().nn->max_pool2d(x.dtype(), g, e - b, x.raw() + b * g.H * g.W * es, out.raw() + b * g.Ho * g.Wo * es,
+                                 idx.data<int64_t>() + b * g.Ho * g.Wo);
+  });
+}
+
+void max_pool2d_backward(const Tensor& gout, const Tensor& idx, const Window2d& g, const Tensor& dx) {
+  cpu_kernels().nn->max_pool2d_backward(gout.dtype(), g, planes(dx), gout.raw(), idx.data<int64_t>(), dx.raw());
+}
+
+void avg_pool2d(const Tensor& x, const Window2d& g, bool count_include_pad, const Tensor& out) {
+  cpu_kernels().nn->avg_pool2d(x.dtype(), g, planes(x), count_include_pad, x.raw(), out.raw());
+}
+
+void avg_pool2d_backward(const Tensor& gout, const Window2d& g, bool count_include_pad, const Tensor& dx) {
+  cpu_kernels().nn->avg_pool2d_backward(gout.dtype(), g, planes(dx), count_include_pad, gout.raw(), dx.raw());
+}
+
+void adaptive_avg_pool2d(const Tensor& x, const Tensor& out) {
+  cpu_kernels().nn->adaptive_avg_pool2d(x.dtype(), planes(x), x.size(2), x.size(3), out.size(2), out.size(3), x.raw(),
+                                        out.raw());
+}
+
+void adaptive_avg_pool2d_backward(const Tensor& gout, const Tensor& dx) {
+  cpu_kernels().nn->adaptive_avg_pool2d_backward(gout.dtype(), planes(dx), dx.size(2), dx.size(3), gout.size(2),
+                                                 gout.size(3), gout.raw(), dx.raw());
+}
+
 void adam(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, const AdamStep& h) {
   // Parameters are small next to the step's other work: split only large ones.
   const int64_t es = itemsize(p.dtype());
@@ -192,8 +225,25 @@ void adam(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, co
 }  // namespace
 
 const Backend& cpu_backend() {
-  static const Backend b{binary, unary, cast, clamp, where, reduce, gemm, softmax_rows, cross_entropy,
-                         cross_entropy_backward, adam};
+  static const Backend b{
+      .binary = binary,
+      .unary = unary,
+      .cast = cast,
+      .clamp = clamp,
+      .where = where,
+      .reduce = reduce,
+      .gemm = gemm,
+      .softmax_rows = softmax_rows,
+      .cross_entropy = cross_entropy,
+      .cross_entropy_backward = cross_entropy_backward,
+      .max_pool2d = max_pool2d,
+      .max_pool2d_backward = max_pool2d_backward,
+      .avg_pool2d = avg_pool2d,
+      .avg_pool2d_backward = avg_pool2d_backward,
+      .adaptive_avg_pool2d = adaptive_avg_pool2d,
+      .adaptive_avg_pool2d_backward = adaptive_avg_pool2d_backward,
+      .adam = adam,
+  };
   return b;
 }
 
