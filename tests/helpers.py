@@ -284,3 +284,12 @@ def assert_raises_with(excs, fn, *needles):
 
 def isclose_scalar(a, b, tol=1e-6):
     return math.isclose(a, b, rel_tol=tol, abs_tol=tol)
+
+
+# ----------------------------------------------------------------------------- training data
+def blobs(n=256, seed=0):
+    """Two separable Gaussian blobs in 4-d."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    x = rng.standard_normal((n, 4)) + (y[:, None] * 2.0 - 1.0) * 1.5
+    return fk.tensor(x.astype(np.float32)), fk.tensor(y)

@@ -12,14 +12,7 @@ from fastkern.callback import (Callback, EarlyStoppingCallback, SaveModelCallbac
 from fastkern.data import TensorDataset
 from fastkern.metrics import Metric
 from fastkern.models import create_model
-
-
-def blobs(n=256, seed=0):
-    """Two separable Gaussian blobs in 4-d."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, n)
-    x = rng.standard_normal((n, 4)) + (y[:, None] * 2.0 - 1.0) * 1.5
-    return fk.tensor(x.astype(np.float32)), fk.tensor(y)
+from helpers import blobs
 
 
 def make_learner(flipped_valid=False, seed=0, **kw):

@@ -12,15 +12,8 @@ from fastkern.learner import (CancelBatchException, CancelFitException, CancelSt
                               suggest_lrs)
 from fastkern.metrics import F1Score, Precision, Recall, top_k_accuracy
 from fastkern.models import create_model
+from helpers import blobs
 from fastkern.optim import SGD
-
-
-def blobs(n=256, seed=0):
-    """Two separable Gaussian blobs in 4-d."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, n)
-    x = rng.standard_normal((n, 4)) + (y[:, None] * 2.0 - 1.0) * 1.5
-    return fk.tensor(x.astype(np.float32)), fk.tensor(y)
 
 
 def make_learner(bs=32, seed=0, **kw):
