@@ -36,6 +36,12 @@ struct Backend {
   void (*cross_entropy)(const Tensor& x, const Tensor& t, int64_t ignore, double eps, const Tensor& loss);
   void (*cross_entropy_backward)(const Tensor& x, const Tensor& t, int64_t ignore, double eps, const Tensor& gl,
                                  const Tensor& dx);
+  // conv2d of contiguous x [N, C, H, W] and w [O, C/groups, kh, kw] into out (no bias); returns
+  // what the backward may reuse (undefined if nothing), which core saves and hands back.
+  Tensor (*conv2d)(const Tensor& x, const Tensor& w, const Window2d& g, int64_t groups, const Tensor& out);
+  // Its gradients dx and dw (either may be undefined: not needed) for the contiguous upstream gout.
+  void (*conv2d_backward)(const Tensor& x, const Tensor& w, const Tensor& gout, const Window2d& g, int64_t groups,
+                          const Tensor& kept, const Tensor& dx, const Tensor& dw);
   // Pooling over the planes of contiguous [N, C, H, W] tensors with geometry g; idx gets each
   // max's position h*W + w in its plane, and the backwards write dx (zeroed by the caller).
   void (*max_pool2d)(const Tensor& x, const Window2d& g, const Tensor& out, const Tensor& idx);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 
+#include "conv_driver.h"
 #include "gemm_driver.h"
 #include "iter.h"
 
@@ -236,6 +237,8 @@ const Backend& cpu_backend() {
       .softmax_rows = softmax_rows,
       .cross_entropy = cross_entropy,
       .cross_entropy_backward = cross_entropy_backward,
+      .conv2d = conv2d_cpu,
+      .conv2d_backward = conv2d_backward_cpu,
       .max_pool2d = max_pool2d,
       .max_pool2d_backward = max_pool2d_backward,
       .avg_pool2d = avg_pool2d,
