@@ -50,6 +50,13 @@ struct Backend {
   void (*avg_pool2d_backward)(const Tensor& gout, const Window2d& g, bool count_include_pad, const Tensor& dx);
   void (*adaptive_avg_pool2d)(const Tensor& x, const Tensor& out);
   void (*adaptive_avg_pool2d_backward)(const Tensor& gout, const Tensor& dx);
+  // Batch norm's passes over x [N, C, ...] (contiguous), per channel c with float64 [C] tensors:
+  // the mean and biased variance; y = a[c]*x + b[c] (+ e[c]*z when z is defined); the sums of g
+  // and of g*(x - mean[c]).
+  void (*channel_stats)(const Tensor& x, const Tensor& mean, const Tensor& var);
+  void (*channel_affine)(const Tensor& x, const Tensor& a, const Tensor& b, const Tensor& z, const Tensor& e,
+                         const Tensor& y);
+  void (*channel_grad_sums)(const Tensor& g, const Tensor& x, const Tensor& mean, const Tensor& sg, const Tensor& sgx);
   // One Adam step in place over contiguous p, m, v with gradient g.
   void (*adam)(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, const AdamStep& h);
 };

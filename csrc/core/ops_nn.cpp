@@ -1,19 +1,14 @@
-// Neural-network ops: convolution, pooling, batch norm, linear and fused
-// softmax / cross entropy. Forward and backward call the NnKernels loops and gemm.
+// Neural-network ops: convolution, pooling, batch norm, linear and fused cross entropy:
+// checks, shapes and backward formulas here, the loops behind backend(device).
 #include <algorithm>
-#include <cmath>
-#include <vector>
 
 #include "autograd.h"
 #include "backend.h"
-#include "parallel.h"
 #include "ops.h"
 
 namespace fk {
 
 namespace {
-
-const NnKernels& nnk() { return *cpu_kernels().nn; }
 
 void check_float(const Tensor& t, const char* op, const char* what) {
   FK_CHECK(is_float(t.dtype()), Type, op, ": expected a floating point ", what, ", got ", dtype_name(t.dtype()));
@@ -185,58 +180,37 @@ Tensor adaptive_avg_pool2d(const Tensor& x0, Pair2 os) {
 }
 
 // ---- batch norm --------------------------------------------------------------
+// The per-channel numbers (mean, 1/std, the affine coefficients) are float64 tensors of
+// shape [C] on the input's device; the device makes the passes over the data.
 
-// Runs f(c0, c1) over channel ranges in parallel, a range holding at least ~32K values.
-static void over_channels(int64_t N, int64_t C, int64_t S, const std::function<void(int64_t, int64_t)>& f) {
-  parallel_for(C, std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, N * S)), f);
-}
-
-static std::vector<double> to_doubles(const Tensor& t, int64_t n, double dflt) {
-  std::vector<double> v(size_t(n), dflt);
-  if (!t.defined()) return v;
-  const Tensor c = contiguous(to_dtype(detach(t), DType::Float64));
-  std::copy_n(c.data<double>(), n, v.begin());
-  return v;
-}
-
-static Tensor from_doubles(const std::vector<double>& v) {
-  Tensor t = empty({int64_t(v.size())}, DType::Float64);
-  std::copy(v.begin(), v.end(), t.data<double>());
-  return t;
+// t as float64 [C], or `dflt` everywhere when t is undefined.
+static Tensor channel_f64(const Tensor& t, int64_t C, double dflt, Device device) {
+  return t.defined() ? contiguous(to_dtype(detach(t), DType::Float64)) : full({C}, Scalar::of(dflt), DType::Float64, device);
 }
 
 static void batch_norm_bw(Node& n, const Tensor& gout, Tensor* gi) {
-  const Tensor X = n.saved_at(0);
-  const std::vector<double> mean = to_doubles(n.saved_at(1), X.size(1), 0), invstd = to_doubles(n.saved_at(2), X.size(1), 0);
-  const std::vector<double> w = to_doubles(n.saved_at(3), X.size(1), 1);
+  const Tensor X = n.saved_at(0), mean = n.saved_at(1), invstd = n.saved_at(2);
   const Tensor G = contiguous(gout);
   const int64_t N = X.size(0), C = X.size(1), S = X.numel() / std::max<int64_t>(1, N * C);
   const double M = double(N * S);
-  std::vector<double> sg(static_cast<size_t>(C)), sgx(static_cast<size_t>(C));
-  over_channels(N, C, S, [&](int64_t c0, int64_t c1) {
-    nnk().channel_grad_sums(X.dtype(), N, C, S, c0, c1, G.raw(), X.raw(), mean.data(), sg.data(), sgx.data());
-  });
+  const Backend& be = backend(X.device());
+  GradMode off(false);
+  const Tensor w = channel_f64(n.saved_at(3), C, 1, X.device());
+  const Tensor sg = empty({C}, DType::Float64, X.device()), sgx = empty({C}, DType::Float64, X.device());
+  be.channel_grad_sums(G, X, mean, sg, sgx);
   if (n.needs(0)) {
-    std::vector<double> a(static_cast<size_t>(C)), b(static_cast<size_t>(C)), d(static_cast<size_t>(C));
-    const bool training = n.scalars[0] != 0;
-    for (int64_t c = 0; c < C; c++) {
-      a[c] = w[c] * invstd[c];
-      // training: the batch statistics depend on x too
-      b[c] = training ? -a[c] * invstd[c] * invstd[c] * sgx[c] / M : 0;
-      d[c] = training ? -a[c] * sg[c] / M - b[c] * mean[c] : 0;
+    const Tensor a = w * invstd;
+    Tensor b = zeros({C}, DType::Float64, X.device()), d = b;
+    if (n.scalars[0] != 0) {  // training: the batch statistics depend on x too
+      b = -a * invstd * invstd * sgx * (1.0 / M);
+      d = -a * sg * (1.0 / M) - b * mean;
     }
-    Tensor dx = empty(X.shape(), X.dtype());
-    over_channels(N, C, S, [&](int64_t c0, int64_t c1) {
-      nnk().channel_affine(X.dtype(), N, C, S, c0, c1, G.raw(), a.data(), d.data(), X.raw(), b.data(), dx.raw());
-    });
+    Tensor dx = empty(X.shape(), X.dtype(), X.device());
+    be.channel_affine(G, a, d, X, b, dx);  // dx = a*g + d + b*x
     gi[0] = dx;
   }
-  if (n.needs(1)) {
-    std::vector<double> gw(static_cast<size_t>(C));
-    for (int64_t c = 0; c < C; c++) gw[c] = sgx[c] * invstd[c];
-    gi[1] = to_dtype(from_doubles(gw), n.in_dtype[1]);
-  }
-  if (n.needs(2)) gi[2] = to_dtype(from_doubles(sg), n.in_dtype[2]);
+  if (n.needs(1)) gi[1] = to_dtype(sgx * invstd, n.in_dtype[1]);
+  if (n.needs(2)) gi[2] = to_dtype(sg, n.in_dtype[2]);
 }
 
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
@@ -251,41 +225,36 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   FK_CHECK(training || (running_mean.defined() && running_var.defined()), Runtime,
            "batch_norm: running_mean and running_var are needed in eval mode");
   const Tensor X = contiguous(detach(x));
-  std::vector<double> mean(static_cast<size_t>(C)), var(static_cast<size_t>(C));
-  if (training) {
-    FK_CHECK(N * S > 1, Value, "Expected more than 1 value per channel when training, got input size ", to_string(x.shape()));
-    over_channels(N, C, S, [&](int64_t c0, int64_t c1) {
-      nnk().channel_stats(X.dtype(), N, C, S, c0, c1, X.raw(), mean.data(), var.data());
-    });
+  const Device dev = X.device();
+  const Backend& be = backend(dev);
+  Tensor mean, invstd, out = empty(x.shape(), x.dtype(), dev);
+  {
     GradMode off(false);
-    const double unbias = double(N * S) / double(N * S - 1);
-    std::vector<double> uvar(var);
-    for (double& v : uvar) v *= unbias;
-    // running = (1 - momentum) * running + momentum * batch statistic
-    for (auto [run, stat] : {std::pair{&running_mean, &mean}, std::pair{&running_var, &uvar}}) {
-      if (!run->defined()) continue;
-      binary_(BinOp::Mul, *run, Scalar::of(1 - momentum));
-      binary_(BinOp::Add, *run, to_dtype(from_doubles(*stat), run->dtype()) * momentum);
+    Tensor var;
+    if (training) {
+      FK_CHECK(N * S > 1, Value, "Expected more than 1 value per channel when training, got input size ", to_string(x.shape()));
+      mean = empty({C}, DType::Float64, dev);
+      var = empty({C}, DType::Float64, dev);
+      be.channel_stats(X, mean, var);
+      // running = (1 - momentum) * running + momentum * batch statistic (the variance unbiased)
+      const Tensor uvar = var * (double(N * S) / double(N * S - 1));
+      for (auto [run, stat] : {std::pair<const Tensor*, const Tensor*>{&running_mean, &mean}, {&running_var, &uvar}}) {
+        if (!run->defined()) continue;
+        binary_(BinOp::Mul, *run, Scalar::of(1 - momentum));
+        binary_(BinOp::Add, *run, to_dtype(*stat, run->dtype()) * momentum);
+      }
+    } else {
+      mean = channel_f64(running_mean, C, 0, dev);
+      var = channel_f64(running_var, C, 1, dev);
     }
-  } else {
-    mean = to_doubles(running_mean, C, 0);
-    var = to_doubles(running_var, C, 1);
+    invstd = unary(UnOp::Rsqrt, var + eps);
+    const Tensor a = channel_f64(weight, C, 1, dev) * invstd;
+    be.channel_affine(X, a, channel_f64(bias, C, 0, dev) - mean * a, Tensor(), Tensor(), out);
   }
-  const std::vector<double> w = to_doubles(weight, C, 1), b = to_doubles(bias, C, 0);
-  std::vector<double> invstd(static_cast<size_t>(C)), a(static_cast<size_t>(C)), shift(static_cast<size_t>(C));
-  for (int64_t c = 0; c < C; c++) {
-    invstd[c] = 1.0 / std::sqrt(var[c] + eps);
-    a[c] = w[c] * invstd[c];
-    shift[c] = b[c] - mean[c] * a[c];
-  }
-  Tensor out = empty(x.shape(), x.dtype());
-  over_channels(N, C, S, [&](int64_t c0, int64_t c1) {
-    nnk().channel_affine(X.dtype(), N, C, S, c0, c1, X.raw(), a.data(), shift.data(), nullptr, nullptr, out.raw());
-  });
   if (Node* n = make_node("NativeBatchNormBackward0", batch_norm_bw, {&x, &weight, &bias})) {
     n->save(X);
-    n->save(from_doubles(mean));
-    n->save(from_doubles(invstd));
+    n->save(mean);
+    n->save(invstd);
     n->save(weight);
     n->scalars[0] = training;
     set_history(out, n);

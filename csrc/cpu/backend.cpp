@@ -215,6 +215,44 @@ void adaptive_avg_pool2d_backward(const Tensor& gout, const Tensor& dx) {
                                                  gout.size(3), gout.raw(), dx.raw());
 }
 
+// ---- batch norm: channels split across threads, a range holding at least ~32K values
+
+struct Channels {
+  int64_t N, C, S;
+  explicit Channels(const Tensor& x)
+      : N(x.size(0)), C(x.size(1)), S(x.numel() / std::max<int64_t>(1, x.size(0) * x.size(1))) {}
+  template <class F>
+  void run(F&& f) const {
+    parallel_for(C, std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, N * S)), f);
+  }
+};
+
+void channel_stats(const Tensor& x, const Tensor& mean, const Tensor& var) {
+  const Channels ch(x);
+  ch.run([&](int64_t c0, int64_t c1) {
+    cpu_kernels().nn->channel_stats(x.dtype(), ch.N, ch.C, ch.S, c0, c1, x.raw(), mean.data<double>(),
+                                    var.data<double>());
+  });
+}
+
+void channel_affine(const Tensor& x, const Tensor& a, const Tensor& b, const Tensor& z, const Tensor& e,
+                    const Tensor& y) {
+  const Channels ch(x);
+  ch.run([&](int64_t c0, int64_t c1) {
+    cpu_kernels().nn->channel_affine(x.dtype(), ch.N, ch.C, ch.S, c0, c1, x.raw(), a.data<double>(), b.data<double>(),
+                                     z.defined() ? z.raw() : nullptr, e.defined() ? e.data<double>() : nullptr,
+                                     y.raw());
+  });
+}
+
+void channel_grad_sums(const Tensor& g, const Tensor& x, const Tensor& mean, const Tensor& sg, const Tensor& sgx) {
+  const Channels ch(x);
+  ch.run([&](int64_t c0, int64_t c1) {
+    cpu_kernels().nn->channel_grad_sums(x.dtype(), ch.N, ch.C, ch.S, c0, c1, g.raw(), x.raw(), mean.data<double>(),
+                                        sg.data<double>(), sgx.data<double>());
+  });
+}
+
 void adam(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, const AdamStep& h) {
   // Parameters are small next to the step's other work: split only large ones.
   const int64_t es = itemsize(p.dtype());
@@ -245,6 +283,9 @@ const Backend& cpu_backend() {
       .avg_pool2d_backward = avg_pool2d_backward,
       .adaptive_avg_pool2d = adaptive_avg_pool2d,
       .adaptive_avg_pool2d_backward = adaptive_avg_pool2d_backward,
+      .channel_stats = channel_stats,
+      .channel_affine = channel_affine,
+      .channel_grad_sums = channel_grad_sums,
       .adam = adam,
   };
   return b;
