@@ -29,6 +29,10 @@ struct Backend {
   // starts at A + acols[k]: a convolution reads its image as the column matrix this way.
   void (*gemm)(DType dt, int64_t M, int64_t N, int64_t K, const void* A, int64_t rsa, int64_t csa, const void* B,
                int64_t rsb, int64_t csb, void* C, int64_t ldc, bool accumulate, const int64_t* acols);
+  // nb products C_i = A_i @ B_i (as gemm) with A_i at A + aoff[i], B_i at B + boff[i]
+  // (element offsets) and C_i the i-th M x N block of the contiguous C.
+  void (*gemm_batched)(DType dt, int64_t nb, int64_t M, int64_t N, int64_t K, const void* A, const int64_t* aoff,
+                       int64_t rsa, int64_t csa, const void* B, const int64_t* boff, int64_t rsb, int64_t csb, void* C);
   // softmax (or log-softmax) of each row of the last dim of x into out, both contiguous.
   void (*softmax_rows)(const Tensor& x, const Tensor& out, bool log);
   // Per-row cross entropy of x [N, C] (contiguous) with int64 targets t [N] and label smoothing

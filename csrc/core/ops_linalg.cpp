@@ -1,10 +1,10 @@
 // Matrix multiply with NumPy/PyTorch matmul semantics (1-D, 2-D, batched, broadcast batch).
 #include <algorithm>
+#include <vector>
 
 #include "autograd.h"
 #include "backend.h"
 #include "ops.h"
-#include "parallel.h"
 
 namespace fk {
 
@@ -57,7 +57,6 @@ static Tensor batched_mm(const Tensor& a, const Tensor& b) {
     node->save(a);
     node->save(b);
   }
-  const int64_t es = itemsize(a.dtype());
   // Element offset of batch item i in an operand whose batch dims broadcast to `batch`.
   auto batch_offset = [&](const Tensor& t, int64_t i) {
     const int off = batch.n - (t.ndim() - 2);
@@ -78,18 +77,13 @@ static Tensor batched_mm(const Tensor& a, const Tensor& b) {
     // (nb*M) x K @ K x N product (a linear layer over a batch of sequences, say).
     backend(out.device()).gemm(a.dtype(), nb * M, N, K, a.raw(), rsa, csa, b.raw(), rsb, csb, out.raw(), N, false, nullptr);
   } else {
-    auto item = [&](int64_t i) {
-      backend(out.device()).gemm(a.dtype(), M, N, K, a.raw() + batch_offset(a, i) * es, rsa, csa,
-                                 b.raw() + batch_offset(b, i) * es, rsb, csb, out.raw() + i * M * N * es, N, false, nullptr);
-    };
-    // Small products gain nothing from splitting one of them: run whole items per thread
-    // instead (gemm called inside the pool stays on its thread; results are identical).
-    if (M * N * K < (int64_t(1) << 20))
-      parallel_for(nb, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, M * N * K)), [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; i++) item(i);
-      });
-    else
-      for (int64_t i = 0; i < nb; i++) item(i);
+    std::vector<int64_t> aoff(static_cast<size_t>(nb)), boff(static_cast<size_t>(nb));
+    for (int64_t i = 0; i < nb; i++) {
+      aoff[size_t(i)] = batch_offset(a, i);
+      boff[size_t(i)] = batch_offset(b, i);
+    }
+    backend(out.device()).gemm_batched(a.dtype(), nb, M, N, K, a.raw(), aoff.data(), rsa, csa, b.raw(), boff.data(), rsb,
+                                       csb, out.raw());
   }
   set_history(out, node);
   return out;

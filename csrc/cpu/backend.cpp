@@ -163,6 +163,24 @@ void reduce(RedOp op, const Tensor& a, const bool* reduced, int64_t len, const T
   k.reduce_rows(op, dt, nout, len, c.raw(), len, o);
 }
 
+void gemm_batched(DType dt, int64_t nb, int64_t M, int64_t N, int64_t K, const void* A, const int64_t* aoff, int64_t rsa,
+                  int64_t csa, const void* B, const int64_t* boff, int64_t rsb, int64_t csb, void* C) {
+  const int64_t es = itemsize(dt);
+  auto item = [&](int64_t i) {
+    gemm(dt, M, N, K, static_cast<const char*>(A) + aoff[i] * es, rsa, csa, static_cast<const char*>(B) + boff[i] * es,
+         rsb, csb, static_cast<char*>(C) + i * M * N * es, N, false);
+  };
+  // Small products gain nothing from splitting one of them: run whole items per thread
+  // instead (gemm called inside the pool stays on its thread; results are identical).
+  if (M * N * K < (int64_t(1) << 20))
+    parallel_for(nb, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, M * N * K)),
+                 [&](int64_t i0, int64_t i1) {
+                   for (int64_t i = i0; i < i1; i++) item(i);
+                 });
+  else
+    for (int64_t i = 0; i < nb; i++) item(i);
+}
+
 // ---- rows of nn ops and optimiser updates ------------------------------------------
 
 void softmax_rows(const Tensor& x, const Tensor& out, bool log) {
@@ -272,6 +290,7 @@ const Backend& cpu_backend() {
       .where = where,
       .reduce = reduce,
       .gemm = gemm,
+      .gemm_batched = gemm_batched,
       .softmax_rows = softmax_rows,
       .cross_entropy = cross_entropy,
       .cross_entropy_backward = cross_entropy_backward,
