@@ -3,6 +3,8 @@
 // output's shape (0 along broadcast dims). Core picks a device's table with backend(device);
 // csrc/cpu/backend.cpp holds the CPU's.
 #pragma once
+#include <vector>
+
 #include "kernels.h"
 #include "tensor.h"
 
@@ -61,6 +63,16 @@ struct Backend {
   void (*channel_affine)(const Tensor& x, const Tensor& a, const Tensor& b, const Tensor& z, const Tensor& e,
                          const Tensor& y);
   void (*channel_grad_sums)(const Tensor& g, const Tensor& x, const Tensor& mean, const Tensor& sg, const Tensor& sgx);
+  // Indexing. wrap_indices: int64 indices (contiguous) into [0, size), negative ones counted from
+  // the end; false (with the first offending value in *bad) if one is out of range. gather:
+  // out[i] = the `block` contiguous elements of a (contiguous) at the position named by the i-th
+  // entry of each index tensor (idx[j] indexes dim j); scatter: the reverse into contiguous
+  // out, adding when `accumulate`. nonzero: the [count, ndim] int64 positions of the true
+  // elements of a contiguous bool tensor.
+  bool (*wrap_indices)(const Tensor& idx, int64_t size, int64_t* bad);
+  void (*gather)(const Tensor& a, const std::vector<Tensor>& idx, int64_t block, const Tensor& out);
+  void (*scatter)(const Tensor& out, const std::vector<Tensor>& idx, const Tensor& v, int64_t block, bool accumulate);
+  Tensor (*nonzero)(const Tensor& a);
   // One Adam step in place over contiguous p, m, v with gradient g.
   void (*adam)(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, const AdamStep& h);
 };

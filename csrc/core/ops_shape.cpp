@@ -1,8 +1,8 @@
 // Views, reshapes, concatenation and indexing, each with its backward.
 #include <algorithm>
-#include <cstring>
 
 #include "autograd.h"
+#include "backend.h"
 #include "ops.h"
 
 namespace fk {
@@ -353,24 +353,13 @@ static std::vector<Tensor> prepare_indices(const std::vector<Tensor>& idx, const
   GradMode off(false);
   for (size_t j = 0; j < idx.size(); j++) {
     Tensor t = clone(expand(to_dtype(idx[j], DType::Int64), shape));
-    int64_t* p = t.data<int64_t>();
-    const int64_t size = sizes[int(j)];
-    for (int64_t i = 0; i < t.numel(); i++) {
-      FK_CHECK(p[i] >= -size && p[i] < size, Index, "index ", p[i], " is out of bounds for dimension ", j,
-               " with size ", size);
-      if (p[i] < 0) p[i] += size;
-    }
+    int64_t bad = 0;
+    FK_CHECK(backend(t.device()).wrap_indices(t, sizes[int(j)], &bad), Index, "index ", bad,
+             " is out of bounds for dimension ", j, " with size ", sizes[int(j)]);
     out.push_back(t);
   }
   *bshape = shape;
   return out;
-}
-
-// Element offset (in a's contiguous layout) of the block picked by position i of the indices.
-static int64_t block_offset(const std::vector<Tensor>& idx, const Dims& strides, int64_t i) {
-  int64_t off = 0;
-  for (size_t j = 0; j < idx.size(); j++) off += idx[j].data<int64_t>()[i] * strides[int(j)];
-  return off;
 }
 
 static void gather_nd_bw(Node& n, const Tensor& g, Tensor* gi) {
@@ -394,9 +383,7 @@ Tensor gather_nd(const Tensor& a, const std::vector<Tensor>& indices) {
     block *= a.size(i);
   }
   Tensor out = empty(shape, a.dtype(), a.device());
-  const int64_t es = itemsize(a.dtype()), count = bshape.prod();
-  for (int64_t i = 0; i < count; i++)
-    std::memcpy(out.raw() + i * block * es, A.raw() + block_offset(idx, A.strides(), i) * es, size_t(block * es));
+  backend(a.device()).gather(A, idx, block, out);
   Node* n = make_node("IndexBackward0", gather_nd_bw, {&a});
   if (n)
     for (const Tensor& t : idx) n->save(t);
@@ -416,40 +403,12 @@ void scatter_nd_(const Tensor& out, const std::vector<Tensor>& indices, const Te
   }
   GradMode off(false);
   const Tensor V = contiguous(expand(to_dtype(detach(v), out.dtype()), shape));
-  const int64_t count = bshape.prod();
-  dispatch_dtype(out.dtype(), [&](auto z) {
-    using T = decltype(z);
-    for (int64_t i = 0; i < count; i++) {
-      T* dst = out.data<T>() + block_offset(idx, out.strides(), i);
-      const T* src = V.data<T>() + i * block;
-      if (accumulate) {
-        for (int64_t j = 0; j < block; j++) dst[j] = T(dst[j] + src[j]);
-      } else {
-        std::memcpy(dst, src, size_t(block) * sizeof(T));
-      }
-    }
-  });
+  backend(out.device()).scatter(out, idx, V, block, accumulate);
   out.bump_version();
 }
 
 Tensor nonzero(const Tensor& a) {
-  const Tensor A = contiguous(to_dtype(detach(a), DType::Bool));
-  const bool* p = A.data<bool>();
-  const int64_t n = A.numel();
-  int64_t count = 0;
-  for (int64_t i = 0; i < n; i++) count += p[i];
-  Tensor out = empty({count, int64_t(a.ndim())}, DType::Int64, a.device());
-  int64_t* o = out.data<int64_t>();
-  for (int64_t i = 0; i < n; i++) {
-    if (!p[i]) continue;
-    int64_t rem = i;
-    for (int d = a.ndim() - 1; d >= 0; d--) {
-      o[d] = rem % a.size(d);
-      rem /= a.size(d);
-    }
-    o += a.ndim();
-  }
-  return out;
+  return backend(a.device()).nonzero(contiguous(to_dtype(detach(a), DType::Bool)));
 }
 
 // Applies the basic items (ints, slices, None, ...) as views and collects the

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 
 #include "conv_driver.h"
 #include "gemm_driver.h"
@@ -271,6 +272,68 @@ void channel_grad_sums(const Tensor& g, const Tensor& x, const Tensor& mean, con
   });
 }
 
+// ---- indexing
+
+bool wrap_indices(const Tensor& idx, int64_t size, int64_t* bad) {
+  int64_t* p = idx.data<int64_t>();
+  for (int64_t i = 0; i < idx.numel(); i++) {
+    if (p[i] < -size || p[i] >= size) {
+      *bad = p[i];
+      return false;
+    }
+    if (p[i] < 0) p[i] += size;
+  }
+  return true;
+}
+
+// Element offset (in t's contiguous layout) of the block picked by position i of the indices.
+int64_t block_offset(const std::vector<Tensor>& idx, const Tensor& t, int64_t i) {
+  int64_t off = 0;
+  for (size_t j = 0; j < idx.size(); j++) off += idx[j].data<int64_t>()[i] * t.strides()[int(j)];
+  return off;
+}
+
+void gather(const Tensor& a, const std::vector<Tensor>& idx, int64_t block, const Tensor& out) {
+  const int64_t es = itemsize(a.dtype()), count = idx.empty() ? 1 : idx[0].numel();
+  for (int64_t i = 0; i < count; i++)
+    std::memcpy(out.raw() + i * block * es, a.raw() + block_offset(idx, a, i) * es, size_t(block * es));
+}
+
+void scatter(const Tensor& out, const std::vector<Tensor>& idx, const Tensor& v, int64_t block, bool accumulate) {
+  const int64_t count = idx.empty() ? 1 : idx[0].numel();
+  dispatch_dtype(out.dtype(), [&](auto z) {
+    using T = decltype(z);
+    for (int64_t i = 0; i < count; i++) {
+      T* dst = out.data<T>() + block_offset(idx, out, i);
+      const T* src = v.data<T>() + i * block;
+      if (accumulate) {
+        for (int64_t j = 0; j < block; j++) dst[j] = T(dst[j] + src[j]);
+      } else {
+        std::memcpy(dst, src, size_t(block) * sizeof(T));
+      }
+    }
+  });
+}
+
+Tensor nonzero(const Tensor& a) {
+  const bool* p = a.data<bool>();
+  const int64_t n = a.numel();
+  int64_t count = 0;
+  for (int64_t i = 0; i < n; i++) count += p[i];
+  Tensor out = empty({count, int64_t(a.ndim())}, DType::Int64);
+  int64_t* o = out.data<int64_t>();
+  for (int64_t i = 0; i < n; i++) {
+    if (!p[i]) continue;
+    int64_t rem = i;
+    for (int d = a.ndim() - 1; d >= 0; d--) {
+      o[d] = rem % a.size(d);
+      rem /= a.size(d);
+    }
+    o += a.ndim();
+  }
+  return out;
+}
+
 void adam(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, const AdamStep& h) {
   // Parameters are small next to the step's other work: split only large ones.
   const int64_t es = itemsize(p.dtype());
@@ -305,6 +368,10 @@ const Backend& cpu_backend() {
       .channel_stats = channel_stats,
       .channel_affine = channel_affine,
       .channel_grad_sums = channel_grad_sums,
+      .wrap_indices = wrap_indices,
+      .gather = gather,
+      .scatter = scatter,
+      .nonzero = nonzero,
       .adam = adam,
   };
   return b;
