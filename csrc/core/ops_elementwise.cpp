@@ -207,9 +207,7 @@ static Node* binary_node(BinOp op, const Tensor& a, const Tensor& b, bool inplac
 static bool overlaps(const Tensor& a, const Tensor& b) {
   if (a.numel() == 0 || b.numel() == 0) return false;
   auto range = [](const Tensor& t) {
-    int64_t hi = 0;
-    for (int i = 0; i < t.ndim(); i++) hi += (t.size(i) - 1) * t.strides()[i];
-    return std::pair<const char*, const char*>(t.raw(), t.raw() + (hi + 1) * itemsize(t.dtype()));
+    return std::pair<const char*, const char*>(t.raw(), t.raw() + *extent(t.shape(), t.strides()) * itemsize(t.dtype()));
   };
   const auto [a0, a1] = range(a);
   const auto [b0, b1] = range(b);

@@ -185,20 +185,27 @@ Tensor empty(const Dims& shape, DType dtype, Device device) {
   return Tensor(std::move(t));
 }
 
-// The last element a geometry reaches must lie inside the storage: a view can never
-// read or write outside its buffer, whatever computed its shape, strides and offset.
-static void check_in_bounds(const Storage& s, DType dtype, const Dims& shape, const Dims& strides, int64_t offset) {
-  if (checked_numel(shape) == 0) return;
-  int64_t last = offset;
-  bool ok = offset >= 0;
-  for (int i = 0; i < shape.n && ok; i++) {
+std::optional<int64_t> extent(const Dims& shape, const Dims& strides) {
+  if (checked_numel(shape) == 0) return 0;
+  int64_t last = 0;
+  for (int i = 0; i < shape.n; i++) {
     int64_t step = 0;
-    ok = strides[i] >= 0 && !__builtin_mul_overflow(shape[i] - 1, strides[i], &step) &&
-         !__builtin_add_overflow(last, step, &last);
+    if (strides[i] < 0 || __builtin_mul_overflow(shape[i] - 1, strides[i], &step) ||
+        __builtin_add_overflow(last, step, &last))
+      return std::nullopt;
   }
-  FK_CHECK(ok && last < int64_t(s.nbytes) / itemsize(dtype), Runtime, "view of shape ", to_string(shape),
-           ", strides ", to_string(strides), " and offset ", offset, " reaches outside its storage of ",
-           s.nbytes / size_t(itemsize(dtype)), " elements");
+  return last + 1;
+}
+
+// The elements a geometry reaches must lie inside the storage: a view can never read or
+// write outside its buffer, whatever computed its shape, strides and offset.
+static void check_in_bounds(const Storage& s, DType dtype, const Dims& shape, const Dims& strides, int64_t offset) {
+  const std::optional<int64_t> n = extent(shape, strides);
+  int64_t end = 0;
+  const bool inside = n && (*n == 0 || (offset >= 0 && !__builtin_add_overflow(offset, *n, &end) &&
+                                        end <= int64_t(s.nbytes) / itemsize(dtype)));
+  FK_CHECK(inside, Runtime, "view of shape ", to_string(shape), ", strides ", to_string(strides), " and offset ", offset,
+           " reaches outside its storage of ", s.nbytes / size_t(itemsize(dtype)), " elements");
 }
 
 Tensor make_view(const Tensor& base, const Dims& shape, const Dims& strides, int64_t offset) {

@@ -1,5 +1,7 @@
 // Storage, TensorImpl and the Tensor handle.
 #pragma once
+#include <optional>
+
 #include "common.h"
 #include "dtype.h"
 
@@ -72,6 +74,9 @@ struct Tensor {
 };
 
 Dims contiguous_strides(const Dims& shape);
+// The elements a geometry spans from its first one: 1 + the offset of its last element, 0 when
+// it has none; nullopt for a negative stride or an offset beyond int64.
+std::optional<int64_t> extent(const Dims& shape, const Dims& strides);
 
 // New uninitialised contiguous tensor.
 Tensor empty(const Dims& shape, DType dtype, Device device = Device::CPU);

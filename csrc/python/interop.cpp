@@ -32,17 +32,14 @@ Tensor from_numpy(nb::ndarray<nb::device::cpu> a, nb::handle owner) {
   FK_CHECK(dt.has_value(), Type,
            "can't convert an array of this dtype; the supported types are: float64, float32, int64, uint8 and bool");
   Dims shape, strides;
-  int64_t lo = 0, hi = 0;
   for (size_t i = 0; i < a.ndim(); i++) {
     shape.push_back(int64_t(a.shape(i)));
     strides.push_back(a.stride(i));
     FK_CHECK(a.stride(i) >= 0, Value, "At least one stride in the given numpy array is negative, and tensors with "
              "negative strides are not currently supported. (You can probably work around this by making a copy of "
              "your array with array.copy().)");
-    if (a.shape(i) > 0) hi += (int64_t(a.shape(i)) - 1) * a.stride(i);
-    if (a.shape(i) == 0) lo = 1;
   }
-  const size_t nbytes = lo ? 0 : size_t(hi + 1) * itemsize(*dt);
+  const size_t nbytes = size_t(*extent(shape, strides)) * itemsize(*dt);
   Py_INCREF(owner.ptr());
   Ref<TensorImpl> t(new TensorImpl());
   t->storage = wrap_storage(a.data(), nbytes, release_pyobject, owner.ptr());
@@ -128,7 +125,7 @@ Tensor from_dlpack(nb::handle obj) {
            d.ndim);
   Ref<TensorImpl> t(new TensorImpl());
   for (int i = 0; i < d.ndim; i++) t->shape.push_back(d.shape[i]);
-  const int64_t numel = checked_numel(t->shape);
+  checked_numel(t->shape);
   t->strides = d.strides ? Dims() : contiguous_strides(t->shape);
   if (d.strides)
     for (int i = 0; i < d.ndim; i++) {
@@ -138,12 +135,11 @@ Tensor from_dlpack(nb::handle obj) {
     }
   t->dtype = *dt;
   // The memory spans up to the last element's offset; the strides are the producer's word.
-  int64_t last = 0, step = 0;
-  for (int i = 0; i < d.ndim && numel > 0; i++)
-    FK_CHECK(!__builtin_mul_overflow(t->shape[i] - 1, t->strides[i], &step) && !__builtin_add_overflow(last, step, &last),
-             Value, "from_dlpack: the strides ", to_string(t->strides), " overflow for shape ", to_string(t->shape));
+  const std::optional<int64_t> n = extent(t->shape, t->strides);
+  FK_CHECK(n.has_value(), Value, "from_dlpack: the strides ", to_string(t->strides), " overflow for shape ",
+           to_string(t->shape));
   char* data = static_cast<char*>(d.data) + d.byte_offset;
-  t->storage = wrap_storage(data, numel ? size_t(last + 1) * itemsize(*dt) : 0, release_dlpack, m);
+  t->storage = wrap_storage(data, size_t(*n) * itemsize(*dt), release_dlpack, m);
   PyCapsule_SetName(cap.ptr(), "used_dltensor");
   return canonical_bools(Tensor(std::move(t)));
 }
