@@ -59,6 +59,13 @@ const char* red_name(RedOp op) {
   return names[int(op)];
 }
 
+// max, argmax and the like over all of an empty tensor have no value: PyTorch's error.
+[[noreturn]] void no_value_over_all(RedOp op, const Dims& shape) {
+  throw Error(ErrorKind::Index, str_cat(red_name(op), "(): Expected reduction dim to be specified for input.numel() "
+                                        "== 0. Specify the reduction dim with the 'dim' argument (input shape ",
+                                        to_string(shape), ")"));
+}
+
 // A reduced dim of stride 0 (an expand) repeats one value: max, min, all and any see it once,
 // a sum sees it `repeat` times, and argmax/argmin find it first at index 0. So the
 // expansion is never materialised or walked.
@@ -87,12 +94,11 @@ Tensor reduce(RedOp op, const Tensor& a, const DimList& dl, bool keepdim, DType 
     if (p.len == 0) {
       auto v = empty_value(op);
       if (!v) {
+        if (dl.all) no_value_over_all(op, a.shape());
         int zero = 0;
         while (!(p.reduced[zero] && a.size(zero) == 0)) zero++;
-        FK_CHECK(dl.all, Index, red_name(op), "(): Expected reduction dim ", zero, " to have non-zero size (input shape ",
-                 to_string(a.shape()), ")");
-        FK_CHECK(false, Index, red_name(op), "(): Expected reduction dim to be specified for input.numel() == 0. ",
-                 "Specify the reduction dim with the 'dim' argument (input shape ", to_string(a.shape()), ")");
+        throw Error(ErrorKind::Index, str_cat(red_name(op), "(): Expected reduction dim ", zero,
+                                              " to have non-zero size (input shape ", to_string(a.shape()), ")"));
       }
       fill_(out, *v);
     } else {
@@ -249,8 +255,7 @@ Tensor argmax(const Tensor& a, std::optional<int64_t> dim, bool keepdim, bool is
   const RedOp op = is_max ? RedOp::ArgMax : RedOp::ArgMin;
   FK_CHECK(a.dtype() != DType::Bool, Runtime, red_name(op), "(): not implemented for 'Bool' tensors");
   if (!dim) {
-    FK_CHECK(a.numel() > 0, Index, red_name(op), "(): Expected reduction dim to be specified for input.numel() == 0. ",
-             "Specify the reduction dim with the 'dim' argument (input shape ", to_string(a.shape()), ")");
+    if (a.numel() == 0) no_value_over_all(op, a.shape());
     Tensor flat = reshape(detach(a), {-1});
     Tensor r = reduce(op, flat, DimList::of({0}), false, a.dtype(), DType::Int64);
     return keepdim ? reshape(r, Dims::filled(a.ndim(), 1)) : r;
@@ -336,26 +341,21 @@ static Tensor softmax_last(const Tensor& a, bool log) {
   return out;
 }
 
-// Shift by the (constant) max for stability; infinite maxima shift by 0 so all -inf rows stay -inf.
-static Tensor stable_shift(const Tensor& a, const DimList& dims) {
+// The max along dims, to subtract before exp: 0 where it is infinite for logsumexp (so an
+// all -inf row stays -inf and a +inf one gives inf, as in PyTorch), and 0 only where it is -inf
+// for softmax (a +inf max makes the row NaN throughout, as in PyTorch and the row kernel).
+static Tensor max_shift(const Tensor& a, const DimList& dims, bool keep_plus_inf) {
   GradMode off(false);
   Tensor m = amax(a, dims, true);
-  const Tensor finite = binary(BinOp::Lt, unary(UnOp::Abs, m), Scalar::of(INFINITY));
-  return where(finite, m, scalar_tensor(Scalar::of(0), m.dtype()));
-}
-
-// softmax's shift: the max, or 0 where it is -inf (all -inf stays -inf). A +inf max is kept, so
-// that row is NaN throughout, as in PyTorch (and the row kernel, row_shift_sum).
-static Tensor softmax_shift(const Tensor& a, const DimList& dims) {
-  GradMode off(false);
-  Tensor m = amax(a, dims, true);
-  return where(binary(BinOp::Eq, m, Scalar::of(-INFINITY)), scalar_tensor(Scalar::of(0), m.dtype()), m);
+  const Tensor keep = keep_plus_inf ? binary(BinOp::Ne, m, Scalar::of(-INFINITY))
+                                    : binary(BinOp::Lt, unary(UnOp::Abs, m), Scalar::of(INFINITY));
+  return where(keep, m, scalar_tensor(Scalar::of(0), m.dtype()));
 }
 
 Tensor logsumexp(const Tensor& a, const DimList& dims, bool keepdim) {
   const Tensor A = to_dtype(a, to_float(a.dtype()));
   if (A.numel() == 0) return unary(UnOp::Log, sum(unary(UnOp::Exp, A), dims, keepdim));
-  const Tensor m = stable_shift(A, dims);
+  const Tensor m = max_shift(A, dims, false);
   Tensor r = unary(UnOp::Log, sum(unary(UnOp::Exp, A - m), dims, true)) + m;
   if (keepdim) return r;
   return reshape(r, make_plan(A, dims).kept_shape);
@@ -368,7 +368,7 @@ Tensor softmax(const Tensor& a, int64_t dim) {
   wrap_dim(dim, a.ndim());
   if (a.numel() == 0) return clone(a);
   if (a.ndim() > 0 && wrap_dim(dim, a.ndim()) == a.ndim() - 1) return softmax_last(a, false);
-  const Tensor e = unary(UnOp::Exp, a - softmax_shift(a, dl));
+  const Tensor e = unary(UnOp::Exp, a - max_shift(a, dl, true));
   return e / sum(e, dl, true);
 }
 
@@ -379,7 +379,7 @@ Tensor log_softmax(const Tensor& a, int64_t dim) {
   wrap_dim(dim, a.ndim());
   if (a.numel() == 0) return clone(a);
   if (a.ndim() > 0 && wrap_dim(dim, a.ndim()) == a.ndim() - 1) return softmax_last(a, true);
-  const Tensor s = a - softmax_shift(a, dl);
+  const Tensor s = a - max_shift(a, dl, true);
   return s - unary(UnOp::Log, sum(unary(UnOp::Exp, s), dl, true));
 }
 
