@@ -129,6 +129,11 @@ def _fetch_in_worker(indices):
     return _numpy_items([_worker_dataset[int(i)] for i in indices])
 
 
+def _is_count(v):
+    """A non-negative int (a bool is an int to Python, not a count)."""
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
 class DataLoader:
     """torch.utils.data.DataLoader's main arguments.
 
@@ -144,16 +149,16 @@ class DataLoader:
                  worker_type="thread", generator=None, seed=None, after_batch=None, prefetch_factor=2):
         if worker_type not in ("thread", "process"):
             raise ValueError(f"worker_type must be 'thread' or 'process', got {worker_type!r}")
-        # PyTorch's checks and messages (a bool is an int to Python, not a batch size)
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
+        # PyTorch's checks and messages
+        if not _is_count(batch_size) or batch_size == 0:
             raise ValueError(f"batch_size should be a positive integer value, but got batch_size={batch_size}")
         if not isinstance(drop_last, bool):
             raise ValueError(f"drop_last should be a boolean value, but got drop_last={drop_last}")
-        if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
+        if not _is_count(num_workers):
             raise ValueError("num_workers option should be a non-negative integer; use num_workers=0 to disable "
                              f"multiprocessing (got num_workers={num_workers})")
         prefetch_factor = 2 if prefetch_factor is None else prefetch_factor  # PyTorch's default, spelled None
-        if not isinstance(prefetch_factor, int) or isinstance(prefetch_factor, bool) or prefetch_factor < 0:
+        if not _is_count(prefetch_factor):
             raise ValueError(f"prefetch_factor option should be a non-negative integer, got {prefetch_factor}")
         self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
         self.collate_fn, self.num_workers, self.worker_type = collate_fn, num_workers, worker_type

@@ -77,9 +77,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 
 def embedding(input, weight, padding_idx=None):
-    if input.numel() and (int(input.min()) < 0 or int(input.max()) >= weight.shape[0]):
-        raise IndexError(f"index out of range in self (embedding indices must be in [0, {weight.shape[0]}), "
-                         f"got values from {int(input.min())} to {int(input.max())})")
+    if input.numel():
+        lo, hi = int(input.min()), int(input.max())
+        if lo < 0 or hi >= weight.shape[0]:
+            raise IndexError(f"index out of range in self (embedding indices must be in [0, {weight.shape[0]}), "
+                             f"got values from {lo} to {hi})")
     out = weight[input]
     if padding_idx is not None:  # rows looked up through padding_idx get no gradient
         out = _C.where((input == padding_idx).unsqueeze(-1), out.detach(), out)
@@ -130,8 +132,7 @@ def log_softmax(input, dim=None, dtype=None):
 def _class_last(input, target):
     """[N, C, d1, ...] logits and [N, d1, ...] targets as [N*d1*..., C] and [N*d1*...]."""
     order = [0] + list(range(2, input.ndim)) + [1]
-    rows = math.prod(input.shape) // input.shape[1] if input.shape[1] else \
-        input.shape[0] * math.prod(input.shape[2:])  # not -1: that is ambiguous when C == 0
+    rows = input.shape[0] * math.prod(input.shape[2:])  # not -1: that is ambiguous when C == 0
     return input.permute(*order).reshape(rows, input.shape[1]), target.reshape(-1)
 
 
