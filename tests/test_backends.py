@@ -36,3 +36,44 @@ def test_cuda_seam_reports_and_refuses_clearly():
         fk.ones(2).to("cuda")
     with pytest.raises(NotImplementedError, match="CUDA"):
         fk.ones(2).cuda()
+
+
+def test_device_objects_follow_torch():
+    assert str(fk.device("cpu")) == "cpu" and fk.device("cpu").index is None
+    d = fk.device("cuda:0")
+    assert (d.type, d.index, str(d), repr(d)) == ("cuda", 0, "cuda:0", "device(type='cuda', index=0)")
+    assert fk.device("cuda") != d and fk.device("cuda:0") == d and d == "cuda:0"
+    assert len({fk.device("cpu"), fk.device("cpu")}) == 1
+    with pytest.raises(RuntimeError, match="device type at start of device string: tpu"):
+        fk.device("tpu")
+    with pytest.raises(RuntimeError, match="Invalid device string"):
+        fk.device("cuda:x")
+    with pytest.raises(NotImplementedError, match="cuda:0"):  # never silently the first GPU
+        fk.device("cuda:1")
+    with pytest.raises(TypeError, match="expected a device"):
+        fk.zeros(2, device=3.5)
+
+
+def test_creation_and_conversion_carry_the_device():
+    x = fk.ones(2, 3)
+    assert x.device == fk.device("cpu") and x.device == "cpu" and not x.is_cuda
+    for t in (fk.zeros_like(x), fk.ones_like(x), fk.full_like(x, 2), fk.empty_like(x), fk.rand_like(x),
+              fk.randn_like(x), fk.arange(3, device="cpu"), fk.linspace(0, 1, 3, device=fk.device("cpu")),
+              fk.eye(2, device="cpu"), fk.randint(0, 3, (2,), device="cpu"), fk.randperm(3, device="cpu"),
+              fk.tensor([1.0], device="cpu"), fk.as_tensor([1.0], device="cpu")):
+        assert t.device == "cpu"
+    assert x.to("cpu") is x and x.cpu() is x and x.to(fk.device("cpu")) is x
+    assert x.to(fk.zeros(1, dtype=fk.float64)).dtype == fk.float64  # to(other) takes its dtype and device
+    with pytest.raises(NotImplementedError, match="cuda:0"):
+        x.cuda(1)
+    with pytest.raises(RuntimeError, match="must be cuda device"):
+        x.cuda("cpu")
+
+
+def test_moving_to_cuda_without_cuda_kernels_is_refused_clearly():
+    x = fk.ones(2, requires_grad=True)
+    for f in (lambda: x.to("cuda"), lambda: x.cuda(), lambda: fk.tensor([1.0], device="cuda"),
+              lambda: fk.arange(3, device="cuda"), lambda: fk.randperm(3, device="cuda"),
+              lambda: fk.nn.Linear(2, 2).cuda()):
+        with pytest.raises(NotImplementedError, match="CUDA"):
+            f()

@@ -5,12 +5,50 @@
 #pragma once
 #include <vector>
 
-#include "kernels.h"
+#include "op_list.h"
 #include "tensor.h"
 
 namespace fk {
 
+// Status a kernel reports for integer inputs it cannot compute (never thrown from kernels).
+enum KernelStatus : int { kOk = 0, kDivByZero = 1, kNegativeIntPower = 2 };
+
+// Geometry of a 2-d window op (convolution or pooling) on one H x W plane.
+struct Window2d {
+  int64_t H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo;
+};
+
+// Adam's constants for one step: m = b1*m + (1-b1)*g, v = b2*v + (1-b2)*g*g,
+// p -= step_size * m / (sqrt(v)*inv_bc2 + eps), with L2 (g += wd*p) or decoupled (p *= shrink) decay.
+struct AdamStep {
+  double beta1, beta2, step_size, inv_bc2, eps, wd, shrink;
+  bool decoupled;
+};
+
+// What a random fill draws: Uniform in [a, b); Normal with mean a and standard deviation b;
+// Integer low + [0, span); Permutation: a random permutation of 0 .. numel-1 (int64).
+struct RandomFill {
+  enum Kind : uint8_t { Uniform, Normal, Integer, Permutation } kind;
+  double a = 0, b = 0;
+  int64_t low = 0;
+  uint64_t span = 0;
+};
+
 struct Backend {
+  // Fresh uninitialised storage of nbytes from the device's allocator.
+  Ref<Storage> (*alloc)(size_t nbytes);
+  // Fills of a contiguous out: every element `value` (core has checked that it fits out's
+  // dtype); out[i] = start + i*step; evenly spaced from start to exactly end.
+  void (*fill)(const Tensor& out, Scalar value);
+  void (*arange)(const Tensor& out, double start, double step);
+  void (*linspace)(const Tensor& out, double start, double end);
+  // Draws a contiguous out from the device's generator, in element order, so a seed gives the
+  // same values whatever the layout; manual_seed restarts the generator.
+  void (*random)(const Tensor& out, const RandomFill& r);
+  void (*manual_seed)(uint64_t seed);
+  // Copies contiguous src into contiguous out of the same shape and dtype, one of them on this
+  // device and the other on the CPU. The CPU's table has none: the other device moves the bytes.
+  void (*copy_between)(const Tensor& out, const Tensor& src);
   // out = op(a, b) with a and b of the compute dtype (out bool for comparisons); returns a
   // KernelStatus for integer inputs an op cannot compute.
   int (*binary)(BinOp op, const Tensor& out, const Tensor& a, const Dims& sa, const Tensor& b, const Dims& sb);
@@ -39,7 +77,10 @@ struct Backend {
   void (*softmax_rows)(const Tensor& x, const Tensor& out, bool log);
   // Per-row cross entropy of x [N, C] (contiguous) with int64 targets t [N] and label smoothing
   // eps into loss [N] (0 where t is `ignore`), and its gradient dx for per-row upstream gl.
-  void (*cross_entropy)(const Tensor& x, const Tensor& t, int64_t ignore, double eps, const Tensor& loss);
+  // cross_entropy returns the number of rows not ignored, or -1 (computing nothing) with the
+  // first target outside [0, C) in *bad.
+  int64_t (*cross_entropy)(const Tensor& x, const Tensor& t, int64_t ignore, double eps, const Tensor& loss,
+                           int64_t* bad);
   void (*cross_entropy_backward)(const Tensor& x, const Tensor& t, int64_t ignore, double eps, const Tensor& gl,
                                  const Tensor& dx);
   // conv2d of contiguous x [N, C, H, W] and w [O, C/groups, kh, kw] into out (no bias); returns

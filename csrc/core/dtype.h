@@ -35,6 +35,17 @@ inline DType promote(DType a, DType b) {
 // Float result for ops that only make sense in floating point (exp, /, mean...).
 inline DType to_float(DType d) { return is_float(d) ? d : DType::Float32; }
 
+// A Python number: its kind decides type promotion, as in PyTorch.
+struct Scalar {
+  enum Kind : uint8_t { Bool, Int, Float } kind = Float;
+  double f = 0;
+  int64_t i = 0;
+  static Scalar of(double v) { return {Float, v, 0}; }
+  static Scalar of_int(int64_t v) { return {Int, double(v), v}; }
+  static Scalar of_bool(bool v) { return {Bool, double(v), v}; }
+  double as_double() const { return kind == Float ? f : double(i); }
+};
+
 // Calls f(T{}) with the C++ type of d.
 template <class F>
 decltype(auto) dispatch_dtype(DType d, F&& f) {

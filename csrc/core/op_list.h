@@ -1,7 +1,10 @@
 // The elementwise ops, one line each: the single list from which the op enums and names
-// (kernels.h), the autograd tables of ops_elementwise.cpp (checked against it at compile
+// (below), the autograd tables of ops_elementwise.cpp (checked against it at compile
 // time) and the bindings come. X(Enum, "name"), the name being PyTorch's.
 #pragma once
+#include <cstdint>
+
+#include <iterator>
 
 #define FK_BINARY_OPS(X)                                                                                     \
   X(Add, "add") X(Sub, "sub") X(Mul, "mul") X(Div, "div") X(Pow, "pow") X(FloorDiv, "floor_divide")           \
@@ -16,3 +19,16 @@
 
 #define FK_OP_ENUM(e, name) e,
 #define FK_OP_NAME(e, name) name,
+
+namespace fk {
+
+enum class BinOp : uint8_t { FK_BINARY_OPS(FK_OP_ENUM) };
+enum class UnOp : uint8_t { FK_UNARY_OPS(FK_OP_ENUM) };
+inline constexpr const char* kBinaryNames[] = {FK_BINARY_OPS(FK_OP_NAME)};
+inline constexpr const char* kUnaryNames[] = {FK_UNARY_OPS(FK_OP_NAME)};
+inline constexpr int kNumBinOps = int(std::size(kBinaryNames)), kNumUnOps = int(std::size(kUnaryNames));
+enum class RedOp : uint8_t { Sum, Prod, Max, Min, ArgMax, ArgMin, All, Any };
+
+inline bool is_comparison(BinOp op) { return op >= BinOp::Eq && op <= BinOp::Ge; }
+
+}  // namespace fk

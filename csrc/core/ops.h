@@ -6,21 +6,10 @@
 #include <optional>
 #include <vector>
 
-#include "kernels.h"
+#include "op_list.h"
 #include "tensor.h"
 
 namespace fk {
-
-// A Python number: its kind decides type promotion, as in PyTorch.
-struct Scalar {
-  enum Kind : uint8_t { Bool, Int, Float } kind = Float;
-  double f = 0;
-  int64_t i = 0;
-  static Scalar of(double v) { return {Float, v, 0}; }
-  static Scalar of_int(int64_t v) { return {Int, double(v), v}; }
-  static Scalar of_bool(bool v) { return {Bool, double(v), v}; }
-  double as_double() const { return kind == Float ? f : double(i); }
-};
 
 // Reduction dims: `all` means every dimension (PyTorch's dim=None).
 struct DimList {
@@ -37,14 +26,14 @@ Dims broadcast_shapes(const Dims& a, const Dims& b);
 // ---- creation (ops_create.cpp)
 Tensor full(const Dims& shape, Scalar value, DType dtype, Device device = Device::CPU);
 Tensor scalar_tensor(Scalar value, DType dtype);  // a 0-d "wrapped number"
-Tensor arange(double start, double end, double step, DType dtype);
-Tensor linspace(double start, double end, int64_t steps, DType dtype);
-Tensor eye(int64_t n, int64_t m, DType dtype);
+Tensor arange(double start, double end, double step, DType dtype, Device device = Device::CPU);
+Tensor linspace(double start, double end, int64_t steps, DType dtype, Device device = Device::CPU);
+Tensor eye(int64_t n, int64_t m, DType dtype, Device device = Device::CPU);
 void manual_seed(uint64_t seed);
 Tensor& uniform_(Tensor& t, double lo, double hi);
 Tensor& normal_(Tensor& t, double mean, double std);
-Tensor randint(int64_t low, int64_t high, const Dims& shape, DType dtype);
-Tensor randperm(int64_t n);
+Tensor randint(int64_t low, int64_t high, const Dims& shape, DType dtype, Device device = Device::CPU);
+Tensor randperm(int64_t n, Device device = Device::CPU);
 // Bool tensors over foreign memory (NumPy, DLPack) may hold bytes other than 0 and 1: returns
 // a copy with every nonzero byte as 1, or t itself when all bytes are already 0 or 1.
 Tensor canonical_bools(const Tensor& t);
@@ -68,6 +57,7 @@ Tensor clamp(const Tensor& a, std::optional<Scalar> lo, std::optional<Scalar> hi
 void clamp_(const Tensor& self, std::optional<double> lo, std::optional<double> hi);
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 Tensor to_dtype(const Tensor& a, DType dtype);  // same tensor when the dtype already matches
+Tensor to_device(const Tensor& a, Device device);  // likewise for the device
 Tensor clone(const Tensor& a);
 Tensor contiguous(const Tensor& a);  // same tensor when already contiguous
 void copy_(const Tensor& dst, const Tensor& src);  // broadcasts and casts src

@@ -495,6 +495,20 @@ Tensor to_dtype(const Tensor& a, DType dtype) {
   return out;
 }
 
+static void to_device_bw(Node& n, const Tensor& g, Tensor* gi) { gi[0] = to_device(g, Device(n.ints[0])); }
+
+Tensor to_device(const Tensor& a, Device device) {
+  if (a.device() == device) return a;
+  const Tensor src = contiguous(detach(a));
+  Tensor out = empty(a.shape(), a.dtype(), device);
+  backend(device == Device::CPU ? a.device() : device).copy_between(out, src);
+  if (Node* n = make_node("ToCopyBackward0", to_device_bw, {&a})) {
+    n->ints = {int64_t(a.device())};
+    set_history(out, n);
+  }
+  return out;
+}
+
 Tensor clone(const Tensor& a) {
   Tensor out = empty(a.shape(), a.dtype(), a.device());
   run_cast(out, a);

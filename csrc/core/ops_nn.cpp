@@ -326,16 +326,10 @@ Tensor cross_entropy(const Tensor& x, const Tensor& target, int reduction, doubl
            "cross_entropy: expected class indices (int64) as target, got ", dtype_name(target.dtype()));
   FK_CHECK(eps >= 0 && eps <= 1, Runtime, "label_smoothing must be between 0.0 and 1.0, got ", eps);
   const Tensor X = contiguous(detach(x)), t = contiguous(to_dtype(target, DType::Int64));
-  const int64_t rows = X.size(0), C = X.size(1);
-  int64_t counted = 0;
-  for (int64_t r = 0; r < rows; r++) {
-    const int64_t v = t.data<int64_t>()[r];
-    if (v == ignore) continue;
-    FK_CHECK(v >= 0 && v < C, Index, "Target ", v, " is out of bounds for ", C, " classes");
-    counted++;
-  }
-  Tensor loss = empty({rows}, X.dtype(), X.device());
-  backend(X.device()).cross_entropy(X, t, ignore, eps, loss);
+  Tensor loss = empty({X.size(0)}, X.dtype(), X.device());
+  int64_t bad = 0;
+  const int64_t counted = backend(X.device()).cross_entropy(X, t, ignore, eps, loss, &bad);
+  FK_CHECK(counted >= 0, Index, "Target ", bad, " is out of bounds for ", X.size(1), " classes");
   Tensor out;
   {
     GradMode off(false);

@@ -6,12 +6,47 @@
 #include <atomic>
 #include <cstring>
 
+#include "allocator.h"
 #include "conv_driver.h"
 #include "gemm_driver.h"
 #include "iter.h"
 
 namespace fk {
 namespace {
+
+// ---- fills -------------------------------------------------------------------------
+
+template <class F>
+void fill_each(const Tensor& out, F value_at) {
+  dispatch_dtype(out.dtype(), [&](auto z) {
+    using T = decltype(z);
+    T* p = out.data<T>();
+    const int64_t n = out.numel();
+    for (int64_t i = 0; i < n; i++) p[i] = T(value_at(i));
+  });
+}
+
+void fill(const Tensor& out, Scalar value) {
+  if (value.kind == Scalar::Float)
+    fill_each(out, [&](int64_t) { return value.f; });
+  else
+    fill_each(out, [&](int64_t) { return value.i; });
+}
+
+void arange(const Tensor& out, double start, double step) {
+  fill_each(out, [&](int64_t i) { return start + double(i) * step; });
+}
+
+void linspace(const Tensor& out, double start, double end) {
+  const int64_t n = out.numel();
+  const double step = n > 1 ? (end - start) / double(n - 1) : 0;
+  // From both ends, so the last value is exactly `end`.
+  fill_each(out, [&](int64_t i) {
+    return n == 1 ? start : i < n / 2 ? start + double(i) * step : end - double(n - 1 - i) * step;
+  });
+}
+
+// ---- elementwise ---------------------------------------------------------------------
 
 int binary(BinOp op, const Tensor& out, const Tensor& a, const Dims& sa, const Tensor& b, const Dims& sb) {
   const CpuKernels& k = cpu_kernels();
@@ -191,8 +226,20 @@ void softmax_rows(const Tensor& x, const Tensor& out, bool log) {
   });
 }
 
-void cross_entropy(const Tensor& x, const Tensor& t, int64_t ignore, double eps, const Tensor& loss) {
-  cpu_kernels().nn->cross_entropy(x.dtype(), x.size(0), x.size(1), x.raw(), t.data<int64_t>(), ignore, eps, loss.raw());
+int64_t cross_entropy(const Tensor& x, const Tensor& t, int64_t ignore, double eps, const Tensor& loss, int64_t* bad) {
+  const int64_t rows = x.size(0), C = x.size(1);
+  const int64_t* tp = t.data<int64_t>();
+  int64_t counted = 0;
+  for (int64_t r = 0; r < rows; r++) {
+    if (tp[r] == ignore) continue;
+    if (tp[r] < 0 || tp[r] >= C) {
+      *bad = tp[r];
+      return -1;
+    }
+    counted++;
+  }
+  cpu_kernels().nn->cross_entropy(x.dtype(), rows, C, x.raw(), tp, ignore, eps, loss.raw());
+  return counted;
 }
 
 void cross_entropy_backward(const Tensor& x, const Tensor& t, int64_t ignore, double eps, const Tensor& gl,
@@ -346,6 +393,13 @@ void adam(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, co
 
 const Backend& cpu_backend() {
   static const Backend b{
+      .alloc = cpu_alloc,
+      .fill = fill,
+      .arange = arange,
+      .linspace = linspace,
+      .random = cpu_random,
+      .manual_seed = cpu_manual_seed,
+      .copy_between = nullptr,  // copies between the CPU and a device are the device's
       .binary = binary,
       .unary = unary,
       .cast = cast,

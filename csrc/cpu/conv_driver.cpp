@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "../core/backend.h"
-#include "../core/kernels.h"
-#include "../core/parallel.h"
+#include "kernels.h"
+#include "parallel.h"
 #include "gemm_driver.h"
 
 namespace fk {

@@ -1,6 +1,6 @@
 // The CPU's conv2d (the lowering to GEMMs), reached by core through backend(Device::CPU).
 #pragma once
-#include "../core/kernels.h"
+#include "kernels.h"
 #include "../core/tensor.h"
 
 namespace fk {

@@ -2,7 +2,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "../core/kernels.h"
+#include "kernels.h"
 
 namespace fk {
 

@@ -5,7 +5,7 @@
 // independent FMAs, enough to hide the FMA latency on both FMA pipes.
 #include <cstdint>
 
-#include "../core/kernels.h"
+#include "kernels.h"
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>

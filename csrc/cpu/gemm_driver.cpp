@@ -14,8 +14,8 @@
 #include <thread>
 #include <vector>
 
-#include "../core/kernels.h"
-#include "../core/parallel.h"
+#include "kernels.h"
+#include "parallel.h"
 
 namespace fk {
 namespace {

@@ -5,7 +5,7 @@
 #pragma once
 #include <algorithm>
 
-#include "../core/parallel.h"
+#include "parallel.h"
 #include "../core/tensor.h"
 
 namespace fk {

@@ -8,7 +8,7 @@
 #include <limits>
 #include <type_traits>
 
-#include "../core/kernels.h"
+#include "kernels.h"
 #include "simd_math.h"
 
 #ifndef FK_ISA

@@ -4,7 +4,7 @@
 #include <cstring>
 #include <vector>
 
-#include "../core/kernels.h"
+#include "kernels.h"
 #include "simd_math.h"
 
 namespace fk::FK_ISA {

@@ -3,6 +3,22 @@
 
 namespace fk_bind {
 
+DeviceObj parse_device(const std::string& s) {
+  const size_t colon = s.find(':');
+  const std::string type = s.substr(0, colon);
+  FK_CHECK(type == "cpu" || type == "cuda", Runtime, "Expected one of cpu, cuda device type at start of device string: ", s);
+  DeviceObj d{type == "cpu" ? Device::CPU : Device::CUDA};
+  if (colon == std::string::npos) return d;
+  const std::string idx = s.substr(colon + 1);
+  FK_CHECK(!idx.empty() && idx.size() < 10 && idx.find_first_not_of("0123456789") == std::string::npos, Runtime,
+           "Invalid device string: '", s, "'");
+  d.index = std::stoll(idx);
+  FK_CHECK(d.type == Device::CUDA || d.index == 0, Runtime, "CPU device index must be -1 or zero, got ", d.index);
+  // One device per type so far: a second GPU must not silently mean the first.
+  FK_CHECK(d.index == 0, NotImplemented, "fastkern uses one CUDA device, cuda:0, so far (asked for ", s, ")");
+  return d;
+}
+
 IndexItem to_index_item(nb::handle h) {
   IndexItem it{};
   PyObject* o = h.ptr();

@@ -15,7 +15,6 @@
 
 #include "../core/autograd.h"
 #include "../core/ops.h"
-#include "../core/parallel.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -32,9 +31,15 @@ struct DTypeObj {
 };
 inline nb::handle g_dtypes[kNumDTypes];  // the unique fastkern.<dtype> objects, owned by the module
 
+// fastkern.device, as torch.device: a type and an optional index ("cuda" has none, "cuda:0" has 0).
 struct DeviceObj {
-  std::string type;
+  Device type;
+  int64_t index = -1;
 };
+inline const char* device_name(Device d) { return d == Device::CPU ? "cpu" : "cuda"; }
+DeviceObj parse_device(const std::string& s);
+// The device a tensor lives on, as PyTorch names it: cpu, or cuda with its index.
+inline DeviceObj device_of(const Tensor& t) { return {t.device(), t.device() == Device::CPU ? -1 : 0}; }
 
 // The helpers have internal linkage in every file, as in the single file the bindings were.
 namespace {
@@ -46,6 +51,17 @@ inline DType to_dtype_arg(nb::handle h) {
 inline std::optional<DType> opt_dtype(nb::handle h) {
   if (h.is_none()) return std::nullopt;
   return to_dtype_arg(h);
+}
+// A device argument: a fastkern.device or its string ("cpu", "cuda", "cuda:0").
+inline Device to_device_arg(nb::handle h) {
+  if (nb::isinstance<DeviceObj>(h)) return nb::cast<DeviceObj&>(h).type;
+  if (nb::isinstance<nb::str>(h)) return parse_device(nb::cast<std::string>(h)).type;
+  throw nb::type_error(("expected a device (such as 'cpu' or fastkern.device('cuda')), got " +
+                        nb::cast<std::string>(nb::repr(h))).c_str());
+}
+inline std::optional<Device> opt_device(nb::handle h) {
+  if (h.is_none()) return std::nullopt;
+  return to_device_arg(h);
 }
 
 // ---- argument conversion ---------------------------------------------------------

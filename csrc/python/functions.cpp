@@ -1,6 +1,9 @@
 // Module-level functions: the ops that are a Tensor method and a function both, creation,
 // autograd, neural-network ops, threads and backends.
 #include "convert.h"
+// The CPU backend's own settings: its thread pool and the instruction set it picked.
+#include "../cpu/kernels.h"
+#include "../cpu/parallel.h"
 
 void bind_functions(nb::module_& m, nb::class_<Tensor>& cls) {
   // Defines a method and the module function of the same name (x.exp() and fastkern.exp(x)).
@@ -122,17 +125,28 @@ void bind_functions(nb::module_& m, nb::class_<Tensor>& cls) {
   m.def("stack", [](const std::vector<Tensor>& ts, int64_t dim) { return stack(ts, dim); }, "tensors"_a, "dim"_a = 0);
   m.def("permute", [](const Tensor& t, nb::handle dims) { return permute(t, to_dims(dims)); }, "input"_a, "dims"_a);
   m.def("reshape", [](const Tensor& t, nb::handle shape) { return reshape(t, to_dims(shape)); }, "input"_a, "shape"_a);
-  m.def("_full", [](nb::handle shape, nb::handle value, nb::handle dtype) {
-    return full(to_dims(shape), *to_scalar(value), to_dtype_arg(dtype));
-  });
-  m.def("_empty", [](nb::handle shape, nb::handle dtype) { return empty(to_dims(shape), to_dtype_arg(dtype)); });
-  m.def("_arange", [](double s, double e, double step, nb::handle dtype) { return arange(s, e, step, to_dtype_arg(dtype)); });
-  m.def("_linspace", [](double s, double e, int64_t n, nb::handle dtype) { return linspace(s, e, n, to_dtype_arg(dtype)); });
-  m.def("_eye", [](int64_t n, int64_t mm, nb::handle dtype) { return eye(n, mm, to_dtype_arg(dtype)); });
-  m.def("_randint", [](int64_t lo, int64_t hi, nb::handle shape, nb::handle dtype) {
-    return randint(lo, hi, to_dims(shape), to_dtype_arg(dtype));
-  });
-  m.def("randperm", [](int64_t n) { return randperm(n); }, "n"_a);
+  // Creation: `device` None is the CPU.
+  auto dev = [](nb::handle d) { return opt_device(d).value_or(Device::CPU); };
+  m.def("_full", [=](nb::handle shape, nb::handle value, nb::handle dtype, nb::handle device) {
+    return full(to_dims(shape), *to_scalar(value), to_dtype_arg(dtype), dev(device));
+  }, "size"_a, "fill_value"_a, "dtype"_a, "device"_a = nb::none());
+  m.def("_empty", [=](nb::handle shape, nb::handle dtype, nb::handle device) {
+    return empty(to_dims(shape), to_dtype_arg(dtype), dev(device));
+  }, "size"_a, "dtype"_a, "device"_a = nb::none());
+  m.def("_arange", [=](double s, double e, double step, nb::handle dtype, nb::handle device) {
+    return arange(s, e, step, to_dtype_arg(dtype), dev(device));
+  }, "start"_a, "end"_a, "step"_a, "dtype"_a, "device"_a = nb::none());
+  m.def("_linspace", [=](double s, double e, int64_t n, nb::handle dtype, nb::handle device) {
+    return linspace(s, e, n, to_dtype_arg(dtype), dev(device));
+  }, "start"_a, "end"_a, "steps"_a, "dtype"_a, "device"_a = nb::none());
+  m.def("_eye", [=](int64_t n, int64_t mm, nb::handle dtype, nb::handle device) {
+    return eye(n, mm, to_dtype_arg(dtype), dev(device));
+  }, "n"_a, "m"_a, "dtype"_a, "device"_a = nb::none());
+  m.def("_randint", [=](int64_t lo, int64_t hi, nb::handle shape, nb::handle dtype, nb::handle device) {
+    return randint(lo, hi, to_dims(shape), to_dtype_arg(dtype), dev(device));
+  }, "low"_a, "high"_a, "size"_a, "dtype"_a, "device"_a = nb::none());
+  m.def("randperm", [=](int64_t n, nb::handle device) { return randperm(n, dev(device)); }, "n"_a, nb::kw_only(),
+        "device"_a = nb::none());
   m.def("manual_seed", [](int64_t seed) { manual_seed(uint64_t(seed)); }, "seed"_a);
   m.def("is_grad_enabled", &grad_enabled);
   m.def("_set_grad_enabled", &set_grad_enabled);

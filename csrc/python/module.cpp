@@ -7,6 +7,13 @@
 #include <typeinfo>
 
 #include "convert.h"
+#include "../cpu/parallel.h"  // the thread pool releases the GIL through hooks set here
+
+namespace {
+std::string device_str(const DeviceObj& d) {
+  return d.index < 0 ? device_name(d.type) : str_cat(device_name(d.type), ":", d.index);
+}
+}  // namespace
 
 NB_MODULE(_C, m) {
   // Module objects referenced from Python-level caches at interpreter exit are not leaks.
@@ -44,18 +51,21 @@ NB_MODULE(_C, m) {
   }
 
   nb::class_<DeviceObj>(m, "device")
-      .def("__init__", [](DeviceObj* d, const std::string& s) {
-        FK_CHECK(s == "cpu" || s == "cuda" || s.rfind("cuda:", 0) == 0, Runtime, "Expected one of cpu, cuda device type at start of device string: ", s);
-        new (d) DeviceObj{s.substr(0, s.find(':'))};
+      .def("__init__", [](DeviceObj* d, const std::string& s) { new (d) DeviceObj(parse_device(s)); })
+      .def_prop_ro("type", [](const DeviceObj& d) { return device_name(d.type); })
+      .def_prop_ro("index", [](const DeviceObj& d) { return d.index < 0 ? std::nullopt : std::optional(d.index); })
+      .def("__str__", &device_str)
+      .def("__repr__", [](const DeviceObj& d) {
+        return str_cat("device(type='", device_name(d.type), "'", d.index < 0 ? "" : str_cat(", index=", d.index), ")");
       })
-      .def_prop_ro("type", [](const DeviceObj& d) { return d.type; })
-      .def("__str__", [](const DeviceObj& d) { return d.type; })
-      .def("__repr__", [](const DeviceObj& d) { return "device(type='" + d.type + "')"; })
       .def("__eq__", [](const DeviceObj& d, nb::handle o) {
-        if (nb::isinstance<DeviceObj>(o)) return nb::cast<const DeviceObj&>(o).type == d.type;
-        return nb::isinstance<nb::str>(o) && nb::cast<std::string>(o) == d.type;
+        if (nb::isinstance<DeviceObj>(o)) {
+          const DeviceObj& e = nb::cast<const DeviceObj&>(o);
+          return e.type == d.type && e.index == d.index;
+        }
+        return nb::isinstance<nb::str>(o) && nb::cast<std::string>(o) == device_str(d);
       })
-      .def("__hash__", [](const DeviceObj& d) { return std::hash<std::string>()(d.type); });
+      .def("__hash__", [](const DeviceObj& d) { return std::hash<std::string>()(device_str(d)); });
 
   nb::class_<Tensor> cls = bind_tensor_methods(m);
   bind_interop(m, cls);

@@ -67,7 +67,7 @@ nb::class_<Tensor> bind_tensor_methods(nb::module_& m) {
       .def("nelement", &Tensor::numel)
       .def("element_size", [](const Tensor& t) { return itemsize(t.dtype()); })
       .def_prop_ro("dtype", [](const Tensor& t) { return nb::borrow(g_dtypes[int(t.dtype())]); })
-      .def_prop_ro("device", [](const Tensor&) { return DeviceObj{"cpu"}; })
+      .def_prop_ro("device", &device_of)
       .def_prop_ro("is_cuda", [](const Tensor& t) { return t.device() == Device::CUDA; })
       .def("storage_offset", [](const Tensor& t) { return t.p->offset; })
       .def("data_ptr", [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw()); })
@@ -156,19 +156,28 @@ nb::class_<Tensor> bind_tensor_methods(nb::module_& m) {
         const Tensor& t = nb::cast<const Tensor&>(self);
         // to(dtype), to(device), to(device, dtype), to(other tensor)
         std::optional<DType> dt = opt_dtype(dtype);
-        if (nb::isinstance<DTypeObj>(a)) dt = to_dtype_arg(a);
-        else if (nb::isinstance<Tensor>(a)) dt = nb::cast<const Tensor&>(a).dtype();
-        else if (!a.is_none()) {
-          const std::string dev = nb::cast<std::string>(nb::str(a));
-          FK_CHECK(dev == "cpu", NotImplemented, "fastkern has no CUDA tensors yet (asked for device '", dev, "')");
+        std::optional<Device> dev;
+        if (nb::isinstance<DTypeObj>(a)) {
+          dt = to_dtype_arg(a);
+        } else if (nb::isinstance<Tensor>(a)) {
+          dt = nb::cast<const Tensor&>(a).dtype();
+          dev = nb::cast<const Tensor&>(a).device();
+        } else {
+          dev = opt_device(a);
         }
         Tensor r = dt ? to_dtype(t, *dt) : t;
+        r = dev ? to_device(r, *dev) : r;
         return same_or_new(self, copy && r.p == t.p ? clone(t) : r);
       }, "device"_a = nb::none(), "dtype"_a = nb::none(), "copy"_a = false)
-      .def("cpu", [](nb::handle self) { return nb::borrow(self); })
-      .def("cuda", [](const Tensor&, nb::args, nb::kwargs) -> Tensor {
-        throw Error(ErrorKind::NotImplemented, "fastkern has no CUDA tensors yet");
-      })
+      .def("cpu", [](nb::handle self) { return same_or_new(self, to_device(nb::cast<const Tensor&>(self), Device::CPU)); })
+      .def("cuda", [](nb::handle self, nb::handle device) {
+        // cuda(), cuda(0), cuda("cuda:0"): one device so far
+        if (PyLong_Check(device.ptr()))
+          FK_CHECK(nb::cast<int64_t>(device) == 0, NotImplemented, "fastkern uses one CUDA device, cuda:0, so far");
+        else if (!device.is_none())
+          FK_CHECK(to_device_arg(device) == Device::CUDA, Runtime, "Invalid device, must be cuda device");
+        return same_or_new(self, to_device(nb::cast<const Tensor&>(self), Device::CUDA));
+      }, "device"_a = nb::none())
       .def("type_as", [](const Tensor& t, const Tensor& o) { return to_dtype(t, o.dtype()); })
       .def("__getitem__", [](const Tensor& t, nb::handle idx) {
         if (PyLong_Check(idx.ptr()) && !PyBool_Check(idx.ptr())) return select(t, 0, to_int64(idx, "index", ErrorKind::Index));

@@ -10,11 +10,6 @@ _NP = {_C.float32: np.float32, _C.float64: np.float64, _C.int64: np.int64, _C.bo
 _FROM_NP = {np.dtype(v): k for k, v in _NP.items()}
 
 
-def _check_device(device):
-    if device is not None and str(device) != "cpu":
-        raise NotImplementedError(f"fastkern has no CUDA tensors yet (asked for device '{device}')")
-
-
 def _finish(t, requires_grad):
     if requires_grad:
         t.requires_grad_(True)
@@ -71,31 +66,30 @@ def _to_array(data):
 
 def tensor(data, dtype=None, device=None, requires_grad=False):
     """A new tensor holding a copy of `data` (nested lists, numbers, NumPy arrays or tensors)."""
-    _check_device(device)
     if dtype is not None and not isinstance(data, Tensor):
         arr = np.array(data, dtype=_NP[dtype], order="C", copy=True)
     else:
         arr = _to_array(data)
         arr = np.array(arr, dtype=_NP[dtype] if dtype is not None else arr.dtype, order="C", copy=True)
-    return _finish(_C._from_numpy(arr, arr), requires_grad)
+    t = _C._from_numpy(arr, arr)
+    return _finish(t if device is None else t.to(device), requires_grad)
 
 
 def as_tensor(data, dtype=None, device=None):
     """Like tensor(), but shares memory with tensors and NumPy arrays where it can."""
-    _check_device(device)
     if isinstance(data, Tensor):
-        return data if dtype is None else data.to(dtype)
+        return data.to(device, dtype)
     if isinstance(data, np.ndarray) and data.dtype in _FROM_NP and (dtype is None or _NP[dtype] == data.dtype):
-        return from_numpy(data)
-    return tensor(data, dtype=dtype)
+        return from_numpy(data).to(device)
+    return tensor(data, dtype=dtype, device=device)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
-    _check_device(device)
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
     dtype = dtype or _default_dtype(fill_value)
-    return _finish(_C._full(tuple(size) if not isinstance(size, int) else (size,), fill_value, dtype), requires_grad)
+    size = tuple(size) if not isinstance(size, int) else (size,)
+    return _finish(_C._full(size, fill_value, dtype, device), requires_grad)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False):
@@ -107,44 +101,40 @@ def ones(*size, dtype=None, device=None, requires_grad=False):
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False):
-    _check_device(device)
-    return _finish(_C._empty(_shape(size), dtype or _C.float32), requires_grad)
+    return _finish(_C._empty(_shape(size), dtype or _C.float32, device), requires_grad)
 
 
 def zeros_like(t, dtype=None, device=None, requires_grad=False):
-    return full(t.shape, 0, dtype or t.dtype, device, requires_grad)
+    return full(t.shape, 0, dtype or t.dtype, device or t.device, requires_grad)
 
 
 def ones_like(t, dtype=None, device=None, requires_grad=False):
-    return full(t.shape, 1, dtype or t.dtype, device, requires_grad)
+    return full(t.shape, 1, dtype or t.dtype, device or t.device, requires_grad)
 
 
 def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
-    return full(t.shape, fill_value, dtype or t.dtype, device, requires_grad)
+    return full(t.shape, fill_value, dtype or t.dtype, device or t.device, requires_grad)
 
 
 def empty_like(t, dtype=None, device=None, requires_grad=False):
-    return empty(t.shape, dtype=dtype or t.dtype, device=device, requires_grad=requires_grad)
+    return empty(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
-    _check_device(device)
     if end is None:
         start, end = 0, start
     vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
     if dtype is None:
         dtype = _C.int64 if all(isinstance(v, int) for v in vals) else _C.float32
-    return _finish(_C._arange(*(float(v) for v in vals), dtype), requires_grad)
+    return _finish(_C._arange(*(float(v) for v in vals), dtype, device), requires_grad)
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
-    _check_device(device)
-    return _finish(_C._linspace(float(start), float(end), int(steps), dtype or _C.float32), requires_grad)
+    return _finish(_C._linspace(float(start), float(end), int(steps), dtype or _C.float32, device), requires_grad)
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
-    _check_device(device)
-    return _finish(_C._eye(n, n if m is None else m, dtype or _C.float32), requires_grad)
+    return _finish(_C._eye(n, n if m is None else m, dtype or _C.float32, device), requires_grad)
 
 
 def rand(*size, dtype=None, device=None, requires_grad=False):
@@ -157,19 +147,18 @@ def randn(*size, dtype=None, device=None, requires_grad=False):
     return _finish(t.normal_(0.0, 1.0), requires_grad)
 
 
-def rand_like(t, dtype=None):
-    return rand(t.shape, dtype=dtype or t.dtype)
+def rand_like(t, dtype=None, device=None):
+    return rand(t.shape, dtype=dtype or t.dtype, device=device or t.device)
 
 
-def randn_like(t, dtype=None):
-    return randn(t.shape, dtype=dtype or t.dtype)
+def randn_like(t, dtype=None, device=None):
+    return randn(t.shape, dtype=dtype or t.dtype, device=device or t.device)
 
 
 def randint(low, high=None, size=None, dtype=None, device=None):
     """randint(high, size) or randint(low, high, size), as PyTorch."""
-    _check_device(device)
     if size is None:
         low, high, size = 0, low, high
     if high is None:
         raise TypeError("randint() missing the 'high' argument")
-    return _C._randint(int(low), int(high), tuple(size), dtype or _C.int64)
+    return _C._randint(int(low), int(high), tuple(size), dtype or _C.int64, device)

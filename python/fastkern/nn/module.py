@@ -213,6 +213,9 @@ class Module:
     def cpu(self):
         return self.to("cpu")
 
+    def cuda(self, device=None):
+        return self.to("cuda" if device is None else device)
+
     def float(self):
         from .. import float32
         return self.to(dtype=float32)

@@ -1,6 +1,6 @@
 #include "parallel.h"
 
-#include "common.h"
+#include "../core/common.h"
 
 #include <pthread.h>
 

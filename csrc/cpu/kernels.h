@@ -5,29 +5,9 @@
 #pragma once
 #include <cstdint>
 
-#include <iterator>
-
-#include "dtype.h"
-#include "op_list.h"
+#include "../core/backend.h"
 
 namespace fk {
-
-enum class BinOp : uint8_t { FK_BINARY_OPS(FK_OP_ENUM) };
-enum class UnOp : uint8_t { FK_UNARY_OPS(FK_OP_ENUM) };
-inline constexpr const char* kBinaryNames[] = {FK_BINARY_OPS(FK_OP_NAME)};
-inline constexpr const char* kUnaryNames[] = {FK_UNARY_OPS(FK_OP_NAME)};
-inline constexpr int kNumBinOps = int(std::size(kBinaryNames)), kNumUnOps = int(std::size(kUnaryNames));
-enum class RedOp : uint8_t { Sum, Prod, Max, Min, ArgMax, ArgMin, All, Any };
-
-inline bool is_comparison(BinOp op) { return op >= BinOp::Eq && op <= BinOp::Ge; }
-
-// Status a kernel reports for integer inputs it cannot compute (never thrown from kernels).
-enum KernelStatus : int { kOk = 0, kDivByZero = 1, kNegativeIntPower = 2 };
-
-// Geometry of a 2-d window op (convolution or pooling) on one H x W plane.
-struct Window2d {
-  int64_t H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo;
-};
 
 // Neural-network loops, float32 and float64 only (csrc/cpu/nn.cpp).
 struct NnKernels {
@@ -86,13 +66,6 @@ struct GemmMicroKernels {
   GemmMicroKernel wide, narrow;
 };
 
-// Adam's constants for one step: m = b1*m + (1-b1)*g, v = b2*v + (1-b2)*g*g,
-// p -= step_size * m / (sqrt(v)*inv_bc2 + eps), with L2 (g += wd*p) or decoupled (p *= shrink) decay.
-struct AdamStep {
-  double beta1, beta2, step_size, inv_bc2, eps, wd, shrink;
-  bool decoupled;
-};
-
 struct CpuKernels {
   const char* isa;
   // out[i*so] = op(a[i*sa], b[i*sb]) for i < n; a, b and out (bool for comparisons) of type `dt`.
@@ -106,7 +79,7 @@ struct CpuKernels {
   // out[c] = reduction over r < len of in[r*stride + c], for c < cols (columns contiguous).
   void (*reduce_cols)(RedOp op, DType dt, int64_t len, int64_t cols, const void* in, int64_t stride, void* out);
   // Reference GEMM (naive loops, any dtype but bool): C[M,N] = A[M,K] @ B[K,N], all
-  // row-major and contiguous. The packed driver in core/gemm.cpp uses the micro-kernels.
+  // row-major and contiguous. The packed driver (gemm_driver.cpp) uses the micro-kernels.
   void (*gemm)(DType dt, int64_t M, int64_t N, int64_t K, const void* A, const void* B, void* C);
   // One Adam step over n contiguous values (float32/float64); h holds the per-step constants.
   void (*adam)(DType dt, int64_t n, void* p, const void* g, void* m, void* v, const AdamStep& h);
