@@ -120,7 +120,9 @@ Tensor randperm(int64_t n, Device device) {
 
 Scalar item(const Tensor& t) {
   FK_CHECK(t.numel() == 1, Runtime, "a Tensor with ", t.numel(), " elements cannot be converted to Scalar");
-  const char* p = t.raw();
+  GradMode off(false);
+  const Tensor host = to_device(t, Device::CPU);  // a device's value is read from a host copy
+  const char* p = host.raw();
   switch (t.dtype()) {
     case DType::Bool: return Scalar::of_bool(*reinterpret_cast<const bool*>(p));
     case DType::UInt8: return Scalar::of_int(*reinterpret_cast<const uint8_t*>(p));
@@ -135,7 +137,7 @@ Tensor canonical_bools(const Tensor& t) {
   Tensor bytes = detach(t);
   bytes.p->dtype = DType::UInt8;  // the same memory, read as bytes
   GradMode off(false);
-  if (!*any(binary(BinOp::Gt, bytes, Scalar::of_int(1)), DimList(), false).data<bool>()) return t;
+  if (!item(any(binary(BinOp::Gt, bytes, Scalar::of_int(1)), DimList(), false)).i) return t;
   return binary(BinOp::Ne, bytes, Scalar::of_int(0));
 }
 
