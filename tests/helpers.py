@@ -12,10 +12,20 @@
 Ops are usually written once as `fn(m, *xs)` where `m` is the module (`fastkern`
 or `torch`): since fastkern mirrors PyTorch's API the same lambda drives both
 (see `fk_and_torch`).
+
+Devices: `DEVICES` (from `available_devices()`) is "cpu", plus "cuda" once tensors
+can be created there; FASTKERN_TEST_DEVICES=cuda (a comma list) restricts it. The
+`device` fixture (conftest.py) runs a test once per device; op tests pass it on
+to `helper_test_op(..., device=device)` or create their tensors with
+`device=device`. On the CPU the references are NumPy float64, numerical
+gradients and torch; on any other device the CPU result of the same fastkern
+call is the oracle (`_compare_with_cpu`), besides NumPy for the forward values.
+An fn that creates tensors itself must put them on its inputs' device.
 """
 import contextlib
 import functools
 import math
+import os
 
 import numpy as np
 import pytest
@@ -48,10 +58,46 @@ def fk_dtype(name):
 
 
 def to_np(t):
-    """A NumPy copy of a fastkern (or torch) tensor."""
+    """A NumPy copy of a fastkern (or torch) tensor, from whichever device it is on."""
     if torch is not None and isinstance(t, torch.Tensor):
         return t.detach().cpu().numpy().copy()
-    return np.array(t.detach().contiguous().numpy(), copy=True)
+    return np.array(t.detach().to("cpu").contiguous().numpy(), copy=True)
+
+
+# ----------------------------------------------------------------------------- devices
+KNOWN_DEVICES = ("cpu", "cuda")
+
+
+def _can_create_on(device):
+    """Whether a tensor can be made there: a CUDA build on a GPU machine still refuses
+    until the CUDA kernels exist, and then only the CPU is tested."""
+    try:
+        fk.zeros(1, device=device)
+    except (NotImplementedError, RuntimeError):
+        return False
+    return True
+
+
+def available_devices():
+    """The devices op tests run on: 'cpu' first (the oracle for the others), then each
+    one that works, restricted to the comma list in FASTKERN_TEST_DEVICES when set."""
+    found = ["cpu"] + [d for d in KNOWN_DEVICES[1:] if _can_create_on(d)]
+    only = os.environ.get("FASTKERN_TEST_DEVICES", "").strip()
+    if not only:
+        return found
+    wanted = [d.strip() for d in only.split(",") if d.strip()]
+    unknown = sorted(set(wanted) - set(KNOWN_DEVICES))
+    if unknown:  # a typo must not quietly run nothing
+        raise ValueError(f"FASTKERN_TEST_DEVICES names unknown devices {unknown}; known: {list(KNOWN_DEVICES)}")
+    return [d for d in found if d in wanted]
+
+
+DEVICES = available_devices()
+
+
+def on_device(t, device):
+    """Whether tensor t is on `device` ('cuda' matches 'cuda:0')."""
+    return t.device.type == fk.device(device).type
 
 
 def assert_close(actual, expected, rtol=1e-5, atol=1e-6, msg=""):
@@ -103,31 +149,32 @@ def gen(rng, shape, domain):
 LAYOUTS = ("contiguous", "transposed", "strided", "mixed")
 
 
-def make_tensor(a, dtype="float32", layout="contiguous", requires_grad=False):
-    """A fastkern tensor holding the values of array `a` in the given memory layout.
+def make_tensor(a, dtype="float32", layout="contiguous", requires_grad=False, device="cpu"):
+    """A fastkern tensor on `device` holding the values of array `a` in the given memory layout.
 
     transposed: a transposed view of a contiguous buffer (last two dims swapped;
                 1-D falls back to strided);
     strided:    every other element of a buffer twice as large in each dim.
-    The result is a leaf (detached view) when `requires_grad`.
+    The buffer is moved to the device before the view is taken, so the view is
+    non-contiguous there too. The result is a leaf (detached view) when `requires_grad`.
     """
     a = np.asarray(a)
     npdt = NP_DTYPES[dtype]
     if layout == "transposed" and a.ndim < 2:
         layout = "strided"
     if layout == "contiguous" or a.ndim == 0:
-        t = fk.tensor(np.array(a, dtype=npdt, order="C"))
+        t = fk.tensor(np.array(a, dtype=npdt, order="C")).to(device)
     elif layout == "transposed":
-        t = fk.tensor(np.ascontiguousarray(np.swapaxes(a, -1, -2).astype(npdt)))
+        t = fk.tensor(np.ascontiguousarray(np.swapaxes(a, -1, -2).astype(npdt))).to(device)
         t = t.transpose(-1, -2)
     elif layout == "strided":
         big = np.zeros([2 * s for s in a.shape], dtype=npdt)
         every_other = tuple(slice(None, None, 2) for _ in a.shape)
         big[every_other] = a.astype(npdt)
-        t = fk.tensor(big)[every_other]
+        t = fk.tensor(big).to(device)[every_other]
     else:
         raise ValueError(layout)
-    assert tuple(t.shape) == a.shape
+    assert tuple(t.shape) == a.shape and on_device(t, device)
     if requires_grad:
         t = t.detach().requires_grad_()
     return t
@@ -139,8 +186,8 @@ def _layout_for(layout, i):
     return layout
 
 
-def make_inputs(arrays, dtype, layout, requires_grad=False):
-    return [make_tensor(a, dtype, _layout_for(layout, i), requires_grad)
+def make_inputs(arrays, dtype, layout, requires_grad=False, device="cpu"):
+    return [make_tensor(a, dtype, _layout_for(layout, i), requires_grad, device)
             for i, a in enumerate(arrays)]
 
 
@@ -178,16 +225,50 @@ def fk_and_torch(fn):
 
 
 # ----------------------------------------------------------------------------- the helper
+# Another device against the CPU: the same op in the same precision, so far tighter than
+# against NumPy: the NumPy tolerance / 20 in float32 (5e-7, ~4 ulps, by default) and / 100
+# in float64 (1e-12 by default); only a different summation order may differ.
+CPU_ORACLE_DIVISOR = {"float32": 20, "float64": 100}
+
+
+def _compare_with_cpu(fn, xs, cpu_xs, device, *, rtol, atol, w=None, msg=""):
+    """fn(*xs) on `device` against fn(*cpu_xs), the same values on the CPU (the oracle).
+
+    Checks that the result is on `device`, has the CPU result's dtype and agrees with it
+    within rtol/atol. With weights `w` (a NumPy array), also runs backward(w) on both and
+    checks each input's .grad the same way (present, on `device`, same dtype, close).
+    Returns the device result.
+    """
+    out, want = fn(*xs), fn(*cpu_xs)
+    assert on_device(out, device), f"{msg}: result on {out.device}, inputs on {device}"
+    assert out.dtype == want.dtype, f"{msg}: dtype {dtype_name(out.dtype)} on {device}, " \
+                                    f"{dtype_name(want.dtype)} on the CPU"
+    assert_close(out, to_np(want), rtol=rtol, atol=atol, msg=f"{msg}: {device} vs cpu")
+    if w is not None:
+        out.backward(fk.tensor(w).to(device, dtype=out.dtype))
+        want.backward(fk.tensor(w).to(dtype=want.dtype))
+        for i, (x, cx) in enumerate(zip(xs, cpu_xs)):
+            assert x.grad is not None, f"{msg}: input {i} got no .grad on {device}"
+            assert on_device(x.grad, device), f"{msg}: grad of input {i} on {x.grad.device}, not {device}"
+            assert x.grad.dtype == cx.grad.dtype, f"{msg}: grad of input {i} dtype"
+            assert_close(x.grad, to_np(cx.grad), rtol=rtol, atol=atol,
+                         msg=f"{msg}: grad of input {i}, {device} vs cpu")
+    return out
+
+
 def helper_test_op(shapes, fk_fn, np_fn, torch_fn=None, *, domain=REAL,
                    dtypes=("float32", "float64"), layouts=LAYOUTS, forward_only=False,
                    out_dtype=None, rtol=None, atol=None, grad_rtol=1e-4, grad_atol=1e-5,
-                   seed=0, max_grad_points=48):
+                   seed=0, max_grad_points=48, device="cpu"):
     """Check fk_fn(*inputs) against np_fn (NumPy, float64) and torch_fn.
 
     shapes:   one shape per input (inputs are float tensors of the given dtypes);
     domain:   (lo, hi) or callable(rng, shape), or a list of those, one per input;
     out_dtype: expected result dtype name when it is not the input dtype (e.g. 'bool');
-    rtol/atol: float32 forward tolerances (float64 uses 1e-10 / 1e-12 scaled alike).
+    rtol/atol: float32 forward tolerances (float64 uses 1e-10 / 1e-12 scaled alike);
+    device:   where the inputs live. Not 'cpu': forward values against NumPy and, with
+              gradients, everything against the CPU run of fk_fn (`_compare_with_cpu`);
+              the numerical and torch checks are the CPU run's.
     """
     rng = np.random.default_rng(seed)
     domains = list(domain) if isinstance(domain, list) else [domain] * len(shapes)
@@ -195,6 +276,11 @@ def helper_test_op(shapes, fk_fn, np_fn, torch_fn=None, *, domain=REAL,
     rtol32 = 1e-5 if rtol is None else rtol
     atol32 = 1e-6 if atol is None else atol
     ref_shape = None
+    on_cpu = device == "cpu"
+
+    def tolerance(dtype, vs_cpu=False):
+        tol = dict(rtol=rtol32, atol=atol32) if dtype == "float32" else dict(rtol=rtol32 * 1e-5, atol=atol32 * 1e-6)
+        return {k: v / CPU_ORACLE_DIVISOR[dtype] for k, v in tol.items()} if vs_cpu else tol
 
     # ---- forward, per dtype and layout
     for dtype in dtypes:
@@ -203,15 +289,18 @@ def helper_test_op(shapes, fk_fn, np_fn, torch_fn=None, *, domain=REAL,
             ref = np.asarray(np_fn(*rounded))
         ref_shape = ref.shape
         want_dtype = out_dtype or dtype
-        tol = dict(rtol=rtol32, atol=atol32) if dtype == "float32" else \
-            dict(rtol=rtol32 * 1e-5, atol=atol32 * 1e-6)
+        tol = tolerance(dtype)
         for layout in layouts:
-            xs = make_inputs(arrays, dtype, layout)
-            out = fk_fn(*xs)
+            xs = make_inputs(arrays, dtype, layout, device=device)
+            if on_cpu:
+                out = fk_fn(*xs)
+            else:
+                out = _compare_with_cpu(fk_fn, xs, make_inputs(arrays, dtype, layout), device,
+                                        msg=f"forward {dtype}/{layout}", **tolerance(dtype, vs_cpu=True))
             assert dtype_name(out.dtype) == want_dtype, \
                 f"{dtype}/{layout}: result dtype {dtype_name(out.dtype)}, expected {want_dtype}"
             assert_close(out, ref, msg=f"forward {dtype}/{layout}", **tol)
-        if torch is not None and torch_fn is not None:
+        if on_cpu and torch is not None and torch_fn is not None:
             tout = torch_fn(*[torch.tensor(a.astype(NP_DTYPES[dtype])) for a in arrays])
             assert dtype_name(tout.dtype) == want_dtype, "expected dtype disagrees with torch"
             assert_close(to_np(tout), ref, msg=f"torch forward {dtype} (reference check)", **tol)
@@ -221,6 +310,13 @@ def helper_test_op(shapes, fk_fn, np_fn, torch_fn=None, *, domain=REAL,
 
     # ---- gradients in float64
     w = rng.standard_normal(ref_shape)
+
+    if not on_cpu:  # the CPU gradients are checked numerically and against torch in the CPU run
+        for layout in layouts:
+            _compare_with_cpu(fk_fn, make_inputs(arrays, "float64", layout, True, device),
+                              make_inputs(arrays, "float64", layout, True), device, w=w,
+                              msg=f"float64/{layout} with backward", **tolerance("float64", vs_cpu=True))
+        return
 
     def forward64(arrs):
         return to_np(fk_fn(*[fk.tensor(a) for a in arrs])).astype(np.float64)
@@ -255,13 +351,13 @@ def helper_test_op(shapes, fk_fn, np_fn, torch_fn=None, *, domain=REAL,
                                        err_msg=f"grad of input {i} vs torch")
 
 
-def run_op_table_entry(entry, shapes, **kw):
+def run_op_table_entry(entry, shapes, device="cpu", **kw):
     """entry = (name, fn(m, *xs), np_fn, domain[, extra helper kwargs])"""
     name, fn, np_fn, domain, *extra = entry
     opts = dict(extra[0]) if extra else {}
     opts.update(kw)
     fk_fn, torch_fn = fk_and_torch(fn)
-    helper_test_op(shapes, fk_fn, np_fn, torch_fn, domain=domain, **opts)
+    helper_test_op(shapes, fk_fn, np_fn, torch_fn, domain=domain, device=device, **opts)
 
 
 def ids(entries):
