@@ -245,7 +245,7 @@ def _compare_with_cpu(fn, xs, cpu_xs, device, *, rtol, atol, w=None, msg=""):
                                     f"{dtype_name(want.dtype)} on the CPU"
     assert_close(out, to_np(want), rtol=rtol, atol=atol, msg=f"{msg}: {device} vs cpu")
     if w is not None:
-        out.backward(fk.tensor(w).to(device, dtype=out.dtype))
+        out.backward(fk.tensor(w).to(out.device, dtype=out.dtype))
         want.backward(fk.tensor(w).to(dtype=want.dtype))
         for i, (x, cx) in enumerate(zip(xs, cpu_xs)):
             assert x.grad is not None, f"{msg}: input {i} got no .grad on {device}"
