@@ -100,6 +100,20 @@ def on_device(t, device):
     return t.device.type == fk.device(device).type
 
 
+class fk_on:
+    """fastkern, except that m.tensor(...) makes its tensor on `device`: the module to hand
+    to a table's fn(m, ...) that builds tensors (index tensors, 0-d operands)."""
+
+    def __init__(self, device):
+        self.device = device
+
+    def tensor(self, data, **kw):
+        return fk.tensor(data, **{"device": self.device, **kw})
+
+    def __getattr__(self, name):
+        return getattr(fk, name)
+
+
 def assert_close(actual, expected, rtol=1e-5, atol=1e-6, msg=""):
     """Compare a tensor (or array) with an expected array: shape, then values."""
     a = to_np(actual) if not isinstance(actual, np.ndarray) else actual

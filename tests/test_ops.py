@@ -4,12 +4,12 @@ import operator
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
 import fastkern as fk
-from helpers import (NP_DTYPES, POS, REAL, assert_close, away0, dtype_name, helper_test_op, ids,
+from helpers import (NP_DTYPES, POS, REAL, assert_close, away0, dtype_name, fk_on, helper_test_op, ids,
                      run_op_table_entry, shape_id, small_ints, torch)
 
 
@@ -45,20 +45,21 @@ BROADCAST_PAIRS = [
 
 @pytest.mark.parametrize("shapes", BROADCAST_PAIRS, ids=[f"{shape_id(a)}-{shape_id(b)}" for a, b in BROADCAST_PAIRS])
 @pytest.mark.parametrize("entry", BINARY, ids=ids(BINARY))
-def test_binary_broadcast(entry, shapes):
-    run_op_table_entry(entry, shapes)
+def test_binary_broadcast(entry, shapes, device):
+    run_op_table_entry(entry, shapes, device)
 
 
 @pytest.mark.parametrize("entry", BINARY_FORMS, ids=ids(BINARY_FORMS))
-def test_binary_function_and_method_forms(entry):
-    run_op_table_entry(entry, [(3, 4), (4,)])
+def test_binary_function_and_method_forms(entry, device):
+    run_op_table_entry(entry, [(3, 4), (4,)], device)
 
 
-@settings(max_examples=12, deadline=None, derandomize=True)
+@settings(max_examples=12, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # `device` is a constant name
 @given(entry=st.sampled_from(BINARY),
        shapes=mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=4, min_side=0, max_side=4))
-def test_binary_hypothesis_shapes(entry, shapes):
-    run_op_table_entry(entry, shapes.input_shapes, layouts=("contiguous", "strided"))
+def test_binary_hypothesis_shapes(entry, shapes, device):
+    run_op_table_entry(entry, shapes.input_shapes, device, layouts=("contiguous", "strided"))
 
 
 # Python scalars on either side, reflected operators
@@ -72,31 +73,32 @@ SCALAR_EXPRS = [
 
 
 @pytest.mark.parametrize("expr", [e[1] for e in SCALAR_EXPRS], ids=ids(SCALAR_EXPRS))
-def test_python_scalar_operands(expr):
-    helper_test_op([(3, 5)], expr, expr, expr if torch is not None else None, domain=POS)
+def test_python_scalar_operands(expr, device):
+    helper_test_op([(3, 5)], expr, expr, expr if torch is not None else None, domain=POS, device=device)
 
 
 # ----------------------------------------------------------------------------- floor div / mod
 @pytest.mark.parametrize("op", [operator.floordiv, operator.mod], ids=["floordiv", "mod"])
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
-def test_floordiv_mod_python_semantics(op, dtype):
+def test_floordiv_mod_python_semantics(op, dtype, device):
     rng = np.random.default_rng(0)
     a = (rng.uniform(-20, 20, (4, 6))).astype(NP_DTYPES[dtype])
     b = np.where(rng.random(6) < 0.5, -1, 1) * rng.integers(1, 7, 6)
     b = b.astype(NP_DTYPES[dtype])
-    assert_close(op(fk.tensor(a), fk.tensor(b)), op(a, b), rtol=1e-5, atol=1e-5)
-    assert_close(op(fk.tensor(a), 3), op(a, NP_DTYPES[dtype](3)), rtol=1e-5, atol=1e-5)
-    assert_close(op(fk.tensor(a), -3), op(a, NP_DTYPES[dtype](-3)), rtol=1e-5, atol=1e-5)
-    assert dtype_name(op(fk.tensor(a), fk.tensor(b)).dtype) == dtype
+    x, y = fk.tensor(a, device=device), fk.tensor(b, device=device)
+    assert_close(op(x, y), op(a, b), rtol=1e-5, atol=1e-5)
+    assert_close(op(x, 3), op(a, NP_DTYPES[dtype](3)), rtol=1e-5, atol=1e-5)
+    assert_close(op(x, -3), op(a, NP_DTYPES[dtype](-3)), rtol=1e-5, atol=1e-5)
+    assert dtype_name(op(x, y).dtype) == dtype
 
 
-def test_floordiv_mod_examples():
-    x = fk.tensor([-7, 7, -7, 7])
-    y = fk.tensor([2, 2, -2, -2])
+def test_floordiv_mod_examples(device):
+    x = fk.tensor([-7, 7, -7, 7], device=device)
+    y = fk.tensor([2, 2, -2, -2], device=device)
     assert (x // y).tolist() == [-4, 3, 3, -4]
     assert (x % y).tolist() == [1, 1, -1, -1]
-    assert (fk.tensor([-7.5, 7.5]) % 2).tolist() == [0.5, 1.5]
-    assert (fk.tensor([-7.5, 7.5]) // 2).tolist() == [-4.0, 3.0]
+    assert (fk.tensor([-7.5, 7.5], device=device) % 2).tolist() == [0.5, 1.5]
+    assert (fk.tensor([-7.5, 7.5], device=device) // 2).tolist() == [-4.0, 3.0]
 
 
 # ----------------------------------------------------------------------------- comparisons / logic
@@ -109,33 +111,33 @@ COMPARISONS = [
 @pytest.mark.parametrize("shapes", [((), (3,)), ((5, 1), (1, 7)), ((2, 3, 4), (3, 1)), ((0,), (1,))],
                          ids=["s-3", "5x1-1x7", "2x3x4-3x1", "0-1"])
 @pytest.mark.parametrize("name, op", COMPARISONS, ids=[c[0] for c in COMPARISONS])
-def test_comparisons(name, op, shapes):
+def test_comparisons(name, op, shapes, device):
     helper_test_op(shapes, op, op, op if torch is not None else None, domain=small_ints,
-                   forward_only=True, out_dtype="bool")
+                   forward_only=True, out_dtype="bool", device=device)
 
 
 @pytest.mark.parametrize("name, op", COMPARISONS, ids=[c[0] for c in COMPARISONS])
-def test_comparisons_with_scalars_and_mixed_dtypes(name, op):
+def test_comparisons_with_scalars_and_mixed_dtypes(name, op, device):
     a = np.array([[-1, 0, 1, 2]])
-    x = fk.tensor(a)
+    x = fk.tensor(a, device=device)
     for other in (1, 1.0, 0.5):
         assert_close(op(x, other), op(a, other))
         r = op(other, x)  # reflected
         assert dtype_name(r.dtype) == "bool"
         assert_close(r, op(other, a))
     f = np.array([[0.5], [1.0]], dtype=np.float32)
-    assert_close(op(x, fk.tensor(f)), op(a, f))
+    assert_close(op(x, fk.tensor(f, device=device)), op(a, f))
 
 
 @pytest.mark.parametrize("op", [operator.and_, operator.or_, operator.xor], ids=["and", "or", "xor"])
-def test_logical_ops_on_bool(op):
+def test_logical_ops_on_bool(op, device):
     rng = np.random.default_rng(0)
     a, b = rng.random((4, 5)) < 0.5, rng.random((5,)) < 0.5
-    r = op(fk.tensor(a), fk.tensor(b))
+    r = op(fk.tensor(a, device=device), fk.tensor(b, device=device))
     assert dtype_name(r.dtype) == "bool"
     assert_close(r, op(a, b))
-    assert_close(~fk.tensor(a), ~a)
-    x = fk.tensor([1.0, -1.0, 2.0])
+    assert_close(~fk.tensor(a, device=device), ~a)
+    x = fk.tensor([1.0, -1.0, 2.0], device=device)
     assert ((x > 0) & (x < 1.5)).tolist() == [True, False, False]
     assert (~(x > 0)).tolist() == [False, True, False]
 
@@ -146,17 +148,17 @@ WHERE_CASES = [((3, 4), (3, 4), (3, 4)), ((3, 1), (1, 4), (3, 4)), ((4,), (2, 3,
 
 
 @pytest.mark.parametrize("cshape, ashape, bshape", WHERE_CASES, ids=[shape_id(c[0]) for c in WHERE_CASES])
-def test_where(cshape, ashape, bshape):
+def test_where(cshape, ashape, bshape, device):
     cond = np.random.default_rng(5).random(cshape) < 0.5
-    fk_fn = lambda a, b: fk.where(fk.tensor(cond), a, b)  # noqa: E731
+    fk_fn = lambda a, b: fk.where(fk.tensor(cond, device=a.device), a, b)  # noqa: E731
     torch_fn = (lambda a, b: torch.where(torch.tensor(cond), a, b)) if torch is not None else None
-    helper_test_op([ashape, bshape], fk_fn, lambda a, b: np.where(cond, a, b), torch_fn)
+    helper_test_op([ashape, bshape], fk_fn, lambda a, b: np.where(cond, a, b), torch_fn, device=device)
 
 
-def test_where_with_scalar_and_condition_from_comparison():
-    x = fk.tensor([-1.0, 2.0, -3.0])
+def test_where_with_scalar_and_condition_from_comparison(device):
+    x = fk.tensor([-1.0, 2.0, -3.0], device=device)
     assert fk.where(x > 0, x, 0.0).tolist() == [0.0, 2.0, 0.0]
-    assert fk.where(x > 0, x, fk.zeros(1)).tolist() == [0.0, 2.0, 0.0]
+    assert fk.where(x > 0, x, fk.zeros(1, device=device)).tolist() == [0.0, 2.0, 0.0]
 
 
 # ----------------------------------------------------------------------------- type promotion
@@ -171,11 +173,11 @@ TENSOR_PROMOTION = [
 @pytest.mark.parametrize("op", [operator.add, operator.mul, fk.maximum, fk.minimum],
                          ids=["add", "mul", "maximum", "minimum"])
 @pytest.mark.parametrize("da, db, want", TENSOR_PROMOTION, ids=["-".join(p) for p in TENSOR_PROMOTION])
-def test_tensor_tensor_promotion(op, da, db, want):
+def test_tensor_tensor_promotion(op, da, db, want, device):
     a = np.array([[0, 1, 2, 3]], dtype=NP_DTYPES[da])
     b = np.array([[1], [0]], dtype=NP_DTYPES[db])
     for x, y in ((a, b), (b, a)):
-        r = op(fk.tensor(x), fk.tensor(y))
+        r = op(fk.tensor(x, device=device), fk.tensor(y, device=device))
         assert dtype_name(r.dtype) == want
         npop = {"maximum": np.maximum, "minimum": np.minimum}.get(getattr(op, "__name__", ""), op)
         assert_close(r, npop(x.astype(NP_DTYPES[want]), y.astype(NP_DTYPES[want])))
@@ -183,10 +185,10 @@ def test_tensor_tensor_promotion(op, da, db, want):
 
 @pytest.mark.parametrize("da, db, want", [("int64", "int64", "float32"), ("uint8", "int64", "float32"),
                                           ("bool", "bool", "float32"), ("int64", "float64", "float64")])
-def test_true_division_promotes_to_float(da, db, want):
+def test_true_division_promotes_to_float(da, db, want, device):
     a = np.array([1, 2, 0, 7], dtype=NP_DTYPES[da])
     b = np.array([2, 4, 1, 2], dtype=NP_DTYPES[db]) if db != "bool" else np.ones(4, bool)
-    r = fk.tensor(a) / fk.tensor(b)
+    r = fk.tensor(a, device=device) / fk.tensor(b, device=device)
     assert dtype_name(r.dtype) == want
     assert_close(r, a.astype(np.float64) / b.astype(np.float64))
 
@@ -219,17 +221,17 @@ SCALAR_PROMOTION = [
 
 @pytest.mark.parametrize("dtype, fn, want", SCALAR_PROMOTION,
                          ids=[f"{i}-{p[0]}" for i, p in enumerate(SCALAR_PROMOTION)])
-def test_scalar_promotion(dtype, fn, want):
+def test_scalar_promotion(dtype, fn, want, device):
     a = np.array([0, 1, 2, 3]).astype(NP_DTYPES[dtype])
-    r = fn(fk, fk.tensor(a))
+    r = fn(fk_on(device), fk.tensor(a, device=device))  # its 0-d tensors on the device too
     assert dtype_name(r.dtype) == want
     assert_close(r, fn(NPM, a.astype(np.float64)), rtol=1e-6, atol=1e-6)
     if torch is not None:
         assert dtype_name(fn(torch, torch.tensor(a)).dtype) == want, "expectation disagrees with torch"
 
 
-def test_uint8_wraps_around():
-    x = fk.tensor(np.array([250, 5], dtype=np.uint8))
+def test_uint8_wraps_around(device):
+    x = fk.tensor(np.array([250, 5], dtype=np.uint8), device=device)
     assert (x + 10).tolist() == [4, 15]
     assert (x - 10).tolist() == [240, 251]
     assert (x * 2).dtype == fk.uint8
@@ -265,28 +267,29 @@ UNARY_CASES = [(e, s) for e in UNARY_ENTRIES
 
 
 @pytest.mark.parametrize("entry, shape", UNARY_CASES, ids=[f"{e[0]}-{shape_id(s)}" for e, s in UNARY_CASES])
-def test_unary(entry, shape):
-    run_op_table_entry(entry, [shape])
+def test_unary(entry, shape, device):
+    run_op_table_entry(entry, [shape], device)
 
 
-def test_unary_at_special_points():
-    x = fk.tensor([0.0, 1.0, -1.0])
+def test_unary_at_special_points(device):
+    t = lambda v: fk.tensor(v, device=device)  # noqa: E731
+    x = t([0.0, 1.0, -1.0])
     assert fk.sign(x).tolist() == [0.0, 1.0, -1.0]
     assert fk.relu(x).tolist() == [0.0, 1.0, 0.0]
-    assert [math.copysign(1, v) for v in fk.abs(fk.tensor([-0.0, -2.0])).tolist()] == [1, 1]  # |-0.0| = +0.0
-    assert fk.log(fk.tensor([0.0])).tolist() == [float("-inf")]
-    assert np.isnan(fk.sqrt(fk.tensor([-1.0])).item())
-    assert fk.sigmoid(fk.tensor([-200.0, 200.0])).tolist() == [0.0, 1.0]
-    assert fk.tanh(fk.tensor([-50.0, 50.0])).tolist() == [-1.0, 1.0]
-    assert fk.exp(fk.tensor([-200.0, 200.0])).tolist() == [0.0, float("inf")]
+    assert [math.copysign(1, v) for v in fk.abs(t([-0.0, -2.0])).tolist()] == [1, 1]  # |-0.0| = +0.0
+    assert fk.log(t([0.0])).tolist() == [float("-inf")]
+    assert np.isnan(fk.sqrt(t([-1.0])).item())
+    assert fk.sigmoid(t([-200.0, 200.0])).tolist() == [0.0, 1.0]
+    assert fk.tanh(t([-50.0, 50.0])).tolist() == [-1.0, 1.0]
+    assert fk.exp(t([-200.0, 200.0])).tolist() == [0.0, float("inf")]
 
 
 @pytest.mark.parametrize("name, np_fn", [(n, f) for n, f, _ in UNARY if n in
                                          ("exp", "log", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid")])
-def test_float_unary_on_int_returns_float32(name, np_fn):
+def test_float_unary_on_int_returns_float32(name, np_fn, device):
     a = np.array([[1, 2], [3, 4]])
     for dt in (np.int64, np.uint8, np.bool_):
-        r = getattr(fk.tensor(a.astype(dt)), name)()
+        r = getattr(fk.tensor(a.astype(dt), device=device), name)()
         assert r.dtype == fk.float32, f"{name} on {dt}"
         assert_close(r, np_fn(a.astype(dt).astype(np.float64)))
 
@@ -296,42 +299,44 @@ def test_float_unary_on_int_returns_float32(name, np_fn):
     (lambda x: x.relu(), [0, 0, 2]), (lambda x: x.clamp(0, 1), [0, 0, 1]),
     (lambda x: x.clamp(min=-2), [-1, 0, 2]),
 ], ids=["neg", "abs", "sign", "relu", "clamp", "clamp_min"])
-def test_int_preserving_unary(expr, want):
-    r = expr(fk.tensor([-1, 0, 2]))
+def test_int_preserving_unary(expr, want, device):
+    r = expr(fk.tensor([-1, 0, 2], device=device))
     assert r.dtype == fk.int64 and r.tolist() == want
 
 
-def test_clamp_int_with_float_bounds_promotes():
-    r = fk.tensor([1, 5]).clamp(0.5, 3.5)
+def test_clamp_int_with_float_bounds_promotes(device):
+    r = fk.tensor([1, 5], device=device).clamp(0.5, 3.5)
     assert r.dtype == fk.float32 and r.tolist() == [1.0, 3.5]
 
 
 # ----------------------------------------------------------------------------- in-place
-INPLACE = [  # name, in-place call, numpy equivalent on the same array
+INPLACE = [  # name, in-place call (operands on x's device), numpy equivalent on the same array
     ("add_", lambda x: x.add_(2), lambda a: a.__iadd__(2)),
-    ("add_tensor", lambda x: x.add_(fk.tensor([1.0, 2.0, 3.0, 4.0])), lambda a: a.__iadd__([1, 2, 3, 4])),
-    ("sub_", lambda x: x.sub_(fk.tensor([[1.0], [2.0], [3.0]])), lambda a: a.__isub__([[1], [2], [3]])),
+    ("add_tensor", lambda x: x.add_(fk.tensor([1.0, 2.0, 3.0, 4.0], device=x.device)),
+     lambda a: a.__iadd__([1, 2, 3, 4])),
+    ("sub_", lambda x: x.sub_(fk.tensor([[1.0], [2.0], [3.0]], device=x.device)),
+     lambda a: a.__isub__([[1], [2], [3]])),
     ("mul_", lambda x: x.mul_(-3), lambda a: a.__imul__(-3)),
-    ("div_", lambda x: x.div_(fk.tensor(4.0)), lambda a: a.__itruediv__(4)),
+    ("div_", lambda x: x.div_(fk.tensor(4.0, device=x.device)), lambda a: a.__itruediv__(4)),
     ("zero_", lambda x: x.zero_(), lambda a: a.fill(0)),
     ("fill_", lambda x: x.fill_(2.5), lambda a: a.fill(2.5)),
     ("clamp_", lambda x: x.clamp_(-0.5, 0.5), lambda a: np.clip(a, -0.5, 0.5, out=a)),
     ("clamp_min_", lambda x: x.clamp_(min=0.0), lambda a: np.maximum(a, 0, out=a)),
-    ("copy_", lambda x: x.copy_(fk.arange(4)), lambda a: a.__setitem__(Ellipsis, np.arange(4))),
-    ("copy_same", lambda x: x.copy_(fk.ones(3, 4, dtype=fk.float64) * 7), lambda a: a.fill(7)),
+    ("copy_", lambda x: x.copy_(fk.arange(4, device=x.device)), lambda a: a.__setitem__(Ellipsis, np.arange(4))),
+    ("copy_same", lambda x: x.copy_(fk.ones(3, 4, dtype=fk.float64, device=x.device) * 7), lambda a: a.fill(7)),
 ]
 
 
 @pytest.mark.parametrize("name, op, np_op", INPLACE, ids=[e[0] for e in INPLACE])
 @pytest.mark.parametrize("layout", ["contiguous", "transposed_view", "row_view"])
-def test_inplace_returns_self_and_writes_views(name, op, np_op, layout):
+def test_inplace_returns_self_and_writes_views(name, op, np_op, layout, device):
     a = np.random.default_rng(0).uniform(-1, 1, (3, 4)).astype(np.float32)
     if layout == "contiguous":
-        base = x = fk.tensor(a)
+        base = x = fk.tensor(a, device=device)
         expected_base = a.copy()
         np_op(expected_base)
     elif layout == "transposed_view":  # x is a non-contiguous (3, 4) view of a (4, 3) tensor
-        base = fk.tensor(np.ascontiguousarray(a.T))
+        base = fk.tensor(np.ascontiguousarray(a.T), device=device)
         x = base.T
         e = a.copy()
         np_op(e)
@@ -339,7 +344,7 @@ def test_inplace_returns_self_and_writes_views(name, op, np_op, layout):
     else:  # x is a (3, 4) strided view into a (3, 8) base; other columns must stay put
         big = np.zeros((3, 8), np.float32)
         big[:, 1::2] = a
-        base = fk.tensor(big)
+        base = fk.tensor(big, device=device)
         x = base[:, 1::2]
         e = a.copy()
         np_op(e)
@@ -354,12 +359,13 @@ def test_inplace_returns_self_and_writes_views(name, op, np_op, layout):
     (operator.iadd, operator.iadd), (operator.isub, operator.isub),
     (operator.imul, operator.imul), (operator.itruediv, operator.itruediv),
 ], ids=["+=", "-=", "*=", "/="])
-def test_augmented_assignment_is_inplace(op, np_op):
+def test_augmented_assignment_is_inplace(op, np_op, device):
     a = np.arange(1.0, 7.0, dtype=np.float32).reshape(2, 3)
-    x = fk.tensor(a)
+    x = fk.tensor(a, device=device)
     alias = x
     view = x[1]
-    for other, np_other in ((2.0, 2.0), (fk.tensor([1.0, 2.0, 4.0]), np.array([1.0, 2.0, 4.0], np.float32))):
+    for other, np_other in ((2.0, 2.0), (fk.tensor([1.0, 2.0, 4.0], device=device),
+                                         np.array([1.0, 2.0, 4.0], np.float32))):
         x = op(x, other)
         a = np_op(a, np_other)
         assert x is alias
@@ -367,33 +373,34 @@ def test_augmented_assignment_is_inplace(op, np_op):
         assert_close(view, a[1])
 
 
-def test_inplace_dtype_rules():
-    i = fk.tensor([1, 2, 3])
+def test_inplace_dtype_rules(device):
+    t = lambda v: fk.tensor(v, device=device)  # noqa: E731
+    i = t([1, 2, 3])
     i.add_(2)
     assert i.dtype == fk.int64 and i.tolist() == [3, 4, 5]
-    f = fk.zeros(3)
-    f.add_(fk.tensor([1, 2, 3]))  # int into float32 is fine
+    f = fk.zeros(3, device=device)
+    f.add_(t([1, 2, 3]))  # int into float32 is fine
     assert f.dtype == fk.float32 and f.tolist() == [1.0, 2.0, 3.0]
-    f.copy_(fk.tensor([True, False, True]))
+    f.copy_(t([True, False, True]))
     assert f.tolist() == [1.0, 0.0, 1.0]
-    i.copy_(fk.tensor([1.9, -1.9, 0.0]))
+    i.copy_(t([1.9, -1.9, 0.0]))
     assert i.tolist() == [1, -1, 0]
-    x = fk.zeros(2, 3)
-    x.copy_(fk.tensor([1.0, 2.0, 3.0]))  # broadcast source
+    x = fk.zeros(2, 3, device=device)
+    x.copy_(t([1.0, 2.0, 3.0]))  # broadcast source
     assert x.tolist() == [[1, 2, 3], [1, 2, 3]]
     with pytest.raises(RuntimeError):
         i.add_(1.5)  # float result can't be stored in int64
     with pytest.raises((RuntimeError, ValueError)):
-        fk.zeros(3).add_(fk.ones(2, 3))  # self can't be broadcast up
+        fk.zeros(3, device=device).add_(fk.ones(2, 3, device=device))  # self can't be broadcast up
 
 
 @pytest.mark.parametrize("case", ["setitem_shifted", "add_shifted", "copy_transposed"])
-def test_overlapping_inplace_is_correct_or_refused(case):
+def test_overlapping_inplace_is_correct_or_refused(case, device):
     """Writing a tensor into an overlapping view of itself must not silently smear values:
     either the NumPy result (as if the source were copied first) or a RuntimeError (PyTorch)."""
     a = (np.arange(5.0, dtype=np.float32) if case != "copy_transposed"
          else np.arange(4.0, dtype=np.float32).reshape(2, 2))
-    x = fk.tensor(a)
+    x = fk.tensor(a, device=device)
     try:
         if case == "setitem_shifted":
             x[1:] = x[:-1]
@@ -409,11 +416,12 @@ def test_overlapping_inplace_is_correct_or_refused(case):
     assert_close(x, a)
 
 
-def test_inplace_bool_and_logic():
-    m = fk.tensor([True, False, True])
-    assert (m & fk.tensor([True, True, False])).tolist() == [True, False, False]
-    assert (m | fk.tensor([False, True, False])).tolist() == [True, True, True]
-    assert (m ^ fk.tensor([True, True, True])).tolist() == [False, True, False]
+def test_inplace_bool_and_logic(device):
+    t = lambda v: fk.tensor(v, device=device)  # noqa: E731
+    m = t([True, False, True])
+    assert (m & t([True, True, False])).tolist() == [True, False, False]
+    assert (m | t([False, True, False])).tolist() == [True, True, True]
+    assert (m ^ t([True, True, True])).tolist() == [False, True, False]
 
 
 # ----------------------------------------------------------------------------- in-place autograd
@@ -440,5 +448,5 @@ INPLACE_GRAD = [  # name, fn(m, a, b), numpy reference, domains
 
 
 @pytest.mark.parametrize("entry", INPLACE_GRAD, ids=ids(INPLACE_GRAD))
-def test_inplace_ops_on_non_leaf_are_differentiable(entry):
-    run_op_table_entry(entry, [(4, 3), (4, 3)], layouts=("contiguous", "transposed"))
+def test_inplace_ops_on_non_leaf_are_differentiable(entry, device):
+    run_op_table_entry(entry, [(4, 3), (4, 3)], device, layouts=("contiguous", "transposed"))
