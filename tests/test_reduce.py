@@ -1,7 +1,7 @@
 """Reductions: sum/mean/prod/max/min/argmax/argmin/var/std/logsumexp/softmax/log_softmax/all/any."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -57,10 +57,11 @@ for name, fn, np_fn, dom in REDUCTIONS:
 
 
 @pytest.mark.parametrize("name, fn, np_fn, dom, dim, keepdim", CASES, ids=[c[0] for c in CASES])
-def test_reduce_dims(name, fn, np_fn, dom, dim, keepdim):
+def test_reduce_dims(name, fn, np_fn, dom, dim, keepdim, device):
     f = lambda m, x: fn(m, x, dim, keepdim)  # noqa: E731
     fk_fn, torch_fn = fk_and_torch(f)
-    helper_test_op([(3, 5, 4)], fk_fn, lambda a: np_fn(a, axis=dim, keepdims=keepdim), torch_fn, domain=dom)
+    helper_test_op([(3, 5, 4)], fk_fn, lambda a: np_fn(a, axis=dim, keepdims=keepdim), torch_fn, domain=dom,
+                   device=device)
 
 
 FULL = [  # reductions over all elements -> 0-d tensor
@@ -79,31 +80,32 @@ FULL_CASES = [(f, s) for f in FULL for s in FULL_SHAPES
 
 
 @pytest.mark.parametrize("entry, shape", FULL_CASES, ids=[f"{f[0]}-{shape_id(s)}" for f, s in FULL_CASES])
-def test_reduce_all(entry, shape):
+def test_reduce_all(entry, shape, device):
     name, fn, np_fn, dom = entry
     fk_fn, torch_fn = fk_and_torch(fn)
-    helper_test_op([shape], fk_fn, np_fn, torch_fn, domain=dom)
+    helper_test_op([shape], fk_fn, np_fn, torch_fn, domain=dom, device=device)
 
 
 @pytest.mark.parametrize("dim", [0, 1, -1, 2])
 @pytest.mark.parametrize("keepdim", [False, True])
-def test_prod_dim(dim, keepdim):
+def test_prod_dim(dim, keepdim, device):
     fk_fn, torch_fn = fk_and_torch(lambda m, x: x.prod(dim, keepdim=keepdim))
-    helper_test_op([(2, 3, 4)], fk_fn, lambda a: np.prod(a, dim, keepdims=keepdim), torch_fn, domain=away0)
+    helper_test_op([(2, 3, 4)], fk_fn, lambda a: np.prod(a, dim, keepdims=keepdim), torch_fn, domain=away0,
+                   device=device)
     fk_fn, torch_fn = fk_and_torch(lambda m, x: m.prod(x, dim, keepdim))
     helper_test_op([(3, 5, 2)], fk_fn, lambda a: np.prod(a, dim, keepdims=keepdim), torch_fn, domain=away0,
-                   layouts=("contiguous",))
+                   layouts=("contiguous",), device=device)
 
 
-def test_scalar_input_reductions():
-    x = fk.tensor(2.5)
+def test_scalar_input_reductions(device):
+    x = fk.tensor(2.5, device=device)
     for r in (x.sum(), x.mean(), x.max(), x.min(), x.prod()):
         assert r.shape == () and r.item() == 2.5
 
 
 @pytest.mark.parametrize("op, ident", [("sum", 0.0), ("prod", 1.0)])
-def test_reduce_empty(op, ident):
-    x = fk.zeros(3, 0)
+def test_reduce_empty(op, ident, device):
+    x = fk.zeros(3, 0, device=device)
     assert getattr(x, op)().item() == ident
     assert getattr(x, op)(1).tolist() == [ident] * 3
     assert getattr(x, op)(0).shape == (0,)
@@ -114,9 +116,10 @@ def test_reduce_empty(op, ident):
 @pytest.mark.parametrize("name", ["max", "min"])
 @pytest.mark.parametrize("dim", [0, 1, -1])
 @pytest.mark.parametrize("keepdim", [False, True])
-def test_max_min_with_dim(name, dim, keepdim):
+def test_max_min_with_dim(name, dim, keepdim, device):
     a = np.random.default_rng(0).standard_normal((3, 5, 4)).astype(np.float32)
-    for x in (fk.tensor(a), fk.tensor(np.ascontiguousarray(a.transpose(2, 0, 1))).permute(1, 2, 0)):
+    for x in (fk.tensor(a, device=device),
+              fk.tensor(np.ascontiguousarray(a.transpose(2, 0, 1)), device=device).permute(1, 2, 0)):
         r = getattr(x, name)(dim, keepdim=keepdim)
         values, indices = r
         npf, npa = (np.max, np.argmax) if name == "max" else (np.min, np.argmin)
@@ -128,33 +131,33 @@ def test_max_min_with_dim(name, dim, keepdim):
         assert r.values is values or r.values.tolist() == values.tolist()
         assert r.indices.tolist() == indices.tolist() and r[0].tolist() == values.tolist()
         assert indices.dtype == fk.int64
-    fr = getattr(fk, name)(fk.tensor(a), dim)
+    fr = getattr(fk, name)(fk.tensor(a, device=device), dim)
     assert_close(fr.values, npf(a, axis=dim))
     # gradient flows to the selected element
     for fn in ((lambda m, x: getattr(x, name)(dim, keepdim=keepdim).values),
                (lambda m, x: getattr(m, name)(x, dim, keepdim).values)):
         fk_fn, torch_fn = fk_and_torch(fn)
-        helper_test_op([(3, 5, 4)], fk_fn, lambda b: npf(b, axis=dim, keepdims=keepdim), torch_fn)
+        helper_test_op([(3, 5, 4)], fk_fn, lambda b: npf(b, axis=dim, keepdims=keepdim), torch_fn, device=device)
 
 
-def test_max_min_int_and_ties():
-    x = fk.tensor([[3, 7, 7], [1, -2, 0]])
+def test_max_min_int_and_ties(device):
+    x = fk.tensor([[3, 7, 7], [1, -2, 0]], device=device)
     assert x.max().item() == 7 and x.max().dtype == fk.int64
     assert x.min(1).values.tolist() == [3, -2] and x.min(1).indices.tolist() == [0, 1]
     # no-dim max/min of ties: the gradient is shared evenly (PyTorch semantics)
-    f = fk.tensor([1.0, 3.0, 3.0, 0.0], requires_grad=True)
+    f = fk.tensor([1.0, 3.0, 3.0, 0.0], requires_grad=True, device=device)
     f.max().backward()
     assert f.grad.tolist() == [0.0, 0.5, 0.5, 0.0]
-    g = fk.tensor([2.0, 0.0, 0.0], requires_grad=True)
+    g = fk.tensor([2.0, 0.0, 0.0], requires_grad=True, device=device)
     g.min().backward()
     assert g.grad.tolist() == [0.0, 0.5, 0.5]
 
 
 @pytest.mark.parametrize("name", ["argmax", "argmin"])
-def test_argmax_argmin(name):
+def test_argmax_argmin(name, device):
     a = np.random.default_rng(1).standard_normal((4, 6, 5)).astype(np.float32)
     npa = getattr(np, name)
-    x = fk.tensor(a)
+    x = fk.tensor(a, device=device)
     r = getattr(x, name)()
     assert r.shape == () and r.dtype == fk.int64 and r.item() == npa(a)
     for dim in (0, 1, -1):
@@ -162,7 +165,7 @@ def test_argmax_argmin(name):
         assert_close(getattr(x, name)(dim, keepdim=True), np.expand_dims(npa(a, axis=dim), dim))
         assert_close(getattr(fk, name)(x, dim=dim), npa(a, axis=dim))
         assert_close(getattr(x.transpose(0, 2), name)(dim), npa(a.transpose(2, 1, 0), axis=dim))
-    assert getattr(fk.tensor([2, 9, -3, 9, -3]), name)().item() == (1 if name == "argmax" else 2)
+    assert getattr(fk.tensor([2, 9, -3, 9, -3], device=device), name)().item() == (1 if name == "argmax" else 2)
 
 
 # ----------------------------------------------------------------------------- softmax family
@@ -177,71 +180,72 @@ SOFTMAX_CASES = [((2, 3, 4), 0), ((2, 3, 4), 1), ((2, 3, 4), -1), ((5,), 0), ((1
 
 @pytest.mark.parametrize("shape, dim", SOFTMAX_CASES, ids=[f"{shape_id(s)}-d{d}" for s, d in SOFTMAX_CASES])
 @pytest.mark.parametrize("name, make_fn, make_ref", SOFTMAX, ids=[s[0] for s in SOFTMAX])
-def test_softmax_family(name, make_fn, make_ref, shape, dim):
+def test_softmax_family(name, make_fn, make_ref, shape, dim, device):
     fk_fn, torch_fn = fk_and_torch(make_fn(dim))
-    helper_test_op([shape], fk_fn, make_ref(dim), torch_fn, domain=(-4, 4))
+    helper_test_op([shape], fk_fn, make_ref(dim), torch_fn, domain=(-4, 4), device=device)
 
 
-def test_softmax_logsumexp_are_stable():
-    big = fk.tensor([[1000.0, 1000.0, -1000.0], [-1000.0, 0.0, 1000.0]])
+def test_softmax_logsumexp_are_stable(device):
+    big = fk.tensor([[1000.0, 1000.0, -1000.0], [-1000.0, 0.0, 1000.0]], device=device)
     assert_close(big.logsumexp(1), [1000 + np.log(2), 1000.0], rtol=1e-6)
     assert_close(big.softmax(1), [[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
     ls = big.log_softmax(1)
     assert_close(ls, [[-np.log(2), -np.log(2), -2000 - np.log(2)], [-2000.0, -1000.0, 0.0]], rtol=1e-6)
-    assert fk.tensor([-1000.0, -1000.0]).logsumexp(0).item() == pytest.approx(-1000 + np.log(2))
+    assert fk.tensor([-1000.0, -1000.0], device=device).logsumexp(0).item() == pytest.approx(-1000 + np.log(2))
     fk.manual_seed(0)
-    s = fk.randn(64, 100).softmax(-1).sum(-1)
+    s = fk.randn(64, 100, device=device).softmax(-1).sum(-1)
     assert_close(s, np.ones(64), rtol=1e-5)
 
 
 # ----------------------------------------------------------------------------- all / any
 @pytest.mark.parametrize("name", ["all", "any"])
-def test_all_any(name):
+def test_all_any(name, device):
     rng = np.random.default_rng(2)
     b = rng.random((3, 4, 5)) < (0.9 if name == "all" else 0.1)
     npf = getattr(np, name)
-    x = fk.tensor(b)
+    x = fk.tensor(b, device=device)
     r = getattr(x, name)()
     assert r.dtype == fk.bool and r.shape == () and r.item() == bool(npf(b))
     for dim in (0, 1, -1):
         assert_close(getattr(x, name)(dim), npf(b, axis=dim))
         assert_close(getattr(x, name)(dim, keepdim=True), npf(b, axis=dim, keepdims=True))
         assert_close(getattr(fk, name)(x, dim), npf(b, axis=dim))
-    f = fk.tensor([[0.0, 1.5], [2.0, -1.0]])  # non-bool input: nonzero is True, result is bool
+    f = fk.tensor([[0.0, 1.5], [2.0, -1.0]], device=device)  # non-bool input: nonzero is True, result is bool
     assert_close(getattr(f, name)(1), npf(np.array([[0.0, 1.5], [2.0, -1.0]]) != 0, axis=1))
     assert getattr(f, name)().dtype == fk.bool
-    assert fk.tensor([True, True]).all().item() is True and fk.zeros(0, dtype=fk.bool).all().item() is True
-    assert fk.zeros(0, dtype=fk.bool).any().item() is False
+    assert fk.tensor([True, True], device=device).all().item() is True
+    assert fk.zeros(0, dtype=fk.bool, device=device).all().item() is True
+    assert fk.zeros(0, dtype=fk.bool, device=device).any().item() is False
 
 
 # ----------------------------------------------------------------------------- dtypes / accuracy
 @pytest.mark.parametrize("src", ["int64", "bool", "uint8"])
-def test_sum_prod_of_integers_is_int64(src):
+def test_sum_prod_of_integers_is_int64(src, device):
     a = (np.arange(12).reshape(3, 4) % 5).astype(NP_DTYPES[src])
-    x = fk.tensor(a)
+    x = fk.tensor(a, device=device)
     assert x.sum().dtype == fk.int64 and x.sum().item() == int(a.astype(np.int64).sum())
     assert x.sum(0).dtype == fk.int64 and x.sum(0).tolist() == a.astype(np.int64).sum(0).tolist()
     assert fk.sum(x, (0, 1)).item() == int(a.astype(np.int64).sum())
     p = x.prod(1)
     assert p.dtype == fk.int64 and p.tolist() == a.astype(np.int64).prod(1).tolist()
-    big = fk.full((300,), 255, dtype=fk.uint8)
+    big = fk.full((300,), 255, dtype=fk.uint8, device=device)
     assert big.sum().item() == 255 * 300  # no uint8 overflow
 
 
-def test_max_of_int_and_float64_keep_dtype():
-    assert fk.tensor([1, 5, 2]).max(0).values.dtype == fk.int64
-    assert fk.tensor([1.0, 5.0], dtype=fk.float64).sum().dtype == fk.float64
-    assert fk.tensor([1.0, 5.0], dtype=fk.float64).mean().dtype == fk.float64
+def test_max_of_int_and_float64_keep_dtype(device):
+    assert fk.tensor([1, 5, 2], device=device).max(0).values.dtype == fk.int64
+    assert fk.tensor([1.0, 5.0], dtype=fk.float64, device=device).sum().dtype == fk.float64
+    assert fk.tensor([1.0, 5.0], dtype=fk.float64, device=device).mean().dtype == fk.float64
 
 
-def test_large_float32_reductions_are_accurate():
+def test_large_float32_reductions_are_accurate(device):
     n = 10 ** 6
-    x = fk.full((n,), 0.1)
+    x = fk.full((n,), 0.1, device=device)
     assert abs(x.sum().item() - 0.1 * n) / (0.1 * n) < 1e-4  # naive float32 accumulation is ~1% off
     assert abs(x.mean().item() - 0.1) < 1e-5
     rng = np.random.default_rng(3)
     a = (rng.standard_normal((1000, 1000)) + 100).astype(np.float32)
-    t = fk.tensor(a)
+    t = fk.tensor(a, device=device)
     assert_close(t.sum(0), a.astype(np.float64).sum(0), rtol=1e-5)
     assert_close(t.sum(1), a.astype(np.float64).sum(1), rtol=1e-5)
     assert_close(t.var(), np.var(a.astype(np.float64), ddof=1), rtol=1e-3)  # no catastrophic cancellation
@@ -265,19 +269,20 @@ HYP_REDUCTIONS = [
 ]
 
 
-@settings(max_examples=12, deadline=None, derandomize=True)
+@settings(max_examples=12, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # `device` is a constant name
 @given(entry=st.sampled_from(HYP_REDUCTIONS), case=shape_and_dims())
-def test_reduce_hypothesis(entry, case):
+def test_reduce_hypothesis(entry, case, device):
     name, fn, np_fn = entry
     shape, dims, keepdim = case
     fk_fn, torch_fn = fk_and_torch(lambda m, x: fn(m, x, dims, keepdim))
     helper_test_op([shape], fk_fn, lambda a: np_fn(a, axis=dims, keepdims=keepdim), torch_fn,
-                   layouts=("contiguous", "transposed"), max_grad_points=24)
+                   layouts=("contiguous", "transposed"), max_grad_points=24, device=device)
 
 
-def test_keyword_arguments():
+def test_keyword_arguments(device):
     a = np.random.default_rng(4).standard_normal((3, 4)).astype(np.float32)
-    x = fk.tensor(a)
+    x = fk.tensor(a, device=device)
     assert_close(x.sum(dim=1, keepdim=True), a.sum(1, keepdims=True), rtol=1e-5)
     assert_close(fk.mean(x, dim=(0, 1)), a.mean(), rtol=1e-5)
     assert_close(x.max(dim=0).values, a.max(0))
