@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import fastkern as fk
-from helpers import fk_and_torch, fk_threads, helper_test_op
+from helpers import fk_and_torch, fk_threads, helper_test_op, to_np
 
 EPS = {"float32": np.finfo(np.float32).eps, "float64": np.finfo(np.float64).eps}
 # (M, N, K): primes and sizes around the micro-tile (up to 14 x 32), K-block (256) and
@@ -24,7 +24,7 @@ SIZES = [(1, 1, 1), (1, 7, 31), (7, 1, 31), (31, 67, 1), (7, 31, 67), (67, 129, 
 
 def check(got, a, b, dtype, c=None):
     """got == c + a @ b within the float rounding bound (a, b, c float64 NumPy arrays)."""
-    got = np.asarray(got.detach().numpy(), dtype=np.float64)
+    got = to_np(got).astype(np.float64)
     want = a @ b + (0 if c is None else c)
     k = a.shape[-1]
     bound = (k + 2) * EPS[dtype] * (np.abs(a) @ np.abs(b) + (0 if c is None else np.abs(c))) + 1e-300
@@ -41,12 +41,12 @@ def rand(rng, shape, dtype):
 @pytest.mark.parametrize("ta", [False, True], ids=["A", "At"])
 @pytest.mark.parametrize("tb", [False, True], ids=["B", "Bt"])
 @pytest.mark.parametrize("m, n, k", SIZES, ids=[f"{m}x{n}x{k}" for m, n, k in SIZES])
-def test_transposes(m, n, k, ta, tb, dtype):
+def test_transposes(m, n, k, ta, tb, dtype, device):
     rng = np.random.default_rng(m * 1000 + n + k)
     a, b = rand(rng, (m, k), dtype), rand(rng, (k, n), dtype)
     # A transposed operand is the .T view of a contiguous array of the other shape.
-    fa = fk.tensor(np.ascontiguousarray(a.T)).T if ta else fk.tensor(a)
-    fb = fk.tensor(np.ascontiguousarray(b.T)).T if tb else fk.tensor(b)
+    fa = fk.tensor(np.ascontiguousarray(a.T), device=device).T if ta else fk.tensor(a, device=device)
+    fb = fk.tensor(np.ascontiguousarray(b.T), device=device).T if tb else fk.tensor(b, device=device)
     if min(m, n, k) > 1:
         assert fa.is_contiguous() != ta and fb.is_contiguous() != tb
     out = fa @ fb
@@ -55,7 +55,7 @@ def test_transposes(m, n, k, ta, tb, dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_strided_operands(dtype):
+def test_strided_operands(dtype, device):
     rng = np.random.default_rng(1)
     big_a, big_b = rand(rng, (90, 140), dtype), rand(rng, (150, 80), dtype)
     views = [
@@ -67,12 +67,12 @@ def test_strided_operands(dtype):
         a, b = va(big_a), vb(big_b)
         k = min(a.shape[1], b.shape[0])
         a, b = a[:, :k], b[:k]
-        out = va(fk.tensor(big_a))[:, :k] @ vb(fk.tensor(big_b))[:k]
+        out = va(fk.tensor(big_a, device=device))[:, :k] @ vb(fk.tensor(big_b, device=device))[:k]
         check(out, a.astype(np.float64), b.astype(np.float64), dtype)
     # Stride-0 (expanded) operands.
     col = rand(rng, (33, 1), dtype)
     b = rand(rng, (40, 17), dtype)
-    out = fk.tensor(col).expand(33, 40) @ fk.tensor(b)
+    out = fk.tensor(col, device=device).expand(33, 40) @ fk.tensor(b, device=device)
     check(out, np.broadcast_to(col, (33, 40)).astype(np.float64), b.astype(np.float64), dtype)
 
 
@@ -84,66 +84,72 @@ def test_strided_operands(dtype):
     ((2, 1, 70, 300), (3, 300, 90)),  # broadcast batch dims, larger items
     ((4, 1, 1), (4, 1, 1)),
 ])
-def test_batched(ashape, bshape, dtype):
+def test_batched(ashape, bshape, dtype, device):
     rng = np.random.default_rng(2)
     a, b = rand(rng, ashape, dtype), rand(rng, bshape, dtype)
-    check(fk.tensor(a) @ fk.tensor(b), a.astype(np.float64), b.astype(np.float64), dtype)
+    check(fk.tensor(a, device=device) @ fk.tensor(b, device=device), a.astype(np.float64), b.astype(np.float64),
+          dtype)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_batched_non_foldable_views(dtype):
+def test_batched_non_foldable_views(dtype, device):
     rng = np.random.default_rng(3)
     a, b = rand(rng, (20, 8, 30), dtype), rand(rng, (30, 11), dtype)
-    at = fk.tensor(np.ascontiguousarray(a.transpose(1, 0, 2))).transpose(0, 1)  # batch stride != M*K
-    check(at @ fk.tensor(b), a.astype(np.float64), b.astype(np.float64), dtype)
-    check(fk.tensor(a)[::2] @ fk.tensor(b), a[::2].astype(np.float64), b.astype(np.float64), dtype)
-    check(fk.tensor(a)[:, 1:5] @ fk.tensor(b), a[:, 1:5].astype(np.float64), b.astype(np.float64), dtype)
+    fa, fb = fk.tensor(a, device=device), fk.tensor(b, device=device)
+    at = fk.tensor(np.ascontiguousarray(a.transpose(1, 0, 2)), device=device).transpose(0, 1)  # batch stride != M*K
+    check(at @ fb, a.astype(np.float64), b.astype(np.float64), dtype)
+    check(fa[::2] @ fb, a[::2].astype(np.float64), b.astype(np.float64), dtype)
+    check(fa[:, 1:5] @ fb, a[:, 1:5].astype(np.float64), b.astype(np.float64), dtype)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int64", "uint8"])
 @pytest.mark.parametrize("ashape, bshape", [((3, 0), (0, 4)), ((0, 5), (5, 4)), ((3, 5), (5, 0)),
                                             ((2, 0, 5), (5, 3)), ((2, 3, 0), (2, 0, 4))])
-def test_empty(ashape, bshape, dtype):
-    out = fk.ones(*ashape, dtype=getattr(fk, dtype)) @ fk.ones(*bshape, dtype=getattr(fk, dtype))
+def test_empty(ashape, bshape, dtype, device):
+    out = (fk.ones(*ashape, dtype=getattr(fk, dtype), device=device)
+           @ fk.ones(*bshape, dtype=getattr(fk, dtype), device=device))
     want = np.ones(ashape, dtype) @ np.ones(bshape, dtype)
     assert out.shape == want.shape and out.dtype == getattr(fk, dtype)
-    np.testing.assert_array_equal(out.numpy(), want)
+    np.testing.assert_array_equal(to_np(out), want)
 
 
 @pytest.mark.parametrize("m, n, k", [(1, 1, 1), (7, 31, 67), (67, 129, 31), (70, 80, 300)])
-def test_integers_exact(m, n, k):
+def test_integers_exact(m, n, k, device):
     rng = np.random.default_rng(4)
+    t = lambda v: fk.tensor(v, device=device)  # noqa: E731
     # Products up to 2^52 and sums beyond 2^53: a detour through float64 would round.
     a = rng.integers(-(2 ** 26), 2 ** 26, (m, k))
     b = rng.integers(-(2 ** 26), 2 ** 26, (k, n))
-    np.testing.assert_array_equal((fk.tensor(a) @ fk.tensor(b)).numpy(), a @ b)
-    np.testing.assert_array_equal((fk.tensor(a).T @ fk.tensor(a)).numpy(), a.T @ a)
+    np.testing.assert_array_equal(to_np(t(a) @ t(b)), a @ b)
+    np.testing.assert_array_equal(to_np(t(a).T @ t(a)), a.T @ a)
     a8, b8 = a.astype(np.uint8), b.astype(np.uint8)
-    np.testing.assert_array_equal((fk.tensor(a8) @ fk.tensor(b8)).numpy(), a8 @ b8)  # wraps modulo 256
+    np.testing.assert_array_equal(to_np(t(a8) @ t(b8)), a8 @ b8)  # wraps modulo 256
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("m, n, k", [(1, 1, 1), (7, 31, 67), (64, 30, 784), (100, 600, 520), (5, 4, 0)])
 @pytest.mark.parametrize("cshape", ["full", "row", "scalar"])
-def test_addmm_accumulates(m, n, k, cshape, dtype):
+def test_addmm_accumulates(m, n, k, cshape, dtype, device):
     # addmm accumulates the product into a copy of input: the gemm's accumulate=True path,
     # across several K blocks for k > 256.
     rng = np.random.default_rng(5)
     c = rand(rng, {"full": (m, n), "row": (n,), "scalar": ()}[cshape], dtype)
     a, b = rand(rng, (m, k), dtype), rand(rng, (k, n), dtype)
-    out = fk.addmm(fk.tensor(c), fk.tensor(a), fk.tensor(np.ascontiguousarray(b.T)).T)
+    t = lambda v: fk.tensor(v, device=device)  # noqa: E731
+    out = fk.addmm(t(c), t(a), t(np.ascontiguousarray(b.T)).T)
     check(out, a.astype(np.float64), b.astype(np.float64), dtype, np.broadcast_to(c, (m, n)).astype(np.float64))
 
 
-def test_addmm_gradients():
+def test_addmm_gradients(device):
     fk_fn, torch_fn = fk_and_torch(lambda m, c, a, b: m.addmm(c, a, b))
-    helper_test_op([(5,), (3, 4), (4, 5)], fk_fn, lambda c, a, b: c + a @ b, torch_fn, rtol=1e-4, atol=1e-5)
+    helper_test_op([(5,), (3, 4), (4, 5)], fk_fn, lambda c, a, b: c + a @ b, torch_fn, rtol=1e-4, atol=1e-5,
+                   device=device)
 
 
-def test_batched_shared_weight_gradient():
+def test_batched_shared_weight_gradient(device):
     # b shared by all batch items: its gradient is one product over all rows.
     helper_test_op([(3, 4, 5), (5, 2)], *fk_and_torch(lambda m, a, b: a @ b)[:1], np.matmul,
-                   fk_and_torch(lambda m, a, b: a @ b)[1], rtol=1e-4, atol=1e-5)
+                   fk_and_torch(lambda m, a, b: a @ b)[1], rtol=1e-4, atol=1e-5, device=device)
 
 
 def test_addmm_errors():
