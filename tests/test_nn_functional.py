@@ -6,7 +6,7 @@ import pytest
 
 import fastkern as fk
 import fastkern.nn.functional as F
-from helpers import assert_close, fk_threads, helper_test_op, torch
+from helpers import assert_close, fk_threads, helper_test_op, to_np, torch
 
 if torch is not None:
     import torch.nn.functional as TF
@@ -105,61 +105,62 @@ def _p(v):
 
 
 @pytest.mark.parametrize("case", CONV_CASES, ids=[f"conv{i}" for i in range(len(CONV_CASES))])
-def test_conv2d(case):
+def test_conv2d(case, device):
     xs, ws, s, p, d, g, bias = case
     shapes = [xs, ws] + ([(ws[0],)] if bias else [])
     fk_fn, t_fn = tfn(lambda m, x, w, *b: m.conv2d(x, w, b[0] if b else None, stride=s, padding=p, dilation=d,
                                                    groups=g))
     np_fn = lambda x, w, *b: np_conv2d(x, w, b[0] if b else None, _p(s), _p(p), _p(d), g)  # noqa: E731
     helper_test_op(shapes, fk_fn, np_fn, t_fn, layouts=("contiguous", "strided"), rtol=1e-4, atol=1e-5,
-                   max_grad_points=12)
+                   max_grad_points=12, device=device)
 
 
 @pytest.mark.parametrize("width", [6, 19])  # short and long output rows: both column-matrix layouts
-def test_conv2d_grid_against_reference(width):
+def test_conv2d_grid_against_reference(width, device):
     # every stride/padding/dilation/groups combination in a small grid, with the input gradient
     rng = np.random.default_rng(1)
     for s, p, d, g in itertools.product((1, 2), (0, 1, 2), (1, 2), (1, 2)):
         x, w, b = rng.standard_normal((3, 4, 7, width)), rng.standard_normal((6, 4 // g, 3, 2)), rng.standard_normal(6)
         if (7 + 2 * p - d * 2 - 1) < 0 or (width + 2 * p - d - 1) < 0:
             continue
-        xt = fk.tensor(x, requires_grad=True)
-        got = F.conv2d(xt, fk.tensor(w), fk.tensor(b), s, p, d, g)
+        xt = fk.tensor(x, requires_grad=True, device=device)
+        got = F.conv2d(xt, fk.tensor(w, device=device), fk.tensor(b, device=device), s, p, d, g)
         msg = f"s={s} p={p} d={d} g={g}"
         assert_close(got, np_conv2d(x, w, b, (s, s), (p, p), (d, d), g), rtol=1e-10, atol=1e-10, msg=msg)
         # the input gradient of sum(out * gout) is the forward's transpose: <conv(dx), gout> = <dx, x.grad>
         gout = rng.standard_normal(got.shape)
-        (got * fk.tensor(gout)).sum().backward()
+        (got * fk.tensor(gout, device=device)).sum().backward()
         dx = rng.standard_normal(x.shape)
         lhs = (np_conv2d(dx, w, None, (s, s), (p, p), (d, d), g) * gout).sum()
-        assert abs(lhs - (dx * xt.grad.numpy()).sum()) <= 1e-9 * max(1.0, abs(lhs)), msg
+        assert abs(lhs - (dx * to_np(xt.grad)).sum()) <= 1e-9 * max(1.0, abs(lhs)), msg
 
 
 @pytest.mark.parametrize("stride", [1, 2])
-def test_conv2d_in_chunks(stride):
+def test_conv2d_in_chunks(stride, device):
     # column matrices over ~4 MB are built a few images at a time (here 2 + 2 + 1 images), and
     # the weight gradient gathers them again and sums the chunks
     rng = np.random.default_rng(4)
     x, w = rng.standard_normal((5, 16, 40, 40)), rng.standard_normal((8, 16, 3, 3))
-    xt, wt = fk.tensor(x, requires_grad=True), fk.tensor(w, requires_grad=True)
+    xt, wt = fk.tensor(x, requires_grad=True, device=device), fk.tensor(w, requires_grad=True, device=device)
     out = F.conv2d(xt, wt, padding=1, stride=stride)
     assert_close(out, np_conv2d(x, w, padding=(1, 1), stride=(stride, stride)), rtol=1e-10, atol=1e-10)
     gout = rng.standard_normal(out.shape)
-    (out * fk.tensor(gout)).sum().backward()
+    (out * fk.tensor(gout, device=device)).sum().backward()
     # <conv(x, dw), gout> = <dw, w.grad> and <conv(dx, w), gout> = <dx, x.grad>
     dw, dx = rng.standard_normal(w.shape), rng.standard_normal(x.shape)
     for a, b, direction, grad in [(x, dw, dw, wt.grad), (dx, w, dx, xt.grad)]:
         lhs = (np_conv2d(a, b, padding=(1, 1), stride=(stride, stride)) * gout).sum()
-        assert abs(lhs - (direction * grad.numpy()).sum()) <= 1e-9 * abs(lhs)
+        assert abs(lhs - (direction * to_np(grad)).sum()) <= 1e-9 * abs(lhs)
 
 
-def test_conv2d_padding_strings_and_unbatched():
+def test_conv2d_padding_strings_and_unbatched(device):
     rng = np.random.default_rng(2)
     x, w = rng.standard_normal((3, 8, 8)), rng.standard_normal((5, 3, 3, 3))
-    got = F.conv2d(fk.tensor(x), fk.tensor(w), padding="same")
+    xt, wt = fk.tensor(x, device=device), fk.tensor(w, device=device)
+    got = F.conv2d(xt, wt, padding="same")
     assert got.shape == (5, 8, 8)
     assert_close(got, np_conv2d(x[None], w, padding=(1, 1))[0], rtol=1e-10, atol=1e-10)
-    assert F.conv2d(fk.tensor(x), fk.tensor(w), padding="valid").shape == (5, 6, 6)
+    assert F.conv2d(xt, wt, padding="valid").shape == (5, 6, 6)
 
 
 def test_conv2d_thread_count_independent():
@@ -202,38 +203,39 @@ POOL_CASES = [  # (shape, kernel, stride, padding, dilation, ceil_mode)
 
 
 @pytest.mark.parametrize("case", POOL_CASES, ids=[f"pool{i}" for i in range(len(POOL_CASES))])
-def test_max_pool2d(case):
+def test_max_pool2d(case, device):
     shape, k, s, p, d, ceil = case
     fk_fn, t_fn = tfn(lambda m, x: m.max_pool2d(x, k, s, p, d, ceil_mode=ceil))
     np_fn = lambda x: np_pool(x, _p(k), _p(s if s is not None else k), _p(p), _p(d), "max", ceil_mode=ceil)  # noqa
-    helper_test_op([shape], fk_fn, np_fn, t_fn, layouts=("contiguous", "strided"))
+    helper_test_op([shape], fk_fn, np_fn, t_fn, layouts=("contiguous", "strided"), device=device)
 
 
 @pytest.mark.parametrize("case", [c for c in POOL_CASES if c[4] == 1], ids=lambda c: f"{c[0]}k{c[1]}")
 @pytest.mark.parametrize("include_pad", [True, False])
-def test_avg_pool2d(case, include_pad):
+def test_avg_pool2d(case, include_pad, device):
     shape, k, s, p, _, ceil = case
     fk_fn, t_fn = tfn(lambda m, x: m.avg_pool2d(x, k, s, p, ceil_mode=ceil, count_include_pad=include_pad))
     np_fn = lambda x: np_pool(x, _p(k), _p(s if s is not None else k), _p(p), mode="avg",  # noqa: E731
                               include_pad=include_pad, ceil_mode=ceil)
-    helper_test_op([shape], fk_fn, np_fn, t_fn, layouts=("contiguous", "strided"))
+    helper_test_op([shape], fk_fn, np_fn, t_fn, layouts=("contiguous", "strided"), device=device)
 
 
-def test_max_pool2d_indices_match_torch():
+def test_max_pool2d_indices_match_torch(device):
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, 3, 6, 6))
-    out, idx = F.max_pool2d(fk.tensor(x), 2, return_indices=True)
+    out, idx = F.max_pool2d(fk.tensor(x, device=device), 2, return_indices=True)
     assert idx.dtype == fk.int64 and idx.shape == out.shape
     flat = x.reshape(2, 3, -1)
-    np.testing.assert_array_equal(np.take_along_axis(flat, idx.numpy().reshape(2, 3, -1), 2).reshape(out.shape),
-                                  out.numpy())
+    np.testing.assert_array_equal(np.take_along_axis(flat, to_np(idx).reshape(2, 3, -1), 2).reshape(out.shape),
+                                  to_np(out))
 
 
 @pytest.mark.parametrize("shape, os", [((2, 3, 7, 7), (1, 1)), ((1, 2, 10, 7), (3, 4)), ((1, 1, 4, 4), (4, 4)),
                                        ((2, 2, 5, 5), (7, 7))])
-def test_adaptive_avg_pool2d(shape, os):
+def test_adaptive_avg_pool2d(shape, os, device):
     fk_fn, t_fn = tfn(lambda m, x: m.adaptive_avg_pool2d(x, os))
-    helper_test_op([shape], fk_fn, lambda x: np_adaptive_avg(x, os), t_fn, layouts=("contiguous", "strided"))
+    helper_test_op([shape], fk_fn, lambda x: np_adaptive_avg(x, os), t_fn, layouts=("contiguous", "strided"),
+                   device=device)
 
 
 def test_pool_errors():
@@ -253,14 +255,14 @@ def np_batch_norm(x, w, b, eps=1e-5):
 
 
 @pytest.mark.parametrize("shape", [(4, 3), (2, 3, 5), (3, 2, 4, 5), (2, 1, 1, 3)])
-def test_batch_norm_training(shape):
+def test_batch_norm_training(shape, device):
     C = shape[1]
     fk_fn, t_fn = tfn(lambda m, x, w, b: m.batch_norm(x, None, None, w, b, training=True))
     helper_test_op([shape, (C,), (C,)], fk_fn, np_batch_norm, t_fn, layouts=("contiguous", "strided"),
-                   rtol=1e-4, atol=1e-5, domain=[(-2, 2), (0.5, 2), (-1, 1)])
+                   rtol=1e-4, atol=1e-5, domain=[(-2, 2), (0.5, 2), (-1, 1)], device=device)
 
 
-def test_batch_norm_large_float32():
+def test_batch_norm_large_float32(device):
     # many images (float partials are flushed to double every 128), many channels (split
     # across threads), a large mean (the two-pass variance), every spatial size down to 1x1
     rng = np.random.default_rng(6)
@@ -271,11 +273,11 @@ def test_batch_norm_large_float32():
         results = []
         for threads in (1, 2):
             with fk_threads(threads):
-                xt = fk.tensor(x, requires_grad=True)
-                wt = fk.tensor(w.astype(np.float32), requires_grad=True)
-                out = F.batch_norm(xt, None, None, wt, fk.tensor(b.astype(np.float32)), training=True)
-                (out * fk.tensor(gout.astype(np.float32))).sum().backward()
-                results.append([out.detach().numpy(), xt.grad.numpy(), wt.grad.numpy()])
+                xt = fk.tensor(x, requires_grad=True, device=device)
+                wt = fk.tensor(w.astype(np.float32), requires_grad=True, device=device)
+                out = F.batch_norm(xt, None, None, wt, fk.tensor(b.astype(np.float32), device=device), training=True)
+                (out * fk.tensor(gout.astype(np.float32), device=device)).sum().backward()
+                results.append([to_np(out), to_np(xt.grad), to_np(wt.grad)])
         for a, c in zip(*results):
             np.testing.assert_array_equal(a, c)  # the channel split does not change any result
         x64 = x.astype(np.float64)
@@ -293,22 +295,22 @@ def test_batch_norm_large_float32():
         assert_close(gw, sgx.reshape(-1), rtol=1e-3, atol=1e-3)
 
 
-def test_batch_norm_eval_and_running_stats():
+def test_batch_norm_eval_and_running_stats(device):
     rng = np.random.default_rng(5)
     x = rng.standard_normal((6, 3, 4, 4)) * 2 + 1
-    rm, rv = fk.zeros(3, dtype=fk.float64), fk.ones(3, dtype=fk.float64)
-    F.batch_norm(fk.tensor(x), rm, rv, training=True, momentum=0.1)
+    rm, rv = fk.zeros(3, dtype=fk.float64, device=device), fk.ones(3, dtype=fk.float64, device=device)
+    F.batch_norm(fk.tensor(x, device=device), rm, rv, training=True, momentum=0.1)
     axes = (0, 2, 3)
     assert_close(rm, 0.1 * x.mean(axis=axes), rtol=1e-10, atol=1e-12)
     assert_close(rv, 0.9 + 0.1 * x.var(axis=axes, ddof=1), rtol=1e-10, atol=1e-12)
     # eval mode normalises with the running statistics, and its gradient is the affine map
     w, b = rng.standard_normal(3), rng.standard_normal(3)
-    xt = fk.tensor(x, requires_grad=True)
-    wt, bt = fk.tensor(w, requires_grad=True), fk.tensor(b, requires_grad=True)
+    xt = fk.tensor(x, requires_grad=True, device=device)
+    wt, bt = fk.tensor(w, requires_grad=True, device=device), fk.tensor(b, requires_grad=True, device=device)
     out = F.batch_norm(xt, rm, rv, wt, bt, training=False, eps=1e-5)
     shape = (1, 3, 1, 1)
-    scale = w / np.sqrt(rv.numpy() + 1e-5)
-    want = (x - rm.numpy().reshape(shape)) * scale.reshape(shape) + b.reshape(shape)
+    scale = w / np.sqrt(to_np(rv) + 1e-5)
+    want = (x - to_np(rm).reshape(shape)) * scale.reshape(shape) + b.reshape(shape)
     assert_close(out, want, rtol=1e-10, atol=1e-10)
     out.sum().backward()
     assert_close(xt.grad, np.broadcast_to(scale.reshape(shape), x.shape), rtol=1e-10, atol=1e-12)
@@ -331,10 +333,11 @@ def test_batch_norm_errors():
 
 @pytest.mark.parametrize("xs, out_f, bias", [((5, 4), 3, True), ((2, 3, 4), 6, True), ((7, 1), 2, False),
                                               ((4,), 3, True), ((0, 4), 3, True)])
-def test_linear(xs, out_f, bias):
+def test_linear(xs, out_f, bias, device):
     shapes = [xs, (out_f, xs[-1])] + ([(out_f,)] if bias else [])
     fk_fn, t_fn = tfn(lambda m, x, w, *b: m.linear(x, w, b[0] if b else None))
-    helper_test_op(shapes, fk_fn, lambda x, w, *b: x @ w.T + (b[0] if b else 0), t_fn, rtol=1e-5, atol=1e-5)
+    helper_test_op(shapes, fk_fn, lambda x, w, *b: x @ w.T + (b[0] if b else 0), t_fn, rtol=1e-5, atol=1e-5,
+                   device=device)
 
 
 def test_linear_errors():
@@ -351,13 +354,13 @@ def test_linear_errors():
     ("log_softmax", lambda m, x: m.log_softmax(x, dim=-1), np_log_softmax),
     ("log_softmax_dim0", lambda m, x: m.log_softmax(x, dim=0), lambda x: np_log_softmax(x, 0)),
 ])
-def test_activations(name, fn, np_fn):
+def test_activations(name, fn, np_fn, device):
     fk_fn, t_fn = tfn(fn)
-    helper_test_op([(3, 7)], fk_fn, np_fn, t_fn)
+    helper_test_op([(3, 7)], fk_fn, np_fn, t_fn, device=device)
 
 
-def test_softmax_extreme_rows():
-    x = fk.tensor([[1000.0, 1000.0, -1000.0], [-float("inf"), 0.0, -float("inf")]])
+def test_softmax_extreme_rows(device):
+    x = fk.tensor([[1000.0, 1000.0, -1000.0], [-float("inf"), 0.0, -float("inf")]], device=device)
     assert_close(F.softmax(x, -1), [[0.5, 0.5, 0.0], [0.0, 1.0, 0.0]], atol=0)
     assert_close(F.log_softmax(x, -1)[0, :2], [-np.log(2)] * 2)
 
@@ -366,7 +369,7 @@ def test_softmax_extreme_rows():
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
-def test_cross_entropy(reduction, smoothing):
+def test_cross_entropy(reduction, smoothing, device):
     target = np.array([0, 3, 1, 1, 4])
 
     def ref(x):
@@ -374,23 +377,23 @@ def test_cross_entropy(reduction, smoothing):
         loss = -(1 - smoothing) * logp[np.arange(5), target] - smoothing * logp.mean(-1)
         return {"mean": loss.mean(), "sum": loss.sum(), "none": loss}[reduction]
 
-    fk_fn, t_fn = tfn(lambda m, x: m.cross_entropy(x, (fk if m is F else torch).tensor(target), reduction=reduction,
-                                                     label_smoothing=smoothing))
-    helper_test_op([(5, 6)], fk_fn, ref, t_fn, domain=(-4, 4))
+    fk_fn, t_fn = tfn(lambda m, x: m.cross_entropy(x, (fk if m is F else torch).tensor(target, device=x.device),
+                                                     reduction=reduction, label_smoothing=smoothing))
+    helper_test_op([(5, 6)], fk_fn, ref, t_fn, domain=(-4, 4), device=device)
 
 
-def test_cross_entropy_ignore_index_and_spatial():
+def test_cross_entropy_ignore_index_and_spatial(device):
     rng = np.random.default_rng(6)
     x, t = rng.standard_normal((4, 3, 2, 2)), rng.integers(0, 3, (4, 2, 2))
     t[0, 0, 0] = -100
-    xt = fk.tensor(x, requires_grad=True)
-    loss = F.cross_entropy(xt, fk.tensor(t))
+    xt = fk.tensor(x, requires_grad=True, device=device)
+    loss = F.cross_entropy(xt, fk.tensor(t, device=device))
     logp = np_log_softmax(np.moveaxis(x, 1, -1))
     keep = t != -100
     picked = np.take_along_axis(logp, np.where(keep, t, 0)[..., None], -1)[..., 0]
     assert_close(loss, -(picked * keep).sum() / keep.sum(), rtol=1e-10)
     loss.backward()
-    assert np.all(xt.grad.numpy()[0, :, 0, 0] == 0)
+    assert np.all(to_np(xt.grad)[0, :, 0, 0] == 0)
     if torch is not None:
         tx = torch.tensor(x, requires_grad=True)
         TF.cross_entropy(tx, torch.tensor(t)).backward()
@@ -405,7 +408,7 @@ def test_cross_entropy_errors():
 
 
 @pytest.mark.parametrize("name, fn, np_fn, domain", [
-    ("nll_loss", lambda m, x: m.nll_loss(x, (fk if m is F else torch).tensor([1, 0, 2])),
+    ("nll_loss", lambda m, x: m.nll_loss(x, (fk if m is F else torch).tensor([1, 0, 2], device=x.device)),
      lambda x: -x[np.arange(3), [1, 0, 2]].mean(), (-2, 2)),
     ("mse_loss", lambda m, x, y: m.mse_loss(x, y), lambda x, y: ((x - y) ** 2).mean(), (-2, 2)),
     ("l1_loss", lambda m, x, y: m.l1_loss(x, y), lambda x, y: np.abs(x - y).mean(), (-2, 2)),
@@ -414,24 +417,25 @@ def test_cross_entropy_errors():
     ("bce", lambda m, x, y: m.binary_cross_entropy(x, y),
      lambda x, y: -(y * np.log(x) + (1 - y) * np.log(1 - x)).mean(), (0.05, 0.95)),
 ])
-def test_losses(name, fn, np_fn, domain):
+def test_losses(name, fn, np_fn, domain, device):
     fk_fn, t_fn = tfn(fn)
     n_in = fn.__code__.co_argcount - 1
-    helper_test_op([(3, 3)] * n_in, fk_fn, np_fn, t_fn, domain=domain)
+    helper_test_op([(3, 3)] * n_in, fk_fn, np_fn, t_fn, domain=domain, device=device)
 
 
-def test_embedding_and_dropout():
-    w = fk.randn(5, 3, requires_grad=True)
-    idx = fk.tensor([[0, 2], [2, 4]])
+def test_embedding_and_dropout(device):
+    w = fk.randn(5, 3, requires_grad=True, device=device)
+    idx = fk.tensor([[0, 2], [2, 4]], device=device)
     out = F.embedding(idx, w, padding_idx=4)
     assert out.shape == (2, 2, 3)
-    assert_close(out, w.detach().numpy()[[[0, 2], [2, 4]]])
+    assert_close(out, to_np(w)[[[0, 2], [2, 4]]])
     out.sum().backward()
     assert_close(w.grad, [[1] * 3, [0] * 3, [2] * 3, [0] * 3, [0] * 3])
     fk.manual_seed(0)
-    a = F.dropout(fk.ones(1000), p=0.3)
+    a = F.dropout(fk.ones(1000, device=device), p=0.3)
     fk.manual_seed(0)
-    assert a.tolist() == F.dropout(fk.ones(1000), p=0.3).tolist()  # seeded
+    assert a.tolist() == F.dropout(fk.ones(1000, device=device), p=0.3).tolist()  # seeded
     kept = (a > 0).sum().item()
-    assert 600 < kept < 800 and np.allclose(a.numpy()[a.numpy() > 0], 1 / 0.7)
-    assert F.dropout(fk.ones(4), 0.5, training=False).tolist() == [1.0] * 4
+    an = to_np(a)
+    assert 600 < kept < 800 and np.allclose(an[an > 0], 1 / 0.7)
+    assert F.dropout(fk.ones(4, device=device), 0.5, training=False).tolist() == [1.0] * 4
