@@ -6,7 +6,7 @@ import pytest
 
 import fastkern as fk
 from fastkern import nn
-from helpers import torch
+from helpers import to_np, torch
 
 needs_torch = pytest.mark.skipif(torch is None, reason="torch not installed")
 
@@ -137,17 +137,17 @@ def test_embedding_and_batchnorm_init():
     assert bn.running_var.tolist() == [1, 1, 1] and bn.num_batches_tracked.item() == 0
 
 
-def test_init_functions():
+def test_init_functions(device):
     fk.manual_seed(0)
-    t = fk.empty(300, 200)
+    t = fk.empty(300, 200, device=device)
     nn.init.kaiming_normal_(t, nonlinearity="relu")
-    assert abs(t.numpy().std() - math.sqrt(2 / 200)) < 0.005
+    assert abs(to_np(t).std() - math.sqrt(2 / 200)) < 0.005
     nn.init.kaiming_uniform_(t, mode="fan_out", nonlinearity="relu")
-    assert np.abs(t.numpy()).max() <= math.sqrt(6 / 300)
+    assert np.abs(to_np(t)).max() <= math.sqrt(6 / 300)
     nn.init.xavier_uniform_(t)
-    assert np.abs(t.numpy()).max() <= math.sqrt(6 / 500)
+    assert np.abs(to_np(t)).max() <= math.sqrt(6 / 500)
     nn.init.xavier_normal_(t, gain=2.0)
-    assert abs(t.numpy().std() - 2 * math.sqrt(2 / 500)) < 0.01
+    assert abs(to_np(t).std() - 2 * math.sqrt(2 / 500)) < 0.01
     nn.init.zeros_(t)
     assert t.abs().sum().item() == 0
     nn.init.ones_(t)
@@ -156,16 +156,16 @@ def test_init_functions():
     nn.init.normal_(t, 1.0, 0.5)
     assert abs(t.mean().item() - 1) < 0.01
     assert nn.init.calculate_gain("leaky_relu", 0.2) == pytest.approx(math.sqrt(2 / 1.04))
-    p = nn.Parameter(fk.zeros(3, 3))
+    p = nn.Parameter(fk.zeros(3, 3, device=device))
     nn.init.uniform_(p, -1, 1)
     assert p.requires_grad and p.grad_fn is None  # in place, not recorded
 
 
-def test_dropout_module_modes():
+def test_dropout_module_modes(device):
     d = nn.Dropout(0.5)
-    x = fk.ones(1000)
+    x = fk.ones(1000, device=device)
     y = d(x)
-    assert set(np.unique(y.numpy())) <= {0.0, 2.0}
+    assert set(np.unique(to_np(y))) <= {0.0, 2.0}
     d.eval()
     assert d(x) is x or d(x).sum().item() == 1000
 
@@ -203,7 +203,7 @@ LAYERS = [
 @needs_torch
 @pytest.mark.parametrize("name,args,shape", LAYERS, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(LAYERS)])
 @pytest.mark.parametrize("training", [True, False])
-def test_layer_matches_torch(name, args, shape, training):
+def test_layer_matches_torch(name, args, shape, training, device):
     kw = args if isinstance(args, dict) else {}
     pos = () if isinstance(args, dict) else args
     torch.manual_seed(0)
@@ -211,52 +211,53 @@ def test_layer_matches_torch(name, args, shape, training):
     fk_mod = getattr(nn, name)(*pos, **kw).train(training)
     assert [n for n, _ in fk_mod.state_dict().items()] == list(t_mod.state_dict())
     _copy_params(fk_mod, t_mod)
+    fk_mod.to(device)
     x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
-    xt, xf = torch.tensor(x, requires_grad=True), fk.tensor(x, requires_grad=True)
+    xt, xf = torch.tensor(x, requires_grad=True), fk.tensor(x, requires_grad=True, device=device)
     yt, yf = t_mod(xt), fk_mod(xf)
-    np.testing.assert_allclose(yf.detach().numpy(), yt.detach().numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(to_np(yf), yt.detach().numpy(), rtol=1e-4, atol=1e-5)
     g = np.random.default_rng(2).standard_normal(yt.shape).astype(np.float32)
     yt.backward(torch.tensor(g))
-    yf.backward(fk.tensor(g))
-    np.testing.assert_allclose(xf.grad.numpy(), xt.grad.numpy(), rtol=1e-4, atol=1e-5)
+    yf.backward(fk.tensor(g, device=device))
+    np.testing.assert_allclose(to_np(xf.grad), xt.grad.numpy(), rtol=1e-4, atol=1e-5)
     for (n, p), (_, tp) in zip(fk_mod.named_parameters(), t_mod.named_parameters()):
-        np.testing.assert_allclose(p.grad.numpy(), tp.grad.numpy(), rtol=1e-4, atol=1e-4, err_msg=n)
+        np.testing.assert_allclose(to_np(p.grad), tp.grad.numpy(), rtol=1e-4, atol=1e-4, err_msg=n)
     for (n, b), (_, tb) in zip(fk_mod.state_dict().items(), t_mod.state_dict().items()):
         # running stats
-        np.testing.assert_allclose(b.detach().numpy(), tb.detach().numpy(), rtol=1e-5, atol=1e-6, err_msg=n)
+        np.testing.assert_allclose(to_np(b), tb.detach().numpy(), rtol=1e-5, atol=1e-6, err_msg=n)
 
 
-def test_batchnorm_running_stats_and_eval():
-    bn = nn.BatchNorm1d(2, momentum=0.5)
-    x = fk.tensor([[1.0, 10.0], [3.0, 30.0]])
+def test_batchnorm_running_stats_and_eval(device):
+    bn = nn.BatchNorm1d(2, momentum=0.5).to(device)
+    x = fk.tensor([[1.0, 10.0], [3.0, 30.0]], device=device)
     bn(x)
     # running = 0.5 * old + 0.5 * batch stat; the variance is unbiased (n - 1)
-    np.testing.assert_allclose(bn.running_mean.numpy(), [1.0, 10.0])
-    np.testing.assert_allclose(bn.running_var.numpy(), [0.5 + 0.5 * 2.0, 0.5 + 0.5 * 200.0])
+    np.testing.assert_allclose(to_np(bn.running_mean), [1.0, 10.0])
+    np.testing.assert_allclose(to_np(bn.running_var), [0.5 + 0.5 * 2.0, 0.5 + 0.5 * 200.0])
     assert bn.num_batches_tracked.item() == 1
     bn.eval()
     y = bn(x)
-    np.testing.assert_allclose(y.detach().numpy()[:, 0], (np.array([1.0, 3.0]) - 1) / np.sqrt(1.5 + 1e-5), rtol=1e-5)
+    np.testing.assert_allclose(to_np(y)[:, 0], (np.array([1.0, 3.0]) - 1) / np.sqrt(1.5 + 1e-5), rtol=1e-5)
     assert bn.num_batches_tracked.item() == 1
     with pytest.raises(ValueError, match="expected 4D input"):
         nn.BatchNorm2d(2)(x)
 
 
-def test_embedding_lookup_and_grad():
-    e = nn.Embedding(5, 3)
-    idx = fk.tensor([[0, 4], [4, 1]])
+def test_embedding_lookup_and_grad(device):
+    e = nn.Embedding(5, 3).to(device)
+    idx = fk.tensor([[0, 4], [4, 1]], device=device)
     out = e(idx)
     assert out.shape == (2, 2, 3)
-    np.testing.assert_array_equal(out[0, 1].detach().numpy(), e.weight[4].detach().numpy())
+    np.testing.assert_array_equal(to_np(out[0, 1]), to_np(e.weight[4]))
     out.sum().backward()
-    np.testing.assert_array_equal(e.weight.grad.numpy()[:, 0], [1, 1, 0, 0, 2])
+    np.testing.assert_array_equal(to_np(e.weight.grad)[:, 0], [1, 1, 0, 0, 2])
 
 
 @needs_torch
 @pytest.mark.parametrize("name,kw", [("CrossEntropyLoss", {}), ("CrossEntropyLoss", dict(label_smoothing=0.1)),
                                      ("NLLLoss", {}), ("MSELoss", {}), ("L1Loss", dict(reduction="sum")),
                                      ("BCEWithLogitsLoss", {}), ("BCELoss", dict(reduction="none"))])
-def test_loss_modules_match_torch(name, kw):
+def test_loss_modules_match_torch(name, kw, device):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((6, 4)).astype(np.float32)
     if name in ("CrossEntropyLoss", "NLLLoss"):
@@ -267,14 +268,14 @@ def test_loss_modules_match_torch(name, kw):
         t = rng.random((6, 4)).astype(np.float32)
         if name == "BCELoss":
             x = 1 / (1 + np.exp(-x))
-    got = getattr(nn, name)(**kw)(fk.tensor(x), fk.tensor(t)).detach().numpy()
+    got = to_np(getattr(nn, name)(**kw)(fk.tensor(x, device=device), fk.tensor(t, device=device)))
     want = getattr(torch.nn, name)(**kw)(torch.tensor(x), torch.tensor(t)).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
-def test_loss_activation_and_decodes():
+def test_loss_activation_and_decodes(device):
     ce = nn.CrossEntropyLoss()
-    x = fk.tensor([[1.0, 3.0], [2.0, 0.0]])
-    np.testing.assert_allclose(ce.activation(x).sum(-1).numpy(), [1, 1], rtol=1e-6)
+    x = fk.tensor([[1.0, 3.0], [2.0, 0.0]], device=device)
+    np.testing.assert_allclose(to_np(ce.activation(x).sum(-1)), [1, 1], rtol=1e-6)
     assert ce.decodes(x).tolist() == [1, 0]
-    assert nn.BCEWithLogitsLoss().decodes(fk.tensor([0.2, 0.7])).tolist() == [False, True]
+    assert nn.BCEWithLogitsLoss().decodes(fk.tensor([0.2, 0.7], device=device)).tolist() == [False, True]
