@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 import fastkern as fk
-from helpers import (NP_DTYPES, REAL, assert_close, dtype_name, fk_and_torch, helper_test_op,
-                     ids, make_tensor, to_np, torch)
+from helpers import (NP_DTYPES, REAL, assert_close, dtype_name, fk_and_torch, fk_on, helper_test_op,
+                     ids, make_tensor, on_device, to_np, torch)
 
 needs_torch = pytest.mark.skipif(torch is None, reason="torch not installed")
 
@@ -20,8 +20,8 @@ needs_torch = pytest.mark.skipif(torch is None, reason="torch not installed")
     ([1, 2.5], "float32", (2,)),          # mixed int/float -> default float
     ([[[]]], "float32", (1, 1, 0)),
 ])
-def test_tensor_infers_dtype(data, dtype, shape):
-    t = fk.tensor(data)
+def test_tensor_infers_dtype(data, dtype, shape, device):
+    t = fk.tensor(data, device=device)
     assert isinstance(t, fk.Tensor)
     assert dtype_name(t.dtype) == dtype
     assert t.shape == shape and isinstance(t.shape, tuple)
@@ -29,21 +29,21 @@ def test_tensor_infers_dtype(data, dtype, shape):
 
 
 @pytest.mark.parametrize("name", ["float32", "float64", "int64", "bool", "uint8"])
-def test_tensor_from_numpy_keeps_dtype_and_copies(name):
+def test_tensor_from_numpy_keeps_dtype_and_copies(name, device):
     a = (np.arange(6).reshape(2, 3) % 3).astype(NP_DTYPES[name])
     before = a.copy()
-    t = fk.tensor(a)
+    t = fk.tensor(a, device=device)
     assert dtype_name(t.dtype) == name and t.shape == (2, 3)
     a[0, 0], a[0, 1] = 1, 0
-    np.testing.assert_array_equal(t.numpy(), before)  # fk.tensor copies its input
-    assert t.numpy().dtype == before.dtype
+    np.testing.assert_array_equal(to_np(t), before)  # fk.tensor copies its input
+    assert to_np(t).dtype == before.dtype
 
 
-def test_tensor_dtype_argument_and_requires_grad():
-    t = fk.tensor([1, 2, 3], dtype=fk.float64)
+def test_tensor_dtype_argument_and_requires_grad(device):
+    t = fk.tensor([1, 2, 3], dtype=fk.float64, device=device)
     assert t.dtype == fk.float64 and t.tolist() == [1.0, 2.0, 3.0]
-    assert fk.tensor([1.9, -1.9], dtype=fk.int64).tolist() == [1, -1]
-    r = fk.tensor([1.0, 2.0], requires_grad=True)
+    assert fk.tensor([1.9, -1.9], dtype=fk.int64, device=device).tolist() == [1, -1]
+    r = fk.tensor([1.0, 2.0], requires_grad=True, device=device)
     assert r.requires_grad and r.is_leaf and r.grad is None
 
 
@@ -65,32 +65,32 @@ def test_properties():
 
 
 @pytest.mark.parametrize("factory, fill", [(fk.zeros, 0), (fk.ones, 1), (fk.empty, None)])
-def test_zeros_ones_empty(factory, fill):
-    for t in (factory(2, 3), factory((2, 3))):
+def test_zeros_ones_empty(factory, fill, device):
+    for t in (factory(2, 3, device=device), factory((2, 3), device=device)):
         assert t.shape == (2, 3) and t.dtype == fk.float32
         if fill is not None:
             assert t.tolist() == [[fill] * 3] * 2
-    assert factory(4, dtype=fk.int64).dtype == fk.int64
-    assert factory((), dtype=fk.float64).shape == ()
-    assert factory(0, 5).shape == (0, 5)
+    assert factory(4, dtype=fk.int64, device=device).dtype == fk.int64
+    assert factory((), dtype=fk.float64, device=device).shape == ()
+    assert factory(0, 5, device=device).shape == (0, 5)
     if fill is not None:
-        assert factory(2, dtype=fk.bool).tolist() == [bool(fill)] * 2
-        assert factory(2, dtype=fk.uint8).tolist() == [fill] * 2
+        assert factory(2, dtype=fk.bool, device=device).tolist() == [bool(fill)] * 2
+        assert factory(2, dtype=fk.uint8, device=device).tolist() == [fill] * 2
 
 
-def test_full():
-    t = fk.full((2, 2), 1.5)
+def test_full(device):
+    t = fk.full((2, 2), 1.5, device=device)
     assert t.dtype == fk.float32 and t.tolist() == [[1.5, 1.5], [1.5, 1.5]]
-    assert fk.full((3,), 7).dtype == fk.int64  # PyTorch infers int64 from an int fill value
-    assert fk.full((3,), 7, dtype=fk.float64).tolist() == [7.0] * 3
+    assert fk.full((3,), 7, device=device).dtype == fk.int64  # PyTorch infers int64 from an int fill value
+    assert fk.full((3,), 7, dtype=fk.float64, device=device).tolist() == [7.0] * 3
 
 
 @pytest.mark.parametrize("name", ["zeros_like", "ones_like", "empty_like", "full_like"])
-def test_like_factories(name):
-    x = fk.tensor([[1, 2, 3]]).transpose(0, 1)
+def test_like_factories(name, device):
+    x = fk.tensor([[1, 2, 3]], device=device).transpose(0, 1)
     args = (x, 5) if name == "full_like" else (x,)
     t = getattr(fk, name)(*args)
-    assert t.shape == (3, 1) and t.dtype == fk.int64
+    assert t.shape == (3, 1) and t.dtype == fk.int64 and on_device(t, device)  # the device is like x's too
     if name != "empty_like":
         assert t.tolist() == [[{"zeros_like": 0, "ones_like": 1, "full_like": 5}[name]]] * 3
     assert getattr(fk, name)(*args, dtype=fk.float64).dtype == fk.float64
@@ -105,31 +105,31 @@ def test_like_factories(name):
     ((5,), {"dtype": fk.float64}, np.arange(5.0), "float64"),
     ((3, 3), {}, np.arange(3, 3), "int64"),
 ])
-def test_arange(args, kwargs, expected, dtype):
-    t = fk.arange(*args, **kwargs)
+def test_arange(args, kwargs, expected, dtype, device):
+    t = fk.arange(*args, **kwargs, device=device)
     assert dtype_name(t.dtype) == dtype
     assert_close(t, expected, rtol=0, atol=1e-7)
 
 
-def test_linspace_and_eye():
-    assert_close(fk.linspace(0, 1, 5), np.linspace(0, 1, 5))
-    assert fk.linspace(0, 1, 5).dtype == fk.float32
-    assert_close(fk.linspace(-3, 7, 11), np.linspace(-3, 7, 11))
-    assert fk.linspace(2, 3, 1).tolist() == [2.0]
-    assert_close(fk.eye(3), np.eye(3))
-    assert_close(fk.eye(2, 4), np.eye(2, 4))
-    assert fk.eye(3).dtype == fk.float32
+def test_linspace_and_eye(device):
+    assert_close(fk.linspace(0, 1, 5, device=device), np.linspace(0, 1, 5))
+    assert fk.linspace(0, 1, 5, device=device).dtype == fk.float32
+    assert_close(fk.linspace(-3, 7, 11, device=device), np.linspace(-3, 7, 11))
+    assert fk.linspace(2, 3, 1, device=device).tolist() == [2.0]
+    assert_close(fk.eye(3, device=device), np.eye(3))
+    assert_close(fk.eye(2, 4, device=device), np.eye(2, 4))
+    assert fk.eye(3, device=device).dtype == fk.float32
 
 
-def test_random_creation_and_seed():
+def test_random_creation_and_seed(device):
     fk.manual_seed(0)
-    a, b = fk.rand(1000), fk.randn(10000)
+    a, b = fk.rand(1000, device=device), fk.randn(10000, device=device)
     fk.manual_seed(0)
-    a2, b2 = fk.rand(1000), fk.randn(10000)
+    a2, b2 = fk.rand(1000, device=device), fk.randn(10000, device=device)
     assert a.tolist() == a2.tolist() and b.tolist() == b2.tolist()
     fk.manual_seed(1)
-    assert fk.rand(1000).tolist() != a.tolist()
-    assert fk.rand(2, 3).shape == (2, 3) and fk.randn((4, 5)).shape == (4, 5)
+    assert fk.rand(1000, device=device).tolist() != a.tolist()
+    assert fk.rand(2, 3, device=device).shape == (2, 3) and fk.randn((4, 5), device=device).shape == (4, 5)
     assert a.dtype == fk.float32 and b.dtype == fk.float32
     an, bn = to_np(a), to_np(b)
     assert an.min() >= 0 and an.max() < 1 and abs(an.mean() - 0.5) < 0.05
@@ -137,40 +137,40 @@ def test_random_creation_and_seed():
     assert len(np.unique(an)) > 990
 
 
-def test_randint():
+def test_randint(device):
     fk.manual_seed(3)
-    r = fk.randint(-2, 5, (2000,))
+    r = fk.randint(-2, 5, (2000,), device=device)
     assert r.dtype == fk.int64 and r.shape == (2000,)
     assert set(r.tolist()) == set(range(-2, 5))
-    assert fk.randint(0, 10, (3, 4)).shape == (3, 4)
+    assert fk.randint(0, 10, (3, 4), device=device).shape == (3, 4)
     fk.manual_seed(3)
-    assert fk.randint(-2, 5, (2000,)).tolist() == r.tolist()
+    assert fk.randint(-2, 5, (2000,), device=device).tolist() == r.tolist()
 
 
 @pytest.mark.parametrize("shapes, dim", [
     ([(2, 3), (2, 3), (2, 3)], 0), ([(2, 3), (2, 3)], 1), ([(2, 3), (2, 3)], 2),
     ([(2, 3), (2, 3)], -1), ([(4,)], 0), ([(), ()], 0), ([(0, 3), (0, 3)], 1),
 ])
-def test_stack(shapes, dim):
+def test_stack(shapes, dim, device):
     arrs = [np.random.default_rng(i).standard_normal(s).astype(np.float32) for i, s in enumerate(shapes)]
-    assert_close(fk.stack([fk.tensor(a) for a in arrs], dim), np.stack(arrs, dim))
+    assert_close(fk.stack([fk.tensor(a, device=device) for a in arrs], dim), np.stack(arrs, dim))
 
 
 @pytest.mark.parametrize("shapes, dim", [
     ([(2, 3), (4, 3), (1, 3)], 0), ([(2, 3), (2, 5)], 1), ([(2, 3), (2, 5)], -1),
     ([(3,), (0,), (4,)], 0), ([(2, 0), (2, 3)], 1), ([(2, 3, 4)], 2),
 ])
-def test_cat(shapes, dim):
+def test_cat(shapes, dim, device):
     arrs = [np.random.default_rng(i).standard_normal(s).astype(np.float32) for i, s in enumerate(shapes)]
-    assert_close(fk.cat([fk.tensor(a) for a in arrs], dim), np.concatenate(arrs, dim))
-    assert_close(fk.cat(tuple(make_tensor(a, "float32", "strided") for a in arrs), dim),
+    assert_close(fk.cat([fk.tensor(a, device=device) for a in arrs], dim), np.concatenate(arrs, dim))
+    assert_close(fk.cat(tuple(make_tensor(a, "float32", "strided", device=device) for a in arrs), dim),
                  np.concatenate(arrs, dim))
 
 
 # ----------------------------------------------------------------------------- views
-def arange_t(*shape, dtype=fk.float32):
+def arange_t(*shape, dtype=fk.float32, device="cpu"):
     n = int(np.prod(shape))
-    return fk.arange(n).to(dtype).reshape(*shape), np.arange(n, dtype=np.float32).reshape(shape)
+    return fk.arange(n, device=device).to(dtype).reshape(*shape), np.arange(n, dtype=np.float32).reshape(shape)
 
 
 @pytest.mark.parametrize("op, ref", [
@@ -196,8 +196,8 @@ def arange_t(*shape, dtype=fk.float32):
     (lambda x: x.flatten(0, 1), lambda a: a.reshape(6, 4)),
     (lambda x: x.flatten(-2, -1), lambda a: a.reshape(2, 12)),
 ])
-def test_views_share_memory(op, ref):
-    x, a = arange_t(2, 3, 4)
+def test_views_share_memory(op, ref, device):
+    x, a = arange_t(2, 3, 4, device=device)
     v = op(x)
     assert_close(v, ref(a))
     # a write through the base is visible in the view (they share memory)
@@ -205,8 +205,8 @@ def test_views_share_memory(op, ref):
     assert_close(v, ref(a) + 1000)
 
 
-def test_view_writes_reach_base():
-    x, a = arange_t(3, 4)
+def test_view_writes_reach_base(device):
+    x, a = arange_t(3, 4, device=device)
     x.view(12)[5] = -1
     x.T[0, 2] = -2
     x.unsqueeze(0)[0, 1, 1] = -3
@@ -218,19 +218,19 @@ def test_view_writes_reach_base():
     assert_close(x, a)
 
 
-def test_expand_has_zero_stride_and_reshape_of_noncontiguous_copies():
-    x = fk.tensor([[1.0], [2.0]])
+def test_expand_has_zero_stride_and_reshape_of_noncontiguous_copies(device):
+    x = fk.tensor([[1.0], [2.0]], device=device)
     e = x.expand(2, 3)
     assert e.stride()[1] == 0 and e.tolist() == [[1, 1, 1], [2, 2, 2]]
-    y, a = arange_t(3, 4)
+    y, a = arange_t(3, 4, device=device)
     r = y.T.reshape(12)
     assert_close(r, a.T.reshape(12))
     y.add_(1)
     assert_close(r, a.T.reshape(12))  # a copy: unaffected
 
 
-def test_contiguous_clone_detach():
-    x, a = arange_t(3, 4)
+def test_contiguous_clone_detach(device):
+    x, a = arange_t(3, 4, device=device)
     t = x.T
     c = t.contiguous()
     assert c.is_contiguous() and c.stride() == (3, 1)
@@ -241,7 +241,7 @@ def test_contiguous_clone_detach():
     assert_close(k, a + 1)
     kt = t.clone()
     assert_close(kt, a.T)
-    r = fk.ones(3, requires_grad=True)
+    r = fk.ones(3, requires_grad=True, device=device)
     d = r.detach()
     assert not d.requires_grad and d.grad_fn is None
     with fk.no_grad():
@@ -261,33 +261,35 @@ def test_contiguous_clone_detach():
     ([255, 1, 0], lambda t: t.to(fk.uint8).float(), [255.0, 1.0, 0.0], "float32"),
     ([3, 2], lambda t: t.to(fk.uint8), [3, 2], "uint8"),
 ])
-def test_dtype_conversion(src, conv, want, dtype):
-    out = conv(fk.tensor(src))
+def test_dtype_conversion(src, conv, want, dtype, device):
+    out = conv(fk.tensor(src, device=device))
     assert dtype_name(out.dtype) == dtype and out.tolist() == want
 
 
-def test_item_and_tolist():
-    assert fk.tensor(2.5).item() == 2.5 and type(fk.tensor(2.5).item()) is float
-    assert type(fk.tensor(3).item()) is int and type(fk.tensor(True).item()) is bool
-    assert fk.tensor([[4]]).item() == 4
-    assert fk.tensor(3.5).tolist() == 3.5
-    assert fk.tensor([[1, 2], [3, 4]]).T.tolist() == [[1, 3], [2, 4]]
-    assert fk.tensor([0.1], dtype=fk.float64).item() == 0.1  # no detour through float32
-    assert fk.tensor([[1 / 3]], dtype=fk.float64).tolist() == [[1 / 3]]
-    assert fk.tensor(2 ** 53 + 1).item() == 2 ** 53 + 1  # int64 exact
+def test_item_and_tolist(device):
+    t = lambda v, **kw: fk.tensor(v, device=device, **kw)  # noqa: E731
+    assert t(2.5).item() == 2.5 and type(t(2.5).item()) is float
+    assert type(t(3).item()) is int and type(t(True).item()) is bool
+    assert t([[4]]).item() == 4
+    assert t(3.5).tolist() == 3.5
+    assert t([[1, 2], [3, 4]]).T.tolist() == [[1, 3], [2, 4]]
+    assert t([0.1], dtype=fk.float64).item() == 0.1  # no detour through float32
+    assert t([[1 / 3]], dtype=fk.float64).tolist() == [[1 / 3]]
+    assert t(2 ** 53 + 1).item() == 2 ** 53 + 1  # int64 exact
 
 
 @pytest.mark.parametrize("name", ["float32", "float64", "int64", "uint8", "bool"])
-def test_python_number_protocols(name):
-    one, zero = fk.tensor([1], dtype=getattr(fk, name)), fk.tensor(0, dtype=getattr(fk, name))
+def test_python_number_protocols(name, device):
+    dt = getattr(fk, name)
+    one, zero = fk.tensor([1], dtype=dt, device=device), fk.tensor(0, dtype=dt, device=device)
     assert bool(one) is True and bool(zero) is False
     assert float(one) == 1.0 and int(one) == 1
-    assert int(fk.tensor(3.7)) == 3 and float(fk.tensor([2.5])) == 2.5
+    assert int(fk.tensor(3.7, device=device)) == 3 and float(fk.tensor([2.5], device=device)) == 2.5
 
 
-def test_len_and_iteration():
-    x = fk.tensor([[1, 2], [3, 4], [5, 6]])
-    assert len(x) == 3 and len(fk.zeros(0, 4)) == 0
+def test_len_and_iteration(device):
+    x = fk.tensor([[1, 2], [3, 4], [5, 6]], device=device)
+    assert len(x) == 3 and len(fk.zeros(0, 4, device=device)) == 0
     rows = list(x)
     assert len(rows) == 3 and rows[1].tolist() == [3, 4] and rows[1].shape == (2,)
 
@@ -318,25 +320,25 @@ READ_INDICES = [
 
 
 @pytest.mark.parametrize("index", [e[1] for e in READ_INDICES], ids=ids(READ_INDICES))
-def test_getitem_matches_numpy(index):
+def test_getitem_matches_numpy(index, device):
     a = np.random.default_rng(0).standard_normal((5, 4, 3)).astype(np.float32)
     for layout in ("contiguous", "transposed"):
-        got = make_tensor(a, "float32", layout)[index(fk)]
+        got = make_tensor(a, "float32", layout, device=device)[index(fk_on(device))]
         assert_close(got, a[index(NPM)], msg=layout)
 
 
-def test_getitem_by_data_mask_and_scalar_result():
+def test_getitem_by_data_mask_and_scalar_result(device):
     a = np.random.default_rng(1).standard_normal((4, 6)).astype(np.float32)
-    x = fk.tensor(a)
+    x = fk.tensor(a, device=device)
     assert_close(x[x > 0], a[a > 0])
     assert_close(x.T[x.T > 0.5], a.T[a.T > 0.5])
     e = x[1, 2]
     assert e.shape == () and e.item() == pytest.approx(float(a[1, 2]))
-    assert_close(fk.tensor([1, 2, 3])[fk.tensor([True, True, True])], [1, 2, 3])
+    assert_close(fk.tensor([1, 2, 3], device=device)[fk.tensor([True, True, True], device=device)], [1, 2, 3])
 
 
-def test_basic_indexing_is_a_view_advanced_is_a_copy():
-    x, a = arange_t(4, 5)
+def test_basic_indexing_is_a_view_advanced_is_a_copy(device):
+    x, a = arange_t(4, 5, device=device)
     basic = x[1:3, ::2]
     adv = x[[1, 2]]
     masked = x[x > 10]
@@ -361,21 +363,22 @@ SET_CASES = [
 
 
 @pytest.mark.parametrize("index, value", [(e[1], e[2]) for e in SET_CASES], ids=ids(SET_CASES))
-def test_setitem_matches_numpy(index, value):
+def test_setitem_matches_numpy(index, value, device):
     for layout in ("contiguous", "transposed"):
         a = np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32)
-        x = make_tensor(a, "float32", layout)
-        x[index(fk)] = fk.tensor(value.astype(np.float32)) if isinstance(value, np.ndarray) else value
+        x = make_tensor(a, "float32", layout, device=device)
+        is_array = isinstance(value, np.ndarray)
+        x[index(fk_on(device))] = fk.tensor(value.astype(np.float32), device=device) if is_array else value
         a[index(NPM)] = value
         assert_close(x, a, msg=layout)
 
 
-def test_setitem_with_data_mask_and_values():
+def test_setitem_with_data_mask_and_values(device):
     a = np.random.default_rng(2).standard_normal((3, 4)).astype(np.float32)
-    x = fk.tensor(a)
+    x = fk.tensor(a, device=device)
     n = int((a > 0).sum())
     vals = np.arange(n, dtype=np.float32) + 10
-    x[x > 0] = fk.tensor(vals)
+    x[x > 0] = fk.tensor(vals, device=device)
     a[a > 0] = vals
     assert_close(x, a)
     x[x < 0] = 0
@@ -383,17 +386,17 @@ def test_setitem_with_data_mask_and_values():
     assert_close(x, a)
 
 
-def test_setitem_through_view_and_dtype_cast():
-    x, a = arange_t(3, 4)
+def test_setitem_through_view_and_dtype_cast(device):
+    x, a = arange_t(3, 4, device=device)
     v = x[1]
     v[2] = 100.0
     assert x[1, 2].item() == 100.0
-    i = fk.zeros(3, dtype=fk.int64)
+    i = fk.zeros(3, dtype=fk.int64, device=device)
     i[1] = 2.7  # value is cast to the tensor's dtype
     assert i.tolist() == [0, 2, 0] and i.dtype == fk.int64
-    f = fk.zeros(3)
-    f[fk.tensor([0, 2])] = fk.tensor([1.0, 2.0])
-    f[1:2] = fk.tensor([5])  # basic-index assignment casts like copy_
+    f = fk.zeros(3, device=device)
+    f[fk.tensor([0, 2], device=device)] = fk.tensor([1.0, 2.0], device=device)
+    f[1:2] = fk.tensor([5], device=device)  # basic-index assignment casts like copy_
     assert f.tolist() == [1.0, 5.0, 2.0] and f.dtype == fk.float32
 
 
@@ -411,10 +414,10 @@ VIEW_OPS = [  # name, input shapes, fn(m, *xs), np reference, helper kwargs
     ("flatten", [(2, 3, 4)], lambda m, x: x.flatten(1), lambda a: a.reshape(2, 12), {}),
     ("getitem_basic", [(5, 4, 3)], lambda m, x: x[1:4, ::2, None, -1], lambda a: a[1:4, ::2, None, -1], {}),
     ("getitem_ellipsis", [(5, 4, 3)], lambda m, x: x[None, ..., 0], lambda a: a[None, ..., 0], {}),
-    ("getitem_dup_idx", [(5, 3)], lambda m, x: x[m.tensor(np.array([0, 4, 0, 0]))],
+    ("getitem_dup_idx", [(5, 3)], lambda m, x: x[m.tensor(np.array([0, 4, 0, 0]), device=x.device)],
      lambda a: a[[0, 4, 0, 0]], {}),
     ("getitem_list_dim1", [(5, 3)], lambda m, x: x[:, [2, 2, 0]], lambda a: a[:, [2, 2, 0]], {}),
-    ("getitem_mask", [(5, 3)], lambda m, x: x[m.tensor(MASK)], lambda a: a[MASK], {}),
+    ("getitem_mask", [(5, 3)], lambda m, x: x[m.tensor(MASK, device=x.device)], lambda a: a[MASK], {}),
     ("getitem_data_mask", [(4, 5)], lambda m, x: x[x > 0], lambda a: a[a > 0], {}),
     ("cat", [(2, 3), (4, 3)], lambda m, a, b: m.cat([a, b], 0), lambda a, b: np.concatenate([a, b], 0), {}),
     ("cat_dim1", [(2, 3), (2, 1), (2, 0)], lambda m, a, b, c: m.cat([a, b, c], -1),
@@ -433,13 +436,13 @@ def _setitem_slice(m, x, v):
 
 def _setitem_idx(m, x, v):
     y = x * 1
-    y[m.tensor(np.array([3, 0]))] = v
+    y[m.tensor(np.array([3, 0]), device=x.device)] = v
     return y
 
 
 def _setitem_mask(m, x, v):
     y = x.clone()
-    y[m.tensor(np.array([True, False, True, False]))] = v
+    y[m.tensor(np.array([True, False, True, False]), device=x.device)] = v
     return y
 
 
@@ -467,9 +470,9 @@ VIEW_OPS += [
 
 
 @pytest.mark.parametrize("name, shapes, fn, ref, kw", VIEW_OPS, ids=ids(VIEW_OPS))
-def test_view_and_index_ops_forward_and_grad(name, shapes, fn, ref, kw):
+def test_view_and_index_ops_forward_and_grad(name, shapes, fn, ref, kw, device):
     fk_fn, torch_fn = fk_and_torch(fn)
-    helper_test_op(shapes, fk_fn, ref, torch_fn, domain=REAL, **kw)
+    helper_test_op(shapes, fk_fn, ref, torch_fn, domain=REAL, device=device, **kw)
 
 
 # ----------------------------------------------------------------------------- numpy / dlpack
