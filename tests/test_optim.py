@@ -7,7 +7,7 @@ import pytest
 import fastkern as fk
 from fastkern import nn, optim
 from fastkern.optim import lr_scheduler as sch
-from helpers import torch
+from helpers import to_np, torch
 
 needs_torch = pytest.mark.skipif(torch is None, reason="torch not installed")
 
@@ -19,14 +19,14 @@ def grad_at(w, step):
     return (np.sin(w * (step + 1)) + 0.1 * w).astype(np.float32)
 
 
-def run_fk(opt_cls, steps=5, **kw):
-    p = nn.Parameter(fk.tensor(W0.copy()))
+def run_fk(opt_cls, steps=5, device="cpu", **kw):
+    p = nn.Parameter(fk.tensor(W0.copy(), device=device))
     opt = opt_cls([p], **kw)
     for s in range(steps):
-        p.grad = fk.tensor(grad_at(p.detach().numpy(), s))
+        p.grad = fk.tensor(grad_at(to_np(p), s), device=device)
         opt.step()
         opt.zero_grad()
-    return p.detach().numpy()
+    return to_np(p)
 
 
 def sgd_reference(steps=5, lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
@@ -63,8 +63,9 @@ SGD_CASES = [dict(), dict(momentum=0.9), dict(momentum=0.9, dampening=0.3), dict
 
 
 @pytest.mark.parametrize("kw", SGD_CASES, ids=str)
-def test_sgd_formula(kw):
-    np.testing.assert_allclose(run_fk(optim.SGD, lr=0.1, **kw), sgd_reference(lr=0.1, **kw), rtol=1e-5, atol=1e-6)
+def test_sgd_formula(kw, device):
+    np.testing.assert_allclose(run_fk(optim.SGD, lr=0.1, device=device, **kw), sgd_reference(lr=0.1, **kw),
+                               rtol=1e-5, atol=1e-6)
 
 
 ADAM_CASES = [(optim.Adam, dict()), (optim.Adam, dict(weight_decay=0.1)), (optim.AdamW, dict(weight_decay=0.1)),
@@ -72,9 +73,9 @@ ADAM_CASES = [(optim.Adam, dict()), (optim.Adam, dict(weight_decay=0.1)), (optim
 
 
 @pytest.mark.parametrize("cls,kw", ADAM_CASES, ids=str)
-def test_adam_formula(cls, kw):
+def test_adam_formula(cls, kw, device):
     want = adam_reference(lr=0.01, decoupled=cls is optim.AdamW, **kw)
-    np.testing.assert_allclose(run_fk(cls, lr=0.01, **kw), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(run_fk(cls, lr=0.01, device=device, **kw), want, rtol=1e-5, atol=1e-6)
 
 
 @needs_torch
@@ -83,7 +84,7 @@ def test_adam_formula(cls, kw):
                                      ("Adam", dict(lr=0.01, weight_decay=0.1)),
                                      ("Adam", dict(lr=0.01, amsgrad=True)),
                                      ("AdamW", dict(lr=0.01, betas=(0.85, 0.99)))], ids=str)
-def test_matches_torch_optimizer(name, kw):
+def test_matches_torch_optimizer(name, kw, device):
     def run_torch():
         p = torch.nn.Parameter(torch.tensor(W0.copy()))
         opt = getattr(torch.optim, name)([p], **kw)
@@ -91,31 +92,32 @@ def test_matches_torch_optimizer(name, kw):
             p.grad = torch.tensor(grad_at(p.detach().numpy(), s))
             opt.step()
         return p.detach().numpy()
-    np.testing.assert_allclose(run_fk(getattr(optim, name), steps=6, **kw), run_torch(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(run_fk(getattr(optim, name), steps=6, device=device, **kw), run_torch(),
+                               rtol=1e-5, atol=1e-6)
 
 
-def test_updates_in_place_without_recording():
-    p = nn.Parameter(fk.ones(3))
+def test_updates_in_place_without_recording(device):
+    p = nn.Parameter(fk.ones(3, device=device))
     opt = optim.SGD([p], lr=0.5, momentum=0.9)
     (p * p).sum().backward()
     opt.step()
     assert p.grad_fn is None and p.is_leaf and p.requires_grad
     assert p.tolist() == [0.0, 0.0, 0.0]
-    skipped = nn.Parameter(fk.ones(2))  # no grad: left alone
+    skipped = nn.Parameter(fk.ones(2, device=device))  # no grad: left alone
     opt2 = optim.Adam([skipped])
     opt2.step()
     assert skipped.tolist() == [1.0, 1.0] and skipped not in opt2.state
 
 
-def test_param_groups_with_own_lr():
-    a, b = nn.Parameter(fk.ones(2)), nn.Parameter(fk.ones(2))
+def test_param_groups_with_own_lr(device):
+    a, b = nn.Parameter(fk.ones(2, device=device)), nn.Parameter(fk.ones(2, device=device))
     opt = optim.SGD([{"params": [a]}, {"params": b, "lr": 1.0}], lr=0.1, momentum=0.0)
     assert opt.param_groups[0]["lr"] == 0.1 and opt.param_groups[1]["lr"] == 1.0
     assert opt.param_groups[1]["momentum"] == 0.0
-    a.grad, b.grad = fk.ones(2), fk.ones(2)
+    a.grad, b.grad = fk.ones(2, device=device), fk.ones(2, device=device)
     opt.step()
-    np.testing.assert_allclose(a.detach().numpy(), [0.9, 0.9])
-    np.testing.assert_allclose(b.detach().numpy(), [0.0, 0.0])
+    np.testing.assert_allclose(to_np(a), [0.9, 0.9])
+    np.testing.assert_allclose(to_np(b), [0.0, 0.0])
     with pytest.raises(ValueError, match="more than one"):
         opt.add_param_group({"params": [a]})
     opt.zero_grad()
@@ -124,14 +126,14 @@ def test_param_groups_with_own_lr():
         optim.SGD([], lr=0.1)
 
 
-def test_state_dict_round_trip_continues_identically():
+def test_state_dict_round_trip_continues_identically(device):
     def make():
-        p = nn.Parameter(fk.tensor(W0.copy()))
+        p = nn.Parameter(fk.tensor(W0.copy(), device=device))
         return p, optim.Adam([p], lr=0.01)
 
     p1, o1 = make()
     for s in range(3):
-        p1.grad = fk.tensor(grad_at(p1.detach().numpy(), s))
+        p1.grad = fk.tensor(grad_at(to_np(p1), s), device=device)
         o1.step()
     sd = o1.state_dict()
     assert sd["state"][0]["step"] == 3 and sd["param_groups"][0]["params"] == [0]
@@ -139,9 +141,9 @@ def test_state_dict_round_trip_continues_identically():
     p2.detach().copy_(p1.detach())
     o2.load_state_dict(sd)
     for p, o in ((p1, o1), (p2, o2)):
-        p.grad = fk.tensor(grad_at(p.detach().numpy(), 3))
+        p.grad = fk.tensor(grad_at(to_np(p), 3), device=device)
         o.step()
-    np.testing.assert_array_equal(p1.detach().numpy(), p2.detach().numpy())
+    np.testing.assert_array_equal(to_np(p1), to_np(p2))
     sd["state"][0]["exp_avg"].fill_(123.0)  # loading copied the tensors
     assert o2.state[p2]["exp_avg"].max().item() != 123.0
 
@@ -195,17 +197,17 @@ def test_one_cycle_momentum_for_adam_is_beta1():
 
 
 @pytest.mark.parametrize("cls,kw", ADAM_CASES, ids=str)
-def test_adam_unfused_path_matches(cls, kw):
+def test_adam_unfused_path_matches(cls, kw, device):
     # A non-contiguous parameter takes the op-by-op path; contiguous ones the fused C++ step.
-    p = nn.Parameter(fk.tensor(np.ascontiguousarray(W0.T)).T)
+    p = nn.Parameter(fk.tensor(np.ascontiguousarray(W0.T), device=device).T)
     assert not p.is_contiguous()
     opt = cls([p], lr=0.01, **kw)
     for s in range(5):
-        p.grad = fk.tensor(grad_at(p.detach().numpy(), s))
+        p.grad = fk.tensor(grad_at(to_np(p), s), device=device)
         opt.step()
     want = adam_reference(lr=0.01, decoupled=cls is optim.AdamW, **kw)
-    np.testing.assert_allclose(p.detach().numpy(), want, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(run_fk(cls, lr=0.01, **kw), p.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(to_np(p), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(run_fk(cls, lr=0.01, device=device, **kw), to_np(p), rtol=1e-5, atol=1e-6)
 
 
 def test_fused_adam_step_checks_its_operands():
