@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastkern as fk
-from helpers import POS, REAL, away0, fk_and_torch, helper_test_op
+from helpers import POS, REAL, away0, fk_and_torch, helper_test_op, to_np
 
 # name: (NumPy float64 reference, domain, differentiable); float inputs
 UNARY = {
@@ -41,32 +41,32 @@ def test_every_listed_op_has_a_reference():
 
 
 @pytest.mark.parametrize("name", sorted(UNARY))
-def test_unary_from_the_list(name):
+def test_unary_from_the_list(name, device):
     ref, domain, grad = UNARY[name]
     fk_fn, t_fn = fk_and_torch(lambda m, x: getattr(m, name)(x))
-    helper_test_op([(3, 5)], fk_fn, ref, t_fn, domain=domain, forward_only=not grad)
-    x = fk.tensor(np.linspace(0.6, 1.9, 7))  # the in-place form agrees
-    assert np.allclose(getattr(x.clone(), name + "_")().numpy(), ref(x.numpy()))
+    helper_test_op([(3, 5)], fk_fn, ref, t_fn, domain=domain, forward_only=not grad, device=device)
+    x = fk.tensor(np.linspace(0.6, 1.9, 7), device=device)  # the in-place form agrees
+    assert np.allclose(to_np(getattr(x.clone(), name + "_")()), ref(to_np(x)))
 
 
 @pytest.mark.parametrize("name", sorted(BINARY))
-def test_binary_from_the_list(name):
+def test_binary_from_the_list(name, device):
     ref, domain, grad = BINARY[name]
     compare = name in ("eq", "ne", "lt", "le", "gt", "ge")
     for form in (lambda m, a, b: getattr(m, name)(a, b), lambda m, a, b: getattr(a, name)(b)):
         fk_fn, t_fn = fk_and_torch(form)
         helper_test_op([(3, 4), (4,)], fk_fn, ref, t_fn, domain=domain, forward_only=not grad,
-                       out_dtype="bool" if compare else None)
+                       out_dtype="bool" if compare else None, device=device)
 
 
 @pytest.mark.parametrize("name", sorted(BITWISE))
 @pytest.mark.parametrize("dtype", [fk.int64, fk.uint8, fk.bool])
-def test_bitwise_from_the_list(name, dtype):
+def test_bitwise_from_the_list(name, dtype, device):
     ref, arity = BITWISE[name]
     rng = np.random.default_rng(0)
     arrays = [rng.integers(0, 200, (4, 5)).astype(fk.tensor([], dtype=dtype).numpy().dtype) for _ in range(arity)]
-    out = getattr(fk, name)(*[fk.tensor(a) for a in arrays])
+    out = getattr(fk, name)(*[fk.tensor(a, device=device) for a in arrays])
     assert out.dtype == dtype
-    np.testing.assert_array_equal(out.numpy(), ref(*arrays))
+    np.testing.assert_array_equal(to_np(out), ref(*arrays))
     with pytest.raises(TypeError, match=name):
         getattr(fk, name)(*[fk.ones(3)] * arity)
