@@ -10,7 +10,7 @@ import pytest
 
 import fastkern as fk
 import fastkern.nn.functional as F
-from helpers import assert_close, assert_raises_with
+from helpers import assert_close, assert_raises_with, to_np
 
 
 # ----------------------------------------------------------------------------- shape-size overflow
@@ -94,16 +94,17 @@ def test_bce_checks_shapes_and_range():
     assert F.binary_cross_entropy(fk.tensor([1.0, 0.0]), fk.tensor([1.0, 0.0])).item() == 0.0
 
 
-def test_bce_with_logits_weights_match_torch():
+def test_bce_with_logits_weights_match_torch(device):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
     x, t = rng.standard_normal((4, 3)), rng.random((4, 3))
     w, pw = rng.random((4, 3)), rng.random(3) * 3
-    ours = F.binary_cross_entropy_with_logits(fk.tensor(x), fk.tensor(t), weight=fk.tensor(w), pos_weight=fk.tensor(pw))
+    T = lambda a: fk.tensor(a, device=device)  # noqa: E731
+    ours = F.binary_cross_entropy_with_logits(T(x), T(t), weight=T(w), pos_weight=T(pw))
     ref = torch.nn.functional.binary_cross_entropy_with_logits(
         torch.tensor(x), torch.tensor(t), weight=torch.tensor(w), pos_weight=torch.tensor(pw))
     assert_close(ours, ref.numpy(), rtol=1e-10, atol=1e-12)
-    ours = F.binary_cross_entropy(fk.tensor(t), fk.tensor(1 - t), weight=fk.tensor(w), reduction="sum")
+    ours = F.binary_cross_entropy(T(t), T(1 - t), weight=T(w), reduction="sum")
     ref = torch.nn.functional.binary_cross_entropy(torch.tensor(t), torch.tensor(1 - t), weight=torch.tensor(w),
                                                    reduction="sum")
     assert_close(ours, ref.numpy(), rtol=1e-10, atol=1e-12)
@@ -152,51 +153,51 @@ INF = math.inf
 
 @pytest.mark.parametrize("row", [[INF, 1.0, 0.0], [-INF, -INF], [-INF, 1.0], [INF, -INF], [math.nan, 1.0],
                                  [INF, INF], [-INF, 1.0, 2.0]])
-def test_softmax_family_with_infinities_matches_torch(row):
+def test_softmax_family_with_infinities_matches_torch(row, device):
     torch = pytest.importorskip("torch")
     for dtype in ("float32", "float64"):
-        x, t = fk.tensor(row, dtype=getattr(fk, dtype)), torch.tensor(row, dtype=getattr(torch, dtype))
+        x, t = fk.tensor(row, dtype=getattr(fk, dtype), device=device), torch.tensor(row, dtype=getattr(torch, dtype))
         for name in ("softmax", "log_softmax"):
-            np.testing.assert_allclose(getattr(x, name)(0).numpy(), getattr(t, name)(0).numpy(), rtol=1e-6)
+            np.testing.assert_allclose(to_np(getattr(x, name)(0)), getattr(t, name)(0).numpy(), rtol=1e-6)
         for target in range(len(row)):
-            ours = F.cross_entropy(x[None], fk.tensor([target])).item()
+            ours = F.cross_entropy(x[None], fk.tensor([target], device=device)).item()
             ref = torch.nn.functional.cross_entropy(t[None], torch.tensor([target])).item()
             np.testing.assert_allclose(ours, ref, rtol=1e-6)
         np.testing.assert_allclose(x.logsumexp(0).item(), t.logsumexp(0).item(), rtol=1e-6)
         np.testing.assert_allclose(x.std().item(), t.std().item(), rtol=1e-6)
 
 
-def test_softmax_of_plus_inf_is_nan_everywhere():
-    assert np.isnan(fk.tensor([INF, 1.0, 0.0]).softmax(0).numpy()).all()
-    assert np.isnan(fk.tensor([[INF, 1.0, 0.0]]).log_softmax(1).numpy()).all()
+def test_softmax_of_plus_inf_is_nan_everywhere(device):
+    assert np.isnan(to_np(fk.tensor([INF, 1.0, 0.0], device=device).softmax(0))).all()
+    assert np.isnan(to_np(fk.tensor([[INF, 1.0, 0.0]], device=device).log_softmax(1))).all()
 
 
 # ----------------------------------------------------------------------------- expanded reductions
-def test_reducing_an_expansion_does_not_materialise_it():
+def test_reducing_an_expansion_does_not_materialise_it(device):
     # 2**34 float32 elements would be 64 GiB
-    x = fk.ones(1).expand(2**34)
+    x = fk.ones(1, device=device).expand(2**34)
     assert x.sum().item() == 2.0**34
     assert x.mean().item() == 1.0
     assert x.amax().item() == 1.0 and x.min().item() == 1.0
-    y = fk.tensor([[1.0], [2.0], [3.0]]).expand(3, 2**33)
+    y = fk.tensor([[1.0], [2.0], [3.0]], device=device).expand(3, 2**33)
     assert y.sum(1).tolist() == [2.0**33, 2.0**34, 3 * 2.0**33]
     assert y.max(1).values.tolist() == [1.0, 2.0, 3.0]
-    b = fk.tensor([True, False]).expand(2**33, 2)
+    b = fk.tensor([True, False], device=device).expand(2**33, 2)
     assert b.any().item() and not b.all().item() and b.all(0).tolist() == [True, False]
 
 
 @pytest.mark.parametrize("dims", [None, 0, 1, (0, 2), (1, 2)])
-def test_expanded_reductions_match_numpy(dims):
+def test_expanded_reductions_match_numpy(dims, device):
     rng = np.random.default_rng(1)
     a = rng.standard_normal((3, 1, 5))
-    x = fk.tensor(a).expand(3, 7, 5)
+    x = fk.tensor(a, device=device).expand(3, 7, 5)
     ref = np.broadcast_to(a, (3, 7, 5))
     for name in ("sum", "amax", "amin", "mean"):
         ours = getattr(x, name)() if dims is None else getattr(x, name)(dims, keepdim=True)
         expect = getattr(np, {"amax": "max", "amin": "min"}.get(name, name))(ref, axis=dims, keepdims=dims is not None)
         assert_close(ours, expect, rtol=1e-12, atol=1e-12)
     x.requires_grad_(False)
-    src = fk.tensor(a, requires_grad=True)
+    src = fk.tensor(a, requires_grad=True, device=device)
     src.expand(3, 7, 5).sum().backward()
     assert_close(src.grad, np.full(a.shape, 7.0))
 
@@ -264,14 +265,14 @@ def test_grad_assignment_checks():
 
 
 @pytest.mark.parametrize("dtype", [fk.float32, fk.float64])
-def test_spread_of_equal_values_is_exactly_zero(dtype):
+def test_spread_of_equal_values_is_exactly_zero(dtype, device):
     # found by fuzzing: the rounded mean of equal values left a nonzero std, and with it a
     # nonzero gradient, where PyTorch gives exactly 0
-    x = fk.full((3, 7), 0.1, dtype=dtype, requires_grad=True)
+    x = fk.full((3, 7), 0.1, dtype=dtype, requires_grad=True, device=device)
     s = x.std(0)
     assert s.tolist() == [0.0] * 7 and x.var().item() == 0.0
     s.sum().backward()
     assert x.grad.abs().sum().item() == 0.0
-    assert np.isnan(fk.tensor([math.inf, math.inf]).var().item())  # as PyTorch
-    assert np.isnan(fk.tensor([2.5], dtype=dtype).std().item())  # one value: no degrees of freedom
-    assert fk.tensor([2.5], dtype=dtype).var(correction=0).item() == 0.0
+    assert np.isnan(fk.tensor([math.inf, math.inf], device=device).var().item())  # as PyTorch
+    assert np.isnan(fk.tensor([2.5], dtype=dtype, device=device).std().item())  # one value: no degrees of freedom
+    assert fk.tensor([2.5], dtype=dtype, device=device).var(correction=0).item() == 0.0
