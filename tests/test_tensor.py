@@ -1,4 +1,8 @@
 """Creation, properties, dtypes, views, indexing and NumPy / DLPack interop."""
+import ctypes
+import gc
+import os
+
 import numpy as np
 import pytest
 
@@ -547,3 +551,187 @@ def test_dlpack_with_torch(name):
     assert dtype_name(f.dtype) == name and f.shape == (4, 2) and f.stride() == (1, 4)
     src[3, 1] = 1
     assert f[3, 1].item() == 1
+
+
+def _capsule_name(c):
+    return repr(c).split('"')[1]  # <capsule object "NAME" at 0x...>
+
+
+def test_dlpack_capsule_flavours():
+    t = fk.arange(6.0).reshape(2, 3)
+    assert t.__dlpack_device__() == (1, 0)  # kDLCPU, device 0
+    assert _capsule_name(t.__dlpack__()) == "dltensor"  # legacy unless the consumer names a version
+    assert _capsule_name(t.__dlpack__(max_version=(1, 0))) == "dltensor_versioned"
+    assert _capsule_name(t.__dlpack__(max_version=(0, 8))) == "dltensor"
+    assert _capsule_name(t.__dlpack__(stream=None, dl_device=(1, 0), copy=False)) == "dltensor"
+    with pytest.raises(BufferError):
+        t.__dlpack__(dl_device=(2, 0))  # CPU memory is not handed out as CUDA memory
+    for max_version in (None, (1, 0)):
+        c = t.__dlpack__(max_version=max_version)
+        f = fk.from_dlpack(c)
+        f[0, 0] = 9 if max_version else 8
+        assert t[0, 0].item() == f[0, 0].item()
+        assert _capsule_name(c).startswith("used_dltensor")  # consumed
+        with pytest.raises(RuntimeError, match="already consumed"):
+            fk.from_dlpack(c)
+
+
+class _Spy:
+    """Passes a tensor's DLPack methods through, recording what the consumer asked for."""
+
+    def __init__(self, t):
+        self.t, self.calls = t, []
+
+    def __dlpack_device__(self):
+        return self.t.__dlpack_device__()
+
+    def __dlpack__(self, **kwargs):
+        c = self.t.__dlpack__(**kwargs)
+        self.calls.append(_capsule_name(c))
+        return c
+
+
+@needs_torch
+@pytest.mark.parametrize("legacy", [False, True], ids=["versioned", "legacy"])
+def test_dlpack_torch_round_trip_shares_memory(legacy):
+    t = fk.arange(12.0).reshape(3, 4)
+    spy = _Spy(t)
+    tt = torch.from_dlpack(t.__dlpack__() if legacy else spy)
+    assert spy.calls == ([] if legacy else ["dltensor_versioned"])  # torch asks for a versioned capsule
+    assert tt.dtype == torch.float32 and tuple(tt.shape) == (3, 4)
+    tt[1, 2] = -1
+    assert t[1, 2].item() == -1
+    t[2, 3] = 100
+    assert tt[2, 3].item() == 100
+    back = fk.from_dlpack(tt)
+    back[0, 0] = 7
+    assert t[0, 0].item() == 7 and tt[0, 0].item() == 7
+
+
+@needs_torch
+def test_dlpack_copy_true_exports_fresh_memory():
+    t = fk.ones(2, 3)[:, 1:]
+    tt = torch.from_dlpack(t, copy=True)
+    tt[0, 0] = 5
+    assert t.tolist() == [[1.0, 1.0], [1.0, 1.0]] and tt.tolist() == [[5.0, 1.0], [1.0, 1.0]]
+
+
+@needs_torch
+def test_from_dlpack_of_torch_tensors_capsules_and_views():
+    src = torch.arange(24.0).reshape(4, 6)
+    for obj in (src, torch.utils.dlpack.to_dlpack(src)):  # __dlpack__, and a legacy capsule
+        f = fk.from_dlpack(obj)
+        assert f.shape == (4, 6) and f.stride() == (6, 1)
+        src[3, 5] += 1
+        assert f[3, 5].item() == src[3, 5].item()
+    view = src[1:, ::2]  # an offset and strides
+    f = fk.from_dlpack(view)
+    assert f.shape == (3, 3) and f.stride() == (6, 2) and not f.is_contiguous()
+    assert f.tolist() == view.tolist()
+    f[0, 1] = -3
+    assert src[1, 2].item() == -3
+    cap = torch.utils.dlpack.to_dlpack(src)
+    fk.from_dlpack(cap)
+    with pytest.raises(RuntimeError, match="already consumed"):
+        fk.from_dlpack(cap)
+
+
+def test_from_dlpack_of_numpy_arrays():
+    a = np.arange(12, dtype=np.int64).reshape(3, 4)
+    for obj in (a, a.T, a[::2, 1:]):
+        f = fk.from_dlpack(obj)
+        assert f.tolist() == obj.tolist() and f.stride() == tuple(s // 8 for s in obj.strides)
+    f = fk.from_dlpack(a.T)
+    f[3, 2] = -1
+    assert a[2, 3] == -1
+    ro = np.ones(3)
+    ro.flags.writeable = False
+    with pytest.raises(BufferError, match="read-only"):
+        fk.from_dlpack(ro)
+    with pytest.raises(TypeError, match=r"unsupported dtype \(code 0, bits 32\)"):
+        fk.from_dlpack(np.ones(3, np.int32))
+    with pytest.raises(ValueError, match="negative strides"):
+        fk.from_dlpack(a[::-1])
+    with pytest.raises(TypeError, match="__dlpack__"):
+        fk.from_dlpack([1, 2])
+
+
+@needs_torch
+def test_dlpack_memory_outlives_the_tensor_it_came_from():
+    t = fk.arange(100000).double()
+    tt, n = torch.from_dlpack(t[1:]), np.from_dlpack(t)
+    cap = t.__dlpack__(max_version=(1, 0))
+    del t
+    gc.collect()
+    junk = [fk.full((100000,), -1.0, dtype=fk.float64) for _ in range(10)]
+    assert tt[-1].item() == 99999.0 and tt.sum().item() == 99999 * 100000 / 2
+    assert n[99999] == 99999.0 and fk.from_dlpack(cap)[99999].item() == 99999.0
+    src = torch.arange(100000, dtype=torch.float64)
+    f = fk.from_dlpack(src)
+    del src, junk
+    gc.collect()
+    junk = [torch.full((100000,), -1.0, dtype=torch.float64) for _ in range(10)]
+    assert f[99999].item() == 99999.0 and f.sum().item() == 99999 * 100000 / 2
+
+
+class _DLTensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32),
+                ("ndim", ctypes.c_int32), ("code", ctypes.c_uint8), ("bits", ctypes.c_uint8),
+                ("lanes", ctypes.c_uint16), ("shape", ctypes.POINTER(ctypes.c_int64)),
+                ("strides", ctypes.POINTER(ctypes.c_int64)), ("byte_offset", ctypes.c_uint64)]
+
+
+class _DLManagedTensor(ctypes.Structure):
+    _fields_ = [("dl_tensor", _DLTensor), ("manager_ctx", ctypes.c_void_p), ("deleter", ctypes.c_void_p)]
+
+
+_capsule_new = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p)(
+    ("PyCapsule_New", ctypes.pythonapi))
+
+
+def _raw_capsule(shape, strides=None, device=(1, 0), dtype=(2, 32, 1), name=b"dltensor"):
+    """A legacy capsule over 16 floats claiming any geometry, as a careless or hostile producer
+    might; no deleter. Returns the capsule and what must stay alive with it."""
+    buf = (ctypes.c_float * 16)(*range(16))
+    shp = (ctypes.c_int64 * len(shape))(*shape)
+    strd = (ctypes.c_int64 * len(strides))(*strides) if strides is not None else None
+    m = _DLManagedTensor(_DLTensor(ctypes.addressof(buf), *device, len(shape), *dtype, shp, strd, 0), None, None)
+    return _capsule_new(ctypes.addressof(m), name, None), (buf, shp, strd, m)
+
+
+def test_from_dlpack_accepts_a_plain_producer():
+    cap, keep = _raw_capsule((2, 3))  # no strides: C order
+    f = fk.from_dlpack(cap)
+    assert f.stride() == (3, 1) and f.tolist() == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+    del f  # before `keep`: the managed tensor must outlive its consumer
+    cap, keep = _raw_capsule((3, 2), (1, 5))
+    assert fk.from_dlpack(cap).tolist() == [[0.0, 5.0], [1.0, 6.0], [2.0, 7.0]]
+
+
+@pytest.mark.parametrize("kw, exc, match", [
+    (dict(shape=(4,), device=(2, 0)), NotImplementedError, "cuda:0"),
+    (dict(shape=(4,), device=(4, 0)), RuntimeError, "only CPU tensors"),
+    (dict(shape=(4,), dtype=(2, 16, 1)), TypeError, r"unsupported dtype \(code 2, bits 16\)"),
+    (dict(shape=(4,), dtype=(2, 32, 2)), TypeError, "vector dtypes"),
+    (dict(shape=(1,) * 9), ValueError, "at most 8 dims"),
+    (dict(shape=(1,) * 129), ValueError, "ndim outside"),  # nanobind's own limit
+    (dict(shape=(4,), name=b"tensor"), TypeError, "named 'dltensor'"),
+    (dict(shape=(-1, 2)), RuntimeError, "negative dimension"),
+    (dict(shape=(2**62, 4), strides=(4, 1)), RuntimeError, "overflow"),
+    (dict(shape=(2, 2), strides=(2, -1)), ValueError, "negative strides"),
+    (dict(shape=(2, 2), strides=(2**62, 2**62)), ValueError, "overflow"),
+], ids=["cuda", "opencl", "float16", "lanes", "ndim", "ndim_nanobind", "name", "negative_size", "numel",
+        "negative_stride", "extent"])
+def test_from_dlpack_refuses_what_it_cannot_hold(kw, exc, match):
+    cap, keep = _raw_capsule(**kw)
+    with pytest.raises(exc, match=match):
+        fk.from_dlpack(cap)
+
+
+@pytest.mark.skipif(bool(os.environ.get("FASTKERN_SANITIZE")),
+                    reason="nanobind fills in missing strides without an overflow check (signed overflow, "
+                           "which UBSan reports) before fastkern's own check refuses the shape")
+def test_from_dlpack_refuses_an_overflowing_shape_without_strides():
+    cap, keep = _raw_capsule((2**62, 4))
+    with pytest.raises(RuntimeError, match="overflow"):
+        fk.from_dlpack(cap)
