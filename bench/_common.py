@@ -6,6 +6,7 @@ python/fastkern/benchmarks.py; that file is loaded here by its path, not importe
 fastkern package, so a broken fastkern build shows in the header instead of stopping every
 benchmark.
 """
+
 import importlib
 import importlib.util
 import os
@@ -16,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 _spec = importlib.util.spec_from_file_location(
-    "_fastkern_benchmarks", Path(__file__).resolve().parents[1] / "python" / "fastkern" / "benchmarks.py")
+    "_fastkern_benchmarks", Path(__file__).resolve().parents[1] / "python" / "fastkern" / "benchmarks.py"
+)
 _benchmarks = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_benchmarks)
 best_time, Table = _benchmarks.best_time, _benchmarks.Table
@@ -43,8 +45,10 @@ def cpu_model():
 def print_header(libs):
     """Machine and library versions; libs maps name -> (module or None, import error)."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"machine : {cpu_model()}, {os.cpu_count()} logical cores ({usable} usable), "
-          f"{platform.system()} {platform.machine()}")
+    print(
+        f"machine : {cpu_model()}, {os.cpu_count()} logical cores ({usable} usable), "
+        f"{platform.system()} {platform.machine()}"
+    )
     print(f"python  : {platform.python_version()}")
     for name, (mod, err) in libs.items():
         print(f"{name:<8}: {getattr(mod, '__version__', '?') if mod else 'not available (' + err + ')'}")
@@ -64,8 +68,10 @@ def setup(threads=None):
         fk.set_num_threads(threads)
         if torch:
             torch.set_num_threads(threads)
-    print(f"fastkern CPU path: {fk.backends.cpu.capability()}, threads: fastkern {fk.get_num_threads()}"
-          + (f", torch {torch.get_num_threads()}" if torch else ""))
+    print(
+        f"fastkern CPU path: {fk.backends.cpu.capability()}, threads: fastkern {fk.get_num_threads()}"
+        + (f", torch {torch.get_num_threads()}" if torch else "")
+    )
     print()
     return fk, torch
 

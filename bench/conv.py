@@ -5,6 +5,7 @@ Run: PYTHONPATH=python python bench/conv.py [--repeat N] [--threads N]
 Shapes: the MNIST CNN layers (batch 64) and ResNet-18 layers (batch 8, 224x224 input).
 Forward+backward counts 3x the forward FLOPs (input and weight gradients).
 """
+
 import argparse
 
 import numpy as np
@@ -25,12 +26,15 @@ SHAPES = [
 
 def cases(mod, F, x, w, grad):
     if not grad:
-        return lambda s, p: (lambda: F.conv2d(x, w, stride=s, padding=p))
+        return lambda s, p: lambda: F.conv2d(x, w, stride=s, padding=p)
+
     def run(s, p):
         def step():
             x.grad = w.grad = None
             F.conv2d(x, w, stride=s, padding=p).sum().backward()
+
         return step
+
     return run
 
 
@@ -40,8 +44,15 @@ def main():
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
     fk, torch = setup(args.threads)
-    table = Table([("layer", "<30"), ("pass", "<9"), ("fastkern GF/s", ">14.1f"), ("torch GF/s", ">12.1f"),
-                   ("fk/torch", ">10.2f")])
+    table = Table(
+        [
+            ("layer", "<30"),
+            ("pass", "<9"),
+            ("fastkern GF/s", ">14.1f"),
+            ("torch GF/s", ">12.1f"),
+            ("fk/torch", ">10.2f"),
+        ]
+    )
     print(table.header())
     rng = np.random.default_rng(0)
     for label, n, ci, co, size, k, s, p in SHAPES:
@@ -51,8 +62,10 @@ def main():
         flops = 2.0 * n * co * out * out * ci * k * k
         for grad, mult, name in ((False, 1, "fwd"), (True, 3, "fwd+bwd")):
             res = {}
-            for libname, mod, F in (("fk", fk, fk and fk.nn.functional),
-                                    ("torch", torch, torch and torch.nn.functional)):
+            for libname, mod, F in (
+                ("fk", fk, fk and fk.nn.functional),
+                ("torch", torch, torch and torch.nn.functional),
+            ):
                 if mod is None:
                     continue
                 x = mod.tensor(xa, requires_grad=grad)

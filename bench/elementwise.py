@@ -5,6 +5,7 @@ Run: PYTHONPATH=python python bench/elementwise.py [--repeat N]
 Tensors are 4096x4096 float32 (64 MB). GB/s = (bytes read + bytes written) / best time.
 Every op allocates its result, as `a + b` does in user code, in all three libraries.
 """
+
 import argparse
 import os
 
@@ -53,8 +54,9 @@ def main(argv=None):
         inputs["torch"] = tuple(libs["torch"][0].from_numpy(x.copy()) for x in (a_np, b_np, row_np))
     order = [n for n in ("fastkern", "numpy", "torch") if n in inputs]
 
-    table = Table([("op", "<18"), ("MB moved", ">9.0f")] + [(n + " GB/s", ">15.1f") for n in order]
-                  + [("ours/best", ">11.2f")])
+    table = Table(
+        [("op", "<18"), ("MB moved", ">9.0f")] + [(n + " GB/s", ">15.1f") for n in order] + [("ours/best", ">11.2f")]
+    )
     print(table.header())
     for label, (nbytes, fn) in OPS.items():
         ref = fn(a_np.astype(np.float64), b_np.astype(np.float64), row_np.astype(np.float64))

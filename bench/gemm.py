@@ -11,6 +11,7 @@ would spin on the cores), in turn, for several rounds; each keeps its best round
 fastkern's GFLOP/s over the FMA peak of the threads used (--peak per core, float32; float64
 is half).
 """
+
 import argparse
 import json
 import os
@@ -33,7 +34,8 @@ def square(n, dt="float32"):
 
 # name, dtype, a shape, b shape, a transform, b transform ("T": operand is a transposed view)
 CASES = [square(n) for n in (32, 64, 128, 256, 512, 1024, 2048)] + [
-    square(256, "float64"), square(1024, "float64"),
+    square(256, "float64"),
+    square(1024, "float64"),
     ("mlp fwd1 64x784 @ 784x30", "float32", (64, 784), (784, 30), "", ""),
     ("mlp dW1  x.T @ g (784x64 @ 64x30)", "float32", (64, 784), (64, 30), "T", ""),
     ("mlp dx1  g @ W.T (64x30 @ 30x784)", "float32", (64, 30), (784, 30), "", "T"),
@@ -52,9 +54,13 @@ def tr(x, how):
 def measure(lib, threads, names, budget):
     """GFLOP/s of `lib` on the named cases at `threads` threads (run in a fresh process)."""
     from threadpoolctl import threadpool_limits
+
     mod = __import__(lib)
-    convert = {"fastkern": lambda x: mod.from_numpy(x.copy()), "numpy": lambda x: x,
-               "torch": lambda x: mod.from_numpy(x.copy())}[lib]
+    convert = {
+        "fastkern": lambda x: mod.from_numpy(x.copy()),
+        "numpy": lambda x: x,
+        "torch": lambda x: mod.from_numpy(x.copy()),
+    }[lib]
     if lib != "numpy":
         mod.set_num_threads(threads)
     out = {}
@@ -84,12 +90,17 @@ def main(argv=None):
     ap.add_argument("--only", nargs="+", default=[], help="only cases whose name contains one of these")
     ap.add_argument("--peak", type=float, default=PEAK_F32_PER_CORE, help="float32 GFLOP/s per core")
     ap.add_argument("--budget", type=float, default=0.3, help="seconds of timing per library and case")
-    ap.add_argument("--rounds", type=int, default=3,
-                    help="rounds over all libraries; each keeps its best round (the machine is shared)")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds over all libraries; each keeps its best round (the machine is shared)",
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)  # internal: measure one library, print JSON
     args = ap.parse_args(argv)
-    cases = [c for c in CASES
-             if (not args.quick or c[0] in QUICK) and (not args.only or any(o in c[0] for o in args.only))]
+    cases = [
+        c for c in CASES if (not args.quick or c[0] in QUICK) and (not args.only or any(o in c[0] for o in args.only))
+    ]
     names = [c[0] for c in cases]
     if args.worker:
         print(json.dumps(measure(args.worker, args.threads[0], names, args.budget)))
@@ -103,16 +114,32 @@ def main(argv=None):
             print(f"warning: {var}={os.environ[var]} is set (NumPy/PyTorch may not be at their best)")
     try:
         from threadpoolctl import threadpool_info
-        print("numpy BLAS: " + ", ".join(f"{i['internal_api']} {i.get('version', '')} {i.get('architecture', '')}"
-                                         for i in threadpool_info()))
+
+        print(
+            "numpy BLAS: "
+            + ", ".join(
+                f"{i['internal_api']} {i.get('version', '')} {i.get('architecture', '')}" for i in threadpool_info()
+            )
+        )
     except ImportError:
         raise SystemExit("pip install threadpoolctl (needed to set NumPy's thread count)")
-    print(f"peak: {args.peak:.0f} GFLOP/s float32 per core; best time over {args.budget}s per case, "
-          f"best of {args.rounds} rounds\n")
+    print(
+        f"peak: {args.peak:.0f} GFLOP/s float32 per core; best time over {args.budget}s per case, "
+        f"best of {args.rounds} rounds\n"
+    )
     order = [lib for lib in ("fastkern", "numpy", "torch") if libs[lib][0] is not None]
 
-    table = Table([("case", "<36"), ("thr", ">4"), ("fastkern", ">10.1f"), ("numpy", ">9.1f"), ("torch", ">9.1f"),
-                   ("ours/best", ">10.2f"), ("%peak", ">7")])
+    table = Table(
+        [
+            ("case", "<36"),
+            ("thr", ">4"),
+            ("fastkern", ">10.1f"),
+            ("numpy", ">9.1f"),
+            ("torch", ">9.1f"),
+            ("ours/best", ">10.2f"),
+            ("%peak", ">7"),
+        ]
+    )
     head = table.header()
     print(head + "\n" + "-" * len(head))
     for threads in args.threads:
@@ -121,8 +148,18 @@ def main(argv=None):
         # threads spin after their calls and would take the 2 cores from the next library.
         for _ in range(args.rounds):
             for lib in order:
-                cmd = [sys.executable, __file__, "--worker", lib, "--threads", str(threads),
-                       "--budget", str(args.budget), "--only", *names]
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    lib,
+                    "--threads",
+                    str(threads),
+                    "--budget",
+                    str(args.budget),
+                    "--only",
+                    *names,
+                ]
                 res = subprocess.run(cmd, capture_output=True, text=True)
                 if res.returncode != 0:
                     raise SystemExit(f"{lib} worker failed:\n{res.stdout}{res.stderr}")
@@ -132,8 +169,18 @@ def main(argv=None):
             ours = gf["fastkern", name]
             best = max(gf[lib, name] for lib in order if lib != "fastkern")
             peak = args.peak * threads * (1.0 if dt == "float32" else 0.5)
-            print(table.row(name, threads, ours, gf["numpy", name], gf.get(("torch", name), 0), ours / best,
-                            f"{100 * ours / peak:.0f}%"), flush=True)
+            print(
+                table.row(
+                    name,
+                    threads,
+                    ours,
+                    gf["numpy", name],
+                    gf.get(("torch", name), 0),
+                    ours / best,
+                    f"{100 * ours / peak:.0f}%",
+                ),
+                flush=True,
+            )
     print("\nGFLOP/s; ours/best = fastkern over the faster of NumPy and PyTorch (above 1: fastkern faster).")
 
 

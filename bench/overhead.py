@@ -4,6 +4,7 @@
 Run: PYTHONPATH=python python bench/overhead.py [--repeat N]
 Each number is the best of N repeats of a timeit loop sized (autorange) to >= 0.2 s, in µs per call.
 """
+
 import argparse
 
 import numpy as np
@@ -69,8 +70,16 @@ def main(argv=None):
     makers = {"fastkern": _fk_cases, "torch": _torch_cases, "numpy": _np_cases}
     cases = {name: makers[name](mod) for name, (mod, _) in libs.items() if mod is not None}
 
-    table = Table([("op", "<34"), ("fastkern µs", ">12.2f"), ("torch µs", ">10.2f"), ("numpy µs", ">10.2f"),
-                   ("fk/torch", ">10.2f"), ("fk/numpy", ">10.2f")])
+    table = Table(
+        [
+            ("op", "<34"),
+            ("fastkern µs", ">12.2f"),
+            ("torch µs", ">10.2f"),
+            ("numpy µs", ">10.2f"),
+            ("fk/torch", ">10.2f"),
+            ("fk/numpy", ">10.2f"),
+        ]
+    )
     print(table.header())
     for label in _cases(None, None):
         us = {}

@@ -11,6 +11,7 @@ to float per batch. Timed: the training pass over all 60000 images (data, forwar
 backward, step). fastkern runs twice: through Learner.fit_one_cycle (what users run,
 callbacks and recording included) and a plain loop like PyTorch's.
 """
+
 import argparse
 import os
 import sys
@@ -53,12 +54,13 @@ def torch_cnn(torch, fk_model):
 
 def batches(n, bs, seed):
     order = np.random.default_rng(seed).permutation(n)
-    return [order[i:i + bs] for i in range(0, n - n % bs, bs)]  # drop_last, as the Learner's train loader
+    return [order[i : i + bs] for i in range(0, n - n % bs, bs)]  # drop_last, as the Learner's train loader
 
 
 def run_loop(mod, model, x, y, vx, vy, bs, lr, epochs, seed):
     """A plain training loop, written once for fastkern and torch (`mod` is either)."""
     from importlib import import_module
+
     opt = mod.optim.Adam(model.parameters(), lr=lr)
     one_cycle = import_module(f"{mod.__name__}.optim.lr_scheduler").OneCycleLR
     sched = one_cycle(opt, lr, total_steps=epochs * (len(x) // bs), pct_start=0.25, final_div_factor=4e3)
@@ -77,7 +79,9 @@ def run_loop(mod, model, x, y, vx, vy, bs, lr, epochs, seed):
     elapsed = time.perf_counter() - t0
     model.eval()
     with mod.no_grad():
-        pred = mod.cat([model((vx[i:i + 1000].float() / 255).unsqueeze(1)).argmax(1) for i in range(0, len(vx), 1000)])
+        pred = mod.cat(
+            [model((vx[i : i + 1000].float() / 255).unsqueeze(1)).argmax(1) for i in range(0, len(vx), 1000)]
+        )
     return elapsed, (pred == vy).float().mean().item()
 
 
@@ -102,8 +106,15 @@ class TrainTimer:
 def run_fk_learner(fk, model, d, bs, lr, epochs, seed):
     from fastkern import DataLoaders, Learner, accuracy
     from fastkern.data import AddChannel, IntToFloat, Pipeline, TensorDataset
-    dls = DataLoaders.from_dsets(TensorDataset(d.train_x, d.train_y), TensorDataset(d.valid_x, d.valid_y), bs=bs,
-                                 seed=seed, after_batch=Pipeline([IntToFloat(), AddChannel()]), vocab=d.vocab)
+
+    dls = DataLoaders.from_dsets(
+        TensorDataset(d.train_x, d.train_y),
+        TensorDataset(d.valid_x, d.valid_y),
+        bs=bs,
+        seed=seed,
+        after_batch=Pipeline([IntToFloat(), AddChannel()]),
+        vocab=d.vocab,
+    )
     timer = TrainTimer().cb
     learn = Learner(dls, model, metrics=accuracy, cbs=[timer], progress=False)
     learn.fit_one_cycle(epochs, lr)
@@ -129,8 +140,10 @@ def main():
     fk.set_num_threads(threads)
     d = fk.data.mnist(data_dir(args.data))
     n = len(d.train_x) // args.bs * args.bs * args.epochs
-    print(f"simple_cnn, full MNIST ({len(d.train_x)} images/epoch), batch {args.bs}, {args.epochs} epoch(s), "
-          f"Adam + one-cycle lr {args.lr}, {threads} threads\n")
+    print(
+        f"simple_cnn, full MNIST ({len(d.train_x)} images/epoch), batch {args.bs}, {args.epochs} epoch(s), "
+        f"Adam + one-cycle lr {args.lr}, {threads} threads\n"
+    )
 
     def make():
         fk.manual_seed(args.seed)
@@ -139,15 +152,17 @@ def main():
     rows = []
     secs, acc = run_fk_learner(fk, make(), d, args.bs, args.lr, args.epochs, args.seed)
     rows.append(("fastkern Learner.fit_one_cycle", secs, acc))
-    secs, acc = run_loop(fk, make(), d.train_x, d.train_y, d.valid_x, d.valid_y, args.bs, args.lr, args.epochs,
-                            args.seed)
+    secs, acc = run_loop(
+        fk, make(), d.train_x, d.train_y, d.valid_x, d.valid_y, args.bs, args.lr, args.epochs, args.seed
+    )
     rows.append(("fastkern plain loop", secs, acc))
     if torch is not None:
         torch.set_num_threads(threads)
         tx, ty = torch.from_numpy(d.train_x.numpy().copy()), torch.from_numpy(d.train_y.numpy().copy())
         tvx, tvy = torch.from_numpy(d.valid_x.numpy().copy()), torch.from_numpy(d.valid_y.numpy().copy())
-        secs, acc = run_loop(torch, torch_cnn(torch, make()), tx, ty, tvx, tvy, args.bs, args.lr, args.epochs,
-                              args.seed)
+        secs, acc = run_loop(
+            torch, torch_cnn(torch, make()), tx, ty, tvx, tvy, args.bs, args.lr, args.epochs, args.seed
+        )
         rows.append((f"torch {torch.__version__} plain loop", secs, acc))
 
     ref = rows[-1][1] if torch is not None else None

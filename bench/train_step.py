@@ -7,6 +7,7 @@ conv3x3(1->16)+relu+maxpool2, conv3x3(16->32)+relu+maxpool2, linear(32*7*7->10).
 Both libraries get the same initial weights and data; the models are written with the
 functional API so the two sides run exactly the same ops.
 """
+
 import argparse
 
 import numpy as np
@@ -15,8 +16,12 @@ from _common import Table, best_time, setup  # bench/ is on sys.path when run as
 
 
 def init(rng, shapes):
-    return {k: (rng.standard_normal(s) * (2.0 / np.prod(s[1:])) ** 0.5).astype(np.float32) if len(s) > 1
-            else np.zeros(s, np.float32) for k, s in shapes.items()}
+    return {
+        k: (rng.standard_normal(s) * (2.0 / np.prod(s[1:])) ** 0.5).astype(np.float32)
+        if len(s) > 1
+        else np.zeros(s, np.float32)
+        for k, s in shapes.items()
+    }
 
 
 MLP = {"w1": (30, 784), "b1": (30,), "w2": (10, 30), "b2": (10,)}
@@ -46,6 +51,7 @@ def step_fn(mod, model, params, xb, yb, lr=0.01):
                 t -= t.grad * lr
                 t.grad = None
         return loss
+
     return step
 
 
@@ -56,6 +62,7 @@ def images_per_s(step, batch, steps):
     def run():
         for _ in range(steps):
             step()
+
     return batch * steps / best_time(run, 3, warmup=0)
 
 
@@ -66,15 +73,25 @@ def main():
     args = ap.parse_args()
     fk, torch = setup(args.threads)
     rng = np.random.default_rng(0)
-    table = Table([("model", "<28"), ("batch", ">6"), ("fastkern img/s", ">16.0f"), ("torch img/s", ">13.0f"),
-                   ("fk/torch", ">10.2f")])
+    table = Table(
+        [
+            ("model", "<28"),
+            ("batch", ">6"),
+            ("fastkern img/s", ">16.0f"),
+            ("torch img/s", ">13.0f"),
+            ("fk/torch", ">10.2f"),
+        ]
+    )
     print(table.header())
     for name, model, shapes, batch in (("MLP 784-30-10", mlp, MLP, 256), ("small CNN 1x28x28", cnn, CNN, 64)):
         params = init(rng, shapes)
         xb = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
         yb = rng.integers(0, 10, batch)
-        res = {lib: images_per_s(step_fn(mod, model, params, xb, yb), batch, args.steps)
-               for lib, mod in (("fk", fk), ("torch", torch)) if mod is not None}
+        res = {
+            lib: images_per_s(step_fn(mod, model, params, xb, yb), batch, args.steps)
+            for lib, mod in (("fk", fk), ("torch", torch))
+            if mod is not None
+        }
         t = res.get("torch")
         print(table.row(name, batch, res["fk"], t or None, res["fk"] / t if t else None))
     print("\nfk/torch above 1 means fastkern is faster (target: 1.5).")

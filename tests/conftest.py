@@ -1,4 +1,5 @@
 """Shared pytest fixtures. `device` runs a test once per device in helpers.DEVICES."""
+
 import pytest
 
 from helpers import DEVICES

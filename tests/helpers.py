@@ -22,6 +22,7 @@ gradients and torch; on any other device the CPU result of the same fastkern
 call is the oracle (`_compare_with_cpu`), besides NumPy for the forward values.
 An fn that creates tensors itself must put them on its inputs' device.
 """
+
 import contextlib
 import functools
 import math
@@ -39,8 +40,7 @@ except ImportError:  # torch comparisons are skipped when torch is absent
 
 # ----------------------------------------------------------------------------- dtypes
 DTYPE_NAMES = ("float32", "float64", "int64", "bool", "uint8")
-NP_DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64,
-             "bool": np.bool_, "uint8": np.uint8}
+NP_DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "bool": np.bool_, "uint8": np.uint8}
 
 
 def dtype_name(dt):
@@ -120,8 +120,9 @@ def assert_close(actual, expected, rtol=1e-5, atol=1e-6, msg=""):
     e = np.asarray(expected)
     assert a.shape == e.shape, f"{msg}: shape {a.shape} != expected {e.shape}"
     if a.dtype.kind in "fc" or e.dtype.kind in "fc":
-        np.testing.assert_allclose(a.astype(np.float64), e.astype(np.float64),
-                                   rtol=rtol, atol=atol, equal_nan=True, err_msg=msg)
+        np.testing.assert_allclose(
+            a.astype(np.float64), e.astype(np.float64), rtol=rtol, atol=atol, equal_nan=True, err_msg=msg
+        )
     else:
         np.testing.assert_array_equal(a, e, err_msg=msg)
 
@@ -201,8 +202,7 @@ def _layout_for(layout, i):
 
 
 def make_inputs(arrays, dtype, layout, requires_grad=False, device="cpu"):
-    return [make_tensor(a, dtype, _layout_for(layout, i), requires_grad, device)
-            for i, a in enumerate(arrays)]
+    return [make_tensor(a, dtype, _layout_for(layout, i), requires_grad, device) for i, a in enumerate(arrays)]
 
 
 # ----------------------------------------------------------------------------- gradcheck
@@ -255,8 +255,9 @@ def _compare_with_cpu(fn, xs, cpu_xs, device, *, rtol, atol, w=None, msg=""):
     """
     out, want = fn(*xs), fn(*cpu_xs)
     assert on_device(out, device), f"{msg}: result on {out.device}, inputs on {device}"
-    assert out.dtype == want.dtype, f"{msg}: dtype {dtype_name(out.dtype)} on {device}, " \
-                                    f"{dtype_name(want.dtype)} on the CPU"
+    assert out.dtype == want.dtype, (
+        f"{msg}: dtype {dtype_name(out.dtype)} on {device}, {dtype_name(want.dtype)} on the CPU"
+    )
     assert_close(out, to_np(want), rtol=rtol, atol=atol, msg=f"{msg}: {device} vs cpu")
     if w is not None:
         out.backward(fk.tensor(w).to(out.device, dtype=out.dtype))
@@ -265,15 +266,29 @@ def _compare_with_cpu(fn, xs, cpu_xs, device, *, rtol, atol, w=None, msg=""):
             assert x.grad is not None, f"{msg}: input {i} got no .grad on {device}"
             assert on_device(x.grad, device), f"{msg}: grad of input {i} on {x.grad.device}, not {device}"
             assert x.grad.dtype == cx.grad.dtype, f"{msg}: grad of input {i} dtype"
-            assert_close(x.grad, to_np(cx.grad), rtol=rtol, atol=atol,
-                         msg=f"{msg}: grad of input {i}, {device} vs cpu")
+            assert_close(x.grad, to_np(cx.grad), rtol=rtol, atol=atol, msg=f"{msg}: grad of input {i}, {device} vs cpu")
     return out
 
 
-def helper_test_op(shapes, fk_fn, np_fn, torch_fn=None, *, domain=REAL,
-                   dtypes=("float32", "float64"), layouts=LAYOUTS, forward_only=False,
-                   out_dtype=None, rtol=None, atol=None, grad_rtol=1e-4, grad_atol=1e-5,
-                   seed=0, max_grad_points=48, device="cpu"):
+def helper_test_op(
+    shapes,
+    fk_fn,
+    np_fn,
+    torch_fn=None,
+    *,
+    domain=REAL,
+    dtypes=("float32", "float64"),
+    layouts=LAYOUTS,
+    forward_only=False,
+    out_dtype=None,
+    rtol=None,
+    atol=None,
+    grad_rtol=1e-4,
+    grad_atol=1e-5,
+    seed=0,
+    max_grad_points=48,
+    device="cpu",
+):
     """Check fk_fn(*inputs) against np_fn (NumPy, float64) and torch_fn.
 
     shapes:   one shape per input (inputs are float tensors of the given dtypes);
@@ -309,10 +324,17 @@ def helper_test_op(shapes, fk_fn, np_fn, torch_fn=None, *, domain=REAL,
             if on_cpu:
                 out = fk_fn(*xs)
             else:
-                out = _compare_with_cpu(fk_fn, xs, make_inputs(arrays, dtype, layout), device,
-                                        msg=f"forward {dtype}/{layout}", **tolerance(dtype, vs_cpu=True))
-            assert dtype_name(out.dtype) == want_dtype, \
+                out = _compare_with_cpu(
+                    fk_fn,
+                    xs,
+                    make_inputs(arrays, dtype, layout),
+                    device,
+                    msg=f"forward {dtype}/{layout}",
+                    **tolerance(dtype, vs_cpu=True),
+                )
+            assert dtype_name(out.dtype) == want_dtype, (
                 f"{dtype}/{layout}: result dtype {dtype_name(out.dtype)}, expected {want_dtype}"
+            )
             assert_close(out, ref, msg=f"forward {dtype}/{layout}", **tol)
         if on_cpu and torch is not None and torch_fn is not None:
             tout = torch_fn(*[torch.tensor(a.astype(NP_DTYPES[dtype])) for a in arrays])
@@ -327,9 +349,15 @@ def helper_test_op(shapes, fk_fn, np_fn, torch_fn=None, *, domain=REAL,
 
     if not on_cpu:  # the CPU gradients are checked numerically and against torch in the CPU run
         for layout in layouts:
-            _compare_with_cpu(fk_fn, make_inputs(arrays, "float64", layout, True, device),
-                              make_inputs(arrays, "float64", layout, True), device, w=w,
-                              msg=f"float64/{layout} with backward", **tolerance("float64", vs_cpu=True))
+            _compare_with_cpu(
+                fk_fn,
+                make_inputs(arrays, "float64", layout, True, device),
+                make_inputs(arrays, "float64", layout, True),
+                device,
+                w=w,
+                msg=f"float64/{layout} with backward",
+                **tolerance("float64", vs_cpu=True),
+            )
         return
 
     def forward64(arrs):
@@ -348,9 +376,13 @@ def helper_test_op(shapes, fk_fn, np_fn, torch_fn=None, *, domain=REAL,
             assert tuple(x.grad.shape) == tuple(x.shape), f"input {i} grad shape"
             assert dtype_name(x.grad.dtype) == "float64", f"input {i} grad dtype"
             got = to_np(x.grad)
-            np.testing.assert_allclose(got.reshape(-1)[points], g.reshape(-1)[points],
-                                       rtol=grad_rtol, atol=grad_atol,
-                                       err_msg=f"grad of input {i} vs numerical ({layout})")
+            np.testing.assert_allclose(
+                got.reshape(-1)[points],
+                g.reshape(-1)[points],
+                rtol=grad_rtol,
+                atol=grad_atol,
+                err_msg=f"grad of input {i} vs numerical ({layout})",
+            )
             grads.append(got)
         fk_grads = fk_grads or grads
 
@@ -361,8 +393,7 @@ def helper_test_op(shapes, fk_fn, np_fn, torch_fn=None, *, domain=REAL,
         tout.backward(torch.tensor(w, dtype=tout.dtype))
         for i, (tx, got) in enumerate(zip(txs, fk_grads)):
             want = np.zeros_like(got) if tx.grad is None else to_np(tx.grad)
-            np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-9,
-                                       err_msg=f"grad of input {i} vs torch")
+            np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-9, err_msg=f"grad of input {i} vs torch")
 
 
 def run_op_table_entry(entry, shapes, device="cpu", **kw):

@@ -1,5 +1,6 @@
 """Autograd engine behaviour: leaves, accumulation, retain_graph, autograd.grad, no_grad,
 version counters, leaf rules, deep graphs."""
+
 import os
 import subprocess
 import sys
@@ -138,15 +139,22 @@ def test_autograd_grad_basic(device):
         fk.autograd.grad(y2, x)
 
 
-@pytest.mark.parametrize("fn, d1, d2", [
-    (lambda x: x ** 3, lambda x: 3 * x ** 2, lambda x: 6 * x),
-    (lambda x: x.sin(), np.cos, lambda x: -np.sin(x)),
-    (lambda x: x.exp() * x, lambda x: np.exp(x) * (x + 1), lambda x: np.exp(x) * (x + 2)),
-    (lambda x: x.tanh(), lambda x: 1 - np.tanh(x) ** 2, lambda x: -2 * np.tanh(x) * (1 - np.tanh(x) ** 2)),
-    (lambda x: x.sigmoid(), lambda x: 1 / (1 + np.exp(-x)) * (1 - 1 / (1 + np.exp(-x))),
-     lambda x: (s := 1 / (1 + np.exp(-x))) * (1 - s) * (1 - 2 * s)),
-    (lambda x: x.log() / x, lambda x: (1 - np.log(x)) / x ** 2, lambda x: (2 * np.log(x) - 3) / x ** 3),
-], ids=["pow", "sin", "exp_mul", "tanh", "sigmoid", "log_div"])
+@pytest.mark.parametrize(
+    "fn, d1, d2",
+    [
+        (lambda x: x**3, lambda x: 3 * x**2, lambda x: 6 * x),
+        (lambda x: x.sin(), np.cos, lambda x: -np.sin(x)),
+        (lambda x: x.exp() * x, lambda x: np.exp(x) * (x + 1), lambda x: np.exp(x) * (x + 2)),
+        (lambda x: x.tanh(), lambda x: 1 - np.tanh(x) ** 2, lambda x: -2 * np.tanh(x) * (1 - np.tanh(x) ** 2)),
+        (
+            lambda x: x.sigmoid(),
+            lambda x: 1 / (1 + np.exp(-x)) * (1 - 1 / (1 + np.exp(-x))),
+            lambda x: (s := 1 / (1 + np.exp(-x))) * (1 - s) * (1 - 2 * s),
+        ),
+        (lambda x: x.log() / x, lambda x: (1 - np.log(x)) / x**2, lambda x: (2 * np.log(x) - 3) / x**3),
+    ],
+    ids=["pow", "sin", "exp_mul", "tanh", "sigmoid", "log_div"],
+)
 def test_create_graph_second_derivative(fn, d1, d2, device):
     a = np.array([0.5, 1.0, 1.7])
     x = fk.tensor(a, requires_grad=True, device=device)
@@ -283,8 +291,14 @@ def test_data_changes_are_not_tracked(device):
 
 def test_inplace_on_leaf_requiring_grad(device):
     x = leaf([1.0, 2.0], device=device)
-    for op in (lambda t: t.add_(1), lambda t: t.mul_(2), lambda t: t.zero_(),
-               lambda t: t.fill_(1.0), lambda t: t.copy_(fk.ones(2, device=device)), lambda t: t.clamp_(0, 1)):
+    for op in (
+        lambda t: t.add_(1),
+        lambda t: t.mul_(2),
+        lambda t: t.zero_(),
+        lambda t: t.fill_(1.0),
+        lambda t: t.copy_(fk.ones(2, device=device)),
+        lambda t: t.clamp_(0, 1),
+    ):
         with pytest.raises(RuntimeError, match="leaf"):
             op(x)
     with pytest.raises(RuntimeError, match="leaf"):
@@ -316,8 +330,9 @@ def test_backward_errors():
 def _run_isolated(code):
     """Run code in a fresh interpreter so that a stack overflow fails this test, not the suite."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_deep_chain_backward_and_teardown_do_not_overflow():
@@ -339,7 +354,7 @@ def test_deep_chain_backward_and_teardown_do_not_overflow():
     assert r.returncode == 0, f"crashed (rc={r.returncode}): {r.stderr[-2000:]}"
     lines = r.stdout.split()
     assert lines[-1] == "ok"
-    assert float(lines[1]) == pytest.approx(1.0001 ** 10000, rel=1e-3)
+    assert float(lines[1]) == pytest.approx(1.0001**10000, rel=1e-3)
 
 
 def test_whole_tensor_index_keeps_history(device):

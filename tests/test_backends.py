@@ -1,4 +1,5 @@
 """Backend reporting: the CPU kernel path chosen, and the CUDA seam (device discovery only)."""
+
 import os
 import subprocess
 import sys
@@ -15,10 +16,12 @@ def test_cpu_capability_reports_a_known_path():
 @pytest.mark.parametrize("isa", ["base", "avx2"])
 def test_forcing_a_lower_cpu_path(isa):
     # Forced paths must still compute the same results (float32 exp and a reduction here).
-    code = ("import fastkern as fk, numpy as np; x = fk.linspace(-5, 5, 1001); "
-            "print(fk.backends.cpu.capability()); "
-            "assert np.allclose(x.exp().numpy(), np.exp(x.numpy().astype(np.float64)), rtol=2e-6); "
-            "assert abs(x.sum().item()) < 1e-3")
+    code = (
+        "import fastkern as fk, numpy as np; x = fk.linspace(-5, 5, 1001); "
+        "print(fk.backends.cpu.capability()); "
+        "assert np.allclose(x.exp().numpy(), np.exp(x.numpy().astype(np.float64)), rtol=2e-6); "
+        "assert abs(x.sum().item()) < 1e-3"
+    )
     env = dict(os.environ, FASTKERN_CPU_ISA=isa)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -57,10 +60,21 @@ def test_device_objects_follow_torch():
 def test_creation_and_conversion_carry_the_device():
     x = fk.ones(2, 3)
     assert x.device == fk.device("cpu") and x.device == "cpu" and not x.is_cuda
-    for t in (fk.zeros_like(x), fk.ones_like(x), fk.full_like(x, 2), fk.empty_like(x), fk.rand_like(x),
-              fk.randn_like(x), fk.arange(3, device="cpu"), fk.linspace(0, 1, 3, device=fk.device("cpu")),
-              fk.eye(2, device="cpu"), fk.randint(0, 3, (2,), device="cpu"), fk.randperm(3, device="cpu"),
-              fk.tensor([1.0], device="cpu"), fk.as_tensor([1.0], device="cpu")):
+    for t in (
+        fk.zeros_like(x),
+        fk.ones_like(x),
+        fk.full_like(x, 2),
+        fk.empty_like(x),
+        fk.rand_like(x),
+        fk.randn_like(x),
+        fk.arange(3, device="cpu"),
+        fk.linspace(0, 1, 3, device=fk.device("cpu")),
+        fk.eye(2, device="cpu"),
+        fk.randint(0, 3, (2,), device="cpu"),
+        fk.randperm(3, device="cpu"),
+        fk.tensor([1.0], device="cpu"),
+        fk.as_tensor([1.0], device="cpu"),
+    ):
         assert t.device == "cpu"
     assert x.to("cpu") is x and x.cpu() is x and x.to(fk.device("cpu")) is x
     assert x.to(fk.zeros(1, dtype=fk.float64)).dtype == fk.float64  # to(other) takes its dtype and device
@@ -72,8 +86,13 @@ def test_creation_and_conversion_carry_the_device():
 
 def test_moving_to_cuda_without_cuda_kernels_is_refused_clearly():
     x = fk.ones(2, requires_grad=True)
-    for f in (lambda: x.to("cuda"), lambda: x.cuda(), lambda: fk.tensor([1.0], device="cuda"),
-              lambda: fk.arange(3, device="cuda"), lambda: fk.randperm(3, device="cuda"),
-              lambda: fk.nn.Linear(2, 2).cuda()):
+    for f in (
+        lambda: x.to("cuda"),
+        lambda: x.cuda(),
+        lambda: fk.tensor([1.0], device="cuda"),
+        lambda: fk.arange(3, device="cuda"),
+        lambda: fk.randperm(3, device="cuda"),
+        lambda: fk.nn.Linear(2, 2).cuda(),
+    ):
         with pytest.raises(NotImplementedError, match="CUDA"):
             f()

@@ -1,5 +1,6 @@
 """fastkern.callback: the module layout (and the old import paths), and the tracker callbacks:
 early stopping, saving the best model, stopping on a NaN loss, monitoring a metric by name."""
+
 import math
 
 import numpy as np
@@ -7,8 +8,13 @@ import pytest
 
 import fastkern as fk
 from fastkern import DataLoaders, Learner, accuracy, nn
-from fastkern.callback import (Callback, EarlyStoppingCallback, SaveModelCallback, TerminateOnNaNCallback,
-                               TrackerCallback)
+from fastkern.callback import (
+    Callback,
+    EarlyStoppingCallback,
+    SaveModelCallback,
+    TerminateOnNaNCallback,
+    TrackerCallback,
+)
 from fastkern.data import TensorDataset
 from fastkern.metrics import Metric
 from fastkern.models import create_model
@@ -73,8 +79,19 @@ def test_layout_and_old_import_paths():
     import fastkern.callback.progress as progress
     import fastkern.callback.schedule as schedule
     import fastkern.learner as learner
-    for name in ("Callback", "CancelFitException", "CancelBatchException", "CancelStepException", "EVENTS",
-                 "TrainEvalCallback", "ParamScheduler", "LRFinder", "suggest_lrs", "SuggestedLRs"):
+
+    for name in (
+        "Callback",
+        "CancelFitException",
+        "CancelBatchException",
+        "CancelStepException",
+        "EVENTS",
+        "TrainEvalCallback",
+        "ParamScheduler",
+        "LRFinder",
+        "suggest_lrs",
+        "SuggestedLRs",
+    ):
         assert getattr(learner, name) is getattr(fk.callback, name)
     assert fk.Callback is core.Callback and learner.ProgressCallback is progress.ProgressCallback
     assert schedule.combined_cos is fk.optim.lr_scheduler.combined_cos

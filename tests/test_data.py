@@ -1,4 +1,5 @@
 """fastkern.data: loaders (determinism, batching, workers), splits, transforms, data sets."""
+
 import hashlib
 import os
 import shutil
@@ -8,15 +9,34 @@ import numpy as np
 import pytest
 
 import fastkern as fk
-from fastkern.data import (AddChannel, DataLoader, DataLoaders, EndSplitter, Flatten, GrandparentSplitter,
-                           IndexSplitter, IntToFloat, Normalize, Pipeline, RandomSplitter, TensorDataset, random_split)
+from fastkern.data import (
+    AddChannel,
+    DataLoader,
+    DataLoaders,
+    EndSplitter,
+    Flatten,
+    GrandparentSplitter,
+    IndexSplitter,
+    IntToFloat,
+    Normalize,
+    Pipeline,
+    RandomSplitter,
+    TensorDataset,
+    random_split,
+)
 from fastkern.data import transforms as T
 
 DATA = Path(os.environ.get("FASTKERN_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
-MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-               "t10k-labels-idx1-ubyte.gz")
-has_mnist = pytest.mark.skipif(not all((DATA / "mnist" / f).exists() for f in MNIST_FILES),
-                               reason=f"MNIST files not under {DATA}/mnist (set FASTKERN_DATA)")
+MNIST_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+has_mnist = pytest.mark.skipif(
+    not all((DATA / "mnist" / f).exists() for f in MNIST_FILES),
+    reason=f"MNIST files not under {DATA}/mnist (set FASTKERN_DATA)",
+)
 
 
 def ds(n=10):
@@ -140,6 +160,7 @@ def test_splitters():
 
 def test_transforms_round_trip_through_json():
     import json
+
     p = Pipeline([IntToFloat(), Normalize([0.5], [0.25]), AddChannel(), Flatten(), T.Resize(32), T.OpenImage("L")])
     q = Pipeline.from_list(json.loads(json.dumps(p.to_list())))
     assert [t.to_dict() for t in q.tfms] == p.to_list()
@@ -187,8 +208,10 @@ def test_download_verifies_checksums(tmp_path, monkeypatch):
     good = (DATA / "mnist").as_uri() + "/"
     d = fk.data.mnist(mirrors=[(tmp_path / "missing").as_uri() + "/", good])  # falls through to the next mirror
     assert d.train_x.shape == (60000, 28, 28)
-    assert hashlib.md5((cached / "t10k-labels-idx1-ubyte.gz").read_bytes()).hexdigest() == \
-        "ec29112dd5afa0611ce80d1b7f02629c"
+    assert (
+        hashlib.md5((cached / "t10k-labels-idx1-ubyte.gz").read_bytes()).hexdigest()
+        == "ec29112dd5afa0611ce80d1b7f02629c"
+    )
     assert not any(p.name.endswith(".tmp") for p in cached.iterdir())
     with pytest.raises(FileNotFoundError):
         fk.data.fashion_mnist(download=False)
@@ -196,8 +219,9 @@ def test_download_verifies_checksums(tmp_path, monkeypatch):
 
 def make_image_folder(root, split=True):
     from PIL import Image
+
     rng = np.random.default_rng(0)
-    for part in (["train", "valid"] if split else [""]):
+    for part in ["train", "valid"] if split else [""]:
         for label, value in (("cat", 40), ("dog", 200)):
             d = Path(root) / part / label
             d.mkdir(parents=True)

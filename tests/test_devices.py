@@ -1,4 +1,5 @@
 """The test machinery for devices: which devices run, and the CPU-oracle check used off the CPU."""
+
 import numpy as np
 import pytest
 
@@ -15,9 +16,16 @@ def test_devices_start_with_the_cpu(monkeypatch):
     assert set(DEVICES) <= set(found)
 
 
-@pytest.mark.parametrize("env, want", [
-    ("", ["cpu", "cuda"]), ("cuda", ["cuda"]), ("cpu", ["cpu"]), (" cuda , cpu ", ["cpu", "cuda"]), ("cuda,", ["cuda"]),
-])
+@pytest.mark.parametrize(
+    "env, want",
+    [
+        ("", ["cpu", "cuda"]),
+        ("cuda", ["cuda"]),
+        ("cpu", ["cpu"]),
+        (" cuda , cpu ", ["cpu", "cuda"]),
+        ("cuda,", ["cuda"]),
+    ],
+)
 def test_env_restricts_the_devices(monkeypatch, env, want):
     monkeypatch.setattr(helpers, "_can_create_on", lambda device: True)  # as on a machine with CUDA tensors
     monkeypatch.setenv("FASTKERN_TEST_DEVICES", env)
@@ -35,8 +43,13 @@ def test_env_drops_devices_that_do_not_work_and_refuses_unknown_names(monkeypatc
 
 def test_tensors_land_on_the_device(device):
     a = np.arange(12.0).reshape(3, 4)
-    for t in (fk.tensor(a, device=device), fk.zeros(3, device=device), fk.arange(4, device=device),
-              fk.tensor(a).to(device), fk.zeros_like(fk.tensor(a, device=device))):
+    for t in (
+        fk.tensor(a, device=device),
+        fk.zeros(3, device=device),
+        fk.arange(4, device=device),
+        fk.tensor(a).to(device),
+        fk.zeros_like(fk.tensor(a, device=device)),
+    ):
         assert on_device(t, device)
     for layout in ("transposed", "strided"):
         t = make_tensor(a, "float64", layout, requires_grad=True, device=device)
@@ -64,6 +77,7 @@ def _cpu_differs(right, wrong):
     def fn(*xs):
         calls.append(1)
         return (right if len(calls) % 2 else wrong)(*xs)
+
     return fn
 
 
@@ -80,8 +94,11 @@ WRONG = {  # what differs: (the device's fn, the CPU's fn, the error message)
     "values": (lambda a, b: a * b, lambda a, b: a * b * (1 + 1e-9), "cpu vs cpu"),
     "dtype": (lambda a, b: a * b, lambda a, b: (a * b).float(), "dtype float64 on cpu, float32 on the CPU"),
     "shape": (lambda a, b: a * b, lambda a, b: (a * b)[:2], "shape"),
-    "gradient": (lambda a, b: a * b, lambda a, b: 2 * (a * b).detach() - a * b,  # same values, -grad
-                 "grad of input 0, cpu vs cpu"),
+    "gradient": (
+        lambda a, b: a * b,
+        lambda a, b: 2 * (a * b).detach() - a * b,  # same values, -grad
+        "grad of input 0, cpu vs cpu",
+    ),
     "missing_gradient": (lambda a, b: a * b.detach(), lambda a, b: a * b, "input 1 got no .grad"),
 }
 
@@ -114,14 +131,19 @@ def cpu_posing_as_cuda(monkeypatch):
 
 def test_helper_non_cpu_branch(cpu_posing_as_cuda):
     helpers.helper_test_op([(3, 4), (4,)], lambda a, b: a * b.exp(), lambda a, b: a * np.exp(b), device="cuda")
-    helpers.helper_test_op([(3, 4)], lambda a: a > 0, lambda a: a > 0, device="cuda", forward_only=True,
-                           out_dtype="bool")
+    helpers.helper_test_op(
+        [(3, 4)], lambda a: a > 0, lambda a: a > 0, device="cuda", forward_only=True, out_dtype="bool"
+    )
 
 
-@pytest.mark.parametrize("wrong, match", [
-    (lambda a, b: a * b.exp() * (1 + 1e-6), "forward float32/contiguous: cuda vs cpu"),  # passes vs NumPy
-    (lambda a, b: 2 * (a * b.exp()).detach() - a * b.exp(), "grad of input 0, cuda vs cpu"),  # same values, -grad
-], ids=["forward", "gradient"])
+@pytest.mark.parametrize(
+    "wrong, match",
+    [
+        (lambda a, b: a * b.exp() * (1 + 1e-6), "forward float32/contiguous: cuda vs cpu"),  # passes vs NumPy
+        (lambda a, b: 2 * (a * b.exp()).detach() - a * b.exp(), "grad of input 0, cuda vs cpu"),  # same values, -grad
+    ],
+    ids=["forward", "gradient"],
+)
 def test_helper_non_cpu_branch_fails_when_the_device_disagrees(cpu_posing_as_cuda, wrong, match):
     fn = _cpu_differs(lambda a, b: a * b.exp(), wrong)
     with pytest.raises(AssertionError, match=match):

@@ -1,4 +1,5 @@
 """Error behaviour: exception types, informative messages, and no process crashes."""
+
 import os
 import subprocess
 import sys
@@ -14,11 +15,19 @@ X = lambda: fk.ones(2, 3)  # noqa: E731
 
 # ----------------------------------------------------------------------------- broadcasting
 BROADCAST_FAILURES = [
-    ("add", lambda a, b: a + b), ("sub", lambda a, b: a - b), ("mul", lambda a, b: a * b),
-    ("div", lambda a, b: a / b), ("pow", lambda a, b: a ** b), ("maximum", fk.maximum),
-    ("eq", lambda a, b: a == b), ("lt", lambda a, b: a < b), ("fk.add", fk.add),
-    ("where", lambda a, b: fk.where(a > 0, a, b)), ("add_", lambda a, b: a.add_(b)),
-    ("mul_", lambda a, b: a.mul_(b)), ("copy_", lambda a, b: a.copy_(b)),
+    ("add", lambda a, b: a + b),
+    ("sub", lambda a, b: a - b),
+    ("mul", lambda a, b: a * b),
+    ("div", lambda a, b: a / b),
+    ("pow", lambda a, b: a**b),
+    ("maximum", fk.maximum),
+    ("eq", lambda a, b: a == b),
+    ("lt", lambda a, b: a < b),
+    ("fk.add", fk.add),
+    ("where", lambda a, b: fk.where(a > 0, a, b)),
+    ("add_", lambda a, b: a.add_(b)),
+    ("mul_", lambda a, b: a.mul_(b)),
+    ("copy_", lambda a, b: a.copy_(b)),
 ]
 
 
@@ -28,23 +37,33 @@ def test_broadcast_error_names_both_shapes(name, op):
 
 
 def test_broadcast_error_other_shapes():
-    assert_raises_with((RuntimeError, ValueError), lambda: fk.ones(5, 1, 3) + fk.ones(4, 2),
-                       "[5, 1, 3]", "[4, 2]")
+    assert_raises_with((RuntimeError, ValueError), lambda: fk.ones(5, 1, 3) + fk.ones(4, 2), "[5, 1, 3]", "[4, 2]")
     assert_raises_with((RuntimeError, ValueError), lambda: fk.ones(0) * fk.ones(2), "[0]", "[2]")
 
 
 # ----------------------------------------------------------------------------- dims
 BAD_DIMS = [
-    ("sum", lambda x: x.sum(3), "3"), ("sum_neg", lambda x: x.sum(-3), "-3"),
-    ("mean_tuple", lambda x: x.mean((0, 4)), "4"), ("prod", lambda x: x.prod(2), "2"),
-    ("max", lambda x: x.max(dim=2), "2"), ("min", lambda x: x.min(-5), "-5"),
-    ("argmax", lambda x: x.argmax(3), "3"), ("var", lambda x: x.var(3), "3"), ("std", lambda x: x.std(2), "2"),
-    ("logsumexp", lambda x: x.logsumexp(2), "2"), ("softmax", lambda x: x.softmax(5), "5"),
-    ("log_softmax", lambda x: x.log_softmax(-3), "-3"), ("all", lambda x: x.all(2), "2"),
-    ("any", lambda x: x.any(2), "2"), ("transpose", lambda x: x.transpose(0, 5), "5"),
-    ("permute", lambda x: x.permute(0, 2), "2"), ("unsqueeze", lambda x: x.unsqueeze(4), "4"),
-    ("squeeze", lambda x: x.squeeze(5), "5"), ("flatten", lambda x: x.flatten(0, 3), "3"),
-    ("cat", lambda x: fk.cat([x, x], 2), "2"), ("stack", lambda x: fk.stack([x, x], 4), "4"),
+    ("sum", lambda x: x.sum(3), "3"),
+    ("sum_neg", lambda x: x.sum(-3), "-3"),
+    ("mean_tuple", lambda x: x.mean((0, 4)), "4"),
+    ("prod", lambda x: x.prod(2), "2"),
+    ("max", lambda x: x.max(dim=2), "2"),
+    ("min", lambda x: x.min(-5), "-5"),
+    ("argmax", lambda x: x.argmax(3), "3"),
+    ("var", lambda x: x.var(3), "3"),
+    ("std", lambda x: x.std(2), "2"),
+    ("logsumexp", lambda x: x.logsumexp(2), "2"),
+    ("softmax", lambda x: x.softmax(5), "5"),
+    ("log_softmax", lambda x: x.log_softmax(-3), "-3"),
+    ("all", lambda x: x.all(2), "2"),
+    ("any", lambda x: x.any(2), "2"),
+    ("transpose", lambda x: x.transpose(0, 5), "5"),
+    ("permute", lambda x: x.permute(0, 2), "2"),
+    ("unsqueeze", lambda x: x.unsqueeze(4), "4"),
+    ("squeeze", lambda x: x.squeeze(5), "5"),
+    ("flatten", lambda x: x.flatten(0, 3), "3"),
+    ("cat", lambda x: fk.cat([x, x], 2), "2"),
+    ("stack", lambda x: fk.stack([x, x], 4), "4"),
     ("fk.sum", lambda x: fk.sum(x, 7), "7"),
 ]
 
@@ -56,11 +75,17 @@ def test_bad_dim_raises_index_error(name, op, dim):
 
 # ----------------------------------------------------------------------------- indexing
 BAD_INDICES = [
-    ("int", lambda x: x[2]), ("neg_int", lambda x: x[-3]), ("second_dim", lambda x: x[0, 3]),
-    ("int_tensor", lambda x: x[fk.tensor([0, 2])]), ("list", lambda x: x[[5]]),
-    ("adv_dim1", lambda x: x[:, [0, 4]]), ("neg_tensor", lambda x: x[fk.tensor([-3])]),
-    ("too_many", lambda x: x[0, 0, 0]), ("mask_shape", lambda x: x[fk.tensor([True, False, True])]),
-    ("set_int", lambda x: x.__setitem__(2, 1.0)), ("set_tensor", lambda x: x.__setitem__(fk.tensor([7]), 0.0)),
+    ("int", lambda x: x[2]),
+    ("neg_int", lambda x: x[-3]),
+    ("second_dim", lambda x: x[0, 3]),
+    ("int_tensor", lambda x: x[fk.tensor([0, 2])]),
+    ("list", lambda x: x[[5]]),
+    ("adv_dim1", lambda x: x[:, [0, 4]]),
+    ("neg_tensor", lambda x: x[fk.tensor([-3])]),
+    ("too_many", lambda x: x[0, 0, 0]),
+    ("mask_shape", lambda x: x[fk.tensor([True, False, True])]),
+    ("set_int", lambda x: x.__setitem__(2, 1.0)),
+    ("set_tensor", lambda x: x.__setitem__(fk.tensor([7]), 0.0)),
     ("set_second_dim", lambda x: x.__setitem__((1, -4), 0.0)),
     ("scalar_tensor", lambda x: fk.tensor(1.0)[0]),
 ]
@@ -75,8 +100,9 @@ def test_out_of_range_index_raises_index_error(name, op):
 
 
 # ----------------------------------------------------------------------------- matmul
-@pytest.mark.parametrize("a, b", [((2, 3), (4, 5)), ((3,), (4,)), ((2, 3), (2, 3)), ((5, 2), (3,)),
-                                  ((2, 2, 3), (3, 3, 4))])
+@pytest.mark.parametrize(
+    "a, b", [((2, 3), (4, 5)), ((3,), (4,)), ((2, 3), (2, 3)), ((5, 2), (3,)), ((2, 2, 3), (3, 3, 4))]
+)
 def test_matmul_shape_mismatch_names_both_shapes(a, b):
     with pytest.raises(RuntimeError) as info:
         fk.ones(*a) @ fk.ones(*b)
@@ -93,13 +119,16 @@ def test_matmul_of_scalars_raises():
 
 # ----------------------------------------------------------------------------- dtypes
 BAD_DTYPE = [
-    ("int_mean", lambda: fk.tensor([1, 2]).mean()), ("int_mean_dim", lambda: fk.tensor([[1, 2]]).mean(0)),
-    ("int_var", lambda: fk.tensor([1, 2]).var()), ("int_std", lambda: fk.tensor([1, 2]).std()),
+    ("int_mean", lambda: fk.tensor([1, 2]).mean()),
+    ("int_mean_dim", lambda: fk.tensor([[1, 2]]).mean(0)),
+    ("int_var", lambda: fk.tensor([1, 2]).var()),
+    ("int_std", lambda: fk.tensor([1, 2]).std()),
     ("int_softmax", lambda: fk.tensor([1, 2]).softmax(0)),
     ("int_requires_grad", lambda: fk.tensor([1, 2]).requires_grad_()),
     ("int_requires_grad_ctor", lambda: fk.tensor([1, 2], requires_grad=True)),
     ("bool_requires_grad", lambda: fk.tensor([True]).requires_grad_()),
-    ("invert_float", lambda: ~fk.ones(2)), ("and_float", lambda: fk.ones(2) & fk.ones(2)),
+    ("invert_float", lambda: ~fk.ones(2)),
+    ("and_float", lambda: fk.ones(2) & fk.ones(2)),
     ("int_add_float_inplace", lambda: fk.tensor([1, 2]).add_(1.5)),
 ]
 
@@ -210,15 +239,17 @@ def _env():
 
 
 def _run(code, *args):
-    return subprocess.run([sys.executable, "-c", code, *args], env=_env(), capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run([sys.executable, "-c", code, *args], env=_env(), capture_output=True, text=True, timeout=300)
 
 
 def test_invalid_calls_raise_instead_of_crashing():
     """Each case runs in its own interpreter, so a segfault fails this test, not the suite."""
-    procs = {name: subprocess.Popen([sys.executable, "-c", _RUNNER, code], env=_env(),
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for name, code in CRASH_CASES.items()}
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, "-c", _RUNNER, code], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for name, code in CRASH_CASES.items()
+    }
     bad = {}
     for name, p in procs.items():
         out, err = p.communicate(timeout=300)
@@ -239,7 +270,8 @@ def test_reshape_rejects_a_shape_whose_numel_wraps():
 
 def test_memory_stays_alive_across_interop():
     """Views handed to / taken from NumPy keep their memory alive after the owner is dropped."""
-    r = _run(textwrap.dedent("""
+    r = _run(
+        textwrap.dedent("""
         import gc
         import numpy as np
         import fastkern as fk
@@ -261,5 +293,6 @@ def test_memory_stays_alive_across_interop():
         w = fk.arange(10.0).reshape(2, 5)[1]
         assert w.tolist() == [5.0, 6.0, 7.0, 8.0, 9.0]
         print("ok")
-    """))
+    """)
+    )
     assert r.returncode == 0 and r.stdout.strip() == "ok", f"rc={r.returncode}: {r.stderr[-2000:]}"

@@ -1,5 +1,6 @@
 """fastbook chapter 4 reproduced by the scripts in examples/ (run here at their full settings,
 which take seconds), plus full 10-class MNIST with the small CNN in one epoch."""
+
 import os
 import sys
 from pathlib import Path
@@ -35,10 +36,13 @@ def test_small_cnn_one_cycle():
     assert ch4_cnn.main(epochs=1, progress=False) > 0.99
 
 
-@pytest.mark.skipif(not (DATA / "mnist" / "train-images-idx3-ubyte.gz").exists(),
-                    reason=f"MNIST files not under {DATA}/mnist (set FASTKERN_DATA)")
+@pytest.mark.skipif(
+    not (DATA / "mnist" / "train-images-idx3-ubyte.gz").exists(),
+    reason=f"MNIST files not under {DATA}/mnist (set FASTKERN_DATA)",
+)
 def test_full_mnist_small_cnn_one_epoch():
     import mnist_cnn
+
     assert mnist_cnn.main(DATA, epochs=1, progress=False) > 0.98
 
 

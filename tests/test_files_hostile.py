@@ -5,6 +5,7 @@ random bytes) and loads each in a child process, many cases per child: a signal,
 or a hang fails the test, and so does any exception but a ValueError, TypeError or OSError
 with a message. FASTKERN_FUZZ_LONG=1 runs far more cases (FASTKERN_FUZZ_SEED picks the seed).
 """
+
 import errno
 import json
 import os
@@ -59,34 +60,94 @@ _CHILD = textwrap.dedent("""
 
 def _run_child(code, args=(), timeout=120):
     env = dict(os.environ, PYTHONPATH=PYTHONPATH)
-    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 # -- the valid files mutated --------------------------------------------------------
 def _seed_files(folder):
     from safetensors.numpy import save_file
+
     fk.manual_seed(0)
-    obj = {"model": {"w": fk.randn(3, 2), "b": fk.zeros(2, dtype=fk.float64)}, "epoch": 3,
-           "opt": {"state": {0: {"step": 1, "m": fk.ones(2)}}, "groups": [{"lr": 0.1, "betas": (0.9, 0.99)}]},
-           (1, "k"): [None, True, 1.5, "s", (fk.arange(3), fk.tensor([True, False]))]}
+    obj = {
+        "model": {"w": fk.randn(3, 2), "b": fk.zeros(2, dtype=fk.float64)},
+        "epoch": 3,
+        "opt": {"state": {0: {"step": 1, "m": fk.ones(2)}}, "groups": [{"lr": 0.1, "betas": (0.9, 0.99)}]},
+        (1, "k"): [None, True, 1.5, "s", (fk.arange(3), fk.tensor([True, False]))],
+    }
     fk.save(obj, folder / "nested.safetensors")
     x, y = fk.zeros(8, 12, 12, dtype=fk.uint8), fk.tensor([0, 1] * 4)
-    dls = DataLoaders.from_dsets(TensorDataset(x, y), TensorDataset(x, y), bs=4,
-                                 after_batch=Pipeline([IntToFloat(), AddChannel()]), vocab=["3", "7"])
-    Learner(dls, create_model("simple_cnn", n_out=2, widths=(4, 8)), loss_func=nn.CrossEntropyLoss(label_smoothing=0.1),
-            progress=False).export(folder / "bundle.safetensors")
-    save_file({"a": np.arange(6, dtype=np.float32).reshape(2, 3), "u": np.arange(4, dtype=np.uint8),
-               "b": np.array([True, False]), "i": np.arange(2, dtype=np.int64), "e": np.zeros((0, 3))},
-              folder / "plain.safetensors", metadata={"note": "x"})
+    dls = DataLoaders.from_dsets(
+        TensorDataset(x, y),
+        TensorDataset(x, y),
+        bs=4,
+        after_batch=Pipeline([IntToFloat(), AddChannel()]),
+        vocab=["3", "7"],
+    )
+    Learner(
+        dls,
+        create_model("simple_cnn", n_out=2, widths=(4, 8)),
+        loss_func=nn.CrossEntropyLoss(label_smoothing=0.1),
+        progress=False,
+    ).export(folder / "bundle.safetensors")
+    save_file(
+        {
+            "a": np.arange(6, dtype=np.float32).reshape(2, 3),
+            "u": np.arange(4, dtype=np.uint8),
+            "b": np.array([True, False]),
+            "i": np.arange(2, dtype=np.int64),
+            "e": np.zeros((0, 3)),
+        },
+        folder / "plain.safetensors",
+        metadata={"note": "x"},
+    )
     return [(folder / n).read_bytes() for n in ("nested.safetensors", "bundle.safetensors", "plain.safetensors")]
 
 
-_JUNK = [None, True, False, 0, -1, 1, 7, 2**31, 2**64, -2**63, 1.5, float("nan"), "", "x", "BF16", "F16", "BOOL",
-         "__tensor__", "__items__", "Module", "reduction", "os", [], {}, [0], [0, 2**40], [1, 0], [0, 0, 0],
-         [[1], 2], {"__tensor__": "zz"}, {"__tensor__": 1}, {"__items__": [[[1], 2]]}, {"__tuple__": {}},
-         {"__items__": [1, 2, 3]}, {"name": "Module"}, {"name": "Pipeline"}, {"name": "cross_entropy"},
-         {"reduction": "bogus"}, ["a", 1, None], "[" * 500, [[[[[]]]]]]
+_JUNK = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1,
+    7,
+    2**31,
+    2**64,
+    -(2**63),
+    1.5,
+    float("nan"),
+    "",
+    "x",
+    "BF16",
+    "F16",
+    "BOOL",
+    "__tensor__",
+    "__items__",
+    "Module",
+    "reduction",
+    "os",
+    [],
+    {},
+    [0],
+    [0, 2**40],
+    [1, 0],
+    [0, 0, 0],
+    [[1], 2],
+    {"__tensor__": "zz"},
+    {"__tensor__": 1},
+    {"__items__": [[[1], 2]]},
+    {"__tuple__": {}},
+    {"__items__": [1, 2, 3]},
+    {"name": "Module"},
+    {"name": "Pipeline"},
+    {"name": "cross_entropy"},
+    {"reduction": "bogus"},
+    ["a", 1, None],
+    "[" * 500,
+    [[[[[]]]]],
+]
 
 
 def _nodes(tree, path=()):
@@ -128,14 +189,14 @@ def _mutate(data, rng):
         for _ in range(rng.randint(1, 8)):
             b[rng.randrange(hi)] = rng.randrange(256)
     elif kind == "truncate":
-        del b[rng.randrange(len(b)):]
+        del b[rng.randrange(len(b)) :]
     elif kind == "length":
         new = rng.choice([0, 1, n - 1, n + 1, n + 8, len(b), len(b) - 8, 2**63, 2**64 - 1, rng.getrandbits(64)])
         b[:8] = (new % 2**64).to_bytes(8, "little")
     elif kind == "json":
-        header = _edit_json(json.loads(data[8:8 + n]), rng)
+        header = _edit_json(json.loads(data[8 : 8 + n]), rng)
         raw = json.dumps(header).encode()
-        b = bytearray(len(raw).to_bytes(8, "little") + raw + data[8 + n:])
+        b = bytearray(len(raw).to_bytes(8, "little") + raw + data[8 + n :])
     elif kind == "random":
         b = bytearray(rng.randbytes(rng.randrange(64)))
         if rng.random() < 0.5:  # a plausible length, then junk
@@ -168,8 +229,10 @@ def test_reader_fuzz(tmp_path):
         if res.returncode != 0:
             kind, path = cases[len(lines)]
             (tmp_path / "crash.safetensors").write_bytes(path.read_bytes())
-            pytest.fail(f"seed {seed}: case {first + len(lines)} ({kind}) killed the reader with exit code "
-                        f"{res.returncode} (file kept as {tmp_path / 'crash.safetensors'}):\n{res.stderr[-2000:]}")
+            pytest.fail(
+                f"seed {seed}: case {first + len(lines)} ({kind}) killed the reader with exit code "
+                f"{res.returncode} (file kept as {tmp_path / 'crash.safetensors'}):\n{res.stderr[-2000:]}"
+            )
         for i, results in lines:
             for r in results:
                 assert not r.startswith("BAD"), f"seed {seed}: case {first + i} ({cases[i][0]}): {r}"
@@ -178,10 +241,12 @@ def test_reader_fuzz(tmp_path):
 
 
 def test_loading_a_device_reads_nothing(tmp_path):
-    code = ("import resource\n"
-            'vm = int(next(l for l in open("/proc/self/status") if l.startswith("VmSize")).split()[1]) << 10\n'
-            "resource.setrlimit(resource.RLIMIT_AS, (vm + (4 << 30),) * 2)\nimport fastkern as fk\n"
-            "try:\n    fk.load('/dev/zero')\nexcept ValueError as e:\n    print(e)")
+    code = (
+        "import resource\n"
+        'vm = int(next(l for l in open("/proc/self/status") if l.startswith("VmSize")).split()[1]) << 10\n'
+        "resource.setrlimit(resource.RLIMIT_AS, (vm + (4 << 30),) * 2)\nimport fastkern as fk\n"
+        "try:\n    fk.load('/dev/zero')\nexcept ValueError as e:\n    print(e)"
+    )
     res = _run_child(code, timeout=60)
     assert res.returncode == 0 and "cannot load /dev/zero: it is a character device" in res.stdout, res.stderr
 
@@ -234,8 +299,11 @@ def test_disk_full_keeps_the_old_file(tmp_path, monkeypatch):
 def test_disk_full_on_a_real_filesystem(tmp_path):
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
-                                           capture_output=True).returncode != 0:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("mounting a small tmpfs needs root and mount")
     try:
         path = mnt / "ckpt.safetensors"

@@ -28,6 +28,7 @@ Run:
   FASTKERN_FUZZ_API_CALLS=N sets the number of random calls per target (quick 3, long 150),
   FASTKERN_FUZZ_SEED=S changes the (otherwise fixed) random seed.
 """
+
 import inspect
 import json
 import os
@@ -52,12 +53,56 @@ PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(fk.__file__)))  # t
 # ----------------------------------------------------------------------------- argument pool
 INTS = ["0", "1", "-1", "2", "3", "-2", "7", "2**31", "2**62", "2**63-1", "2**64", "-2**63", "-2**31", "2**32"]
 FLOATS = ["0.5", "-2.5", "float('nan')", "float('inf')", "-float('inf')", "1e308", "0.0"]
-WRONG = ["'a'", "''", "None", "[]", "[1, 2]", "[1.5, 'x']", "{}", "{'a': 1}", "object()", "True", "False",
-         "(2, 3)", "(-1, 2)", "(0,)", "(2**31, 2**31)", "(0, 2**62)", "(2**62, 4)", "(2**32, 2**32, 4)",
-         "[[1, 2], [3]]", "slice(None)", "...", "b'x'", "1j", "fk.float32", "fk.int64", "fk.bool", "fk.uint8",
-         "fk.float64", "np.float64(2.5)", "np.int64(-3)", "np.zeros((2, 3))"]
-TENSORS = ["T('f')", "T('d')", "T('i')", "T('b')", "T('u')", "T('e')", "T('e2')", "T('s')", "T('g')",
-           "T('nc')", "T('img')", "T('w')", "T('big0')", "T('x1')", "T('inf')"]
+WRONG = [
+    "'a'",
+    "''",
+    "None",
+    "[]",
+    "[1, 2]",
+    "[1.5, 'x']",
+    "{}",
+    "{'a': 1}",
+    "object()",
+    "True",
+    "False",
+    "(2, 3)",
+    "(-1, 2)",
+    "(0,)",
+    "(2**31, 2**31)",
+    "(0, 2**62)",
+    "(2**62, 4)",
+    "(2**32, 2**32, 4)",
+    "[[1, 2], [3]]",
+    "slice(None)",
+    "...",
+    "b'x'",
+    "1j",
+    "fk.float32",
+    "fk.int64",
+    "fk.bool",
+    "fk.uint8",
+    "fk.float64",
+    "np.float64(2.5)",
+    "np.int64(-3)",
+    "np.zeros((2, 3))",
+]
+TENSORS = [
+    "T('f')",
+    "T('d')",
+    "T('i')",
+    "T('b')",
+    "T('u')",
+    "T('e')",
+    "T('e2')",
+    "T('s')",
+    "T('g')",
+    "T('nc')",
+    "T('img')",
+    "T('w')",
+    "T('big0')",
+    "T('x1')",
+    "T('inf')",
+]
 KWARG_VALUES = INTS + FLOATS + WRONG + TENSORS
 
 PRELUDE = textwrap.dedent("""
@@ -189,11 +234,40 @@ def _param_names(fn):
     return [n for n in re.findall(r"(?:^|, )(\w+)(?::|=|,|$)", m.group(1)) if n not in ("self", "args", "kwargs")]
 
 
-_SKIP_FK = {"load", "save", "load_learner", "Learner", "Callback", "Recorder", "DataLoaders", "Node",
-            "enable_grad", "no_grad", "set_grad_enabled"}
-_SKIP_DUNDER = {"__class__", "__delattr__", "__dir__", "__doc__", "__format__", "__getattribute__", "__getstate__",
-                "__hash__", "__init__", "__init_subclass__", "__module__", "__new__", "__reduce__", "__reduce_ex__",
-                "__setattr__", "__sizeof__", "__subclasshook__", "__array_priority__", "__iter__"}
+_SKIP_FK = {
+    "load",
+    "save",
+    "load_learner",
+    "Learner",
+    "Callback",
+    "Recorder",
+    "DataLoaders",
+    "Node",
+    "enable_grad",
+    "no_grad",
+    "set_grad_enabled",
+}
+_SKIP_DUNDER = {
+    "__class__",
+    "__delattr__",
+    "__dir__",
+    "__doc__",
+    "__format__",
+    "__getattribute__",
+    "__getstate__",
+    "__hash__",
+    "__init__",
+    "__init_subclass__",
+    "__module__",
+    "__new__",
+    "__reduce__",
+    "__reduce_ex__",
+    "__setattr__",
+    "__sizeof__",
+    "__subclasshook__",
+    "__array_priority__",
+    "__iter__",
+}
 
 
 def targets():
@@ -219,8 +293,12 @@ def targets():
             out.append(("tensor", n, _param_names(getattr(fk.Tensor, n))))
     for n in sorted(dir(fk.nn.functional)):
         obj = getattr(fk.nn.functional, n)
-        if not n.startswith("_") and callable(obj) and not isinstance(obj, type) and \
-                getattr(obj, "__module__", "").startswith("fastkern"):
+        if (
+            not n.startswith("_")
+            and callable(obj)
+            and not isinstance(obj, type)
+            and getattr(obj, "__module__", "").startswith("fastkern")
+        ):
             out.append(("functional", f"F.{n}", _param_names(obj)))
     for n in sorted(dir(fk.nn)):
         obj = getattr(fk.nn, n)
@@ -234,11 +312,20 @@ def targets():
 def _arg(rng, name=None):
     r = rng.random()
     if name in ("params",) and r < 0.6:
-        return rng.choice(["[nn.Parameter(T('f'))]", "[T('g')]", "nn.Linear(2, 3).parameters()",
-                           "[{'params': [T('g')], 'lr': -1}]", "[]", "[T('i')]"])
+        return rng.choice(
+            [
+                "[nn.Parameter(T('f'))]",
+                "[T('g')]",
+                "nn.Linear(2, 3).parameters()",
+                "[{'params': [T('g')], 'lr': -1}]",
+                "[]",
+                "[T('i')]",
+            ]
+        )
     if name in ("dataset",) and r < 0.7:
-        return rng.choice(["fk.data.TensorDataset(T('f'), T('i'))", "list(range(5))", "[]",
-                           "fk.data.TensorDataset(T('e2'))"])
+        return rng.choice(
+            ["fk.data.TensorDataset(T('f'), T('i'))", "list(range(5))", "[]", "fk.data.TensorDataset(T('e2'))"]
+        )
     if name in ("reduction",) and r < 0.5:
         return rng.choice(["'mean'", "'sum'", "'none'", "'bogus'"])
     if r < 0.3:
@@ -280,75 +367,170 @@ def make_calls(group, callee, params, n, rng):
 
 # Hand-written boundary calls (run in every profile): the classic overflow / range probes.
 PROBES = [
-    "fk.zeros(0).view(2**62, 4)", "fk.zeros(0).view(2**62, 4)[3].fill_(7.0)", "fk.zeros(0).view(2**62, 4).sum(0)",
-    "fk.zeros(0).reshape(2**32, 2**32, 4)[0]", "fk.empty(2**64)", "fk.empty(2**63 - 1)", "fk.empty(-1)",
-    "fk.zeros(2**31, 2**31)", "fk.zeros(0, 2**62)", "fk.empty(2**40, 0)", "fk.ones(2**62, 0).sum(1)",
-    "fk.ones(1).expand(2**34)", "fk.ones(1).expand(2**34).sum()", "fk.ones(2, 3)[2**63]", "fk.ones(2, 3)[-2**63]",
-    "fk.ones(2, 3)[2**64]", "fk.ones(2, 3)[:, 2**62:]", "fk.ones(2, 3)[::2**62]", "fk.ones(2, 3)[::-1]",
-    "fk.ones(5).narrow(0, 2**62, 1)", "fk.ones(5).narrow(0, 1, 2**62)", "fk.ones(5).narrow(0, -2**63, 1)",
-    "fk.ones(2, 3).expand(-1, -1)", "fk.ones(1, 3).expand(-2, 3)", "fk.ones(1, 3).expand(2**62, 3)",
-    "fk.ones(3).unsqueeze(2**62)", "fk.ones(3).squeeze(2**62)", "fk.ones(3).sum(2**63 - 1)",
-    "fk.ones(3).transpose(0, 2**62)", "fk.ones(2, 3).permute(0, 2**62)", "fk.ones(2, 3).reshape(-1, -1)",
-    "fk.ones(2, 3).reshape(2**62, 0)", "fk.ones(2, 3).view(-2, 3)", "fk.ones(6).view(2**63 - 1)",
-    "fk.arange(0, 2**62)", "fk.arange(0, 10, 0)", "fk.arange(0, float('inf'))", "fk.arange(float('nan'))",
-    "fk.linspace(0, 1, -1)", "fk.linspace(0, 1, 2**62)", "fk.eye(-1)", "fk.eye(2**31, 2**31)",
-    "fk.randint(0, 10, (2**62,))", "fk.randint(5, 0, (3,))", "fk.randperm(-1)", "fk.randperm(2**62)",
-    "fk.full((2**31, 2**31), 1.0)", "fk.full((-1,), 1.0)", "fk.tensor([2**64])", "fk.tensor(2**63)",
-    "fk.tensor([[1, 2], [3]])", "fk.ones(3).repeat(2**62)", "fk.ones(3).repeat(-1)", "fk.ones(3).repeat(2**31, 2**31)",
-    "fk.cat([])", "fk.stack([])", "fk.cat([fk.ones(2), fk.ones(2, 2)])", "fk.cat([fk.ones(2)], 2**62)",
-    "fk.ones(2, 3).select(0, 2**62)", "fk.ones(2, 3).select(2**62, 0)", "fk.ones(2, 2).matmul(fk.ones(3))",
-    "fk.ones(0, 3).max(1)", "fk.ones(3, 0).max(1)", "fk.ones(3, 0).argmax(1)", "fk.ones(3, 0).amax(1)",
-    "fk.ones(3, 0).prod(1)", "fk.set_num_threads(0)", "fk.set_num_threads(-1)", "fk.set_num_threads(2**62)",
-    "fk.set_num_threads(100000)", "fk.manual_seed(-1)", "fk.manual_seed(2**64)",
-    "F.conv2d(T('img'), T('w'), stride=0)", "F.conv2d(T('img'), T('w'), padding=-1)",
-    "F.conv2d(T('img'), T('w'), dilation=0)", "F.conv2d(T('img'), T('w'), groups=0)",
-    "F.conv2d(T('img'), T('w'), stride=2**62)", "F.conv2d(T('img'), T('w'), padding=2**31)",
-    "F.max_pool2d(T('img'), 0)", "F.max_pool2d(T('img'), 2**62)", "F.max_pool2d(T('img'), 2, padding=5)",
-    "F.avg_pool2d(T('img'), -1)", "F.avg_pool2d(T('img'), 2, 0)", "F.adaptive_avg_pool2d(T('img'), 0)",
-    "F.adaptive_avg_pool2d(T('img'), 2**62)", "F.adaptive_avg_pool2d(T('img'), -1)",
-    "F.embedding(fk.tensor([2**62]), fk.ones(3, 2))", "F.embedding(fk.tensor([-1]), fk.ones(3, 2))",
-    "F.cross_entropy(fk.ones(2, 3), fk.tensor([0, 2**62]))", "F.cross_entropy(fk.ones(2, 3), fk.tensor([0, -5]))",
-    "F.nll_loss(fk.ones(2, 3), fk.tensor([0, 7]))", "nn.Embedding(2**62, 2)", "nn.Linear(2**31, 2**31)",
-    "nn.Linear(-1, 2)", "nn.Conv2d(1, 1, 0)", "nn.BatchNorm1d(-1)", "nn.Embedding(3, 2)(fk.tensor([-1]))",
-    "fk.ones(2, 3).softmax(2**62)", "fk.ones(2, 3).std(2**62)", "fk.ones(2, 3).var(0, unbiased=2**62)",
-    "fk.ones(2, 3).logsumexp(-2**63)", "fk.ones(2, 3).flatten(2**62, 0)", "fk.ones(3).clamp(float('nan'), 0)",
-    "fk.ones(3)[fk.tensor([2**62])]", "fk.ones(3)[fk.tensor([-2**63])]", "fk.ones(3)[fk.tensor([True, False])]",
-    "fk.ones(3).__setitem__(fk.tensor([5]), 1.0)", "fk.ones(3).__setitem__(2**62, 1.0)",
-    "fk.ones(2, 3).uniform_(float('inf'), 0)", "fk.ones(2, 3).normal_(0, -1)", "fk.ones(3).to('cuda')",
-    "fk.ones(3).to(2**62)", "fk.from_dlpack(object())", "fk.ones(3).__dlpack__(stream=2**62)",
-    "fk.nonzero(fk.zeros(0, 2**20))", "fk.ones(2**20, 0).t().contiguous()",
+    "fk.zeros(0).view(2**62, 4)",
+    "fk.zeros(0).view(2**62, 4)[3].fill_(7.0)",
+    "fk.zeros(0).view(2**62, 4).sum(0)",
+    "fk.zeros(0).reshape(2**32, 2**32, 4)[0]",
+    "fk.empty(2**64)",
+    "fk.empty(2**63 - 1)",
+    "fk.empty(-1)",
+    "fk.zeros(2**31, 2**31)",
+    "fk.zeros(0, 2**62)",
+    "fk.empty(2**40, 0)",
+    "fk.ones(2**62, 0).sum(1)",
+    "fk.ones(1).expand(2**34)",
+    "fk.ones(1).expand(2**34).sum()",
+    "fk.ones(2, 3)[2**63]",
+    "fk.ones(2, 3)[-2**63]",
+    "fk.ones(2, 3)[2**64]",
+    "fk.ones(2, 3)[:, 2**62:]",
+    "fk.ones(2, 3)[::2**62]",
+    "fk.ones(2, 3)[::-1]",
+    "fk.ones(5).narrow(0, 2**62, 1)",
+    "fk.ones(5).narrow(0, 1, 2**62)",
+    "fk.ones(5).narrow(0, -2**63, 1)",
+    "fk.ones(2, 3).expand(-1, -1)",
+    "fk.ones(1, 3).expand(-2, 3)",
+    "fk.ones(1, 3).expand(2**62, 3)",
+    "fk.ones(3).unsqueeze(2**62)",
+    "fk.ones(3).squeeze(2**62)",
+    "fk.ones(3).sum(2**63 - 1)",
+    "fk.ones(3).transpose(0, 2**62)",
+    "fk.ones(2, 3).permute(0, 2**62)",
+    "fk.ones(2, 3).reshape(-1, -1)",
+    "fk.ones(2, 3).reshape(2**62, 0)",
+    "fk.ones(2, 3).view(-2, 3)",
+    "fk.ones(6).view(2**63 - 1)",
+    "fk.arange(0, 2**62)",
+    "fk.arange(0, 10, 0)",
+    "fk.arange(0, float('inf'))",
+    "fk.arange(float('nan'))",
+    "fk.linspace(0, 1, -1)",
+    "fk.linspace(0, 1, 2**62)",
+    "fk.eye(-1)",
+    "fk.eye(2**31, 2**31)",
+    "fk.randint(0, 10, (2**62,))",
+    "fk.randint(5, 0, (3,))",
+    "fk.randperm(-1)",
+    "fk.randperm(2**62)",
+    "fk.full((2**31, 2**31), 1.0)",
+    "fk.full((-1,), 1.0)",
+    "fk.tensor([2**64])",
+    "fk.tensor(2**63)",
+    "fk.tensor([[1, 2], [3]])",
+    "fk.ones(3).repeat(2**62)",
+    "fk.ones(3).repeat(-1)",
+    "fk.ones(3).repeat(2**31, 2**31)",
+    "fk.cat([])",
+    "fk.stack([])",
+    "fk.cat([fk.ones(2), fk.ones(2, 2)])",
+    "fk.cat([fk.ones(2)], 2**62)",
+    "fk.ones(2, 3).select(0, 2**62)",
+    "fk.ones(2, 3).select(2**62, 0)",
+    "fk.ones(2, 2).matmul(fk.ones(3))",
+    "fk.ones(0, 3).max(1)",
+    "fk.ones(3, 0).max(1)",
+    "fk.ones(3, 0).argmax(1)",
+    "fk.ones(3, 0).amax(1)",
+    "fk.ones(3, 0).prod(1)",
+    "fk.set_num_threads(0)",
+    "fk.set_num_threads(-1)",
+    "fk.set_num_threads(2**62)",
+    "fk.set_num_threads(100000)",
+    "fk.manual_seed(-1)",
+    "fk.manual_seed(2**64)",
+    "F.conv2d(T('img'), T('w'), stride=0)",
+    "F.conv2d(T('img'), T('w'), padding=-1)",
+    "F.conv2d(T('img'), T('w'), dilation=0)",
+    "F.conv2d(T('img'), T('w'), groups=0)",
+    "F.conv2d(T('img'), T('w'), stride=2**62)",
+    "F.conv2d(T('img'), T('w'), padding=2**31)",
+    "F.max_pool2d(T('img'), 0)",
+    "F.max_pool2d(T('img'), 2**62)",
+    "F.max_pool2d(T('img'), 2, padding=5)",
+    "F.avg_pool2d(T('img'), -1)",
+    "F.avg_pool2d(T('img'), 2, 0)",
+    "F.adaptive_avg_pool2d(T('img'), 0)",
+    "F.adaptive_avg_pool2d(T('img'), 2**62)",
+    "F.adaptive_avg_pool2d(T('img'), -1)",
+    "F.embedding(fk.tensor([2**62]), fk.ones(3, 2))",
+    "F.embedding(fk.tensor([-1]), fk.ones(3, 2))",
+    "F.cross_entropy(fk.ones(2, 3), fk.tensor([0, 2**62]))",
+    "F.cross_entropy(fk.ones(2, 3), fk.tensor([0, -5]))",
+    "F.nll_loss(fk.ones(2, 3), fk.tensor([0, 7]))",
+    "nn.Embedding(2**62, 2)",
+    "nn.Linear(2**31, 2**31)",
+    "nn.Linear(-1, 2)",
+    "nn.Conv2d(1, 1, 0)",
+    "nn.BatchNorm1d(-1)",
+    "nn.Embedding(3, 2)(fk.tensor([-1]))",
+    "fk.ones(2, 3).softmax(2**62)",
+    "fk.ones(2, 3).std(2**62)",
+    "fk.ones(2, 3).var(0, unbiased=2**62)",
+    "fk.ones(2, 3).logsumexp(-2**63)",
+    "fk.ones(2, 3).flatten(2**62, 0)",
+    "fk.ones(3).clamp(float('nan'), 0)",
+    "fk.ones(3)[fk.tensor([2**62])]",
+    "fk.ones(3)[fk.tensor([-2**63])]",
+    "fk.ones(3)[fk.tensor([True, False])]",
+    "fk.ones(3).__setitem__(fk.tensor([5]), 1.0)",
+    "fk.ones(3).__setitem__(2**62, 1.0)",
+    "fk.ones(2, 3).uniform_(float('inf'), 0)",
+    "fk.ones(2, 3).normal_(0, -1)",
+    "fk.ones(3).to('cuda')",
+    "fk.ones(3).to(2**62)",
+    "fk.from_dlpack(object())",
+    "fk.ones(3).__dlpack__(stream=2**62)",
+    "fk.nonzero(fk.zeros(0, 2**20))",
+    "fk.ones(2**20, 0).t().contiguous()",
     # numel / offset overflow through views
-    "fk.ones(2, 3).expand(2**31, 2**31, 2, 3)", "fk.ones(1, 1).expand(2**32, 2**32).sum()",
-    "fk.ones(1, 1).expand(2**32, 2**32).reshape(-1)", "fk.ones(1).expand(2**62)[2**62 - 1]",
-    "fk.ones(1).expand(2**62).view(2, -1)", "fk.ones(1, 1).expand(2**32, 2**32).contiguous()",
-    "fk.zeros(0).view(2**62, 4).view(-1)", "fk.zeros(0).view(2**62, 4).t().contiguous()",
-    "fk.arange(10)[2**62:2**63 - 1]", "fk.ones(3)[::2**63 - 1]", "fk.ones(3)[-2**63:]",
-    "fk.ones(1, 1).expand(2**32, 2**32).numel()", "fk.ones(1).expand(2**40).max()",
-    "fk.ones(1).expand(2**40).argmax()", "fk.ones(1, 1).expand(2**31, 2).t().matmul(fk.ones(2**31, 1))",
+    "fk.ones(2, 3).expand(2**31, 2**31, 2, 3)",
+    "fk.ones(1, 1).expand(2**32, 2**32).sum()",
+    "fk.ones(1, 1).expand(2**32, 2**32).reshape(-1)",
+    "fk.ones(1).expand(2**62)[2**62 - 1]",
+    "fk.ones(1).expand(2**62).view(2, -1)",
+    "fk.ones(1, 1).expand(2**32, 2**32).contiguous()",
+    "fk.zeros(0).view(2**62, 4).view(-1)",
+    "fk.zeros(0).view(2**62, 4).t().contiguous()",
+    "fk.arange(10)[2**62:2**63 - 1]",
+    "fk.ones(3)[::2**63 - 1]",
+    "fk.ones(3)[-2**63:]",
+    "fk.ones(1, 1).expand(2**32, 2**32).numel()",
+    "fk.ones(1).expand(2**40).max()",
+    "fk.ones(1).expand(2**40).argmax()",
+    "fk.ones(1, 1).expand(2**31, 2).t().matmul(fk.ones(2**31, 1))",
     "fk.cat([fk.ones(1).expand(2**62), fk.ones(1).expand(2**62)])",
     "fk.ones(1).expand(2**33).reshape(2**32, 2).sum(1)",
 ]
 # Calls with a required outcome (PyTorch's): must_raise / must_be / then_works, defined in PRELUDE.
 CHECKS = [
-    "must_raise(lambda: fk.set_num_threads(0))", "must_raise(lambda: fk.set_num_threads(-1))",
+    "must_raise(lambda: fk.set_num_threads(0))",
+    "must_raise(lambda: fk.set_num_threads(-1))",
     "then_works(lambda: fk.set_num_threads(100000), lambda: fk.ones(300000).sum().item() == 300000)",
-    "must_raise(lambda: fk.ones(1, 3).expand(-2, 3))", "must_raise(lambda: fk.ones(3).narrow(0, 2, 5))",
-    "must_raise(lambda: fk.ones(3).narrow(0, 4, 0))", "must_be(lambda: fk.ones(3).narrow(0, -1, 1).shape, (1,))",
+    "must_raise(lambda: fk.ones(1, 3).expand(-2, 3))",
+    "must_raise(lambda: fk.ones(3).narrow(0, 2, 5))",
+    "must_raise(lambda: fk.ones(3).narrow(0, 4, 0))",
+    "must_be(lambda: fk.ones(3).narrow(0, -1, 1).shape, (1,))",
     "must_raise(lambda: nn.Embedding(3, 2)(fk.tensor([-1])))",
     "must_raise(lambda: F.embedding(fk.tensor([-1]), fk.ones(3, 2)))",
     "must_raise(lambda: F.binary_cross_entropy(fk.tensor([1.5]), fk.tensor([1.0])))",
     "must_raise(lambda: F.binary_cross_entropy_with_logits(fk.ones(2, 3), fk.ones(3, 2)))",
     "must_raise(lambda: F.binary_cross_entropy_with_logits(fk.ones(2, 3), fk.ones(3)))",
-    "must_be(lambda: fk.ones(3)[True].shape, (1, 3))", "must_be(lambda: fk.ones(3)[False].shape, (0, 3))",
-    "must_be(lambda: fk.tensor(1.0)[None].shape, (1,))", "must_be(lambda: fk.ones(2)[None].shape, (1, 2))",
+    "must_be(lambda: fk.ones(3)[True].shape, (1, 3))",
+    "must_be(lambda: fk.ones(3)[False].shape, (0, 3))",
+    "must_be(lambda: fk.tensor(1.0)[None].shape, (1,))",
+    "must_be(lambda: fk.ones(2)[None].shape, (1, 2))",
     "must_be(lambda: fk.ones(1).expand(2**31).sum().item(), 2.0**31)",
-    "must_be(lambda: fk.zeros(0, 2**40).shape, (0, 2**40))", "must_be(lambda: fk.empty(2**40, 0).shape, (2**40, 0))",
-    "must_raise(lambda: fk.zeros(0).view(2**62, 4))", "must_raise(lambda: fk.ones(2, 3).expand(2**31, 2**31, 2, 3))",
+    "must_be(lambda: fk.zeros(0, 2**40).shape, (0, 2**40))",
+    "must_be(lambda: fk.empty(2**40, 0).shape, (2**40, 0))",
+    "must_raise(lambda: fk.zeros(0).view(2**62, 4))",
+    "must_raise(lambda: fk.ones(2, 3).expand(2**31, 2**31, 2, 3))",
     "must_raise(lambda: fk.ones(1, 1).expand(2**32, 2**32))",
     "must_raise(lambda: fk.zeros(0).reshape(2**32, 2**32, 4))",
     "must_be(lambda: fk.ones(3)[::2**63 - 1].shape, (1,))",
     "must_raise(lambda: fk.ones(1, 1).expand(2**32, 2**32).reshape(-1))",
-    "must_raise(lambda: fk.empty(2**64))", "must_raise(lambda: fk.ones(2, 3)[2**63])",
+    "must_raise(lambda: fk.empty(2**64))",
+    "must_raise(lambda: fk.ones(2, 3)[2**63])",
     "must_raise(lambda: F.cross_entropy(fk.ones(2, 3), fk.ones(2)))",
 ]
 # Big but allowed (< RLIMIT_AS): 32-bit index overflow in kernels.  Long profile only (slow).
@@ -383,18 +565,24 @@ def _small_args(src):
     """True when every integer literal in the call is small (a MemoryError is then a bug)."""
     if "**" in src or "1e308" in src:
         return False
-    return all(int(n) < 2 ** 20 for n in re.findall(r"\d+", src))
+    return all(int(n) < 2**20 for n in re.findall(r"\d+", src))
 
 
 def run_batch(calls, start):
     """Runs calls[start:] in one child; returns (next start, failures)."""
-    script = PRELUDE.format(mem=MEM_LIMIT, timeout=CALL_TIMEOUT_S) + "\n" + \
-        "CALLS = " + json.dumps(calls[start:start + BATCH]) + "\n" + \
-        f"for i, src in enumerate(CALLS):\n    run(i + {start}, src)\nprint('@@ done', flush=True)\n"
+    script = (
+        PRELUDE.format(mem=MEM_LIMIT, timeout=CALL_TIMEOUT_S)
+        + "\n"
+        + "CALLS = "
+        + json.dumps(calls[start : start + BATCH])
+        + "\n"
+        + f"for i, src in enumerate(CALLS):\n    run(i + {start}, src)\nprint('@@ done', flush=True)\n"
+    )
     env = dict(os.environ, PYTHONPATH=PYTHON_DIR + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.setdefault("OMP_NUM_THREADS", "2")
-    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
-                       timeout=CALL_TIMEOUT_S * BATCH + 120)
+    p = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=CALL_TIMEOUT_S * BATCH + 120
+    )
     failures = []
     last = None
     for line in p.stdout.splitlines():
@@ -435,8 +623,9 @@ def test_fuzz_api(group):
     failures = run_calls(calls)
     print(f"\nfuzz-api[{group}]: {len(calls)} calls, {len(failures)} failures (profile {_MODE})")
     if failures:
-        pytest.fail(f"{len(failures)} of {len(calls)} calls crashed or misbehaved:\n" + _summary(failures),
-                    pytrace=False)
+        pytest.fail(
+            f"{len(failures)} of {len(calls)} calls crashed or misbehaved:\n" + _summary(failures), pytrace=False
+        )
 
 
 def _summary(failures):

@@ -5,6 +5,7 @@ RuntimeError/ValueError/IndexError/TypeError whose message does not leak C++) or
 expected value.  Entries marked (python) are fixed in the Python layer and are
 regression tests; the others are C++ core bugs and fail until the core is fixed.
 """
+
 import math
 
 import numpy as np
@@ -59,15 +60,27 @@ FOUND = [
     ("bad_cast-huge-bool", "fk.ones(2, 3).var(0, unbiased=2**62)", RAISES),
     ("bad_cast-tensor-as-size", "fk.empty(fk.ones(1, 1, 1, 1))", RAISES),
     # -- Python layer (fixed here): regression tests
-    ("(python) cross_entropy-zero-classes-nd", "F.cross_entropy(fk.zeros(0, 0, 2), fk.zeros(0, 2, dtype=fk.int64))",
-     ([nan], "float32")),
-    ("(python) nll_loss-zero-classes-nd", "F.nll_loss(fk.zeros(0, 0, 2), fk.zeros(0, 2, dtype=fk.int64))",
-     ([nan], "float32")),
-    ("(python) cross_entropy-zero-classes-nd-none",
-     "F.cross_entropy(fk.zeros(0, 0, 2), fk.zeros(0, 2, dtype=fk.int64), reduction='none').shape", ((0, 2), None)),
-    ("(python) bce_with_logits-inf",
-     "F.binary_cross_entropy_with_logits(fk.tensor([inf, -inf, 50.0]), fk.tensor([0.5, 0.5, 0.2]), reduction='none')",
-     ([inf, nan, 40.0], "float32")),
+    (
+        "(python) cross_entropy-zero-classes-nd",
+        "F.cross_entropy(fk.zeros(0, 0, 2), fk.zeros(0, 2, dtype=fk.int64))",
+        ([nan], "float32"),
+    ),
+    (
+        "(python) nll_loss-zero-classes-nd",
+        "F.nll_loss(fk.zeros(0, 0, 2), fk.zeros(0, 2, dtype=fk.int64))",
+        ([nan], "float32"),
+    ),
+    (
+        "(python) cross_entropy-zero-classes-nd-none",
+        "F.cross_entropy(fk.zeros(0, 0, 2), fk.zeros(0, 2, dtype=fk.int64), reduction='none').shape",
+        ((0, 2), None),
+    ),
+    (
+        "(python) bce_with_logits-inf",
+        "F.binary_cross_entropy_with_logits(fk.tensor([inf, -inf, 50.0]), fk.tensor([0.5, 0.5, 0.2]), "
+        "reduction='none')",
+        ([inf, nan, 40.0], "float32"),
+    ),
 ]
 
 

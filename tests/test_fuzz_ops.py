@@ -37,6 +37,7 @@ Profiles:
 The number of programs run is printed at the end (with -s) and appended to
 $FASTKERN_FUZZ_COUNT_FILE when that is set.
 """
+
 import json
 import math
 import os
@@ -55,9 +56,11 @@ if torch is not None:
 
 # ----------------------------------------------------------------------------- profiles
 _MODE = os.environ.get("FASTKERN_FUZZ", "quick")
-_COMMON = dict(deadline=None, print_blob=True,
-               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                      HealthCheck.filter_too_much])
+_COMMON = dict(
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 settings.register_profile("fuzz-quick", derandomize=True, max_examples=300, database=None, **_COMMON)
 settings.register_profile("fuzz-long", derandomize=False, max_examples=100_000, **_COMMON)
 _PROFILE = settings.get_profile("fuzz-long" if _MODE == "long" else "fuzz-quick")
@@ -68,8 +71,11 @@ COUNTS = {"programs": 0, "steps": 0, "grad_checks": 0, "mismatches": 0}
 _ERRORS = (RuntimeError, ValueError, IndexError, TypeError)
 _F = ("float32", "float64")
 # torch errors that are torch limitations rather than argument errors
-_TORCH_LIMITS = ("not implemented for", "Only zero batch or zero channel inputs are supported",
-                 "Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size")
+_TORCH_LIMITS = (
+    "not implemented for",
+    "Only zero batch or zero channel inputs are supported",
+    "Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size",
+)
 _ALL = ("float32", "float64", "int64", "bool", "uint8")
 
 
@@ -165,8 +171,22 @@ def _var(a, dim, keepdim, correction):
 # An op: name -> Op(arity, dtypes it is defined on, params strategy builder,
 # fn(m, x, p) for fastkern and torch, np_fn(a, p) float64 oracle, flags).
 class Op:
-    def __init__(self, name, fn, np_fn, *, dtypes=_ALL, params=None, min_ndim=0, grad=True,
-                 smooth=True, red=False, tol=None, idx_out=False, torch_inf=True):
+    def __init__(
+        self,
+        name,
+        fn,
+        np_fn,
+        *,
+        dtypes=_ALL,
+        params=None,
+        min_ndim=0,
+        grad=True,
+        smooth=True,
+        red=False,
+        tol=None,
+        idx_out=False,
+        torch_inf=True,
+    ):
         self.name, self.fn, self.np_fn, self.dtypes = name, fn, np_fn, dtypes
         self.params = params or (lambda data, shape, dtype: {})
         self.min_ndim, self.grad, self.smooth, self.red = min_ndim, grad, smooth, red
@@ -195,7 +215,7 @@ def _bshape(data, shape):
     if kind == "same":
         return tuple(s)
     if kind == "suffix":
-        return tuple(s[data.draw(st.integers(0, len(s)), label="cut"):])
+        return tuple(s[data.draw(st.integers(0, len(s)), label="cut") :])
     if kind == "ones":
         return tuple(1 if data.draw(st.booleans(), label="one") else d for d in s)
     if kind == "scalar":
@@ -257,6 +277,7 @@ def scalar_params(kinds=("int", "float")):
         if k == "int":
             return {"s": data.draw(st.integers(-4, 4), label="s")}
         return {"s": data.draw(st.sampled_from([0.5, -1.5, 2.0, 0.0, 3.25, -0.75]), label="s")}
+
     return build
 
 
@@ -286,28 +307,52 @@ for _n, _f, _nf, _dt, _sm in [
     ("square", lambda m, x, p: x * x, np.square, _ALL, True),
     ("recip", lambda m, x, p: 1 / x, lambda a: 1 / a, _ALL, True),
 ]:
-    op(_n, _f, (lambda nf: (lambda a, p: nf(a)))(_nf) if _nf else None, dtypes=_dt, smooth=_sm)
+    op(_n, _f, (lambda nf: lambda a, p: nf(a))(_nf) if _nf else None, dtypes=_dt, smooth=_sm)
 for _n, _f in [("sin", lambda m, x, p: x.sin()), ("cos", lambda m, x, p: x.cos())]:
     op(_n, _f, (lambda n: lambda a, p: getattr(np, n)(a))(_n), tol=_trig_tol)
 
 # -- scalar forms
 op("add_s", lambda m, x, p: x + p["s"], lambda a, p: a + p["s"], params=scalar_params())
-op("rsub_s", lambda m, x, p: p["s"] - x, lambda a, p: p["s"] - a, params=scalar_params(),
-   dtypes=("float32", "float64", "int64", "uint8"))
+op(
+    "rsub_s",
+    lambda m, x, p: p["s"] - x,
+    lambda a, p: p["s"] - a,
+    params=scalar_params(),
+    dtypes=("float32", "float64", "int64", "uint8"),
+)
 op("mul_s", lambda m, x, p: x * p["s"], lambda a, p: a * p["s"], params=scalar_params())
 op("div_s", lambda m, x, p: x / p["s"], lambda a, p: a / p["s"], params=scalar_params())
-op("pow_s", lambda m, x, p: x ** p["s"], lambda a, p: np.power(a, p["s"]),
-   params=lambda d, s, t: {"s": d.draw(st.sampled_from([2, 3, 0.5, -1, 2.0, 0, 1.5]), label="s")},
-   dtypes=_F + ("int64",), tol=lambda a, p, dt: 1e-5)
-op("rpow_s", lambda m, x, p: 2 ** x, lambda a, p: np.power(2.0, a), dtypes=_F)
-op("fdiv_s", lambda m, x, p: x // p["s"], lambda a, p: np.floor_divide(a, p["s"]),
-   params=scalar_params(), dtypes=_F + ("int64",), smooth=False)
-op("mod_s", lambda m, x, p: x % p["s"], lambda a, p: np.mod(a, p["s"]),
-   params=scalar_params(), dtypes=_F + ("int64",), smooth=False)
-for _n, _f, _nf in [("lt_s", lambda m, x, p: x < p["s"], np.less),
-                    ("ge_s", lambda m, x, p: x >= p["s"], np.greater_equal),
-                    ("eq_s", lambda m, x, p: x == p["s"], np.equal),
-                    ("ne_s", lambda m, x, p: x != p["s"], np.not_equal)]:
+op(
+    "pow_s",
+    lambda m, x, p: x ** p["s"],
+    lambda a, p: np.power(a, p["s"]),
+    params=lambda d, s, t: {"s": d.draw(st.sampled_from([2, 3, 0.5, -1, 2.0, 0, 1.5]), label="s")},
+    dtypes=_F + ("int64",),
+    tol=lambda a, p, dt: 1e-5,
+)
+op("rpow_s", lambda m, x, p: 2**x, lambda a, p: np.power(2.0, a), dtypes=_F)
+op(
+    "fdiv_s",
+    lambda m, x, p: x // p["s"],
+    lambda a, p: np.floor_divide(a, p["s"]),
+    params=scalar_params(),
+    dtypes=_F + ("int64",),
+    smooth=False,
+)
+op(
+    "mod_s",
+    lambda m, x, p: x % p["s"],
+    lambda a, p: np.mod(a, p["s"]),
+    params=scalar_params(),
+    dtypes=_F + ("int64",),
+    smooth=False,
+)
+for _n, _f, _nf in [
+    ("lt_s", lambda m, x, p: x < p["s"], np.less),
+    ("ge_s", lambda m, x, p: x >= p["s"], np.greater_equal),
+    ("eq_s", lambda m, x, p: x == p["s"], np.equal),
+    ("ne_s", lambda m, x, p: x != p["s"], np.not_equal),
+]:
     op(_n, _f, (lambda nf: lambda a, p: nf(a, p["s"]))(_nf), params=scalar_params(), smooth=False)
 
 # -- binary tensor-tensor (y is a constant operand with its own dtype and shape)
@@ -329,14 +374,31 @@ for _n, _f, _nf, _sm in [
     ("where", lambda m, x, p: m.where(x > 0, x, _y(m, p)), lambda a, b: np.where(a > 0, a, b), False),
     ("where_rev", lambda m, x, p: m.where(_y(m, p) > 0, _y(m, p), x), lambda a, b: np.where(b > 0, b, a), False),
 ]:
-    op(_n, _f, (lambda nf: (lambda a, p: nf(a, _np_y(p))))(_nf) if _nf else None, params=binparams(),
-       smooth=_sm)
-op("pow", lambda m, x, p: x.abs() ** _y(m, p), lambda a, p: np.power(np.abs(a), _np_y(p)),
-   params=binparams(_F), dtypes=_F, tol=lambda a, p, dt: 1e-5)
-op("fdiv", lambda m, x, p: x // _y(m, p), lambda a, p: np.floor_divide(a, _np_y(p)),
-   params=binparams(_F + ("int64",)), dtypes=_F + ("int64",), smooth=False)
-op("mod", lambda m, x, p: x % _y(m, p), lambda a, p: np.mod(a, _np_y(p)),
-   params=binparams(_F + ("int64",)), dtypes=_F + ("int64",), smooth=False)
+    op(_n, _f, (lambda nf: lambda a, p: nf(a, _np_y(p)))(_nf) if _nf else None, params=binparams(), smooth=_sm)
+op(
+    "pow",
+    lambda m, x, p: x.abs() ** _y(m, p),
+    lambda a, p: np.power(np.abs(a), _np_y(p)),
+    params=binparams(_F),
+    dtypes=_F,
+    tol=lambda a, p, dt: 1e-5,
+)
+op(
+    "fdiv",
+    lambda m, x, p: x // _y(m, p),
+    lambda a, p: np.floor_divide(a, _np_y(p)),
+    params=binparams(_F + ("int64",)),
+    dtypes=_F + ("int64",),
+    smooth=False,
+)
+op(
+    "mod",
+    lambda m, x, p: x % _y(m, p),
+    lambda a, p: np.mod(a, _np_y(p)),
+    params=binparams(_F + ("int64",)),
+    dtypes=_F + ("int64",),
+    smooth=False,
+)
 
 
 # -- clamp
@@ -355,8 +417,14 @@ def _np_clamp(a, p):
     return r
 
 
-op("clamp", lambda m, x, p: x.clamp(min=p["lo"], max=p["hi"]), _np_clamp, params=_clamp_params,
-   dtypes=("float32", "float64", "int64", "uint8"), smooth=False)
+op(
+    "clamp",
+    lambda m, x, p: x.clamp(min=p["lo"], max=p["hi"]),
+    _np_clamp,
+    params=_clamp_params,
+    dtypes=("float32", "float64", "int64", "uint8"),
+    smooth=False,
+)
 
 
 # -- reductions
@@ -366,6 +434,7 @@ def _red_params(keep=True):
         if keep:
             p["keepdim"] = data.draw(st.booleans(), label="keepdim")
         return p
+
     return build
 
 
@@ -376,6 +445,7 @@ def _np_red(f):
         if a.ndim == 0:
             return np.asarray(r).reshape(())
         return np.expand_dims(r, d) if p.get("keepdim") else r
+
     return g
 
 
@@ -385,51 +455,129 @@ def _np_amax(a, d):
     return np.max(a, axis=d)
 
 
-op("sum", lambda m, x, p: x.sum(p["dim"], keepdim=p["keepdim"]), _np_red(lambda a, d: np.sum(a, axis=d)),
-   params=_red_params(), red=True)
+op(
+    "sum",
+    lambda m, x, p: x.sum(p["dim"], keepdim=p["keepdim"]),
+    _np_red(lambda a, d: np.sum(a, axis=d)),
+    params=_red_params(),
+    red=True,
+)
 op("sum_all", lambda m, x, p: x.sum(), lambda a, p: np.sum(a), red=True)
-op("mean", lambda m, x, p: x.mean(p["dim"], keepdim=p["keepdim"]), _np_red(lambda a, d: np.mean(a, axis=d)),
-   params=_red_params(), red=True)
+op(
+    "mean",
+    lambda m, x, p: x.mean(p["dim"], keepdim=p["keepdim"]),
+    _np_red(lambda a, d: np.mean(a, axis=d)),
+    params=_red_params(),
+    red=True,
+)
 op("mean_all", lambda m, x, p: x.mean(), lambda a, p: np.mean(a), red=True)
-op("prod", lambda m, x, p: x.prod(p["dim"], keepdim=p["keepdim"]), _np_red(lambda a, d: np.prod(a, axis=d)),
-   params=_red_params(), red=True, grad=False)
-op("amax", lambda m, x, p: x.amax(p["dim"], keepdim=p["keepdim"]), _np_red(_np_amax), params=_red_params(),
-   red=True, smooth=False)
-op("amin", lambda m, x, p: x.amin(p["dim"], keepdim=p["keepdim"]),
-   _np_red(lambda a, d: -_np_amax(-a, d)), params=_red_params(), red=True, smooth=False)
-op("max_dim", lambda m, x, p: x.max(p["dim"], keepdim=p["keepdim"]).values, _np_red(_np_amax),
-   params=_red_params(), red=True, smooth=False)
-op("max_dim_idx", lambda m, x, p: x.max(p["dim"], keepdim=p["keepdim"]).indices, None,
-   params=_red_params(), red=True, smooth=False, idx_out=True)
-op("argmax", lambda m, x, p: x.argmax(p["dim"], keepdim=p["keepdim"]), None, params=_red_params(),
-   red=True, smooth=False, idx_out=True)
-op("max_all", lambda m, x, p: x.max(), lambda a, p: np.max(a) if a.size else np.float64("x"), red=True,
-   smooth=False)
+op(
+    "prod",
+    lambda m, x, p: x.prod(p["dim"], keepdim=p["keepdim"]),
+    _np_red(lambda a, d: np.prod(a, axis=d)),
+    params=_red_params(),
+    red=True,
+    grad=False,
+)
+op(
+    "amax",
+    lambda m, x, p: x.amax(p["dim"], keepdim=p["keepdim"]),
+    _np_red(_np_amax),
+    params=_red_params(),
+    red=True,
+    smooth=False,
+)
+op(
+    "amin",
+    lambda m, x, p: x.amin(p["dim"], keepdim=p["keepdim"]),
+    _np_red(lambda a, d: -_np_amax(-a, d)),
+    params=_red_params(),
+    red=True,
+    smooth=False,
+)
+op(
+    "max_dim",
+    lambda m, x, p: x.max(p["dim"], keepdim=p["keepdim"]).values,
+    _np_red(_np_amax),
+    params=_red_params(),
+    red=True,
+    smooth=False,
+)
+op(
+    "max_dim_idx",
+    lambda m, x, p: x.max(p["dim"], keepdim=p["keepdim"]).indices,
+    None,
+    params=_red_params(),
+    red=True,
+    smooth=False,
+    idx_out=True,
+)
+op(
+    "argmax",
+    lambda m, x, p: x.argmax(p["dim"], keepdim=p["keepdim"]),
+    None,
+    params=_red_params(),
+    red=True,
+    smooth=False,
+    idx_out=True,
+)
+op("max_all", lambda m, x, p: x.max(), lambda a, p: np.max(a) if a.size else np.float64("x"), red=True, smooth=False)
+
+
 def _spread_tol(power):
     """Absolute error of a float32/64 spread (std: power 1, var: 2) of values near max|x|: the
     rounding of the mean alone leaves deviations of eps * max|x| (fastkern accumulates in float64,
     torch's float32 std of seven equal values is 1.6e-5, not 0)."""
+
     def tol(a, p, dt):
         big = float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0))
         return np.array([(8 * np.finfo(dt).eps * big) ** power * (1 if power == 1 else 4)])
+
     return tol
 
 
-op("var", lambda m, x, p: x.var(p["dim"], keepdim=p["keepdim"], unbiased=p["unb"]),
-   lambda a, p: _np_red(lambda b, d: _var(b, d, False, int(p["unb"])))(a, p),
-   params=lambda d, s, t: {**_red_params()(d, s, t), "unb": d.draw(st.booleans(), label="unb")}, red=True,
-   dtypes=_F, tol=_spread_tol(2))
-op("std", lambda m, x, p: x.std(p["dim"], keepdim=p["keepdim"]),
-   lambda a, p: _np_red(lambda b, d: np.sqrt(_var(b, d, False, 1)))(a, p), params=_red_params(), red=True,
-   dtypes=_F, tol=_spread_tol(1))
-op("logsumexp", lambda m, x, p: x.logsumexp(p["dim"], keepdim=p["keepdim"]),
-   lambda a, p: _np_red(lambda b, d: _lse(b, d))(a, p), params=_red_params(), red=True, dtypes=_F)
-op("softmax", lambda m, x, p: x.softmax(p["dim"]),
-   lambda a, p: _softmax(a, p["dim"] % a.ndim) if a.ndim else np.ones(()) * np.where(np.isnan(a), np.nan, 1.0),
-   params=_red_params(False), red=True, dtypes=_F)
-op("log_softmax", lambda m, x, p: x.log_softmax(p["dim"]),
-   lambda a, p: _log_softmax(a, p["dim"] % a.ndim) if a.ndim else a - a,
-   params=_red_params(False), red=True, dtypes=_F)
+op(
+    "var",
+    lambda m, x, p: x.var(p["dim"], keepdim=p["keepdim"], unbiased=p["unb"]),
+    lambda a, p: _np_red(lambda b, d: _var(b, d, False, int(p["unb"])))(a, p),
+    params=lambda d, s, t: {**_red_params()(d, s, t), "unb": d.draw(st.booleans(), label="unb")},
+    red=True,
+    dtypes=_F,
+    tol=_spread_tol(2),
+)
+op(
+    "std",
+    lambda m, x, p: x.std(p["dim"], keepdim=p["keepdim"]),
+    lambda a, p: _np_red(lambda b, d: np.sqrt(_var(b, d, False, 1)))(a, p),
+    params=_red_params(),
+    red=True,
+    dtypes=_F,
+    tol=_spread_tol(1),
+)
+op(
+    "logsumexp",
+    lambda m, x, p: x.logsumexp(p["dim"], keepdim=p["keepdim"]),
+    lambda a, p: _np_red(lambda b, d: _lse(b, d))(a, p),
+    params=_red_params(),
+    red=True,
+    dtypes=_F,
+)
+op(
+    "softmax",
+    lambda m, x, p: x.softmax(p["dim"]),
+    lambda a, p: _softmax(a, p["dim"] % a.ndim) if a.ndim else np.ones(()) * np.where(np.isnan(a), np.nan, 1.0),
+    params=_red_params(False),
+    red=True,
+    dtypes=_F,
+)
+op(
+    "log_softmax",
+    lambda m, x, p: x.log_softmax(p["dim"]),
+    lambda a, p: _log_softmax(a, p["dim"] % a.ndim) if a.ndim else a - a,
+    params=_red_params(False),
+    red=True,
+    dtypes=_F,
+)
 
 
 # -- matmul: y's shape is chosen to fit (or, sometimes, not to)
@@ -443,8 +591,15 @@ def _mm_params(data, shape, dtype):
     return _operand(data, yshape, _F, dtype)
 
 
-op("matmul", lambda m, x, p: x @ _y(m, p), lambda a, p: np.matmul(a, _np_y(p)), params=_mm_params,
-   dtypes=_F + ("int64",), min_ndim=1, red=True)
+op(
+    "matmul",
+    lambda m, x, p: x @ _y(m, p),
+    lambda a, p: np.matmul(a, _np_y(p)),
+    params=_mm_params,
+    dtypes=_F + ("int64",),
+    min_ndim=1,
+    red=True,
+)
 
 
 # -- shape ops
@@ -464,34 +619,72 @@ def _reshape_params(data, shape, dtype):
 
 op("reshape", lambda m, x, p: x.reshape(*p["shape"]), lambda a, p: a.reshape(p["shape"]), params=_reshape_params)
 op("view", lambda m, x, p: x.view(*p["shape"]), lambda a, p: a.reshape(p["shape"]), params=_reshape_params)
-op("permute", lambda m, x, p: x.permute(*p["perm"]), lambda a, p: np.transpose(a, p["perm"]),
-   params=lambda d, s, t: {"perm": tuple(d.draw(st.permutations(range(len(s))), label="perm"))}, min_ndim=1)
-op("transpose", lambda m, x, p: x.transpose(p["d0"], p["d1"]),
-   lambda a, p: np.swapaxes(a, p["d0"], p["d1"]) if a.ndim else a,
-   params=lambda d, s, t: {"d0": _dim(d, s), "d1": _dim(d, s)})
-op("flatten", lambda m, x, p: x.flatten(p["s"], p["e"]),
-   lambda a, p: (a.reshape(a.shape[:p["s"] % a.ndim] + (-1,) + a.shape[p["e"] % a.ndim + 1:]) if a.ndim
-                 else a.reshape(1)),
-   params=lambda d, s, t: {"s": _dim(d, s, False), "e": _dim(d, s, False)})
-op("squeeze_dim", lambda m, x, p: x.squeeze(p["dim"]),
-   lambda a, p: np.squeeze(a, p["dim"] % a.ndim) if a.ndim and a.shape[p["dim"] % a.ndim] == 1 else a,
-   params=lambda d, s, t: {"dim": _dim(d, s)})
+op(
+    "permute",
+    lambda m, x, p: x.permute(*p["perm"]),
+    lambda a, p: np.transpose(a, p["perm"]),
+    params=lambda d, s, t: {"perm": tuple(d.draw(st.permutations(range(len(s))), label="perm"))},
+    min_ndim=1,
+)
+op(
+    "transpose",
+    lambda m, x, p: x.transpose(p["d0"], p["d1"]),
+    lambda a, p: np.swapaxes(a, p["d0"], p["d1"]) if a.ndim else a,
+    params=lambda d, s, t: {"d0": _dim(d, s), "d1": _dim(d, s)},
+)
+op(
+    "flatten",
+    lambda m, x, p: x.flatten(p["s"], p["e"]),
+    lambda a, p: (
+        a.reshape(a.shape[: p["s"] % a.ndim] + (-1,) + a.shape[p["e"] % a.ndim + 1 :]) if a.ndim else a.reshape(1)
+    ),
+    params=lambda d, s, t: {"s": _dim(d, s, False), "e": _dim(d, s, False)},
+)
+op(
+    "squeeze_dim",
+    lambda m, x, p: x.squeeze(p["dim"]),
+    lambda a, p: np.squeeze(a, p["dim"] % a.ndim) if a.ndim and a.shape[p["dim"] % a.ndim] == 1 else a,
+    params=lambda d, s, t: {"dim": _dim(d, s)},
+)
 op("squeeze", lambda m, x, p: x.squeeze(), lambda a, p: np.squeeze(a))
-op("unsqueeze", lambda m, x, p: x.unsqueeze(p["dim"]), lambda a, p: np.expand_dims(a, p["dim"] % (a.ndim + 1)),
-   params=lambda d, s, t: {"dim": d.draw(st.integers(-len(s) - 2, len(s) + 1), label="dim")})
-op("expand", lambda m, x, p: x.expand(*p["shape"]),
-   lambda a, p: np.broadcast_to(a, tuple(d if e == -1 else e for d, e in zip(a.shape, p["shape"]))).copy(),
-   params=lambda d, s, t: {"shape": tuple(d.draw(st.sampled_from([1, 2, 3, -1]), label="e") if v == 1 else
-                                          d.draw(st.sampled_from([v] * 12 + [-1] * 3 + [v + 1, -2]), label="eb")
-                                          for v in s)}, min_ndim=1)
-op("narrow", lambda m, x, p: x.narrow(p["dim"], p["start"], p["len"]),
-   lambda a, p: np.take(a, range(p["start"] % max(a.shape[p["dim"] % a.ndim], 1) if p["start"] < 0 else p["start"],
-                                 (p["start"] % max(a.shape[p["dim"] % a.ndim], 1) if p["start"] < 0
-                                  else p["start"]) + p["len"]),
-                        axis=p["dim"] % a.ndim),
-   params=lambda d, s, t: {"dim": (dd := _dim(d, s, False)),
-                           "start": d.draw(st.integers(-1, max(s[dd] if s else 1, 1)), label="st"),
-                           "len": d.draw(st.integers(0, 2), label="len")}, min_ndim=1)
+op(
+    "unsqueeze",
+    lambda m, x, p: x.unsqueeze(p["dim"]),
+    lambda a, p: np.expand_dims(a, p["dim"] % (a.ndim + 1)),
+    params=lambda d, s, t: {"dim": d.draw(st.integers(-len(s) - 2, len(s) + 1), label="dim")},
+)
+op(
+    "expand",
+    lambda m, x, p: x.expand(*p["shape"]),
+    lambda a, p: np.broadcast_to(a, tuple(d if e == -1 else e for d, e in zip(a.shape, p["shape"]))).copy(),
+    params=lambda d, s, t: {
+        "shape": tuple(
+            d.draw(st.sampled_from([1, 2, 3, -1]), label="e")
+            if v == 1
+            else d.draw(st.sampled_from([v] * 12 + [-1] * 3 + [v + 1, -2]), label="eb")
+            for v in s
+        )
+    },
+    min_ndim=1,
+)
+op(
+    "narrow",
+    lambda m, x, p: x.narrow(p["dim"], p["start"], p["len"]),
+    lambda a, p: np.take(
+        a,
+        range(
+            p["start"] % max(a.shape[p["dim"] % a.ndim], 1) if p["start"] < 0 else p["start"],
+            (p["start"] % max(a.shape[p["dim"] % a.ndim], 1) if p["start"] < 0 else p["start"]) + p["len"],
+        ),
+        axis=p["dim"] % a.ndim,
+    ),
+    params=lambda d, s, t: {
+        "dim": (dd := _dim(d, s, False)),
+        "start": d.draw(st.integers(-1, max(s[dd] if s else 1, 1)), label="st"),
+        "len": d.draw(st.integers(0, 2), label="len"),
+    },
+    min_ndim=1,
+)
 op("contiguous", lambda m, x, p: x.contiguous(), lambda a, p: a)
 op("clone", lambda m, x, p: x.clone(), lambda a, p: a)
 op("T", lambda m, x, p: x.t(), lambda a, p: a.T, dtypes=_ALL)
@@ -507,27 +700,43 @@ def _cat_params(data, shape, dtype):
     return {"dim": dim, **_operand(data, tuple(ys), _ALL, dtype)}
 
 
-op("cat", lambda m, x, p: m.cat([x, _y(m, p)], p["dim"]),
-   lambda a, p: np.concatenate([a, _np_y(p)], p["dim"]), params=_cat_params)
-op("stack", lambda m, x, p: m.stack([x, x * 2], p["dim"]),
-   lambda a, p: np.stack([a, a * 2], p["dim"] % (a.ndim + 1)),
-   params=lambda d, s, t: {"dim": d.draw(st.integers(-len(s) - 1, len(s)), label="dim")},
-   dtypes=("float32", "float64", "int64"))
+op(
+    "cat",
+    lambda m, x, p: m.cat([x, _y(m, p)], p["dim"]),
+    lambda a, p: np.concatenate([a, _np_y(p)], p["dim"]),
+    params=_cat_params,
+)
+op(
+    "stack",
+    lambda m, x, p: m.stack([x, x * 2], p["dim"]),
+    lambda a, p: np.stack([a, a * 2], p["dim"] % (a.ndim + 1)),
+    params=lambda d, s, t: {"dim": d.draw(st.integers(-len(s) - 1, len(s)), label="dim")},
+    dtypes=("float32", "float64", "int64"),
+)
 
 
 # -- indexing
 def _index_params(data, shape, dtype):
-    kind = data.draw(st.sampled_from(["int", "slice", "none", "ellipsis_int", "mask", "itensor", "ilist", "multi",
-                                      "bare_none", "true", "false"]), label="ikind")
+    kind = data.draw(
+        st.sampled_from(
+            ["int", "slice", "none", "ellipsis_int", "mask", "itensor", "ilist", "multi", "bare_none", "true", "false"]
+        ),
+        label="ikind",
+    )
     if kind in ("bare_none", "true", "false"):
         return {"kind": kind}
     sz0 = shape[0] if shape else 0
     if kind == "int":
         return {"kind": kind, "i": data.draw(st.integers(-sz0 - 1, sz0), label="i")}
     if kind == "slice":
-        return {"kind": kind, "sl": (data.draw(st.sampled_from([None, 0, 1, -1, -3, 5]), label="a"),
-                                     data.draw(st.sampled_from([None, 0, 2, -1, 7]), label="b"),
-                                     data.draw(st.sampled_from([None, 1, 2, 3]), label="c"))}
+        return {
+            "kind": kind,
+            "sl": (
+                data.draw(st.sampled_from([None, 0, 1, -1, -3, 5]), label="a"),
+                data.draw(st.sampled_from([None, 0, 2, -1, 7]), label="b"),
+                data.draw(st.sampled_from([None, 1, 2, 3]), label="c"),
+            ),
+        }
     if kind == "none":
         return {"kind": kind}
     if kind == "ellipsis_int":
@@ -538,8 +747,10 @@ def _index_params(data, shape, dtype):
         return {"kind": kind, "mask": np.random.default_rng(seed).random(shape) < 0.5}
     if kind in ("itensor", "ilist"):
         n = data.draw(st.integers(0, 4), label="n")
-        return {"kind": kind, "idx": data.draw(st.lists(st.integers(-sz0 - 1, sz0), min_size=n, max_size=n),
-                                               label="idx")}
+        return {
+            "kind": kind,
+            "idx": data.draw(st.lists(st.integers(-sz0 - 1, sz0), min_size=n, max_size=n), label="idx"),
+        }
     return {"kind": kind, "i": data.draw(st.integers(-1, 1), label="i")}
 
 
@@ -597,8 +808,7 @@ op("index", _index, _np_index, params=_index_params)
 # -- in-place ops on (views of) the running value; the step's result is the whole value
 def _inplace_params(data, shape, dtype):
     view = data.draw(st.sampled_from(["self", "slice", "transpose", "select", "expand"]), label="view")
-    kind = data.draw(st.sampled_from(["add_", "mul_", "clamp_", "copy_", "fill_", "zero_", "sub_", "div_"]),
-                     label="ip")
+    kind = data.draw(st.sampled_from(["add_", "mul_", "clamp_", "copy_", "fill_", "zero_", "sub_", "div_"]), label="ip")
     p = {"view": view, "ip": kind, "s": data.draw(st.sampled_from([2, -1, 0.5, 1.5]), label="s")}
     if kind == "copy_":
         p.update(_operand(data, data.draw(st.sampled_from([(), (1,)]), label="cshape"), _ALL, dtype))
@@ -718,14 +928,20 @@ def _setitem(m, x, p):
 def _np_setitem(a, p):
     a = np.array(a, copy=True)
     k = p["kind"]
-    key = {"int": lambda: p["i"], "slice": lambda: slice(*p["sl"]), "ellipsis_int": lambda: (Ellipsis, p["i"]),
-           "mask": lambda: p["mask"], "itensor": lambda: np.array(p["idx"], dtype=np.int64),
-           "multi": lambda: (p["i"], slice(None, None, 2))}[k]()
+    key = {
+        "int": lambda: p["i"],
+        "slice": lambda: slice(*p["sl"]),
+        "ellipsis_int": lambda: (Ellipsis, p["i"]),
+        "mask": lambda: p["mask"],
+        "itensor": lambda: np.array(p["idx"], dtype=np.int64),
+        "multi": lambda: (p["i"], slice(None, None, 2)),
+    }[k]()
     a[key] = _np_y(p) if "y" in p else p["s"]
     return a
 
 
 op("setitem", _setitem, _np_setitem, params=_setitem_params, smooth=False)
+
 
 # -- nn.functional
 def _linear_params(data, shape, dtype):
@@ -742,30 +958,66 @@ def _lin(m, x, p):
     return mod.linear(x, mk(m, p["W"], p["dt"]), mk(m, p["b"], p["dt"]) if "b" in p else None)
 
 
-op("linear", _lin, lambda a, p: a @ p["W"].T + (p["b"] if "b" in p else 0), params=_linear_params, dtypes=_F,
-   min_ndim=1, red=True)
+op(
+    "linear",
+    _lin,
+    lambda a, p: a @ p["W"].T + (p["b"] if "b" in p else 0),
+    params=_linear_params,
+    dtypes=_F,
+    min_ndim=1,
+    red=True,
+)
 op("F.relu", lambda m, x, p: (F if m is fk else TF).relu(x), lambda a, p: np.maximum(a, 0), dtypes=_F, smooth=False)
 op("F.gelu", lambda m, x, p: (F if m is fk else TF).gelu(x), lambda a, p: _gelu(a), dtypes=_F, torch_inf=False)
-op("F.gelu_tanh", lambda m, x, p: (F if m is fk else TF).gelu(x, approximate="tanh"),
-   lambda a, p: 0.5 * a * (1 + np.tanh(math.sqrt(2 / math.pi) * (a + 0.044715 * a ** 3))), dtypes=_F)
+op(
+    "F.gelu_tanh",
+    lambda m, x, p: (F if m is fk else TF).gelu(x, approximate="tanh"),
+    lambda a, p: 0.5 * a * (1 + np.tanh(math.sqrt(2 / math.pi) * (a + 0.044715 * a**3))),
+    dtypes=_F,
+)
 
 
-op("F.leaky_relu", lambda m, x, p: (F if m is fk else TF).leaky_relu(x, 0.1),
-   lambda a, p: np.where(a > 0, a, a * 0.1), dtypes=_F, smooth=False)
-op("F.l1_loss", lambda m, x, p: (F if m is fk else TF).l1_loss(x, mk(m, p["y"], p["ydt"]), reduction=p["red"]),
-   lambda a, p: {"none": lambda v: v, "sum": np.sum, "mean": np.mean}[p["red"]](np.abs(a - _np_y(p))),
-   params=lambda d, s, t: {**_operand(d, s, (), t),
-                           "red": d.draw(st.sampled_from(["mean", "sum", "none"]), label="red")},
-   dtypes=_F, red=True, smooth=False)
-op("F.avg_pool2d", lambda m, x, p: (F if m is fk else TF).avg_pool2d(x, p["k"], p["s"]),
-   lambda a, p: _np_pool(a, p, np.mean),
-   params=lambda d, s, t: {"k": d.draw(st.sampled_from([1, 2, 3]), label="k"),
-                           "s": d.draw(st.sampled_from([None, 1, 2]), label="s")}, dtypes=_F, min_ndim=3, red=True)
+op(
+    "F.leaky_relu",
+    lambda m, x, p: (F if m is fk else TF).leaky_relu(x, 0.1),
+    lambda a, p: np.where(a > 0, a, a * 0.1),
+    dtypes=_F,
+    smooth=False,
+)
+op(
+    "F.l1_loss",
+    lambda m, x, p: (F if m is fk else TF).l1_loss(x, mk(m, p["y"], p["ydt"]), reduction=p["red"]),
+    lambda a, p: {"none": lambda v: v, "sum": np.sum, "mean": np.mean}[p["red"]](np.abs(a - _np_y(p))),
+    params=lambda d, s, t: {
+        **_operand(d, s, (), t),
+        "red": d.draw(st.sampled_from(["mean", "sum", "none"]), label="red"),
+    },
+    dtypes=_F,
+    red=True,
+    smooth=False,
+)
+op(
+    "F.avg_pool2d",
+    lambda m, x, p: (F if m is fk else TF).avg_pool2d(x, p["k"], p["s"]),
+    lambda a, p: _np_pool(a, p, np.mean),
+    params=lambda d, s, t: {
+        "k": d.draw(st.sampled_from([1, 2, 3]), label="k"),
+        "s": d.draw(st.sampled_from([None, 1, 2]), label="s"),
+    },
+    dtypes=_F,
+    min_ndim=3,
+    red=True,
+)
 
 
-op("F.embedding", lambda m, x, p: (F if m is fk else TF).embedding(x, mk(m, p["W"], "float32")),
-   lambda a, p: p["W"][a.astype(np.int64)] if (a >= 0).all() and (a < 6).all() else None,
-   params=lambda d, s, t: {"W": _values(d, (6, 2), "float32", special=False)}, dtypes=("int64",), grad=False)
+op(
+    "F.embedding",
+    lambda m, x, p: (F if m is fk else TF).embedding(x, mk(m, p["W"], "float32")),
+    lambda a, p: p["W"][a.astype(np.int64)] if (a >= 0).all() and (a < 6).all() else None,
+    params=lambda d, s, t: {"W": _values(d, (6, 2), "float32", special=False)},
+    dtypes=("int64",),
+    grad=False,
+)
 
 
 def _bce_logits(m, x, p):
@@ -814,8 +1066,11 @@ def _ce_params(data, shape, dtype):
     t = np.random.default_rng(seed).integers(0, max(c, 1), size=tshape)
     if c and data.draw(st.integers(0, 7), label="ign") == 0 and t.size:
         t.reshape(-1)[0] = -100
-    return {"t": t, "red": data.draw(st.sampled_from(["mean", "sum", "none"]), label="red"),
-            "ls": data.draw(st.sampled_from([0.0, 0.0, 0.1]), label="ls")}
+    return {
+        "t": t,
+        "red": data.draw(st.sampled_from(["mean", "sum", "none"]), label="red"),
+        "ls": data.draw(st.sampled_from([0.0, 0.0, 0.1]), label="ls"),
+    }
 
 
 def _ce(m, x, p):
@@ -847,20 +1102,29 @@ def _mse(m, x, p):
     return (F if m is fk else TF).mse_loss(x, mk(m, p["y"], p["ydt"]), reduction=p["red"])
 
 
-op("F.mse_loss", _mse,
-   lambda a, p: {"none": lambda v: v, "sum": np.sum, "mean": np.mean}[p["red"]]((a - _np_y(p)) ** 2),
-   params=lambda d, s, t: {**_operand(d, s, (), t),
-                           "red": d.draw(st.sampled_from(["mean", "sum", "none"]), label="red")},
-   dtypes=_F, red=True)
+op(
+    "F.mse_loss",
+    _mse,
+    lambda a, p: {"none": lambda v: v, "sum": np.sum, "mean": np.mean}[p["red"]]((a - _np_y(p)) ** 2),
+    params=lambda d, s, t: {
+        **_operand(d, s, (), t),
+        "red": d.draw(st.sampled_from(["mean", "sum", "none"]), label="red"),
+    },
+    dtypes=_F,
+    red=True,
+)
 
 
 def _conv_params(data, shape, dtype):
     c = shape[1] if len(shape) == 4 else 1
     kh, kw = data.draw(st.sampled_from([1, 2, 3]), label="kh"), data.draw(st.sampled_from([1, 2, 3]), label="kw")
     o = data.draw(st.sampled_from([1, 2, 3]), label="o")
-    p = {"W": _values(data, (o, c, kh, kw), dtype, special=False), "dt": dtype,
-         "stride": data.draw(st.sampled_from([1, 2]), label="stride"),
-         "pad": data.draw(st.sampled_from([0, 1]), label="pad")}
+    p = {
+        "W": _values(data, (o, c, kh, kw), dtype, special=False),
+        "dt": dtype,
+        "stride": data.draw(st.sampled_from([1, 2]), label="stride"),
+        "pad": data.draw(st.sampled_from([0, 1]), label="pad"),
+    }
     return p
 
 
@@ -879,7 +1143,7 @@ def _np_conv(a, p):
     out = np.zeros((n, o, max(oh, 0), max(ow, 0)))
     for i in range(max(oh, 0)):
         for j in range(max(ow, 0)):
-            patch = a[:, :, i * s:i * s + kh, j * s:j * s + kw]
+            patch = a[:, :, i * s : i * s + kh, j * s : j * s + kw]
             out[:, :, i, j] = np.einsum("nchw,ochw->no", patch, w)
     return out
 
@@ -898,13 +1162,22 @@ def _np_pool(a, p, reduce=np.max):
     out = np.zeros(a.shape[:-2] + (max(oh, 0), max(ow, 0)))
     for i in range(max(oh, 0)):
         for j in range(max(ow, 0)):
-            out[..., i, j] = reduce(a[..., i * s:i * s + k, j * s:j * s + k], axis=(-1, -2))
+            out[..., i, j] = reduce(a[..., i * s : i * s + k, j * s : j * s + k], axis=(-1, -2))
     return out
 
 
-op("F.max_pool2d", _pool, _np_pool, params=lambda d, s, t: {"k": d.draw(st.sampled_from([1, 2, 3]), label="k"),
-                                                             "s": d.draw(st.sampled_from([None, 1, 2]), label="s")},
-   dtypes=_F, min_ndim=3, smooth=False)
+op(
+    "F.max_pool2d",
+    _pool,
+    _np_pool,
+    params=lambda d, s, t: {
+        "k": d.draw(st.sampled_from([1, 2, 3]), label="k"),
+        "s": d.draw(st.sampled_from([None, 1, 2]), label="s"),
+    },
+    dtypes=_F,
+    min_ndim=3,
+    smooth=False,
+)
 
 # ----------------------------------------------------------------------------- layouts
 SIDES = [0, 1, 2, 3, 5, 7]
@@ -994,8 +1267,7 @@ def _run(fn, *args):
             return fn(*args), None
     except _ERRORS as e:
         return None, e
-    except (ZeroDivisionError, OverflowError, NotImplementedError, MemoryError, AttributeError,
-            AssertionError) as e:
+    except (ZeroDivisionError, OverflowError, NotImplementedError, MemoryError, AttributeError, AssertionError) as e:
         return None, e
 
 
@@ -1066,8 +1338,12 @@ def test_fuzz_program(data, start):
                 return  # torch skips its dtype check when an operand or the product is empty
         if in_sync and (err is None) != (terr is None):
             if err is None:
-                _report("fk-accepts", prog, f"torch raised {type(terr).__name__}: {str(terr)[:200]}; "
-                                            f"fastkern returned {tuple(out.shape) if hasattr(out, 'shape') else out!r}")
+                _report(
+                    "fk-accepts",
+                    prog,
+                    f"torch raised {type(terr).__name__}: {str(terr)[:200]}; "
+                    f"fastkern returned {tuple(out.shape) if hasattr(out, 'shape') else out!r}",
+                )
             else:
                 _report("fk-raises", prog, f"fastkern raised {type(err).__name__}: {str(err)[:200]}; torch accepted")
             return
@@ -1092,8 +1368,12 @@ def test_fuzz_program(data, start):
                     ref = o.np_fn(a_in.astype(np.float64), p)
                 except (ValueError, IndexError, TypeError):
                     ref = None
-            exact_ok = not (od in ("int64", "uint8") and ref is not None and np.size(ref)
-                            and np.nanmax(np.abs(np.asarray(ref, dtype=np.float64))) >= 2.0 ** 52)
+            exact_ok = not (
+                od in ("int64", "uint8")
+                and ref is not None
+                and np.size(ref)
+                and np.nanmax(np.abs(np.asarray(ref, dtype=np.float64))) >= 2.0**52
+            )
             int_op_float = xd != od and od in ("int64", "uint8") and name.startswith(("fdiv", "mod"))
             if ref is not None and exact_ok and not int_op_float:
                 diff = _compare(got, cast_like(ref, od), rtol, atol)
@@ -1108,8 +1388,11 @@ def test_fuzz_program(data, start):
                 idx = got if p.get("keepdim") else np.expand_dims(got, d)
                 vals = np.take_along_axis(a_in, idx.astype(np.int64), d)
                 with np.errstate(all="ignore"):
-                    ref_max = (np.max(a_in, axis=d, keepdims=True) if a_in.dtype != np.bool_
-                               else a_in.any(axis=d, keepdims=True))
+                    ref_max = (
+                        np.max(a_in, axis=d, keepdims=True)
+                        if a_in.dtype != np.bool_
+                        else a_in.any(axis=d, keepdims=True)
+                    )
                 diff = _compare(vals.astype(np.float64), np.asarray(ref_max, dtype=np.float64), 0, 0)
                 if diff and not np.isnan(a_in.astype(np.float64)).any():
                     _report("argmax", prog, f"index does not point at the max: {diff}")
@@ -1136,11 +1419,31 @@ def _grad_check(arr, dtype, layout, steps, data):
         return
     for name, p in steps:
         o = OPS[name]
-        if not o.grad or o.idx_out or not o.smooth and name not in ("F.relu", "clamp", "maximum", "minimum",
-                                                                     "abs", "relu", "where", "where_rev",
-                                                                     "amax", "amin", "max_dim", "inplace",
-                                                                     "F.max_pool2d", "max_all", "setitem",
-                                                                     "F.leaky_relu", "F.l1_loss"):
+        if (
+            not o.grad
+            or o.idx_out
+            or not o.smooth
+            and name
+            not in (
+                "F.relu",
+                "clamp",
+                "maximum",
+                "minimum",
+                "abs",
+                "relu",
+                "where",
+                "where_rev",
+                "amax",
+                "amin",
+                "max_dim",
+                "inplace",
+                "F.max_pool2d",
+                "max_all",
+                "setitem",
+                "F.leaky_relu",
+                "F.l1_loss",
+            )
+        ):
             return
         if "ydt" in p and p["ydt"] in _F and not np.all(np.isfinite(p["y"])):
             return
@@ -1249,7 +1552,7 @@ def test_fuzz_threads(data, start):
         fk.set_num_threads(1)
         x = _layout(fk, arr, dtype, layout)
         for i, ((name, p), (out, err)) in enumerate(zip(steps, outs)):
-            prog = f"{nthreads} threads vs 1: " + _desc(arr, dtype, layout, steps[:i + 1])
+            prog = f"{nthreads} threads vs 1: " + _desc(arr, dtype, layout, steps[: i + 1])
             out1, err1 = _run(OPS[name].fn, fk, x, p)
             if (err is None) != (err1 is None):
                 _report("threads-error", prog, f"{nthreads} threads: {err!r}; 1 thread: {err1!r}")
@@ -1258,8 +1561,15 @@ def test_fuzz_threads(data, start):
                 return
             a, b = to_np(out), to_np(out1)
             exact = not OPS[name].red or a.dtype.kind not in "f"
-            tol = (0, 0) if exact else ((2e-5, 1e-5 * (1 + float(np.nanmax(np.abs(b), initial=0))))
-                                        if a.dtype == np.float32 else (1e-10, 1e-10))
+            tol = (
+                (0, 0)
+                if exact
+                else (
+                    (2e-5, 1e-5 * (1 + float(np.nanmax(np.abs(b), initial=0))))
+                    if a.dtype == np.float32
+                    else (1e-10, 1e-10)
+                )
+            )
             diff = _compare(a, b, *tol)
             COUNTS["thread_steps"] = COUNTS.get("thread_steps", 0) + 1
             if diff:
@@ -1271,9 +1581,11 @@ def test_fuzz_threads(data, start):
 
 
 def teardown_module(module):
-    line = (f"fuzz-ops: {COUNTS['programs']} programs, {COUNTS['steps']} steps, "
-            f"{COUNTS.get('thread_programs', 0)} thread-consistency programs ({COUNTS.get('thread_steps', 0)} steps), "
-            f"{COUNTS['grad_checks']} gradient checks, {COUNTS['mismatches']} mismatches (profile {_MODE})")
+    line = (
+        f"fuzz-ops: {COUNTS['programs']} programs, {COUNTS['steps']} steps, "
+        f"{COUNTS.get('thread_programs', 0)} thread-consistency programs ({COUNTS.get('thread_steps', 0)} steps), "
+        f"{COUNTS['grad_checks']} gradient checks, {COUNTS['mismatches']} mismatches (profile {_MODE})"
+    )
     print("\n" + line)
     if os.environ.get("FASTKERN_FUZZ_COUNT_FILE"):
         with open(os.environ["FASTKERN_FUZZ_COUNT_FILE"], "a") as f:

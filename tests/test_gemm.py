@@ -4,6 +4,7 @@ exact integers, the accumulate path (addmm), thread-count independence and every
 Float results are checked against NumPy float64 with the rigorous rounding bound of a
 length-K dot product, |err| <= K * eps * (|A| @ |B|), so a wrong element cannot hide.
 """
+
 import os
 import subprocess
 import sys
@@ -17,9 +18,23 @@ from helpers import fk_and_torch, fk_threads, helper_test_op, to_np
 EPS = {"float32": np.finfo(np.float32).eps, "float64": np.finfo(np.float64).eps}
 # (M, N, K): primes and sizes around the micro-tile (up to 14 x 32), K-block (256) and
 # column-sweep (512) edges, skinny MLP shapes, and 1s.
-SIZES = [(1, 1, 1), (1, 7, 31), (7, 1, 31), (31, 67, 1), (7, 31, 67), (67, 129, 31), (129, 67, 7),
-         (14, 32, 256), (15, 33, 257), (67, 16, 129), (40, 17, 300), (64, 30, 784), (784, 30, 64), (64, 784, 30),
-         (29, 531, 600)]
+SIZES = [
+    (1, 1, 1),
+    (1, 7, 31),
+    (7, 1, 31),
+    (31, 67, 1),
+    (7, 31, 67),
+    (67, 129, 31),
+    (129, 67, 7),
+    (14, 32, 256),
+    (15, 33, 257),
+    (67, 16, 129),
+    (40, 17, 300),
+    (64, 30, 784),
+    (784, 30, 64),
+    (64, 784, 30),
+    (29, 531, 600),
+]
 
 
 def check(got, a, b, dtype, c=None):
@@ -59,8 +74,8 @@ def test_strided_operands(dtype, device):
     rng = np.random.default_rng(1)
     big_a, big_b = rand(rng, (90, 140), dtype), rand(rng, (150, 80), dtype)
     views = [
-        (lambda x: x[::2, 1::3], lambda x: x[:, 3:50]),      # row and column steps
-        (lambda x: x[5:40, 7:70], lambda x: x[::3, ::2]),     # offsets into a larger matrix
+        (lambda x: x[::2, 1::3], lambda x: x[:, 3:50]),  # row and column steps
+        (lambda x: x[5:40, 7:70], lambda x: x[::3, ::2]),  # offsets into a larger matrix
         (lambda x: x[::3, ::2].T, lambda x: x[1:71:2, 2::2]),  # transposed and stepped
     ]
     for va, vb in views:
@@ -77,18 +92,20 @@ def test_strided_operands(dtype, device):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("ashape, bshape", [
-    ((64, 64, 78), (78, 30)),       # shared B: batch folded into M
-    ((3, 5, 20, 33), (33, 9)),      # two batch dims folded
-    ((6, 15, 40), (6, 40, 21)),     # both batched, small items (run in parallel)
-    ((2, 1, 70, 300), (3, 300, 90)),  # broadcast batch dims, larger items
-    ((4, 1, 1), (4, 1, 1)),
-])
+@pytest.mark.parametrize(
+    "ashape, bshape",
+    [
+        ((64, 64, 78), (78, 30)),  # shared B: batch folded into M
+        ((3, 5, 20, 33), (33, 9)),  # two batch dims folded
+        ((6, 15, 40), (6, 40, 21)),  # both batched, small items (run in parallel)
+        ((2, 1, 70, 300), (3, 300, 90)),  # broadcast batch dims, larger items
+        ((4, 1, 1), (4, 1, 1)),
+    ],
+)
 def test_batched(ashape, bshape, dtype, device):
     rng = np.random.default_rng(2)
     a, b = rand(rng, ashape, dtype), rand(rng, bshape, dtype)
-    check(fk.tensor(a, device=device) @ fk.tensor(b, device=device), a.astype(np.float64), b.astype(np.float64),
-          dtype)
+    check(fk.tensor(a, device=device) @ fk.tensor(b, device=device), a.astype(np.float64), b.astype(np.float64), dtype)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -103,11 +120,14 @@ def test_batched_non_foldable_views(dtype, device):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int64", "uint8"])
-@pytest.mark.parametrize("ashape, bshape", [((3, 0), (0, 4)), ((0, 5), (5, 4)), ((3, 5), (5, 0)),
-                                            ((2, 0, 5), (5, 3)), ((2, 3, 0), (2, 0, 4))])
+@pytest.mark.parametrize(
+    "ashape, bshape",
+    [((3, 0), (0, 4)), ((0, 5), (5, 4)), ((3, 5), (5, 0)), ((2, 0, 5), (5, 3)), ((2, 3, 0), (2, 0, 4))],
+)
 def test_empty(ashape, bshape, dtype, device):
-    out = (fk.ones(*ashape, dtype=getattr(fk, dtype), device=device)
-           @ fk.ones(*bshape, dtype=getattr(fk, dtype), device=device))
+    out = fk.ones(*ashape, dtype=getattr(fk, dtype), device=device) @ fk.ones(
+        *bshape, dtype=getattr(fk, dtype), device=device
+    )
     want = np.ones(ashape, dtype) @ np.ones(bshape, dtype)
     assert out.shape == want.shape and out.dtype == getattr(fk, dtype)
     np.testing.assert_array_equal(to_np(out), want)
@@ -118,8 +138,8 @@ def test_integers_exact(m, n, k, device):
     rng = np.random.default_rng(4)
     t = lambda v: fk.tensor(v, device=device)  # noqa: E731
     # Products up to 2^52 and sums beyond 2^53: a detour through float64 would round.
-    a = rng.integers(-(2 ** 26), 2 ** 26, (m, k))
-    b = rng.integers(-(2 ** 26), 2 ** 26, (k, n))
+    a = rng.integers(-(2**26), 2**26, (m, k))
+    b = rng.integers(-(2**26), 2**26, (k, n))
     np.testing.assert_array_equal(to_np(t(a) @ t(b)), a @ b)
     np.testing.assert_array_equal(to_np(t(a).T @ t(a)), a.T @ a)
     a8, b8 = a.astype(np.uint8), b.astype(np.uint8)
@@ -142,14 +162,22 @@ def test_addmm_accumulates(m, n, k, cshape, dtype, device):
 
 def test_addmm_gradients(device):
     fk_fn, torch_fn = fk_and_torch(lambda m, c, a, b: m.addmm(c, a, b))
-    helper_test_op([(5,), (3, 4), (4, 5)], fk_fn, lambda c, a, b: c + a @ b, torch_fn, rtol=1e-4, atol=1e-5,
-                   device=device)
+    helper_test_op(
+        [(5,), (3, 4), (4, 5)], fk_fn, lambda c, a, b: c + a @ b, torch_fn, rtol=1e-4, atol=1e-5, device=device
+    )
 
 
 def test_batched_shared_weight_gradient(device):
     # b shared by all batch items: its gradient is one product over all rows.
-    helper_test_op([(3, 4, 5), (5, 2)], *fk_and_torch(lambda m, a, b: a @ b)[:1], np.matmul,
-                   fk_and_torch(lambda m, a, b: a @ b)[1], rtol=1e-4, atol=1e-5, device=device)
+    helper_test_op(
+        [(3, 4, 5), (5, 2)],
+        *fk_and_torch(lambda m, a, b: a @ b)[:1],
+        np.matmul,
+        fk_and_torch(lambda m, a, b: a @ b)[1],
+        rtol=1e-4,
+        atol=1e-5,
+        device=device,
+    )
 
 
 def test_addmm_errors():
@@ -162,8 +190,13 @@ def test_addmm_errors():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_thread_count_does_not_change_results(dtype):
     rng = np.random.default_rng(6)
-    cases = [((300, 700), (700, 257), False), ((257, 700), (700, 300), True), ((64, 784), (784, 30), False),
-             ((16, 64, 100), (100, 40), False), ((16, 64, 100), (16, 100, 40), False)]
+    cases = [
+        ((300, 700), (700, 257), False),
+        ((257, 700), (700, 300), True),
+        ((64, 784), (784, 30), False),
+        ((16, 64, 100), (100, 40), False),
+        ((16, 64, 100), (16, 100, 40), False),
+    ]
     for ashape, bshape, tb in cases:
         a, b = fk.tensor(rand(rng, ashape, dtype)), fk.tensor(rand(rng, bshape, dtype))
         b = b.mT.contiguous().mT if tb else b

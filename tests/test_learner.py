@@ -1,5 +1,6 @@
 """Learner: the event loop, callbacks and cancellation, schedules, lr_find, predictions,
 checkpoints and export, layer groups, progress output, metrics."""
+
 import math
 
 import numpy as np
@@ -8,8 +9,13 @@ import pytest
 import fastkern as fk
 from fastkern import Callback, DataLoaders, Learner, accuracy, error_rate, nn
 from fastkern.data import TensorDataset
-from fastkern.learner import (CancelBatchException, CancelFitException, CancelStepException, body_head_splitter,
-                              suggest_lrs)
+from fastkern.learner import (
+    CancelBatchException,
+    CancelFitException,
+    CancelStepException,
+    body_head_splitter,
+    suggest_lrs,
+)
 from fastkern.metrics import F1Score, Precision, Recall, top_k_accuracy
 from fastkern.models import create_model
 from helpers import blobs
@@ -57,11 +63,24 @@ def test_event_order():
     rec = Log()
     learn = make_learner(bs=128, cbs=[rec])
     learn.fit(1)
-    batch = ["before_batch", "after_pred", "after_loss", "before_backward", "after_backward", "before_step",
-             "after_step", "after_batch"]
+    batch = [
+        "before_batch",
+        "after_pred",
+        "after_loss",
+        "before_backward",
+        "after_backward",
+        "before_step",
+        "after_step",
+        "after_batch",
+    ]
     valid_batch = ["before_batch", "after_pred", "after_loss", "after_batch"]
-    want = (["before_fit", "before_epoch", "before_train"] + batch * 2 + ["after_train", "before_validate"]
-            + valid_batch + ["after_validate", "after_epoch", "after_fit"])
+    want = (
+        ["before_fit", "before_epoch", "before_train"]
+        + batch * 2
+        + ["after_train", "before_validate"]
+        + valid_batch
+        + ["after_validate", "after_epoch", "after_fit"]
+    )
     assert rec.seen == want
 
 
@@ -119,9 +138,10 @@ def test_fit_one_cycle_schedule_shape():
     assert lrs[0] == pytest.approx(0.1 / 25) and max(lrs) == pytest.approx(0.1, rel=1e-2)
     # each batch sets the lr at its start: the last one is at position (n - 1) / n of the schedule
     from fastkern.optim.lr_scheduler import combined_cos
+
     assert lrs[-1] == pytest.approx(combined_cos(0.25, 0.1 / 25, 0.1, 0.1 / 1e5)((n - 1) / n))
-    assert all(a <= b for a, b in zip(lrs[:peak], lrs[1:peak + 1]))
-    assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1:]))
+    assert all(a <= b for a, b in zip(lrs[:peak], lrs[1 : peak + 1]))
+    assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1 :]))
     # momentum (Adam's beta1) mirrors the lr: 0.95 -> 0.85 -> 0.95
     assert moms[0] == pytest.approx(0.95) and min(moms) == pytest.approx(0.85, abs=1e-3)
     assert int(np.argmin(moms)) == peak and moms[-1] == pytest.approx(0.95, abs=1e-3)
@@ -143,8 +163,9 @@ def test_lr_find_stops_on_divergence_and_restores_weights():
     x = fk.randn(256, 4)
     y = x @ fk.tensor([[1.0], [-2.0], [0.5], [3.0]])
     dls = DataLoaders.from_dsets(TensorDataset(x, y), TensorDataset(x, y), bs=8, seed=0)
-    learn = Learner(dls, create_model("linear", n_in=4, n_out=1), loss_func=nn.MSELoss(), opt_func=SGD,
-                    lr=1e-2, progress=False)
+    learn = Learner(
+        dls, create_model("linear", n_in=4, n_out=1), loss_func=nn.MSELoss(), opt_func=SGD, lr=1e-2, progress=False
+    )
     learn.fit(1)
     w0 = weights(learn)
     sugg = learn.lr_find()
@@ -168,8 +189,9 @@ def test_lr_find_runs_num_it_without_divergence():
 
 def test_suggestions_on_a_synthetic_curve():
     lrs = list(np.logspace(-7, 1, 100))
-    losses = [2.0 if lr < 1e-4 else 2.0 - 0.3 * math.log10(lr / 1e-4) if lr < 1e-1 else 1.1 + 3 * (lr - 0.1)
-              for lr in lrs]
+    losses = [
+        2.0 if lr < 1e-4 else 2.0 - 0.3 * math.log10(lr / 1e-4) if lr < 1e-1 else 1.1 + 3 * (lr - 0.1) for lr in lrs
+    ]
     s = suggest_lrs(lrs, losses)
     assert 1e-4 < s.valley < 1e-1 and 1e-3 < s.minimum < 2e-2 and 1e-4 <= s.steep < 1e-1
 
@@ -207,11 +229,16 @@ def test_save_load_round_trip(tmp_path):
 
 def test_export_and_load_learner(tmp_path):
     from fastkern.data import AddChannel, IntToFloat, Pipeline
+
     s = fk.data.mnist_sample()
     n = 512
-    dls = DataLoaders.from_dsets(TensorDataset(s.train_x[:n], s.train_y[:n]), TensorDataset(s.valid_x[:64],
-                                 s.valid_y[:64]), bs=64, after_batch=Pipeline([IntToFloat(), AddChannel()]),
-                                 vocab=s.vocab)
+    dls = DataLoaders.from_dsets(
+        TensorDataset(s.train_x[:n], s.train_y[:n]),
+        TensorDataset(s.valid_x[:64], s.valid_y[:64]),
+        bs=64,
+        after_batch=Pipeline([IntToFloat(), AddChannel()]),
+        vocab=s.vocab,
+    )
     learn = Learner(dls, create_model("simple_cnn", n_out=2, widths=(4, 8)), progress=False)
     learn.fit(1)
     path = learn.export(tmp_path / "model.safetensors")
@@ -266,6 +293,7 @@ def test_progress_table_has_no_control_characters(capsys):
 
 def test_recorder_plots_write_png(tmp_path, monkeypatch):
     import matplotlib
+
     matplotlib.use("Agg")
     monkeypatch.chdir(tmp_path)
     learn = make_learner()
@@ -320,12 +348,22 @@ def test_precision_accumulates_over_batches():
 def _export_small(path):
     """An export of a small CNN with a batch pipeline, a vocab and a loss with arguments."""
     from fastkern.data import AddChannel, IntToFloat, Pipeline
+
     x = fk.zeros(8, 12, 12, dtype=fk.uint8)
     y = fk.tensor([0, 1] * 4)
-    dls = DataLoaders.from_dsets(TensorDataset(x, y), TensorDataset(x, y), bs=4,
-                                 after_batch=Pipeline([IntToFloat(), AddChannel()]), vocab=["3", "7"])
-    learn = Learner(dls, create_model("simple_cnn", n_out=2, widths=(4, 8)),
-                    loss_func=nn.CrossEntropyLoss(label_smoothing=0.1), progress=False)
+    dls = DataLoaders.from_dsets(
+        TensorDataset(x, y),
+        TensorDataset(x, y),
+        bs=4,
+        after_batch=Pipeline([IntToFloat(), AddChannel()]),
+        vocab=["3", "7"],
+    )
+    learn = Learner(
+        dls,
+        create_model("simple_cnn", n_out=2, widths=(4, 8)),
+        loss_func=nn.CrossEntropyLoss(label_smoothing=0.1),
+        progress=False,
+    )
     return learn.export(path)
 
 
@@ -333,33 +371,37 @@ def _rewrite_bundle(path, edit):
     """Saves the export at ``path`` again with its learner metadata changed by ``edit(info)``."""
     import json
     from fastkern.serialization import load_with_metadata
+
     state, meta = load_with_metadata(path)
     info = json.loads(meta["fastkern_learner"])
     edit(info)
     fk.save(state, path, metadata={"fastkern_learner": json.dumps(info)})
 
 
-@pytest.mark.parametrize("edit, match", [
-    (lambda i: i["loss"].update(name="Module"), "unknown loss 'Module'"),
-    (lambda i: i.update(loss={"name": "functional", "function": True}), "unknown loss function 'functional'"),
-    (lambda i: i["loss"]["args"].update(reduction="bogus"), "reduction 'bogus'"),
-    (lambda i: i["loss"]["args"].update(label_smoothing="x"), "label_smoothing='x' is not of the kind"),
-    (lambda i: i["loss"].update(args=[1]), "arguments of loss 'CrossEntropyLoss' are not a dict"),
-    (lambda i: i.update(loss=5), "'loss' is not a loss spec"),
-    (lambda i: i.update(arch="os"), "unknown architecture 'os'"),
-    (lambda i: i.update(arch=["simple_cnn"]), "'arch' is not a string"),
-    (lambda i: i.update(arch_kwargs=[]), "'arch_kwargs' is not a dict"),
-    (lambda i: i["arch_kwargs"].update(n_out="2"), "n_out='2' is not of the kind of its default 10"),
-    (lambda i: i["arch_kwargs"].update(n_out=True), "n_out=True is not of the kind"),
-    (lambda i: i["arch_kwargs"].update(bogus=1), "architecture 'simple_cnn' has no argument 'bogus'"),
-    (lambda i: i["arch_kwargs"].update(n_out=3), "Error\\(s\\) in loading state_dict"),
-    (lambda i: i.update(vocab={"a": 1}), "'vocab' is not a list of labels"),
-    (lambda i: i.update(after_batch=[{"div": 2}]), "'after_batch' is not a list of transforms"),
-    (lambda i: i.update(after_batch=[{"name": "Pipeline"}]), "unknown transform 'Pipeline'"),
-    (lambda i: i["after_batch"][0].update(div="x"), "div='x' is not of the kind of its default 255.0"),
-    (lambda i: i["after_batch"][0].update(mode="L"), "transform 'IntToFloat' has no argument 'mode'"),
-    (lambda i: i.pop("item_tfms"), "lacks one of arch"),
-])
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda i: i["loss"].update(name="Module"), "unknown loss 'Module'"),
+        (lambda i: i.update(loss={"name": "functional", "function": True}), "unknown loss function 'functional'"),
+        (lambda i: i["loss"]["args"].update(reduction="bogus"), "reduction 'bogus'"),
+        (lambda i: i["loss"]["args"].update(label_smoothing="x"), "label_smoothing='x' is not of the kind"),
+        (lambda i: i["loss"].update(args=[1]), "arguments of loss 'CrossEntropyLoss' are not a dict"),
+        (lambda i: i.update(loss=5), "'loss' is not a loss spec"),
+        (lambda i: i.update(arch="os"), "unknown architecture 'os'"),
+        (lambda i: i.update(arch=["simple_cnn"]), "'arch' is not a string"),
+        (lambda i: i.update(arch_kwargs=[]), "'arch_kwargs' is not a dict"),
+        (lambda i: i["arch_kwargs"].update(n_out="2"), "n_out='2' is not of the kind of its default 10"),
+        (lambda i: i["arch_kwargs"].update(n_out=True), "n_out=True is not of the kind"),
+        (lambda i: i["arch_kwargs"].update(bogus=1), "architecture 'simple_cnn' has no argument 'bogus'"),
+        (lambda i: i["arch_kwargs"].update(n_out=3), "Error\\(s\\) in loading state_dict"),
+        (lambda i: i.update(vocab={"a": 1}), "'vocab' is not a list of labels"),
+        (lambda i: i.update(after_batch=[{"div": 2}]), "'after_batch' is not a list of transforms"),
+        (lambda i: i.update(after_batch=[{"name": "Pipeline"}]), "unknown transform 'Pipeline'"),
+        (lambda i: i["after_batch"][0].update(div="x"), "div='x' is not of the kind of its default 255.0"),
+        (lambda i: i["after_batch"][0].update(mode="L"), "transform 'IntToFloat' has no argument 'mode'"),
+        (lambda i: i.pop("item_tfms"), "lacks one of arch"),
+    ],
+)
 def test_load_learner_refuses_malformed_bundles(tmp_path, edit, match):
     path = _export_small(tmp_path / "model.safetensors")
     assert isinstance(fk.load_learner(path).loss_func, nn.CrossEntropyLoss)

@@ -1,4 +1,5 @@
 """The command line: `fastkern` (train on the embedded sample), options, export, baseline."""
+
 import numpy as np
 import pytest
 
@@ -29,6 +30,7 @@ def test_options_mlp_epochs_bs(capsys):
 
 def test_image_folder_dataset(capsys, tmp_path):
     from test_data import make_image_folder
+
     make_image_folder(tmp_path)
     assert main(["train", "--dataset", str(tmp_path), "--size", "16", "--bs", "2", "--epochs", "1"]) == 0
     assert "2 classes" in capsys.readouterr().out

@@ -1,4 +1,5 @@
 """matmul / @: 1-D, 2-D, batched, broadcast batch dims, non-contiguous operands, grads."""
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -8,16 +9,27 @@ import fastkern as fk
 from helpers import assert_close, fk_and_torch, helper_test_op, shape_id
 
 SHAPES = [
-    ((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 4)), ((2, 3), (3, 4)), ((1,), (1,)), ((1, 1), (1, 1)),
-    ((5, 2, 3), (3, 4)), ((2, 3), (5, 3, 4)), ((5, 2, 3), (5, 3, 4)), ((2, 1, 3, 4), (5, 4, 2)),
-    ((3,), (2, 3, 4)), ((2, 4, 3), (3,)), ((0, 3), (3, 4)), ((2, 0), (0, 3)), ((2, 3), (3, 0)),
-    ((0, 2, 3), (3, 4)), ((7, 13), (13, 11)), ((1, 17), (17, 1)), ((33, 65), (65, 31)),
+    ((3,), (3,)),
+    ((2, 3), (3,)),
+    ((3,), (3, 4)),
+    ((2, 3), (3, 4)),
+    ((1,), (1,)),
+    ((1, 1), (1, 1)),
+    ((5, 2, 3), (3, 4)),
+    ((2, 3), (5, 3, 4)),
+    ((5, 2, 3), (5, 3, 4)),
+    ((2, 1, 3, 4), (5, 4, 2)),
+    ((3,), (2, 3, 4)),
+    ((2, 4, 3), (3,)),
+    ((0, 3), (3, 4)),
+    ((2, 0), (0, 3)),
+    ((2, 3), (3, 0)),
+    ((0, 2, 3), (3, 4)),
+    ((7, 13), (13, 11)),
+    ((1, 17), (17, 1)),
+    ((33, 65), (65, 31)),
 ]
-FORMS = {
-    "@": lambda m, a, b: a @ b,
-    "fk.matmul": lambda m, a, b: m.matmul(a, b),
-    "method": lambda m, a, b: a.matmul(b),
-}
+FORMS = {"@": lambda m, a, b: a @ b, "fk.matmul": lambda m, a, b: m.matmul(a, b), "method": lambda m, a, b: a.matmul(b)}
 
 
 def _tol(a_shape):
@@ -37,18 +49,32 @@ def test_matmul_forms(form, device):
     helper_test_op([(4, 2, 3), (3, 5)], fk_fn, np.matmul, torch_fn, device=device, **_tol((3,)))
 
 
-@settings(max_examples=15, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])  # `device` is a constant name
-@given(batch=st.lists(st.integers(1, 3), min_size=0, max_size=2), m=st.integers(1, 6),
-       k=st.integers(0, 6), n=st.integers(1, 6), vec=st.sampled_from(["none", "a", "b"]),
-       bcast=st.booleans())
+@settings(
+    max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)  # `device` is a constant name
+@given(
+    batch=st.lists(st.integers(1, 3), min_size=0, max_size=2),
+    m=st.integers(1, 6),
+    k=st.integers(0, 6),
+    n=st.integers(1, 6),
+    vec=st.sampled_from(["none", "a", "b"]),
+    bcast=st.booleans(),
+)
 def test_matmul_hypothesis(batch, m, k, n, vec, bcast, device):
     ashape = (k,) if vec == "a" else (*batch, m, k)
     bbatch = [1 for _ in batch] if bcast else batch
     bshape = (k,) if vec == "b" else (*bbatch, k, n)
     fk_fn, torch_fn = fk_and_torch(FORMS["@"])
-    helper_test_op([ashape, bshape], fk_fn, np.matmul, torch_fn, layouts=("contiguous", "transposed"),
-                   max_grad_points=16, device=device, **_tol(ashape))
+    helper_test_op(
+        [ashape, bshape],
+        fk_fn,
+        np.matmul,
+        torch_fn,
+        layouts=("contiguous", "transposed"),
+        max_grad_points=16,
+        device=device,
+        **_tol(ashape),
+    )
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -73,8 +99,9 @@ def test_matmul_with_expanded_operand(device):
     want = np.repeat([[1.0], [2.0], [3.0]], 4, 1) @ np.arange(8.0).reshape(4, 2)
     assert_close(x @ y, want)
     b = fk.arange(6.0, device=device).reshape(1, 2, 3).expand(4, 2, 3)
-    assert_close(b @ fk.ones(3, 1, device=device),
-                 np.broadcast_to(np.arange(6.0).reshape(2, 3) @ np.ones((3, 1)), (4, 2, 1)))
+    assert_close(
+        b @ fk.ones(3, 1, device=device), np.broadcast_to(np.arange(6.0).reshape(2, 3) @ np.ones((3, 1)), (4, 2, 1))
+    )
 
 
 def test_matmul_result_dtype_and_shape(device):

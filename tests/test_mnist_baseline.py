@@ -1,4 +1,5 @@
 """fastbook chapter 4: the pixel-similarity baseline on MNIST 3s vs 7s (accuracy 0.9511)."""
+
 import gzip
 import os
 from pathlib import Path
@@ -12,8 +13,9 @@ DATA = Path(os.environ.get("FASTKERN_DATA") or Path(__file__).resolve().parents[
 MNIST = DATA / "mnist"
 FILES = [f"{s}-{k}-ubyte.gz" for s in ("train", "t10k") for k in ("images-idx3", "labels-idx1")]
 
-pytestmark = pytest.mark.skipif(not all((MNIST / f).exists() for f in FILES),
-                                reason=f"MNIST IDX files not found under {MNIST} (set FASTKERN_DATA)")
+pytestmark = pytest.mark.skipif(
+    not all((MNIST / f).exists() for f in FILES), reason=f"MNIST IDX files not found under {MNIST} (set FASTKERN_DATA)"
+)
 
 
 def read_idx(path):
@@ -83,8 +85,9 @@ def test_mnist_sample(mnist):
     # the images are MNIST's own 3s and 7s (order-independent check on pixel sums)
     x, y = mnist["x"], mnist["y"]
     tx, ty = train_x.numpy(), train_y.numpy()
-    np.testing.assert_array_equal(np.sort(tx[ty == 0].reshape(-1, 784).sum(1)),
-                                  np.sort(x[y == 3].reshape(-1, 784).sum(1)))
+    np.testing.assert_array_equal(
+        np.sort(tx[ty == 0].reshape(-1, 784).sum(1)), np.sort(x[y == 3].reshape(-1, 784).sum(1))
+    )
     tx_f = train_x.float() / 255
     vx_f = valid_x.float() / 255
     acc, *_ = baseline_accuracy(tx_f[train_y == 0], tx_f[train_y == 1], vx_f[valid_y == 0], vx_f[valid_y == 1])

@@ -1,4 +1,5 @@
 """fastkern.nn: Module bookkeeping, state dicts, default initialisations, and layers against PyTorch."""
+
 import math
 
 import numpy as np
@@ -39,8 +40,7 @@ def test_registration_and_traversal():
     m = Net()
     names = [n for n, _ in m.named_parameters()]
     assert names == ["conv.weight", "conv.bias", "bn.weight", "bn.bias", "head.1.weight", "head.1.bias"]
-    assert [n for n, _ in m.named_buffers()] == ["scale", "bn.running_mean", "bn.running_var",
-                                                 "bn.num_batches_tracked"]
+    assert [n for n, _ in m.named_buffers()] == ["scale", "bn.running_mean", "bn.running_var", "bn.num_batches_tracked"]
     assert [n for n, _ in m.named_children()] == ["conv", "bn", "head"]
     assert [n for n, _ in m.named_modules()] == ["", "conv", "bn", "head", "head.0", "head.1"]
     assert len(list(m.parameters())) == 6
@@ -80,8 +80,17 @@ def test_state_dict_round_trip_and_strict_keys():
     a, b = Net(), Net()
     sd = a.state_dict()
     assert "scale" not in sd  # non-persistent buffer
-    assert list(sd) == ["conv.weight", "conv.bias", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var",
-                        "bn.num_batches_tracked", "head.1.weight", "head.1.bias"]
+    assert list(sd) == [
+        "conv.weight",
+        "conv.bias",
+        "bn.weight",
+        "bn.bias",
+        "bn.running_mean",
+        "bn.running_var",
+        "bn.num_batches_tracked",
+        "head.1.weight",
+        "head.1.bias",
+    ]
     assert not sd["conv.weight"].requires_grad
     b.load_state_dict(sd)
     x = fk.randn(2, 1, 4, 4)
@@ -179,8 +188,11 @@ def _copy_params(fk_mod, t_mod):
 LAYERS = [
     ("Linear", (7, 5), (4, 7)),
     ("Conv2d", (4, 6, 3), (2, 4, 9, 9)),
-    ("Conv2d", dict(in_channels=4, out_channels=6, kernel_size=(3, 5), stride=2, padding=(1, 2), groups=2),
-     (2, 4, 9, 10)),
+    (
+        "Conv2d",
+        dict(in_channels=4, out_channels=6, kernel_size=(3, 5), stride=2, padding=(1, 2), groups=2),
+        (2, 4, 9, 10),
+    ),
     ("BatchNorm2d", (3,), (4, 3, 5, 5)),
     ("BatchNorm1d", (6,), (8, 6)),
     ("MaxPool2d", (2,), (2, 3, 8, 8)),
@@ -254,9 +266,18 @@ def test_embedding_lookup_and_grad(device):
 
 
 @needs_torch
-@pytest.mark.parametrize("name,kw", [("CrossEntropyLoss", {}), ("CrossEntropyLoss", dict(label_smoothing=0.1)),
-                                     ("NLLLoss", {}), ("MSELoss", {}), ("L1Loss", dict(reduction="sum")),
-                                     ("BCEWithLogitsLoss", {}), ("BCELoss", dict(reduction="none"))])
+@pytest.mark.parametrize(
+    "name,kw",
+    [
+        ("CrossEntropyLoss", {}),
+        ("CrossEntropyLoss", dict(label_smoothing=0.1)),
+        ("NLLLoss", {}),
+        ("MSELoss", {}),
+        ("L1Loss", dict(reduction="sum")),
+        ("BCEWithLogitsLoss", {}),
+        ("BCELoss", dict(reduction="none")),
+    ],
+)
 def test_loss_modules_match_torch(name, kw, device):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((6, 4)).astype(np.float32)

@@ -1,4 +1,5 @@
 """fastkern.nn.functional against NumPy float64 references, numerical gradients and PyTorch."""
+
 import itertools
 
 import numpy as np
@@ -19,6 +20,7 @@ def tfn(fn):
 
 # ---- NumPy references --------------------------------------------------------
 
+
 def np_pad(x, ph, pw, value=0.0):
     return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
 
@@ -32,11 +34,15 @@ def np_conv2d(x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), grou
     out = np.zeros((N, O, Ho, Wo))
     Og = O // groups
     for g in range(groups):
-        xs = xp[:, g * Cg:(g + 1) * Cg]
+        xs = xp[:, g * Cg : (g + 1) * Cg]
         for i, j in itertools.product(range(kh), range(kw)):
-            patch = xs[:, :, i * dilation[0]: i * dilation[0] + stride[0] * (Ho - 1) + 1: stride[0],
-                       j * dilation[1]: j * dilation[1] + stride[1] * (Wo - 1) + 1: stride[1]]
-            out[:, g * Og:(g + 1) * Og] += np.einsum("nchw,oc->nohw", patch, w[g * Og:(g + 1) * Og, :, i, j])
+            patch = xs[
+                :,
+                :,
+                i * dilation[0] : i * dilation[0] + stride[0] * (Ho - 1) + 1 : stride[0],
+                j * dilation[1] : j * dilation[1] + stride[1] * (Wo - 1) + 1 : stride[1],
+            ]
+            out[:, g * Og : (g + 1) * Og] += np.einsum("nchw,oc->nohw", patch, w[g * Og : (g + 1) * Og, :, i, j])
     return out if b is None else out + b.reshape(1, -1, 1, 1)
 
 
@@ -108,11 +114,21 @@ def _p(v):
 def test_conv2d(case, device):
     xs, ws, s, p, d, g, bias = case
     shapes = [xs, ws] + ([(ws[0],)] if bias else [])
-    fk_fn, t_fn = tfn(lambda m, x, w, *b: m.conv2d(x, w, b[0] if b else None, stride=s, padding=p, dilation=d,
-                                                   groups=g))
+    fk_fn, t_fn = tfn(
+        lambda m, x, w, *b: m.conv2d(x, w, b[0] if b else None, stride=s, padding=p, dilation=d, groups=g)
+    )
     np_fn = lambda x, w, *b: np_conv2d(x, w, b[0] if b else None, _p(s), _p(p), _p(d), g)  # noqa: E731
-    helper_test_op(shapes, fk_fn, np_fn, t_fn, layouts=("contiguous", "strided"), rtol=1e-4, atol=1e-5,
-                   max_grad_points=12, device=device)
+    helper_test_op(
+        shapes,
+        fk_fn,
+        np_fn,
+        t_fn,
+        layouts=("contiguous", "strided"),
+        rtol=1e-4,
+        atol=1e-5,
+        max_grad_points=12,
+        device=device,
+    )
 
 
 @pytest.mark.parametrize("width", [6, 19])  # short and long output rows: both column-matrix layouts
@@ -178,12 +194,15 @@ def test_conv2d_thread_count_independent():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("args, match", [
-    (((2, 3, 5, 5), (4, 2, 3, 3), {}), "do not match"),
-    (((2, 3, 2, 2), (4, 3, 3, 3), {}), "too small"),
-    (((3, 5, 5), (4, 3, 3, 3, 1), {}), "4-D weight"),
-    (((2, 3, 5, 5), (4, 3, 3, 3), {"stride": 0}), "positive"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (((2, 3, 5, 5), (4, 2, 3, 3), {}), "do not match"),
+        (((2, 3, 2, 2), (4, 3, 3, 3), {}), "too small"),
+        (((3, 5, 5), (4, 3, 3, 3, 1), {}), "4-D weight"),
+        (((2, 3, 5, 5), (4, 3, 3, 3), {"stride": 0}), "positive"),
+    ],
+)
 def test_conv2d_errors(args, match):
     xs, ws, kw = args
     with pytest.raises(RuntimeError, match=match):
@@ -215,8 +234,15 @@ def test_max_pool2d(case, device):
 def test_avg_pool2d(case, include_pad, device):
     shape, k, s, p, _, ceil = case
     fk_fn, t_fn = tfn(lambda m, x: m.avg_pool2d(x, k, s, p, ceil_mode=ceil, count_include_pad=include_pad))
-    np_fn = lambda x: np_pool(x, _p(k), _p(s if s is not None else k), _p(p), mode="avg",  # noqa: E731
-                              include_pad=include_pad, ceil_mode=ceil)
+    np_fn = lambda x: np_pool(
+        x,
+        _p(k),
+        _p(s if s is not None else k),
+        _p(p),
+        mode="avg",  # noqa: E731
+        include_pad=include_pad,
+        ceil_mode=ceil,
+    )
     helper_test_op([shape], fk_fn, np_fn, t_fn, layouts=("contiguous", "strided"), device=device)
 
 
@@ -226,16 +252,19 @@ def test_max_pool2d_indices_match_torch(device):
     out, idx = F.max_pool2d(fk.tensor(x, device=device), 2, return_indices=True)
     assert idx.dtype == fk.int64 and idx.shape == out.shape
     flat = x.reshape(2, 3, -1)
-    np.testing.assert_array_equal(np.take_along_axis(flat, to_np(idx).reshape(2, 3, -1), 2).reshape(out.shape),
-                                  to_np(out))
+    np.testing.assert_array_equal(
+        np.take_along_axis(flat, to_np(idx).reshape(2, 3, -1), 2).reshape(out.shape), to_np(out)
+    )
 
 
-@pytest.mark.parametrize("shape, os", [((2, 3, 7, 7), (1, 1)), ((1, 2, 10, 7), (3, 4)), ((1, 1, 4, 4), (4, 4)),
-                                       ((2, 2, 5, 5), (7, 7))])
+@pytest.mark.parametrize(
+    "shape, os", [((2, 3, 7, 7), (1, 1)), ((1, 2, 10, 7), (3, 4)), ((1, 1, 4, 4), (4, 4)), ((2, 2, 5, 5), (7, 7))]
+)
 def test_adaptive_avg_pool2d(shape, os, device):
     fk_fn, t_fn = tfn(lambda m, x: m.adaptive_avg_pool2d(x, os))
-    helper_test_op([shape], fk_fn, lambda x: np_adaptive_avg(x, os), t_fn, layouts=("contiguous", "strided"),
-                   device=device)
+    helper_test_op(
+        [shape], fk_fn, lambda x: np_adaptive_avg(x, os), t_fn, layouts=("contiguous", "strided"), device=device
+    )
 
 
 def test_pool_errors():
@@ -246,6 +275,7 @@ def test_pool_errors():
 
 
 # ---- batch norm ----------------------------------------------------------------
+
 
 def np_batch_norm(x, w, b, eps=1e-5):
     axes = (0,) + tuple(range(2, x.ndim))
@@ -258,8 +288,17 @@ def np_batch_norm(x, w, b, eps=1e-5):
 def test_batch_norm_training(shape, device):
     C = shape[1]
     fk_fn, t_fn = tfn(lambda m, x, w, b: m.batch_norm(x, None, None, w, b, training=True))
-    helper_test_op([shape, (C,), (C,)], fk_fn, np_batch_norm, t_fn, layouts=("contiguous", "strided"),
-                   rtol=1e-4, atol=1e-5, domain=[(-2, 2), (0.5, 2), (-1, 1)], device=device)
+    helper_test_op(
+        [shape, (C,), (C,)],
+        fk_fn,
+        np_batch_norm,
+        t_fn,
+        layouts=("contiguous", "strided"),
+        rtol=1e-4,
+        atol=1e-5,
+        domain=[(-2, 2), (0.5, 2), (-1, 1)],
+        device=device,
+    )
 
 
 def test_batch_norm_large_float32(device):
@@ -331,13 +370,16 @@ def test_batch_norm_errors():
 
 # ---- linear, activations ---------------------------------------------------------
 
-@pytest.mark.parametrize("xs, out_f, bias", [((5, 4), 3, True), ((2, 3, 4), 6, True), ((7, 1), 2, False),
-                                              ((4,), 3, True), ((0, 4), 3, True)])
+
+@pytest.mark.parametrize(
+    "xs, out_f, bias", [((5, 4), 3, True), ((2, 3, 4), 6, True), ((7, 1), 2, False), ((4,), 3, True), ((0, 4), 3, True)]
+)
 def test_linear(xs, out_f, bias, device):
     shapes = [xs, (out_f, xs[-1])] + ([(out_f,)] if bias else [])
     fk_fn, t_fn = tfn(lambda m, x, w, *b: m.linear(x, w, b[0] if b else None))
-    helper_test_op(shapes, fk_fn, lambda x, w, *b: x @ w.T + (b[0] if b else 0), t_fn, rtol=1e-5, atol=1e-5,
-                   device=device)
+    helper_test_op(
+        shapes, fk_fn, lambda x, w, *b: x @ w.T + (b[0] if b else 0), t_fn, rtol=1e-5, atol=1e-5, device=device
+    )
 
 
 def test_linear_errors():
@@ -345,15 +387,25 @@ def test_linear_errors():
         F.linear(fk.zeros(2, 5), fk.zeros(3, 4))
 
 
-@pytest.mark.parametrize("name, fn, np_fn", [
-    ("gelu", lambda m, x: m.gelu(x), lambda x: 0.5 * x * (1 + np.vectorize(__import__("math").erf)(x / np.sqrt(2)))),
-    ("gelu_tanh", lambda m, x: m.gelu(x, approximate="tanh"),
-     lambda x: 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))),
-    ("leaky_relu", lambda m, x: m.leaky_relu(x, 0.2), lambda x: np.where(x > 0, x, 0.2 * x)),
-    ("softmax", lambda m, x: m.softmax(x, dim=-1), lambda x: np.exp(np_log_softmax(x))),
-    ("log_softmax", lambda m, x: m.log_softmax(x, dim=-1), np_log_softmax),
-    ("log_softmax_dim0", lambda m, x: m.log_softmax(x, dim=0), lambda x: np_log_softmax(x, 0)),
-])
+@pytest.mark.parametrize(
+    "name, fn, np_fn",
+    [
+        (
+            "gelu",
+            lambda m, x: m.gelu(x),
+            lambda x: 0.5 * x * (1 + np.vectorize(__import__("math").erf)(x / np.sqrt(2))),
+        ),
+        (
+            "gelu_tanh",
+            lambda m, x: m.gelu(x, approximate="tanh"),
+            lambda x: 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3))),
+        ),
+        ("leaky_relu", lambda m, x: m.leaky_relu(x, 0.2), lambda x: np.where(x > 0, x, 0.2 * x)),
+        ("softmax", lambda m, x: m.softmax(x, dim=-1), lambda x: np.exp(np_log_softmax(x))),
+        ("log_softmax", lambda m, x: m.log_softmax(x, dim=-1), np_log_softmax),
+        ("log_softmax_dim0", lambda m, x: m.log_softmax(x, dim=0), lambda x: np_log_softmax(x, 0)),
+    ],
+)
 def test_activations(name, fn, np_fn, device):
     fk_fn, t_fn = tfn(fn)
     helper_test_op([(3, 7)], fk_fn, np_fn, t_fn, device=device)
@@ -367,6 +419,7 @@ def test_softmax_extreme_rows(device):
 
 # ---- losses ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 def test_cross_entropy(reduction, smoothing, device):
@@ -377,8 +430,11 @@ def test_cross_entropy(reduction, smoothing, device):
         loss = -(1 - smoothing) * logp[np.arange(5), target] - smoothing * logp.mean(-1)
         return {"mean": loss.mean(), "sum": loss.sum(), "none": loss}[reduction]
 
-    fk_fn, t_fn = tfn(lambda m, x: m.cross_entropy(x, (fk if m is F else torch).tensor(target, device=x.device),
-                                                     reduction=reduction, label_smoothing=smoothing))
+    fk_fn, t_fn = tfn(
+        lambda m, x: m.cross_entropy(
+            x, (fk if m is F else torch).tensor(target, device=x.device), reduction=reduction, label_smoothing=smoothing
+        )
+    )
     helper_test_op([(5, 6)], fk_fn, ref, t_fn, domain=(-4, 4), device=device)
 
 
@@ -407,16 +463,31 @@ def test_cross_entropy_errors():
         F.cross_entropy(fk.zeros(2, 3), fk.tensor([0, 1, 2]))
 
 
-@pytest.mark.parametrize("name, fn, np_fn, domain", [
-    ("nll_loss", lambda m, x: m.nll_loss(x, (fk if m is F else torch).tensor([1, 0, 2], device=x.device)),
-     lambda x: -x[np.arange(3), [1, 0, 2]].mean(), (-2, 2)),
-    ("mse_loss", lambda m, x, y: m.mse_loss(x, y), lambda x, y: ((x - y) ** 2).mean(), (-2, 2)),
-    ("l1_loss", lambda m, x, y: m.l1_loss(x, y), lambda x, y: np.abs(x - y).mean(), (-2, 2)),
-    ("bce_logits", lambda m, x, y: m.binary_cross_entropy_with_logits(x, y),
-     lambda x, y: (np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))).mean(), (-3, 3)),
-    ("bce", lambda m, x, y: m.binary_cross_entropy(x, y),
-     lambda x, y: -(y * np.log(x) + (1 - y) * np.log(1 - x)).mean(), (0.05, 0.95)),
-])
+@pytest.mark.parametrize(
+    "name, fn, np_fn, domain",
+    [
+        (
+            "nll_loss",
+            lambda m, x: m.nll_loss(x, (fk if m is F else torch).tensor([1, 0, 2], device=x.device)),
+            lambda x: -x[np.arange(3), [1, 0, 2]].mean(),
+            (-2, 2),
+        ),
+        ("mse_loss", lambda m, x, y: m.mse_loss(x, y), lambda x, y: ((x - y) ** 2).mean(), (-2, 2)),
+        ("l1_loss", lambda m, x, y: m.l1_loss(x, y), lambda x, y: np.abs(x - y).mean(), (-2, 2)),
+        (
+            "bce_logits",
+            lambda m, x, y: m.binary_cross_entropy_with_logits(x, y),
+            lambda x, y: (np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))).mean(),
+            (-3, 3),
+        ),
+        (
+            "bce",
+            lambda m, x, y: m.binary_cross_entropy(x, y),
+            lambda x, y: -(y * np.log(x) + (1 - y) * np.log(1 - x)).mean(),
+            (0.05, 0.95),
+        ),
+    ],
+)
 def test_losses(name, fn, np_fn, domain, device):
     fk_fn, t_fn = tfn(fn)
     n_in = fn.__code__.co_argcount - 1

@@ -1,4 +1,5 @@
 """Elementwise binary / unary / in-place ops: values, broadcasting, type promotion, grads."""
+
 import math
 import operator
 
@@ -9,8 +10,21 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
 import fastkern as fk
-from helpers import (NP_DTYPES, POS, REAL, assert_close, away0, dtype_name, fk_on, helper_test_op, ids,
-                     run_op_table_entry, shape_id, small_ints, torch)
+from helpers import (
+    NP_DTYPES,
+    POS,
+    REAL,
+    assert_close,
+    away0,
+    dtype_name,
+    fk_on,
+    helper_test_op,
+    ids,
+    run_op_table_entry,
+    shape_id,
+    small_ints,
+    torch,
+)
 
 
 # ----------------------------------------------------------------------------- binary
@@ -20,26 +34,51 @@ BINARY = [
     ("sub", lambda m, a, b: a - b, np.subtract, [REAL, REAL]),
     ("mul", lambda m, a, b: a * b, np.multiply, [REAL, REAL]),
     ("div", lambda m, a, b: a / b, np.divide, [REAL, away0]),
-    ("pow", lambda m, a, b: a ** b, np.power, [POS, REAL]),
+    ("pow", lambda m, a, b: a**b, np.power, [POS, REAL]),
     ("maximum", lambda m, a, b: m.maximum(a, b), np.maximum, [REAL, REAL]),
     ("minimum", lambda m, a, b: m.minimum(a, b), np.minimum, [REAL, REAL]),
 ]
 BINARY_FORMS = [
-    *[(f"fk.{n}", (lambda n: lambda m, a, b: getattr(m, n)(a, b))(n), f, d)
-      for n, f, d in [("add", np.add, [REAL, REAL]), ("sub", np.subtract, [REAL, REAL]),
-                      ("mul", np.multiply, [REAL, REAL]), ("div", np.divide, [REAL, away0]),
-                      ("pow", np.power, [POS, REAL])]],
-    *[(f"method.{n}", (lambda n: lambda m, a, b: getattr(a, n)(b))(n), f, d)
-      for n, f, d in [("add", np.add, [REAL, REAL]), ("sub", np.subtract, [REAL, REAL]),
-                      ("mul", np.multiply, [REAL, REAL]), ("div", np.divide, [REAL, away0]),
-                      ("pow", np.power, [POS, REAL])]],
+    *[
+        (f"fk.{n}", (lambda n: lambda m, a, b: getattr(m, n)(a, b))(n), f, d)
+        for n, f, d in [
+            ("add", np.add, [REAL, REAL]),
+            ("sub", np.subtract, [REAL, REAL]),
+            ("mul", np.multiply, [REAL, REAL]),
+            ("div", np.divide, [REAL, away0]),
+            ("pow", np.power, [POS, REAL]),
+        ]
+    ],
+    *[
+        (f"method.{n}", (lambda n: lambda m, a, b: getattr(a, n)(b))(n), f, d)
+        for n, f, d in [
+            ("add", np.add, [REAL, REAL]),
+            ("sub", np.subtract, [REAL, REAL]),
+            ("mul", np.multiply, [REAL, REAL]),
+            ("div", np.divide, [REAL, away0]),
+            ("pow", np.power, [POS, REAL]),
+        ]
+    ],
 ]
 
 BROADCAST_PAIRS = [
-    ((), ()), ((), (3,)), ((4,), ()), ((1,), (1,)), ((1,), (5,)), ((0,), (0,)), ((0,), (1,)),
-    ((2, 0, 3), (3,)), ((5, 1), (1, 7)), ((2, 3, 4), (3, 1)), ((3, 1), (2, 3, 4)),
-    ((7, 11), (11,)), ((13,), (1, 13)), ((1,), (2, 1, 3)), ((4, 1, 5), (1, 3, 1)),
-    ((2, 1, 3, 1), (5, 1, 1)), ((17, 19), (17, 19)),
+    ((), ()),
+    ((), (3,)),
+    ((4,), ()),
+    ((1,), (1,)),
+    ((1,), (5,)),
+    ((0,), (0,)),
+    ((0,), (1,)),
+    ((2, 0, 3), (3,)),
+    ((5, 1), (1, 7)),
+    ((2, 3, 4), (3, 1)),
+    ((3, 1), (2, 3, 4)),
+    ((7, 11), (11,)),
+    ((13,), (1, 13)),
+    ((1,), (2, 1, 3)),
+    ((4, 1, 5), (1, 3, 1)),
+    ((2, 1, 3, 1), (5, 1, 1)),
+    ((17, 19), (17, 19)),
 ]
 
 
@@ -54,20 +93,31 @@ def test_binary_function_and_method_forms(entry, device):
     run_op_table_entry(entry, [(3, 4), (4,)], device)
 
 
-@settings(max_examples=12, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])  # `device` is a constant name
-@given(entry=st.sampled_from(BINARY),
-       shapes=mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=4, min_side=0, max_side=4))
+@settings(
+    max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)  # `device` is a constant name
+@given(
+    entry=st.sampled_from(BINARY),
+    shapes=mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=4, min_side=0, max_side=4),
+)
 def test_binary_hypothesis_shapes(entry, shapes, device):
     run_op_table_entry(entry, shapes.input_shapes, device, layouts=("contiguous", "strided"))
 
 
 # Python scalars on either side, reflected operators
 SCALAR_EXPRS = [
-    ("x+2", lambda x: x + 2), ("2+x", lambda x: 2 + x), ("x-1.5", lambda x: x - 1.5),
-    ("2-x", lambda x: 2 - x), ("x*2.5", lambda x: x * 2.5), ("3*x", lambda x: 3 * x),
-    ("x/2", lambda x: x / 2), ("1/x", lambda x: 1 / x), ("x**2", lambda x: x ** 2),
-    ("x**0.5", lambda x: x ** 0.5), ("2**x", lambda x: 2 ** x), ("x**-1", lambda x: x ** -1),
+    ("x+2", lambda x: x + 2),
+    ("2+x", lambda x: 2 + x),
+    ("x-1.5", lambda x: x - 1.5),
+    ("2-x", lambda x: 2 - x),
+    ("x*2.5", lambda x: x * 2.5),
+    ("3*x", lambda x: 3 * x),
+    ("x/2", lambda x: x / 2),
+    ("1/x", lambda x: 1 / x),
+    ("x**2", lambda x: x**2),
+    ("x**0.5", lambda x: x**0.5),
+    ("2**x", lambda x: 2**x),
+    ("x**-1", lambda x: x**-1),
     ("neg", lambda x: -x),
 ]
 
@@ -103,17 +153,32 @@ def test_floordiv_mod_examples(device):
 
 # ----------------------------------------------------------------------------- comparisons / logic
 COMPARISONS = [
-    ("eq", operator.eq), ("ne", operator.ne), ("lt", operator.lt),
-    ("le", operator.le), ("gt", operator.gt), ("ge", operator.ge),
+    ("eq", operator.eq),
+    ("ne", operator.ne),
+    ("lt", operator.lt),
+    ("le", operator.le),
+    ("gt", operator.gt),
+    ("ge", operator.ge),
 ]
 
 
-@pytest.mark.parametrize("shapes", [((), (3,)), ((5, 1), (1, 7)), ((2, 3, 4), (3, 1)), ((0,), (1,))],
-                         ids=["s-3", "5x1-1x7", "2x3x4-3x1", "0-1"])
+@pytest.mark.parametrize(
+    "shapes",
+    [((), (3,)), ((5, 1), (1, 7)), ((2, 3, 4), (3, 1)), ((0,), (1,))],
+    ids=["s-3", "5x1-1x7", "2x3x4-3x1", "0-1"],
+)
 @pytest.mark.parametrize("name, op", COMPARISONS, ids=[c[0] for c in COMPARISONS])
 def test_comparisons(name, op, shapes, device):
-    helper_test_op(shapes, op, op, op if torch is not None else None, domain=small_ints,
-                   forward_only=True, out_dtype="bool", device=device)
+    helper_test_op(
+        shapes,
+        op,
+        op,
+        op if torch is not None else None,
+        domain=small_ints,
+        forward_only=True,
+        out_dtype="bool",
+        device=device,
+    )
 
 
 @pytest.mark.parametrize("name, op", COMPARISONS, ids=[c[0] for c in COMPARISONS])
@@ -143,8 +208,13 @@ def test_logical_ops_on_bool(op, device):
 
 
 # where(cond, a, b): cond is fixed, a/b are differentiable
-WHERE_CASES = [((3, 4), (3, 4), (3, 4)), ((3, 1), (1, 4), (3, 4)), ((4,), (2, 3, 4), (1,)),
-               ((), (2, 2), ()), ((0, 3), (3,), (1, 3))]
+WHERE_CASES = [
+    ((3, 4), (3, 4), (3, 4)),
+    ((3, 1), (1, 4), (3, 4)),
+    ((4,), (2, 3, 4), (1,)),
+    ((), (2, 2), ()),
+    ((0, 3), (3,), (1, 3)),
+]
 
 
 @pytest.mark.parametrize("cshape, ashape, bshape", WHERE_CASES, ids=[shape_id(c[0]) for c in WHERE_CASES])
@@ -163,15 +233,23 @@ def test_where_with_scalar_and_condition_from_comparison(device):
 
 # ----------------------------------------------------------------------------- type promotion
 TENSOR_PROMOTION = [
-    ("int64", "float32", "float32"), ("int64", "float64", "float64"), ("float32", "float64", "float64"),
-    ("bool", "int64", "int64"), ("uint8", "int64", "int64"), ("bool", "float32", "float32"),
-    ("uint8", "bool", "uint8"), ("uint8", "float32", "float32"), ("int64", "int64", "int64"),
-    ("float32", "float32", "float32"), ("uint8", "uint8", "uint8"),
+    ("int64", "float32", "float32"),
+    ("int64", "float64", "float64"),
+    ("float32", "float64", "float64"),
+    ("bool", "int64", "int64"),
+    ("uint8", "int64", "int64"),
+    ("bool", "float32", "float32"),
+    ("uint8", "bool", "uint8"),
+    ("uint8", "float32", "float32"),
+    ("int64", "int64", "int64"),
+    ("float32", "float32", "float32"),
+    ("uint8", "uint8", "uint8"),
 ]
 
 
-@pytest.mark.parametrize("op", [operator.add, operator.mul, fk.maximum, fk.minimum],
-                         ids=["add", "mul", "maximum", "minimum"])
+@pytest.mark.parametrize(
+    "op", [operator.add, operator.mul, fk.maximum, fk.minimum], ids=["add", "mul", "maximum", "minimum"]
+)
 @pytest.mark.parametrize("da, db, want", TENSOR_PROMOTION, ids=["-".join(p) for p in TENSOR_PROMOTION])
 def test_tensor_tensor_promotion(op, da, db, want, device):
     a = np.array([[0, 1, 2, 3]], dtype=NP_DTYPES[da])
@@ -183,8 +261,15 @@ def test_tensor_tensor_promotion(op, da, db, want, device):
         assert_close(r, npop(x.astype(NP_DTYPES[want]), y.astype(NP_DTYPES[want])))
 
 
-@pytest.mark.parametrize("da, db, want", [("int64", "int64", "float32"), ("uint8", "int64", "float32"),
-                                          ("bool", "bool", "float32"), ("int64", "float64", "float64")])
+@pytest.mark.parametrize(
+    "da, db, want",
+    [
+        ("int64", "int64", "float32"),
+        ("uint8", "int64", "float32"),
+        ("bool", "bool", "float32"),
+        ("int64", "float64", "float64"),
+    ],
+)
 def test_true_division_promotes_to_float(da, db, want, device):
     a = np.array([1, 2, 0, 7], dtype=NP_DTYPES[da])
     b = np.array([2, 4, 1, 2], dtype=NP_DTYPES[db]) if db != "bool" else np.ones(4, bool)
@@ -195,6 +280,7 @@ def test_true_division_promotes_to_float(da, db, want, device):
 
 class NPM:
     """Module stand-in for NumPy references: m.tensor(v, dtype=...) -> float64 value."""
+
     float64 = None
 
     @staticmethod
@@ -204,13 +290,20 @@ class NPM:
 
 # (tensor dtype, expression fn(m, x) with a Python scalar or 0-d tensor, expected dtype)
 SCALAR_PROMOTION = [
-    ("int64", lambda m, x: x + 2.5, "float32"), ("float32", lambda m, x: x + 2, "float32"),
-    ("int64", lambda m, x: x * 2, "int64"), ("uint8", lambda m, x: x + 1, "uint8"),
-    ("bool", lambda m, x: x + 1, "int64"), ("bool", lambda m, x: x * 1.5, "float32"),
-    ("float64", lambda m, x: x + 1.5, "float64"), ("int64", lambda m, x: x / 2, "float32"),
-    ("int64", lambda m, x: x // 2, "int64"), ("int64", lambda m, x: x ** 2, "int64"),
-    ("int64", lambda m, x: x ** 0.5, "float32"), ("int64", lambda m, x: 2 ** x, "int64"),
-    ("int64", lambda m, x: 2.0 ** x, "float32"), ("int64", lambda m, x: 1 - x, "int64"),
+    ("int64", lambda m, x: x + 2.5, "float32"),
+    ("float32", lambda m, x: x + 2, "float32"),
+    ("int64", lambda m, x: x * 2, "int64"),
+    ("uint8", lambda m, x: x + 1, "uint8"),
+    ("bool", lambda m, x: x + 1, "int64"),
+    ("bool", lambda m, x: x * 1.5, "float32"),
+    ("float64", lambda m, x: x + 1.5, "float64"),
+    ("int64", lambda m, x: x / 2, "float32"),
+    ("int64", lambda m, x: x // 2, "int64"),
+    ("int64", lambda m, x: x**2, "int64"),
+    ("int64", lambda m, x: x**0.5, "float32"),
+    ("int64", lambda m, x: 2**x, "int64"),
+    ("int64", lambda m, x: 2.0**x, "float32"),
+    ("int64", lambda m, x: 1 - x, "int64"),
     # 0-d tensors take part like scalars: only a higher category wins
     ("float32", lambda m, x: x * m.tensor(2.0, dtype=m.float64), "float32"),
     ("int64", lambda m, x: x + m.tensor(1.0, dtype=m.float64), "float64"),
@@ -219,8 +312,9 @@ SCALAR_PROMOTION = [
 ]
 
 
-@pytest.mark.parametrize("dtype, fn, want", SCALAR_PROMOTION,
-                         ids=[f"{i}-{p[0]}" for i, p in enumerate(SCALAR_PROMOTION)])
+@pytest.mark.parametrize(
+    "dtype, fn, want", SCALAR_PROMOTION, ids=[f"{i}-{p[0]}" for i, p in enumerate(SCALAR_PROMOTION)]
+)
 def test_scalar_promotion(dtype, fn, want, device):
     a = np.array([0, 1, 2, 3]).astype(NP_DTYPES[dtype])
     r = fn(fk_on(device), fk.tensor(a, device=device))  # its 0-d tensors on the device too
@@ -240,10 +334,18 @@ def test_uint8_wraps_around(device):
 # ----------------------------------------------------------------------------- unary
 # name, numpy reference, domain; each is tested as fk.name(x) and x.name()
 UNARY = [
-    ("neg", np.negative, REAL), ("abs", np.abs, away0), ("exp", np.exp, REAL), ("log", np.log, POS),
-    ("sqrt", np.sqrt, POS), ("rsqrt", lambda a: 1 / np.sqrt(a), POS), ("sin", np.sin, REAL),
-    ("cos", np.cos, REAL), ("tanh", np.tanh, REAL), ("sigmoid", lambda a: 1 / (1 + np.exp(-a)), REAL),
-    ("relu", lambda a: np.maximum(a, 0), away0), ("sign", np.sign, away0),
+    ("neg", np.negative, REAL),
+    ("abs", np.abs, away0),
+    ("exp", np.exp, REAL),
+    ("log", np.log, POS),
+    ("sqrt", np.sqrt, POS),
+    ("rsqrt", lambda a: 1 / np.sqrt(a), POS),
+    ("sin", np.sin, REAL),
+    ("cos", np.cos, REAL),
+    ("tanh", np.tanh, REAL),
+    ("sigmoid", lambda a: 1 / (1 + np.exp(-a)), REAL),
+    ("relu", lambda a: np.maximum(a, 0), away0),
+    ("sign", np.sign, away0),
 ]
 UNARY_ENTRIES = [
     *[(f"fk.{n}", (lambda n: lambda m, x: getattr(m, n)(x))(n), f, d) for n, f, d in UNARY],
@@ -254,16 +356,20 @@ UNARY_ENTRIES = [
     ("clamp_max", lambda m, x: m.clamp(x, max=0.7), lambda a: np.minimum(a, 0.7), REAL),
     ("clip", lambda m, x: x.clip(-0.5, 0.7), lambda a: np.clip(a, -0.5, 0.7), REAL),
     ("fk.clip", lambda m, x: m.clip(x, min=-0.5, max=0.7), lambda a: np.clip(a, -0.5, 0.7), REAL),
-    ("sigmoid_wide", lambda m, x: (x * 40).sigmoid(), lambda a: 1 / (1 + np.exp(-40 * a)), REAL,
-     {"rtol": 1e-5, "atol": 1e-6}),
+    (
+        "sigmoid_wide",
+        lambda m, x: (x * 40).sigmoid(),
+        lambda a: 1 / (1 + np.exp(-40 * a)),
+        REAL,
+        {"rtol": 1e-5, "atol": 1e-6},
+    ),
     ("tanh_wide", lambda m, x: (x * 20).tanh(), lambda a: np.tanh(20 * a), REAL),
     ("exp_wide", lambda m, x: (x * 10).exp(), lambda a: np.exp(10 * a), REAL),
 ]
 UNARY_SHAPES = [(), (1,), (0,), (7,), (3, 5), (2, 3, 4), (2, 0, 3)]
 
 
-UNARY_CASES = [(e, s) for e in UNARY_ENTRIES
-               for s in (UNARY_SHAPES if not e[0].startswith("fk.") else [(), (3, 5)])]
+UNARY_CASES = [(e, s) for e in UNARY_ENTRIES for s in (UNARY_SHAPES if not e[0].startswith("fk.") else [(), (3, 5)])]
 
 
 @pytest.mark.parametrize("entry, shape", UNARY_CASES, ids=[f"{e[0]}-{shape_id(s)}" for e, s in UNARY_CASES])
@@ -284,8 +390,10 @@ def test_unary_at_special_points(device):
     assert fk.exp(t([-200.0, 200.0])).tolist() == [0.0, float("inf")]
 
 
-@pytest.mark.parametrize("name, np_fn", [(n, f) for n, f, _ in UNARY if n in
-                                         ("exp", "log", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid")])
+@pytest.mark.parametrize(
+    "name, np_fn",
+    [(n, f) for n, f, _ in UNARY if n in ("exp", "log", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid")],
+)
 def test_float_unary_on_int_returns_float32(name, np_fn, device):
     a = np.array([[1, 2], [3, 4]])
     for dt in (np.int64, np.uint8, np.bool_):
@@ -294,11 +402,18 @@ def test_float_unary_on_int_returns_float32(name, np_fn, device):
         assert_close(r, np_fn(a.astype(dt).astype(np.float64)))
 
 
-@pytest.mark.parametrize("expr, want", [
-    (lambda x: -x, [1, 0, -2]), (lambda x: x.abs(), [1, 0, 2]), (lambda x: x.sign(), [-1, 0, 1]),
-    (lambda x: x.relu(), [0, 0, 2]), (lambda x: x.clamp(0, 1), [0, 0, 1]),
-    (lambda x: x.clamp(min=-2), [-1, 0, 2]),
-], ids=["neg", "abs", "sign", "relu", "clamp", "clamp_min"])
+@pytest.mark.parametrize(
+    "expr, want",
+    [
+        (lambda x: -x, [1, 0, -2]),
+        (lambda x: x.abs(), [1, 0, 2]),
+        (lambda x: x.sign(), [-1, 0, 1]),
+        (lambda x: x.relu(), [0, 0, 2]),
+        (lambda x: x.clamp(0, 1), [0, 0, 1]),
+        (lambda x: x.clamp(min=-2), [-1, 0, 2]),
+    ],
+    ids=["neg", "abs", "sign", "relu", "clamp", "clamp_min"],
+)
 def test_int_preserving_unary(expr, want, device):
     r = expr(fk.tensor([-1, 0, 2], device=device))
     assert r.dtype == fk.int64 and r.tolist() == want
@@ -312,10 +427,16 @@ def test_clamp_int_with_float_bounds_promotes(device):
 # ----------------------------------------------------------------------------- in-place
 INPLACE = [  # name, in-place call (operands on x's device), numpy equivalent on the same array
     ("add_", lambda x: x.add_(2), lambda a: a.__iadd__(2)),
-    ("add_tensor", lambda x: x.add_(fk.tensor([1.0, 2.0, 3.0, 4.0], device=x.device)),
-     lambda a: a.__iadd__([1, 2, 3, 4])),
-    ("sub_", lambda x: x.sub_(fk.tensor([[1.0], [2.0], [3.0]], device=x.device)),
-     lambda a: a.__isub__([[1], [2], [3]])),
+    (
+        "add_tensor",
+        lambda x: x.add_(fk.tensor([1.0, 2.0, 3.0, 4.0], device=x.device)),
+        lambda a: a.__iadd__([1, 2, 3, 4]),
+    ),
+    (
+        "sub_",
+        lambda x: x.sub_(fk.tensor([[1.0], [2.0], [3.0]], device=x.device)),
+        lambda a: a.__isub__([[1], [2], [3]]),
+    ),
     ("mul_", lambda x: x.mul_(-3), lambda a: a.__imul__(-3)),
     ("div_", lambda x: x.div_(fk.tensor(4.0, device=x.device)), lambda a: a.__itruediv__(4)),
     ("zero_", lambda x: x.zero_(), lambda a: a.fill(0)),
@@ -355,17 +476,25 @@ def test_inplace_returns_self_and_writes_views(name, op, np_op, layout, device):
     assert_close(base, expected_base, msg=name)
 
 
-@pytest.mark.parametrize("op, np_op", [
-    (operator.iadd, operator.iadd), (operator.isub, operator.isub),
-    (operator.imul, operator.imul), (operator.itruediv, operator.itruediv),
-], ids=["+=", "-=", "*=", "/="])
+@pytest.mark.parametrize(
+    "op, np_op",
+    [
+        (operator.iadd, operator.iadd),
+        (operator.isub, operator.isub),
+        (operator.imul, operator.imul),
+        (operator.itruediv, operator.itruediv),
+    ],
+    ids=["+=", "-=", "*=", "/="],
+)
 def test_augmented_assignment_is_inplace(op, np_op, device):
     a = np.arange(1.0, 7.0, dtype=np.float32).reshape(2, 3)
     x = fk.tensor(a, device=device)
     alias = x
     view = x[1]
-    for other, np_other in ((2.0, 2.0), (fk.tensor([1.0, 2.0, 4.0], device=device),
-                                         np.array([1.0, 2.0, 4.0], np.float32))):
+    for other, np_other in (
+        (2.0, 2.0),
+        (fk.tensor([1.0, 2.0, 4.0], device=device), np.array([1.0, 2.0, 4.0], np.float32)),
+    ):
         x = op(x, other)
         a = np_op(a, np_other)
         assert x is alias
@@ -398,8 +527,11 @@ def test_inplace_dtype_rules(device):
 def test_overlapping_inplace_is_correct_or_refused(case, device):
     """Writing a tensor into an overlapping view of itself must not silently smear values:
     either the NumPy result (as if the source were copied first) or a RuntimeError (PyTorch)."""
-    a = (np.arange(5.0, dtype=np.float32) if case != "copy_transposed"
-         else np.arange(4.0, dtype=np.float32).reshape(2, 2))
+    a = (
+        np.arange(5.0, dtype=np.float32)
+        if case != "copy_transposed"
+        else np.arange(4.0, dtype=np.float32).reshape(2, 2)
+    )
     x = fk.tensor(a, device=device)
     try:
         if case == "setitem_shifted":
@@ -427,11 +559,13 @@ def test_inplace_bool_and_logic(device):
 # ----------------------------------------------------------------------------- in-place autograd
 def _inplace(method, *args, on_view=False):
     """fn(m, a, b): an in-place op applied to a non-leaf copy of a (or to a view of it)."""
+
     def fn(m, a, b):
         y = a * 1
         target = y[1:] if on_view else y
         getattr(target, method)(*[b[1:] if (on_view and x is b) else x for x in (args or (b,))])
         return y
+
     return fn
 
 

@@ -1,4 +1,5 @@
 """fastkern.optim: update formulas (written out in NumPy, and PyTorch itself), groups, state, schedules."""
+
 import math
 
 import numpy as np
@@ -58,18 +59,29 @@ def adam_reference(steps=5, lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=
     return w
 
 
-SGD_CASES = [dict(), dict(momentum=0.9), dict(momentum=0.9, dampening=0.3), dict(momentum=0.9, nesterov=True),
-             dict(weight_decay=0.1), dict(momentum=0.5, weight_decay=0.01, nesterov=True)]
+SGD_CASES = [
+    dict(),
+    dict(momentum=0.9),
+    dict(momentum=0.9, dampening=0.3),
+    dict(momentum=0.9, nesterov=True),
+    dict(weight_decay=0.1),
+    dict(momentum=0.5, weight_decay=0.01, nesterov=True),
+]
 
 
 @pytest.mark.parametrize("kw", SGD_CASES, ids=str)
 def test_sgd_formula(kw, device):
-    np.testing.assert_allclose(run_fk(optim.SGD, lr=0.1, device=device, **kw), sgd_reference(lr=0.1, **kw),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        run_fk(optim.SGD, lr=0.1, device=device, **kw), sgd_reference(lr=0.1, **kw), rtol=1e-5, atol=1e-6
+    )
 
 
-ADAM_CASES = [(optim.Adam, dict()), (optim.Adam, dict(weight_decay=0.1)), (optim.AdamW, dict(weight_decay=0.1)),
-              (optim.Adam, dict(betas=(0.8, 0.99), eps=1e-3))]
+ADAM_CASES = [
+    (optim.Adam, dict()),
+    (optim.Adam, dict(weight_decay=0.1)),
+    (optim.AdamW, dict(weight_decay=0.1)),
+    (optim.Adam, dict(betas=(0.8, 0.99), eps=1e-3)),
+]
 
 
 @pytest.mark.parametrize("cls,kw", ADAM_CASES, ids=str)
@@ -79,11 +91,17 @@ def test_adam_formula(cls, kw, device):
 
 
 @needs_torch
-@pytest.mark.parametrize("name,kw", [("SGD", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)),
-                                     ("SGD", dict(lr=0.1, momentum=0.9, dampening=0.5)),
-                                     ("Adam", dict(lr=0.01, weight_decay=0.1)),
-                                     ("Adam", dict(lr=0.01, amsgrad=True)),
-                                     ("AdamW", dict(lr=0.01, betas=(0.85, 0.99)))], ids=str)
+@pytest.mark.parametrize(
+    "name,kw",
+    [
+        ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)),
+        ("SGD", dict(lr=0.1, momentum=0.9, dampening=0.5)),
+        ("Adam", dict(lr=0.01, weight_decay=0.1)),
+        ("Adam", dict(lr=0.01, amsgrad=True)),
+        ("AdamW", dict(lr=0.01, betas=(0.85, 0.99))),
+    ],
+    ids=str,
+)
 def test_matches_torch_optimizer(name, kw, device):
     def run_torch():
         p = torch.nn.Parameter(torch.tensor(W0.copy()))
@@ -92,8 +110,10 @@ def test_matches_torch_optimizer(name, kw, device):
             p.grad = torch.tensor(grad_at(p.detach().numpy(), s))
             opt.step()
         return p.detach().numpy()
-    np.testing.assert_allclose(run_fk(getattr(optim, name), steps=6, device=device, **kw), run_torch(),
-                               rtol=1e-5, atol=1e-6)
+
+    np.testing.assert_allclose(
+        run_fk(getattr(optim, name), steps=6, device=device, **kw), run_torch(), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_updates_in_place_without_recording(device):
@@ -170,13 +190,17 @@ def _lrs(sched, opt, n):
 
 
 @needs_torch
-@pytest.mark.parametrize("make", [
-    lambda m, o: m.lr_scheduler.StepLR(o, 3, gamma=0.5),
-    lambda m, o: m.lr_scheduler.ExponentialLR(o, 0.9),
-    lambda m, o: m.lr_scheduler.CosineAnnealingLR(o, 10, eta_min=0.01),
-    lambda m, o: m.lr_scheduler.LambdaLR(o, lambda e: 1 / (e + 1)),
-    lambda m, o: m.lr_scheduler.OneCycleLR(o, max_lr=1.0, total_steps=20, pct_start=0.3),
-], ids=["step", "exponential", "cosine", "lambda", "one_cycle"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m, o: m.lr_scheduler.StepLR(o, 3, gamma=0.5),
+        lambda m, o: m.lr_scheduler.ExponentialLR(o, 0.9),
+        lambda m, o: m.lr_scheduler.CosineAnnealingLR(o, 10, eta_min=0.01),
+        lambda m, o: m.lr_scheduler.LambdaLR(o, lambda e: 1 / (e + 1)),
+        lambda m, o: m.lr_scheduler.OneCycleLR(o, max_lr=1.0, total_steps=20, pct_start=0.3),
+    ],
+    ids=["step", "exponential", "cosine", "lambda", "one_cycle"],
+)
 def test_schedulers_match_torch(make):
     tp = torch.nn.Parameter(torch.zeros(1))
     topt = torch.optim.SGD([tp], lr=0.5, momentum=0.9)

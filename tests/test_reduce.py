@@ -1,4 +1,5 @@
 """Reductions: sum/mean/prod/max/min/argmax/argmin/var/std/logsumexp/softmax/log_softmax/all/any."""
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -34,12 +35,24 @@ REDUCTIONS = [
     ("mean", lambda m, x, d, k: x.mean(d, keepdim=k), np.mean, REAL),
     ("var", lambda m, x, d, k: x.var(d, keepdim=k), np_var1, REAL),
     ("std", lambda m, x, d, k: x.std(d, keepdim=k), np_std1, REAL),
-    ("var_biased", lambda m, x, d, k: x.var(d, unbiased=False, keepdim=k),
-     lambda a, axis, keepdims: np.var(a, axis, keepdims=keepdims), REAL),
-    ("std_correction0", lambda m, x, d, k: x.std(d, correction=0, keepdim=k),
-     lambda a, axis, keepdims: np.std(a, axis, keepdims=keepdims), REAL),
-    ("var_correction2", lambda m, x, d, k: x.var(d, correction=2, keepdim=k),
-     lambda a, axis, keepdims: np.var(a, axis, ddof=2, keepdims=keepdims), REAL),
+    (
+        "var_biased",
+        lambda m, x, d, k: x.var(d, unbiased=False, keepdim=k),
+        lambda a, axis, keepdims: np.var(a, axis, keepdims=keepdims),
+        REAL,
+    ),
+    (
+        "std_correction0",
+        lambda m, x, d, k: x.std(d, correction=0, keepdim=k),
+        lambda a, axis, keepdims: np.std(a, axis, keepdims=keepdims),
+        REAL,
+    ),
+    (
+        "var_correction2",
+        lambda m, x, d, k: x.var(d, correction=2, keepdim=k),
+        lambda a, axis, keepdims: np.var(a, axis, ddof=2, keepdims=keepdims),
+        REAL,
+    ),
     ("logsumexp", lambda m, x, d, k: x.logsumexp(d, keepdim=k), np_logsumexp, REAL),
     ("fk.sum", lambda m, x, d, k: m.sum(x, d, keepdim=k), np.sum, REAL),
     ("fk.mean", lambda m, x, d, k: m.mean(x, d, k), np.mean, REAL),
@@ -60,23 +73,29 @@ for name, fn, np_fn, dom in REDUCTIONS:
 def test_reduce_dims(name, fn, np_fn, dom, dim, keepdim, device):
     f = lambda m, x: fn(m, x, dim, keepdim)  # noqa: E731
     fk_fn, torch_fn = fk_and_torch(f)
-    helper_test_op([(3, 5, 4)], fk_fn, lambda a: np_fn(a, axis=dim, keepdims=keepdim), torch_fn, domain=dom,
-                   device=device)
+    helper_test_op(
+        [(3, 5, 4)], fk_fn, lambda a: np_fn(a, axis=dim, keepdims=keepdim), torch_fn, domain=dom, device=device
+    )
 
 
 FULL = [  # reductions over all elements -> 0-d tensor
-    ("sum", lambda m, x: x.sum(), np.sum, REAL), ("fk.sum", lambda m, x: m.sum(x), np.sum, REAL),
-    ("mean", lambda m, x: x.mean(), np.mean, REAL), ("prod", lambda m, x: x.prod(), np.prod, away0),
-    ("max", lambda m, x: x.max(), np.max, REAL), ("min", lambda m, x: x.min(), np.min, REAL),
-    ("fk.max", lambda m, x: m.max(x), np.max, REAL), ("fk.min", lambda m, x: m.min(x), np.min, REAL),
+    ("sum", lambda m, x: x.sum(), np.sum, REAL),
+    ("fk.sum", lambda m, x: m.sum(x), np.sum, REAL),
+    ("mean", lambda m, x: x.mean(), np.mean, REAL),
+    ("prod", lambda m, x: x.prod(), np.prod, away0),
+    ("max", lambda m, x: x.max(), np.max, REAL),
+    ("min", lambda m, x: x.min(), np.min, REAL),
+    ("fk.max", lambda m, x: m.max(x), np.max, REAL),
+    ("fk.min", lambda m, x: m.min(x), np.min, REAL),
     ("var", lambda m, x: x.var(), lambda a: np.var(a, ddof=1), REAL),
     ("std", lambda m, x: x.std(), lambda a: np.std(a, ddof=1), REAL),
     ("std_biased", lambda m, x: x.std(unbiased=False), np.std, REAL),
     ("var_correction0", lambda m, x: x.var(correction=0), np.var, REAL),
 ]
 FULL_SHAPES = [(2, 3, 4), (7,), (1,), (13, 17)]
-FULL_CASES = [(f, s) for f in FULL for s in FULL_SHAPES
-              if not (s == (1,) and f[0] in ("var", "std"))]  # unbiased variance of 1 element is nan
+FULL_CASES = [
+    (f, s) for f in FULL for s in FULL_SHAPES if not (s == (1,) and f[0] in ("var", "std"))
+]  # unbiased variance of 1 element is nan
 
 
 @pytest.mark.parametrize("entry, shape", FULL_CASES, ids=[f"{f[0]}-{shape_id(s)}" for f, s in FULL_CASES])
@@ -90,11 +109,19 @@ def test_reduce_all(entry, shape, device):
 @pytest.mark.parametrize("keepdim", [False, True])
 def test_prod_dim(dim, keepdim, device):
     fk_fn, torch_fn = fk_and_torch(lambda m, x: x.prod(dim, keepdim=keepdim))
-    helper_test_op([(2, 3, 4)], fk_fn, lambda a: np.prod(a, dim, keepdims=keepdim), torch_fn, domain=away0,
-                   device=device)
+    helper_test_op(
+        [(2, 3, 4)], fk_fn, lambda a: np.prod(a, dim, keepdims=keepdim), torch_fn, domain=away0, device=device
+    )
     fk_fn, torch_fn = fk_and_torch(lambda m, x: m.prod(x, dim, keepdim))
-    helper_test_op([(3, 5, 2)], fk_fn, lambda a: np.prod(a, dim, keepdims=keepdim), torch_fn, domain=away0,
-                   layouts=("contiguous",), device=device)
+    helper_test_op(
+        [(3, 5, 2)],
+        fk_fn,
+        lambda a: np.prod(a, dim, keepdims=keepdim),
+        torch_fn,
+        domain=away0,
+        layouts=("contiguous",),
+        device=device,
+    )
 
 
 def test_scalar_input_reductions(device):
@@ -118,8 +145,10 @@ def test_reduce_empty(op, ident, device):
 @pytest.mark.parametrize("keepdim", [False, True])
 def test_max_min_with_dim(name, dim, keepdim, device):
     a = np.random.default_rng(0).standard_normal((3, 5, 4)).astype(np.float32)
-    for x in (fk.tensor(a, device=device),
-              fk.tensor(np.ascontiguousarray(a.transpose(2, 0, 1)), device=device).permute(1, 2, 0)):
+    for x in (
+        fk.tensor(a, device=device),
+        fk.tensor(np.ascontiguousarray(a.transpose(2, 0, 1)), device=device).permute(1, 2, 0),
+    ):
         r = getattr(x, name)(dim, keepdim=keepdim)
         values, indices = r
         npf, npa = (np.max, np.argmax) if name == "max" else (np.min, np.argmin)
@@ -134,8 +163,10 @@ def test_max_min_with_dim(name, dim, keepdim, device):
     fr = getattr(fk, name)(fk.tensor(a, device=device), dim)
     assert_close(fr.values, npf(a, axis=dim))
     # gradient flows to the selected element
-    for fn in ((lambda m, x: getattr(x, name)(dim, keepdim=keepdim).values),
-               (lambda m, x: getattr(m, name)(x, dim, keepdim).values)):
+    for fn in (
+        (lambda m, x: getattr(x, name)(dim, keepdim=keepdim).values),
+        (lambda m, x: getattr(m, name)(x, dim, keepdim).values),
+    ):
         fk_fn, torch_fn = fk_and_torch(fn)
         helper_test_op([(3, 5, 4)], fk_fn, lambda b: npf(b, axis=dim, keepdims=keepdim), torch_fn, device=device)
 
@@ -239,7 +270,7 @@ def test_max_of_int_and_float64_keep_dtype(device):
 
 
 def test_large_float32_reductions_are_accurate(device):
-    n = 10 ** 6
+    n = 10**6
     x = fk.full((n,), 0.1, device=device)
     assert abs(x.sum().item() - 0.1 * n) / (0.1 * n) < 1e-4  # naive float32 accumulation is ~1% off
     assert abs(x.mean().item() - 0.1) < 1e-5
@@ -269,15 +300,23 @@ HYP_REDUCTIONS = [
 ]
 
 
-@settings(max_examples=12, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])  # `device` is a constant name
+@settings(
+    max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)  # `device` is a constant name
 @given(entry=st.sampled_from(HYP_REDUCTIONS), case=shape_and_dims())
 def test_reduce_hypothesis(entry, case, device):
     name, fn, np_fn = entry
     shape, dims, keepdim = case
     fk_fn, torch_fn = fk_and_torch(lambda m, x: fn(m, x, dims, keepdim))
-    helper_test_op([shape], fk_fn, lambda a: np_fn(a, axis=dims, keepdims=keepdim), torch_fn,
-                   layouts=("contiguous", "transposed"), max_grad_points=24, device=device)
+    helper_test_op(
+        [shape],
+        fk_fn,
+        lambda a: np_fn(a, axis=dims, keepdims=keepdim),
+        torch_fn,
+        layouts=("contiguous", "transposed"),
+        max_grad_points=24,
+        device=device,
+    )
 
 
 def test_keyword_arguments(device):

@@ -1,6 +1,7 @@
 """Every elementwise op in the op list (csrc/core/op_list.h, exposed as fastkern._C._unary_ops and
 _binary_ops) has a NumPy reference here and is checked through the shared helper: a new op
 cannot be bound without a test entry."""
+
 import math
 
 import numpy as np
@@ -11,27 +12,53 @@ from helpers import POS, REAL, away0, fk_and_torch, helper_test_op, to_np
 
 # name: (NumPy float64 reference, domain, differentiable); float inputs
 UNARY = {
-    "neg": (np.negative, REAL, True), "abs": (np.abs, away0, True), "exp": (np.exp, REAL, True),
-    "log": (np.log, POS, True), "sqrt": (np.sqrt, POS, True), "rsqrt": (lambda a: 1 / np.sqrt(a), POS, True),
-    "sin": (np.sin, REAL, True), "cos": (np.cos, REAL, True), "tanh": (np.tanh, REAL, True),
-    "sigmoid": (lambda a: 1 / (1 + np.exp(-a)), REAL, True), "relu": (lambda a: np.maximum(a, 0), away0, True),
-    "sign": (np.sign, away0, True), "floor": (np.floor, REAL, True), "ceil": (np.ceil, REAL, True),
-    "round": (np.round, REAL, True), "trunc": (np.trunc, REAL, True),
+    "neg": (np.negative, REAL, True),
+    "abs": (np.abs, away0, True),
+    "exp": (np.exp, REAL, True),
+    "log": (np.log, POS, True),
+    "sqrt": (np.sqrt, POS, True),
+    "rsqrt": (lambda a: 1 / np.sqrt(a), POS, True),
+    "sin": (np.sin, REAL, True),
+    "cos": (np.cos, REAL, True),
+    "tanh": (np.tanh, REAL, True),
+    "sigmoid": (lambda a: 1 / (1 + np.exp(-a)), REAL, True),
+    "relu": (lambda a: np.maximum(a, 0), away0, True),
+    "sign": (np.sign, away0, True),
+    "floor": (np.floor, REAL, True),
+    "ceil": (np.ceil, REAL, True),
+    "round": (np.round, REAL, True),
+    "trunc": (np.trunc, REAL, True),
     "erf": (np.vectorize(math.erf, otypes=[np.float64]), REAL, True),
 }
 BINARY = {
-    "add": (np.add, [REAL, REAL], True), "sub": (np.subtract, [REAL, REAL], True),
-    "mul": (np.multiply, [REAL, REAL], True), "div": (np.divide, [REAL, away0], True),
-    "pow": (np.power, [POS, REAL], True), "floor_divide": (np.floor_divide, [REAL, away0], False),
-    "remainder": (np.remainder, [REAL, away0], False), "maximum": (np.maximum, [REAL, REAL], True),
+    "add": (np.add, [REAL, REAL], True),
+    "sub": (np.subtract, [REAL, REAL], True),
+    "mul": (np.multiply, [REAL, REAL], True),
+    "div": (np.divide, [REAL, away0], True),
+    "pow": (np.power, [POS, REAL], True),
+    "floor_divide": (np.floor_divide, [REAL, away0], False),
+    "remainder": (np.remainder, [REAL, away0], False),
+    "maximum": (np.maximum, [REAL, REAL], True),
     "minimum": (np.minimum, [REAL, REAL], True),
-    **{n: (getattr(np, f), [REAL, REAL], False)
-       for n, f in [("eq", "equal"), ("ne", "not_equal"), ("lt", "less"), ("le", "less_equal"),
-                    ("gt", "greater"), ("ge", "greater_equal")]},
+    **{
+        n: (getattr(np, f), [REAL, REAL], False)
+        for n, f in [
+            ("eq", "equal"),
+            ("ne", "not_equal"),
+            ("lt", "less"),
+            ("le", "less_equal"),
+            ("gt", "greater"),
+            ("ge", "greater_equal"),
+        ]
+    },
 }
 # integer and bool only: (NumPy reference, operand count)
-BITWISE = {"bitwise_not": (np.invert, 1), "bitwise_and": (np.bitwise_and, 2), "bitwise_or": (np.bitwise_or, 2),
-           "bitwise_xor": (np.bitwise_xor, 2)}
+BITWISE = {
+    "bitwise_not": (np.invert, 1),
+    "bitwise_and": (np.bitwise_and, 2),
+    "bitwise_or": (np.bitwise_or, 2),
+    "bitwise_xor": (np.bitwise_xor, 2),
+}
 
 
 def test_every_listed_op_has_a_reference():
@@ -55,8 +82,16 @@ def test_binary_from_the_list(name, device):
     compare = name in ("eq", "ne", "lt", "le", "gt", "ge")
     for form in (lambda m, a, b: getattr(m, name)(a, b), lambda m, a, b: getattr(a, name)(b)):
         fk_fn, t_fn = fk_and_torch(form)
-        helper_test_op([(3, 4), (4,)], fk_fn, ref, t_fn, domain=domain, forward_only=not grad,
-                       out_dtype="bool" if compare else None, device=device)
+        helper_test_op(
+            [(3, 4), (4,)],
+            fk_fn,
+            ref,
+            t_fn,
+            domain=domain,
+            forward_only=not grad,
+            out_dtype="bool" if compare else None,
+            device=device,
+        )
 
 
 @pytest.mark.parametrize("name", sorted(BITWISE))

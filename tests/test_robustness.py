@@ -5,6 +5,7 @@ Each check runs in a fresh interpreter (subprocess with a timeout), so that a le
 on a clean process, and a deadlock or a crash fails the test instead of hanging or killing
 the suite.
 """
+
 import os
 import subprocess
 import sys
@@ -15,8 +16,10 @@ import pytest
 # tools/sanitize sets this: ASan's quarantine and shadow memory make RSS meaningless.
 SANITIZE = bool(os.environ.get("FASTKERN_SANITIZE"))
 no_rss_under_asan = pytest.mark.skipif(
-    SANITIZE, reason="RSS is meaningless under ASan (quarantine of freed blocks, shadow memory); "
-                     "LeakSanitizer checks leaks there instead")
+    SANITIZE,
+    reason="RSS is meaningless under ASan (quarantine of freed blocks, shadow memory); "
+    "LeakSanitizer checks leaks there instead",
+)
 
 RSS_BOUND_MB = 20
 
@@ -25,8 +28,9 @@ def run_isolated(code, timeout, env=None):
     """Run code in a fresh interpreter; a hang past `timeout` fails the test (the child is killed)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), **(env or {}))
     try:
-        return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=timeout
+        )
     except subprocess.TimeoutExpired as e:
         err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
         pytest.fail(f"timed out after {timeout} s (deadlock?); stderr tail: {err[-2000:]}")
@@ -46,7 +50,9 @@ def rss_mb():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 """
 
-_SMALL_OPS = _RSS + """
+_SMALL_OPS = (
+    _RSS
+    + """
 import sys
 import fastkern as fk
 keep = sys.argv[1] == "keep"  # the self-check: hold on to every result, which must show up
@@ -72,14 +78,20 @@ for i in range(N_ITERS):
         kept.append(out)
 print(f"{rss_mb() - base:.2f}")
 """
+)
 
 
 def _small_ops_growth(keep, n_iters=100_000):
     code = textwrap.dedent(_SMALL_OPS).replace("N_ITERS", str(n_iters))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     try:
-        r = subprocess.run([sys.executable, "-c", code, "keep" if keep else "free"], env=env,
-                           capture_output=True, text=True, timeout=600)
+        r = subprocess.run(
+            [sys.executable, "-c", code, "keep" if keep else "free"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("timed out")
     return float(last_line(r))
@@ -99,7 +111,9 @@ def test_rss_check_catches_a_leak():
     assert growth > RSS_BOUND_MB, f"kept 100k results but RSS grew only {growth:.1f} MB"
 
 
-_TRAIN = _RSS + """
+_TRAIN = (
+    _RSS
+    + """
 import sys
 import numpy as np
 import fastkern as fk
@@ -131,13 +145,19 @@ for _ in range(1000):
         kept.append(loss)  # keeps each step's whole graph alive
 print(f"{rss_mb() - base:.2f} {loss.item():.4f}")
 """
+)
 
 
 def _train_growth(opt, keep):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     try:
-        r = subprocess.run([sys.executable, "-c", textwrap.dedent(_TRAIN), opt, "keep" if keep else "free"],
-                           env=env, capture_output=True, text=True, timeout=600)
+        r = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(_TRAIN), opt, "keep" if keep else "free"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("timed out")
     growth, loss = map(float, last_line(r).split())
@@ -261,8 +281,13 @@ def test_four_python_threads_training_match_serial():
     steps = 50
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     try:
-        r = subprocess.run([sys.executable, "-c", textwrap.dedent(_THREADS), str(steps)], env=env,
-                           capture_output=True, text=True, timeout=600 if SANITIZE else 180)
+        r = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(_THREADS), str(steps)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600 if SANITIZE else 180,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("timed out (deadlock?)")
     assert last_line(r) == "ok"
@@ -274,7 +299,8 @@ def test_million_op_autograd_chain():
     # this is the long-training-loop scale: 1M ops (500k mul + 500k add) through backward,
     # then the 1M-node graph freed, neither recursing on the C stack.
     n = 500_000
-    r = run_isolated(f"""
+    r = run_isolated(
+        f"""
         import fastkern as fk
         x = fk.tensor([1.0], dtype=fk.float64, requires_grad=True)
         y = x
@@ -284,9 +310,11 @@ def test_million_op_autograd_chain():
         print(x.grad.item())
         del y
         print("ok")
-    """, timeout=600)
+    """,
+        timeout=600,
+    )
     assert last_line(r) == "ok"
-    assert float(r.stdout.split()[0]) == pytest.approx(1.000001 ** n, rel=1e-9)
+    assert float(r.stdout.split()[0]) == pytest.approx(1.000001**n, rel=1e-9)
 
 
 # ----------------------------------------------------------------------------- the sanitizer setup itself
@@ -296,12 +324,15 @@ def test_leak_sanitizer_still_reports_fastkern_leaks():
     # inside the C++ core, never freed. Its allocation stack (operator new <- fk::empty <- ... <-
     # libpython) must be reported: a suppression broader than CPython's/numpy's allocator entry
     # points (say, leak:libpython) would hide it, and with it every real fastkern leak.
-    r = run_isolated("""
+    r = run_isolated(
+        """
         import fastkern as fk
         x = fk.ones(3, requires_grad=True)
         with fk.no_grad():
             x.grad = x.view(3)
         del x
-    """, timeout=120)
+    """,
+        timeout=120,
+    )
     assert r.returncode != 0 and "LeakSanitizer: detected memory leaks" in r.stderr, r.stderr[-2000:]
     assert "fk::empty" in r.stderr, r.stderr[-2000:]

@@ -1,4 +1,5 @@
 """fk.save / fk.load: safetensors round trips (no pickle) and atomic writes."""
+
 import json
 import math
 import os
@@ -16,8 +17,16 @@ from helpers import torch
 
 
 def test_state_dict_round_trip_all_dtypes(tmp_path):
-    sd = {"w": fk.randn(3, 4), "d": fk.randn(2, dtype=fk.float64), "i": fk.arange(5), "u": fk.zeros(2, dtype=fk.uint8),
-          "b": fk.tensor([True, False]), "scalar": fk.tensor(7), "empty": fk.zeros(0, 3), "t": fk.randn(4, 3).T}
+    sd = {
+        "w": fk.randn(3, 4),
+        "d": fk.randn(2, dtype=fk.float64),
+        "i": fk.arange(5),
+        "u": fk.zeros(2, dtype=fk.uint8),
+        "b": fk.tensor([True, False]),
+        "scalar": fk.tensor(7),
+        "empty": fk.zeros(0, 3),
+        "t": fk.randn(4, 3).T,
+    }
     fk.save(sd, tmp_path / "sd.safetensors")
     back = fk.load(tmp_path / "sd.safetensors")
     assert list(back) == list(sd)
@@ -28,6 +37,7 @@ def test_state_dict_round_trip_all_dtypes(tmp_path):
 
 def test_file_is_plain_safetensors(tmp_path):
     from safetensors.numpy import load_file
+
     m = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
     fk.save(m.state_dict(), tmp_path / "m.safetensors")
     raw = load_file(tmp_path / "m.safetensors")
@@ -55,6 +65,7 @@ def test_nested_objects(tmp_path):
 
 def test_reads_files_from_other_writers(tmp_path):
     from safetensors.numpy import save_file
+
     save_file({"a": np.arange(4, dtype=np.float32)}, tmp_path / "other.safetensors")
     assert fk.load(tmp_path / "other.safetensors")["a"].tolist() == [0, 1, 2, 3]
 
@@ -90,16 +101,19 @@ def test_interrupted_save_keeps_the_previous_file(tmp_path, monkeypatch):
 @pytest.mark.skipif(torch is None, reason="torch not installed")
 def test_weights_load_into_torch(tmp_path):
     from safetensors.torch import load_file
+
     fk.manual_seed(0)
     m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 3))
     fk.save(m.state_dict(), tmp_path / "m.safetensors")
-    tm = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2), torch.nn.Flatten(),
-                             torch.nn.Linear(8, 3))
+    tm = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2), torch.nn.Flatten(), torch.nn.Linear(8, 3)
+    )
     tm.load_state_dict(load_file(tmp_path / "m.safetensors"))
     x = np.random.default_rng(0).standard_normal((2, 1, 4, 4)).astype(np.float32)
     m.eval(), tm.eval()
-    np.testing.assert_allclose(m(fk.tensor(x)).detach().numpy(), tm(torch.tensor(x)).detach().numpy(),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        m(fk.tensor(x)).detach().numpy(), tm(torch.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-6
+    )
 
 
 # -- hostile or odd files ---------------------------------------------------------
@@ -121,8 +135,11 @@ def _null_device(path):
 
 def test_load_refuses_what_is_not_a_regular_file(tmp_path):
     os.mkfifo(tmp_path / "fifo")
-    for path, kind in [(tmp_path / "fifo", "fifo"), (tmp_path, "directory"),
-                       (_null_device(tmp_path / "null"), "character device")]:
+    for path, kind in [
+        (tmp_path / "fifo", "fifo"),
+        (tmp_path, "directory"),
+        (_null_device(tmp_path / "null"), "character device"),
+    ]:
         with pytest.raises(ValueError, match=f"is a {kind}, not a file"):
             fk.load(path)
 
@@ -142,30 +159,42 @@ def test_pytorch_pickle_is_named(tmp_path):
     assert (tmp_path / "h.safetensors").read_bytes()[0] == 0x80
 
 
-@pytest.mark.parametrize("header, data, match", [
-    (b"", b"", "the header is not valid JSON"),
-    (b"{", b"", "the header is not valid JSON"),
-    (b"[]", b"", "the header is not a JSON object"),
-    (b"[" * 100_000 + b"]" * 100_000, b"", "the header is not valid JSON"),
-    ({"a": {"dtype": "F32", "shape": [2]}}, bytes(8), "lacks dtype, shape or data_offsets"),
-    ({"a": {"dtype": 5, "shape": [2], "data_offsets": [0, 8]}}, bytes(8), "dtype 5, not a string"),
-    ({"a": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}, bytes(8), "not a list of at most 64 sizes"),
-    ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 16]}}, bytes(8), "outside the data"),
-    ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [8, 0]}}, bytes(8), "outside the data"),
-    ({"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, bytes(8), "does not fill its 8 bytes"),
-    ({"a": {"dtype": "F32", "shape": [0, 2**62], "data_offsets": [0, 0]}}, b"", "a size beyond 2\\*\\*40"),
-    ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
-      "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}, bytes(12), "'b' overlaps"),
-    ({"__metadata__": {"fastkern": 5}}, b"", "does not map strings to strings"),
-    ({"__metadata__": {"fastkern": "{"}}, b"", "skeleton is not valid JSON"),
-    ({"__metadata__": {"fastkern": '{"version": 1}'}}, b"", "lacks 'version' or 'skeleton'"),
-    ({"__metadata__": {"fastkern": '{"version": 1, "skeleton": {"__tensor__": "x"}}'}}, b"", "tensor 'x' that"),
-    ({"__metadata__": {"fastkern": '{"version": 1, "skeleton": {"__items__": [[[1], 2]]}}'}}, b"", "unhashable"),
-    ({"__metadata__": {"fastkern": '{"version": 1, "skeleton": {"__items__": [1]}}'}}, b"", "pairs"),
-    ({"__metadata__": {"fastkern": '{"version": 1, "skeleton": {"__tuple__": 1}}'}}, b"", "is not a list"),
-    ({"__metadata__": {"fastkern": '{"version": 1, "skeleton": ' + "[" * 300 + "]" * 300 + "}"}}, b"",
-     "nested deeper than 100 levels"),
-])
+@pytest.mark.parametrize(
+    "header, data, match",
+    [
+        (b"", b"", "the header is not valid JSON"),
+        (b"{", b"", "the header is not valid JSON"),
+        (b"[]", b"", "the header is not a JSON object"),
+        (b"[" * 100_000 + b"]" * 100_000, b"", "the header is not valid JSON"),
+        ({"a": {"dtype": "F32", "shape": [2]}}, bytes(8), "lacks dtype, shape or data_offsets"),
+        ({"a": {"dtype": 5, "shape": [2], "data_offsets": [0, 8]}}, bytes(8), "dtype 5, not a string"),
+        ({"a": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}, bytes(8), "not a list of at most 64 sizes"),
+        ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 16]}}, bytes(8), "outside the data"),
+        ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [8, 0]}}, bytes(8), "outside the data"),
+        ({"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, bytes(8), "does not fill its 8 bytes"),
+        ({"a": {"dtype": "F32", "shape": [0, 2**62], "data_offsets": [0, 0]}}, b"", "a size beyond 2\\*\\*40"),
+        (
+            {
+                "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]},
+            },
+            bytes(12),
+            "'b' overlaps",
+        ),
+        ({"__metadata__": {"fastkern": 5}}, b"", "does not map strings to strings"),
+        ({"__metadata__": {"fastkern": "{"}}, b"", "skeleton is not valid JSON"),
+        ({"__metadata__": {"fastkern": '{"version": 1}'}}, b"", "lacks 'version' or 'skeleton'"),
+        ({"__metadata__": {"fastkern": '{"version": 1, "skeleton": {"__tensor__": "x"}}'}}, b"", "tensor 'x' that"),
+        ({"__metadata__": {"fastkern": '{"version": 1, "skeleton": {"__items__": [[[1], 2]]}}'}}, b"", "unhashable"),
+        ({"__metadata__": {"fastkern": '{"version": 1, "skeleton": {"__items__": [1]}}'}}, b"", "pairs"),
+        ({"__metadata__": {"fastkern": '{"version": 1, "skeleton": {"__tuple__": 1}}'}}, b"", "is not a list"),
+        (
+            {"__metadata__": {"fastkern": '{"version": 1, "skeleton": ' + "[" * 300 + "]" * 300 + "}"}},
+            b"",
+            "nested deeper than 100 levels",
+        ),
+    ],
+)
 def test_malformed_files_say_so(tmp_path, header, data, match):
     with pytest.raises(ValueError, match="malformed file .*" + match):
         fk.load(_raw_file(tmp_path / "bad.safetensors", header, data))
@@ -186,16 +215,23 @@ def test_header_length_is_checked_before_reading(tmp_path):
 
 
 def test_unsupported_dtype_is_named(tmp_path):
-    path = _raw_file(tmp_path / "bf16.safetensors", {"w": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}},
-                     bytes(4))
-    with pytest.raises(ValueError, match="tensor 'w' has dtype BF16, which fastkern does not support "
-                                         r"\(supported: F32, F64, I64, U8, BOOL\)"):
+    path = _raw_file(
+        tmp_path / "bf16.safetensors", {"w": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}}, bytes(4)
+    )
+    with pytest.raises(
+        ValueError,
+        match="tensor 'w' has dtype BF16, which fastkern does not support "
+        r"\(supported: F32, F64, I64, U8, BOOL\)",
+    ):
         fk.load(path)
 
 
 def test_bool_bytes_other_than_0_and_1_read_as_true(tmp_path):
-    path = _raw_file(tmp_path / "b.safetensors", {"b": {"dtype": "BOOL", "shape": [4], "data_offsets": [0, 4]}},
-                     bytes([0, 1, 2, 255]))
+    path = _raw_file(
+        tmp_path / "b.safetensors",
+        {"b": {"dtype": "BOOL", "shape": [4], "data_offsets": [0, 4]}},
+        bytes([0, 1, 2, 255]),
+    )
     b = fk.load(path)["b"]
     assert b.tolist() == [False, True, True, True]
     assert b.numpy().view(np.uint8).tolist() == [0, 1, 1, 1]
@@ -211,23 +247,46 @@ def test_loaded_tensors_own_their_memory(tmp_path):
 
 
 # -- objects: what save writes, load reads back exactly, or save refuses -------------
-_scalars = (st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.text(max_size=5)
-            | st.floats(allow_nan=False) | st.sampled_from([math.inf, -math.inf, -0.0]))
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.text(max_size=5)
+    | st.floats(allow_nan=False)
+    | st.sampled_from([math.inf, -math.inf, -0.0])
+)
 _keys = st.recursive(_scalars, lambda k: st.tuples(k) | st.tuples(k, k), max_leaves=4)
 _tensors = st.sampled_from(["f32", "f64", "i64", "u8", "bool", "0d", "empty"]).map(
-    lambda kind: {"f32": lambda: fk.randn(2, 3), "f64": lambda: fk.randn(3, dtype=fk.float64),
-                  "i64": lambda: fk.arange(4), "u8": lambda: fk.zeros(2, dtype=fk.uint8),
-                  "bool": lambda: fk.tensor([True, False]), "0d": lambda: fk.tensor(1.5),
-                  "empty": lambda: fk.zeros(0, 2)}[kind]())
-_objects = st.recursive(_scalars | _tensors, lambda c: (st.lists(c, max_size=3) | st.tuples(c) | st.tuples(c, c)
-                                                         | st.dictionaries(_keys | st.sampled_from(["__x", "a.b"]),
-                                                                           c, max_size=3)), max_leaves=12)
+    lambda kind: {
+        "f32": lambda: fk.randn(2, 3),
+        "f64": lambda: fk.randn(3, dtype=fk.float64),
+        "i64": lambda: fk.arange(4),
+        "u8": lambda: fk.zeros(2, dtype=fk.uint8),
+        "bool": lambda: fk.tensor([True, False]),
+        "0d": lambda: fk.tensor(1.5),
+        "empty": lambda: fk.zeros(0, 2),
+    }[kind]()
+)
+_objects = st.recursive(
+    _scalars | _tensors,
+    lambda c: (
+        st.lists(c, max_size=3)
+        | st.tuples(c)
+        | st.tuples(c, c)
+        | st.dictionaries(_keys | st.sampled_from(["__x", "a.b"]), c, max_size=3)
+    ),
+    max_leaves=12,
+)
 
 
 def _same(a, b):
     if isinstance(a, fk.Tensor):
-        return (isinstance(b, fk.Tensor) and a.dtype == b.dtype and a.shape == b.shape
-                and a.numpy().tobytes() == b.numpy().tobytes())
+        return (
+            isinstance(b, fk.Tensor)
+            and a.dtype == b.dtype
+            and a.shape == b.shape
+            and a.numpy().tobytes() == b.numpy().tobytes()
+        )
     if isinstance(a, float) and math.isnan(a):
         return isinstance(b, float) and math.isnan(b)
     if type(a) is not type(b):
@@ -239,11 +298,15 @@ def _same(a, b):
     return a == b and str(a) == str(b)  # (str tells -0.0 from 0.0)
 
 
-@settings(max_examples=3000 if os.environ.get("FASTKERN_FUZZ_LONG") else 60, deadline=None,
-          derandomize=not os.environ.get("FASTKERN_FUZZ_LONG"))
+@settings(
+    max_examples=3000 if os.environ.get("FASTKERN_FUZZ_LONG") else 60,
+    deadline=None,
+    derandomize=not os.environ.get("FASTKERN_FUZZ_LONG"),
+)
 @given(obj=_objects)
 def test_round_trip_or_refuse(obj):
     import tempfile
+
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "o.safetensors")
         fk.save("previous", path)
@@ -266,11 +329,13 @@ def test_save_refuses_before_replacing_the_file(tmp_path):
         deep = [deep]
     fk.save(deep, tmp_path / "deep.safetensors")  # the limit itself is fine
     assert _same(fk.load(tmp_path / "deep.safetensors"), deep)
-    for bad, err, match in [({fk.ones(1): 1}, TypeError, "tensor cannot be stored as a dict key"),
-                            ({frozenset(): 1}, TypeError, "dict key of type frozenset|type frozenset"),
-                            ({"__metadata__": fk.ones(1)}, ValueError, "'__metadata__'"),
-                            ([deep], ValueError, "nested deeper than 100 levels"),
-                            ({"w": object()}, TypeError, "cannot store an object of type object")]:
+    for bad, err, match in [
+        ({fk.ones(1): 1}, TypeError, "tensor cannot be stored as a dict key"),
+        ({frozenset(): 1}, TypeError, "dict key of type frozenset|type frozenset"),
+        ({"__metadata__": fk.ones(1)}, ValueError, "'__metadata__'"),
+        ([deep], ValueError, "nested deeper than 100 levels"),
+        ({"w": object()}, TypeError, "cannot store an object of type object"),
+    ]:
         with pytest.raises(err, match=match):
             fk.save(bad, path)
     with pytest.raises(ValueError, match="'fastkern' is fastkern's own"):
@@ -297,8 +362,12 @@ def test_save_refuses_devices_fifos_and_folders(tmp_path):
     dev = _null_device(tmp_path / "null")
     (tmp_path / "link").symlink_to(dev)
     before = os.stat(dev)
-    for path, kind in [(dev, "character device"), (tmp_path / "link", "character device"),
-                       (tmp_path / "fifo", "fifo"), (tmp_path, "directory")]:
+    for path, kind in [
+        (dev, "character device"),
+        (tmp_path / "link", "character device"),
+        (tmp_path / "fifo", "fifo"),
+        (tmp_path, "directory"),
+    ]:
         with pytest.raises(ValueError, match=f"is a {kind}, not a file"):
             fk.save({"w": fk.ones(1)}, path)
     after = os.stat(dev)
@@ -321,13 +390,24 @@ def test_permissions_follow_umask_and_are_kept(tmp_path):
 
 def test_next_save_removes_leftovers_of_a_killed_save(tmp_path):
     import fcntl
+
     path = tmp_path / "ckpt.safetensors"
-    for name in (".ckpt.safetensors.0123abcd.tmp", ".ckpt.safetensors.x_9.tmp", ".ckpt.safetensors.busy.tmp",
-                 ".ckpt.safetensors.bak.0123abcd.tmp", ".other.safetensors.0123abcd.tmp", "ckpt.safetensors.tmp"):
+    for name in (
+        ".ckpt.safetensors.0123abcd.tmp",
+        ".ckpt.safetensors.x_9.tmp",
+        ".ckpt.safetensors.busy.tmp",
+        ".ckpt.safetensors.bak.0123abcd.tmp",
+        ".other.safetensors.0123abcd.tmp",
+        "ckpt.safetensors.tmp",
+    ):
         (tmp_path / name).write_bytes(b"x" * 100)
     with open(tmp_path / ".ckpt.safetensors.busy.tmp", "rb") as busy:  # a save still writing holds its lock
         fcntl.flock(busy, fcntl.LOCK_EX)
         fk.save({"w": fk.ones(1)}, path)
-    assert sorted(os.listdir(tmp_path)) == [".ckpt.safetensors.bak.0123abcd.tmp", ".ckpt.safetensors.busy.tmp",
-                                           ".other.safetensors.0123abcd.tmp", "ckpt.safetensors",
-                                           "ckpt.safetensors.tmp"]
+    assert sorted(os.listdir(tmp_path)) == [
+        ".ckpt.safetensors.bak.0123abcd.tmp",
+        ".ckpt.safetensors.busy.tmp",
+        ".other.safetensors.0123abcd.tmp",
+        "ckpt.safetensors",
+        "ckpt.safetensors.tmp",
+    ]

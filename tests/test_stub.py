@@ -1,5 +1,6 @@
 """The type stub of the extension (fastkern/_C.pyi, made by tools/gen_stub.py): installed next to the
 module with the py.typed marker, and current: it lists every name fastkern._C binds and no other."""
+
 import ast
 import json
 import os
@@ -50,8 +51,9 @@ def test_stub_and_marker_installed():
 
 
 def test_stub_lists_every_name_of_the_module():
-    bound = json.loads(subprocess.run([sys.executable, "-c", LIST_NAMES], check=True, capture_output=True,
-                                      text=True).stdout)
+    bound = json.loads(
+        subprocess.run([sys.executable, "-c", LIST_NAMES], check=True, capture_output=True, text=True).stdout
+    )
     with open(STUB) as f:
         stub = stub_names(ast.parse(f.read()).body)
     hint = " (rerun tools/gen_stub.py after changing csrc/python)"

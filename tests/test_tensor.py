@@ -1,4 +1,5 @@
 """Creation, properties, dtypes, views, indexing and NumPy / DLPack interop."""
+
 import ctypes
 import gc
 import os
@@ -7,23 +8,38 @@ import numpy as np
 import pytest
 
 import fastkern as fk
-from helpers import (NP_DTYPES, REAL, assert_close, dtype_name, fk_and_torch, fk_on, helper_test_op,
-                     ids, make_tensor, on_device, to_np, torch)
+from helpers import (
+    NP_DTYPES,
+    REAL,
+    assert_close,
+    dtype_name,
+    fk_and_torch,
+    fk_on,
+    helper_test_op,
+    ids,
+    make_tensor,
+    on_device,
+    to_np,
+    torch,
+)
 
 needs_torch = pytest.mark.skipif(torch is None, reason="torch not installed")
 
 
 # ----------------------------------------------------------------------------- creation
-@pytest.mark.parametrize("data, dtype, shape", [
-    (1.5, "float32", ()),
-    (3, "int64", ()),
-    (True, "bool", ()),
-    ([1.0, 2.5], "float32", (2,)),
-    ([[1, 2, 3], [4, 5, 6]], "int64", (2, 3)),
-    ([True, False], "bool", (2,)),
-    ([1, 2.5], "float32", (2,)),          # mixed int/float -> default float
-    ([[[]]], "float32", (1, 1, 0)),
-])
+@pytest.mark.parametrize(
+    "data, dtype, shape",
+    [
+        (1.5, "float32", ()),
+        (3, "int64", ()),
+        (True, "bool", ()),
+        ([1.0, 2.5], "float32", (2,)),
+        ([[1, 2, 3], [4, 5, 6]], "int64", (2, 3)),
+        ([True, False], "bool", (2,)),
+        ([1, 2.5], "float32", (2,)),  # mixed int/float -> default float
+        ([[[]]], "float32", (1, 1, 0)),
+    ],
+)
 def test_tensor_infers_dtype(data, dtype, shape, device):
     t = fk.tensor(data, device=device)
     assert isinstance(t, fk.Tensor)
@@ -100,15 +116,18 @@ def test_like_factories(name, device):
     assert getattr(fk, name)(*args, dtype=fk.float64).dtype == fk.float64
 
 
-@pytest.mark.parametrize("args, kwargs, expected, dtype", [
-    ((5,), {}, np.arange(5), "int64"),
-    ((1, 10, 3), {}, np.arange(1, 10, 3), "int64"),
-    ((5, 0, -1), {}, np.arange(5, 0, -1), "int64"),
-    ((0, 1, 0.25), {}, np.arange(0, 1, 0.25), "float32"),
-    ((5.0,), {}, np.arange(5.0), "float32"),
-    ((5,), {"dtype": fk.float64}, np.arange(5.0), "float64"),
-    ((3, 3), {}, np.arange(3, 3), "int64"),
-])
+@pytest.mark.parametrize(
+    "args, kwargs, expected, dtype",
+    [
+        ((5,), {}, np.arange(5), "int64"),
+        ((1, 10, 3), {}, np.arange(1, 10, 3), "int64"),
+        ((5, 0, -1), {}, np.arange(5, 0, -1), "int64"),
+        ((0, 1, 0.25), {}, np.arange(0, 1, 0.25), "float32"),
+        ((5.0,), {}, np.arange(5.0), "float32"),
+        ((5,), {"dtype": fk.float64}, np.arange(5.0), "float64"),
+        ((3, 3), {}, np.arange(3, 3), "int64"),
+    ],
+)
 def test_arange(args, kwargs, expected, dtype, device):
     t = fk.arange(*args, **kwargs, device=device)
     assert dtype_name(t.dtype) == dtype
@@ -151,24 +170,40 @@ def test_randint(device):
     assert fk.randint(-2, 5, (2000,), device=device).tolist() == r.tolist()
 
 
-@pytest.mark.parametrize("shapes, dim", [
-    ([(2, 3), (2, 3), (2, 3)], 0), ([(2, 3), (2, 3)], 1), ([(2, 3), (2, 3)], 2),
-    ([(2, 3), (2, 3)], -1), ([(4,)], 0), ([(), ()], 0), ([(0, 3), (0, 3)], 1),
-])
+@pytest.mark.parametrize(
+    "shapes, dim",
+    [
+        ([(2, 3), (2, 3), (2, 3)], 0),
+        ([(2, 3), (2, 3)], 1),
+        ([(2, 3), (2, 3)], 2),
+        ([(2, 3), (2, 3)], -1),
+        ([(4,)], 0),
+        ([(), ()], 0),
+        ([(0, 3), (0, 3)], 1),
+    ],
+)
 def test_stack(shapes, dim, device):
     arrs = [np.random.default_rng(i).standard_normal(s).astype(np.float32) for i, s in enumerate(shapes)]
     assert_close(fk.stack([fk.tensor(a, device=device) for a in arrs], dim), np.stack(arrs, dim))
 
 
-@pytest.mark.parametrize("shapes, dim", [
-    ([(2, 3), (4, 3), (1, 3)], 0), ([(2, 3), (2, 5)], 1), ([(2, 3), (2, 5)], -1),
-    ([(3,), (0,), (4,)], 0), ([(2, 0), (2, 3)], 1), ([(2, 3, 4)], 2),
-])
+@pytest.mark.parametrize(
+    "shapes, dim",
+    [
+        ([(2, 3), (4, 3), (1, 3)], 0),
+        ([(2, 3), (2, 5)], 1),
+        ([(2, 3), (2, 5)], -1),
+        ([(3,), (0,), (4,)], 0),
+        ([(2, 0), (2, 3)], 1),
+        ([(2, 3, 4)], 2),
+    ],
+)
 def test_cat(shapes, dim, device):
     arrs = [np.random.default_rng(i).standard_normal(s).astype(np.float32) for i, s in enumerate(shapes)]
     assert_close(fk.cat([fk.tensor(a, device=device) for a in arrs], dim), np.concatenate(arrs, dim))
-    assert_close(fk.cat(tuple(make_tensor(a, "float32", "strided", device=device) for a in arrs), dim),
-                 np.concatenate(arrs, dim))
+    assert_close(
+        fk.cat(tuple(make_tensor(a, "float32", "strided", device=device) for a in arrs), dim), np.concatenate(arrs, dim)
+    )
 
 
 # ----------------------------------------------------------------------------- views
@@ -177,29 +212,32 @@ def arange_t(*shape, dtype=fk.float32, device="cpu"):
     return fk.arange(n, device=device).to(dtype).reshape(*shape), np.arange(n, dtype=np.float32).reshape(shape)
 
 
-@pytest.mark.parametrize("op, ref", [
-    (lambda x: x.view(6, 4), lambda a: a.reshape(6, 4)),
-    (lambda x: x.view(-1), lambda a: a.reshape(-1)),
-    (lambda x: x.view(2, -1, 2), lambda a: a.reshape(2, -1, 2)),
-    (lambda x: x.reshape(4, -1), lambda a: a.reshape(4, -1)),
-    (lambda x: x.permute(2, 0, 1), lambda a: a.transpose(2, 0, 1)),
-    (lambda x: x.transpose(0, 2), lambda a: a.swapaxes(0, 2)),
-    (lambda x: x.transpose(-1, -2), lambda a: a.swapaxes(-1, -2)),
-    (lambda x: x[0].T, lambda a: a[0].T),
-    (lambda x: x[:, :1].expand(2, 5, 4), lambda a: np.broadcast_to(a[:, :1], (2, 5, 4))),
-    (lambda x: x[0, :1].expand(3, -1, -1), lambda a: np.broadcast_to(a[0, :1], (3, 1, 4))),
-    (lambda x: x.unsqueeze(0), lambda a: a[None]),
-    (lambda x: x.unsqueeze(-1), lambda a: a[..., None]),
-    (lambda x: x.unsqueeze(1), lambda a: a[:, None]),
-    (lambda x: x[:1, :, :1].squeeze(), lambda a: a[:1, :, :1].squeeze()),
-    (lambda x: x[:1].squeeze(0), lambda a: a[:1].squeeze(0)),
-    (lambda x: x[:, :, :1].squeeze(-1), lambda a: a[:, :, :1].squeeze(-1)),
-    (lambda x: x.squeeze(1), lambda a: a),  # size-3 dim: no-op
-    (lambda x: x.flatten(), lambda a: a.reshape(-1)),
-    (lambda x: x.flatten(1), lambda a: a.reshape(2, 12)),
-    (lambda x: x.flatten(0, 1), lambda a: a.reshape(6, 4)),
-    (lambda x: x.flatten(-2, -1), lambda a: a.reshape(2, 12)),
-])
+@pytest.mark.parametrize(
+    "op, ref",
+    [
+        (lambda x: x.view(6, 4), lambda a: a.reshape(6, 4)),
+        (lambda x: x.view(-1), lambda a: a.reshape(-1)),
+        (lambda x: x.view(2, -1, 2), lambda a: a.reshape(2, -1, 2)),
+        (lambda x: x.reshape(4, -1), lambda a: a.reshape(4, -1)),
+        (lambda x: x.permute(2, 0, 1), lambda a: a.transpose(2, 0, 1)),
+        (lambda x: x.transpose(0, 2), lambda a: a.swapaxes(0, 2)),
+        (lambda x: x.transpose(-1, -2), lambda a: a.swapaxes(-1, -2)),
+        (lambda x: x[0].T, lambda a: a[0].T),
+        (lambda x: x[:, :1].expand(2, 5, 4), lambda a: np.broadcast_to(a[:, :1], (2, 5, 4))),
+        (lambda x: x[0, :1].expand(3, -1, -1), lambda a: np.broadcast_to(a[0, :1], (3, 1, 4))),
+        (lambda x: x.unsqueeze(0), lambda a: a[None]),
+        (lambda x: x.unsqueeze(-1), lambda a: a[..., None]),
+        (lambda x: x.unsqueeze(1), lambda a: a[:, None]),
+        (lambda x: x[:1, :, :1].squeeze(), lambda a: a[:1, :, :1].squeeze()),
+        (lambda x: x[:1].squeeze(0), lambda a: a[:1].squeeze(0)),
+        (lambda x: x[:, :, :1].squeeze(-1), lambda a: a[:, :, :1].squeeze(-1)),
+        (lambda x: x.squeeze(1), lambda a: a),  # size-3 dim: no-op
+        (lambda x: x.flatten(), lambda a: a.reshape(-1)),
+        (lambda x: x.flatten(1), lambda a: a.reshape(2, 12)),
+        (lambda x: x.flatten(0, 1), lambda a: a.reshape(6, 4)),
+        (lambda x: x.flatten(-2, -1), lambda a: a.reshape(2, 12)),
+    ],
+)
 def test_views_share_memory(op, ref, device):
     x, a = arange_t(2, 3, 4, device=device)
     v = op(x)
@@ -253,18 +291,21 @@ def test_contiguous_clone_detach(device):
     assert r.tolist() == [2.0, 2.0, 2.0]  # detach shares memory
 
 
-@pytest.mark.parametrize("src, conv, want, dtype", [
-    ([1.7, -1.7, 0.0], lambda t: t.long(), [1, -1, 0], "int64"),
-    ([1.7, -1.7, 0.0], lambda t: t.to(fk.int64), [1, -1, 0], "int64"),
-    ([1.5, 0.0, -2.0], lambda t: t.bool(), [True, False, True], "bool"),
-    ([1.5, 0.0, -2.0], lambda t: t.double(), [1.5, 0.0, -2.0], "float64"),
-    ([1, 0, 3], lambda t: t.float(), [1.0, 0.0, 3.0], "float32"),
-    ([1, 0, 3], lambda t: t.bool(), [True, False, True], "bool"),
-    ([True, False], lambda t: t.long(), [1, 0], "int64"),
-    ([True, False], lambda t: t.float(), [1.0, 0.0], "float32"),
-    ([255, 1, 0], lambda t: t.to(fk.uint8).float(), [255.0, 1.0, 0.0], "float32"),
-    ([3, 2], lambda t: t.to(fk.uint8), [3, 2], "uint8"),
-])
+@pytest.mark.parametrize(
+    "src, conv, want, dtype",
+    [
+        ([1.7, -1.7, 0.0], lambda t: t.long(), [1, -1, 0], "int64"),
+        ([1.7, -1.7, 0.0], lambda t: t.to(fk.int64), [1, -1, 0], "int64"),
+        ([1.5, 0.0, -2.0], lambda t: t.bool(), [True, False, True], "bool"),
+        ([1.5, 0.0, -2.0], lambda t: t.double(), [1.5, 0.0, -2.0], "float64"),
+        ([1, 0, 3], lambda t: t.float(), [1.0, 0.0, 3.0], "float32"),
+        ([1, 0, 3], lambda t: t.bool(), [True, False, True], "bool"),
+        ([True, False], lambda t: t.long(), [1, 0], "int64"),
+        ([True, False], lambda t: t.float(), [1.0, 0.0], "float32"),
+        ([255, 1, 0], lambda t: t.to(fk.uint8).float(), [255.0, 1.0, 0.0], "float32"),
+        ([3, 2], lambda t: t.to(fk.uint8), [3, 2], "uint8"),
+    ],
+)
 def test_dtype_conversion(src, conv, want, dtype, device):
     out = conv(fk.tensor(src, device=device))
     assert dtype_name(out.dtype) == dtype and out.tolist() == want
@@ -279,7 +320,7 @@ def test_item_and_tolist(device):
     assert t([[1, 2], [3, 4]]).T.tolist() == [[1, 3], [2, 4]]
     assert t([0.1], dtype=fk.float64).item() == 0.1  # no detour through float32
     assert t([[1 / 3]], dtype=fk.float64).tolist() == [[1 / 3]]
-    assert t(2 ** 53 + 1).item() == 2 ** 53 + 1  # int64 exact
+    assert t(2**53 + 1).item() == 2**53 + 1  # int64 exact
 
 
 @pytest.mark.parametrize("name", ["float32", "float64", "int64", "uint8", "bool"])
@@ -301,6 +342,7 @@ def test_len_and_iteration(device):
 # ----------------------------------------------------------------------------- indexing
 class NPM:
     """Stands in for the module in index builders: m.tensor(...) -> ndarray."""
+
     tensor = staticmethod(np.asarray)
 
 
@@ -308,12 +350,18 @@ IDX = np.array([2, 0, 2])
 MASK = np.array([True, False, True, True, False])
 
 READ_INDICES = [
-    ("int", lambda m: 1), ("neg_int", lambda m: -1),
-    ("slice", lambda m: slice(1, 4)), ("slice_step", lambda m: (slice(1, 5), slice(None, None, 2))),
-    ("none_ellipsis", lambda m: (None, Ellipsis, 0)), ("ellipsis", lambda m: (Ellipsis, 1)),
-    ("int_slice", lambda m: (-1, slice(None), 2)), ("none_mid", lambda m: (slice(None), None, 1)),
-    ("empty_slice", lambda m: slice(3, 3)), ("clamped_slice", lambda m: slice(-100, 100)),
-    ("list", lambda m: [0, 2]), ("int_tensor", lambda m: m.tensor(IDX)),
+    ("int", lambda m: 1),
+    ("neg_int", lambda m: -1),
+    ("slice", lambda m: slice(1, 4)),
+    ("slice_step", lambda m: (slice(1, 5), slice(None, None, 2))),
+    ("none_ellipsis", lambda m: (None, Ellipsis, 0)),
+    ("ellipsis", lambda m: (Ellipsis, 1)),
+    ("int_slice", lambda m: (-1, slice(None), 2)),
+    ("none_mid", lambda m: (slice(None), None, 1)),
+    ("empty_slice", lambda m: slice(3, 3)),
+    ("clamped_slice", lambda m: slice(-100, 100)),
+    ("list", lambda m: [0, 2]),
+    ("int_tensor", lambda m: m.tensor(IDX)),
     ("int_tensor_2d", lambda m: m.tensor(np.array([[0, 1], [4, 4]]))),
     ("adv_dim1", lambda m: (slice(None), [3, 0])),
     ("adv_pair", lambda m: ([0, 1, 4], [1, 2, 0])),
@@ -418,14 +466,24 @@ VIEW_OPS = [  # name, input shapes, fn(m, *xs), np reference, helper kwargs
     ("flatten", [(2, 3, 4)], lambda m, x: x.flatten(1), lambda a: a.reshape(2, 12), {}),
     ("getitem_basic", [(5, 4, 3)], lambda m, x: x[1:4, ::2, None, -1], lambda a: a[1:4, ::2, None, -1], {}),
     ("getitem_ellipsis", [(5, 4, 3)], lambda m, x: x[None, ..., 0], lambda a: a[None, ..., 0], {}),
-    ("getitem_dup_idx", [(5, 3)], lambda m, x: x[m.tensor(np.array([0, 4, 0, 0]), device=x.device)],
-     lambda a: a[[0, 4, 0, 0]], {}),
+    (
+        "getitem_dup_idx",
+        [(5, 3)],
+        lambda m, x: x[m.tensor(np.array([0, 4, 0, 0]), device=x.device)],
+        lambda a: a[[0, 4, 0, 0]],
+        {},
+    ),
     ("getitem_list_dim1", [(5, 3)], lambda m, x: x[:, [2, 2, 0]], lambda a: a[:, [2, 2, 0]], {}),
     ("getitem_mask", [(5, 3)], lambda m, x: x[m.tensor(MASK, device=x.device)], lambda a: a[MASK], {}),
     ("getitem_data_mask", [(4, 5)], lambda m, x: x[x > 0], lambda a: a[a > 0], {}),
     ("cat", [(2, 3), (4, 3)], lambda m, a, b: m.cat([a, b], 0), lambda a, b: np.concatenate([a, b], 0), {}),
-    ("cat_dim1", [(2, 3), (2, 1), (2, 0)], lambda m, a, b, c: m.cat([a, b, c], -1),
-     lambda a, b, c: np.concatenate([a, b, c], -1), {}),
+    (
+        "cat_dim1",
+        [(2, 3), (2, 1), (2, 0)],
+        lambda m, a, b, c: m.cat([a, b, c], -1),
+        lambda a, b, c: np.concatenate([a, b, c], -1),
+        {},
+    ),
     ("stack", [(2, 3), (2, 3)], lambda m, a, b: m.stack([a, b], 1), lambda a, b: np.stack([a, b], 1), {}),
     ("clone", [(3, 4)], lambda m, x: x.clone(), lambda a: a.copy(), {}),
     ("contiguous", [(3, 4)], lambda m, x: x.contiguous(), lambda a: a.copy(), {}),
@@ -461,6 +519,7 @@ def _set_ref(index, value=None):
         a = a.copy()
         a[index] = value if v is None else v
         return a
+
     return ref
 
 
@@ -670,15 +729,23 @@ def test_dlpack_memory_outlives_the_tensor_it_came_from():
     f = fk.from_dlpack(src)
     del src, junk
     gc.collect()
-    junk = [torch.full((100000,), -1.0, dtype=torch.float64) for _ in range(10)]
+    _junk = [torch.full((100000,), -1.0, dtype=torch.float64) for _ in range(10)]  # reuses freed memory
     assert f[99999].item() == 99999.0 and f.sum().item() == 99999 * 100000 / 2
 
 
 class _DLTensor(ctypes.Structure):
-    _fields_ = [("data", ctypes.c_void_p), ("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32),
-                ("ndim", ctypes.c_int32), ("code", ctypes.c_uint8), ("bits", ctypes.c_uint8),
-                ("lanes", ctypes.c_uint16), ("shape", ctypes.POINTER(ctypes.c_int64)),
-                ("strides", ctypes.POINTER(ctypes.c_int64)), ("byte_offset", ctypes.c_uint64)]
+    _fields_ = [
+        ("data", ctypes.c_void_p),
+        ("device_type", ctypes.c_int32),
+        ("device_id", ctypes.c_int32),
+        ("ndim", ctypes.c_int32),
+        ("code", ctypes.c_uint8),
+        ("bits", ctypes.c_uint8),
+        ("lanes", ctypes.c_uint16),
+        ("shape", ctypes.POINTER(ctypes.c_int64)),
+        ("strides", ctypes.POINTER(ctypes.c_int64)),
+        ("byte_offset", ctypes.c_uint64),
+    ]
 
 
 class _DLManagedTensor(ctypes.Structure):
@@ -686,7 +753,8 @@ class _DLManagedTensor(ctypes.Structure):
 
 
 _capsule_new = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p)(
-    ("PyCapsule_New", ctypes.pythonapi))
+    ("PyCapsule_New", ctypes.pythonapi)
+)
 
 
 def _raw_capsule(shape, strides=None, device=(1, 0), dtype=(2, 32, 1), name=b"dltensor"):
@@ -708,29 +776,46 @@ def test_from_dlpack_accepts_a_plain_producer():
     assert fk.from_dlpack(cap).tolist() == [[0.0, 5.0], [1.0, 6.0], [2.0, 7.0]]
 
 
-@pytest.mark.parametrize("kw, exc, match", [
-    (dict(shape=(4,), device=(2, 0)), NotImplementedError, "cuda:0"),
-    (dict(shape=(4,), device=(4, 0)), RuntimeError, "only CPU tensors"),
-    (dict(shape=(4,), dtype=(2, 16, 1)), TypeError, r"unsupported dtype \(code 2, bits 16\)"),
-    (dict(shape=(4,), dtype=(2, 32, 2)), TypeError, "vector dtypes"),
-    (dict(shape=(1,) * 9), ValueError, "at most 8 dims"),
-    (dict(shape=(1,) * 129), ValueError, "ndim outside"),  # nanobind's own limit
-    (dict(shape=(4,), name=b"tensor"), TypeError, "named 'dltensor'"),
-    (dict(shape=(-1, 2)), RuntimeError, "negative dimension"),
-    (dict(shape=(2**62, 4), strides=(4, 1)), RuntimeError, "overflow"),
-    (dict(shape=(2, 2), strides=(2, -1)), ValueError, "negative strides"),
-    (dict(shape=(2, 2), strides=(2**62, 2**62)), ValueError, "overflow"),
-], ids=["cuda", "opencl", "float16", "lanes", "ndim", "ndim_nanobind", "name", "negative_size", "numel",
-        "negative_stride", "extent"])
+@pytest.mark.parametrize(
+    "kw, exc, match",
+    [
+        (dict(shape=(4,), device=(2, 0)), NotImplementedError, "cuda:0"),
+        (dict(shape=(4,), device=(4, 0)), RuntimeError, "only CPU tensors"),
+        (dict(shape=(4,), dtype=(2, 16, 1)), TypeError, r"unsupported dtype \(code 2, bits 16\)"),
+        (dict(shape=(4,), dtype=(2, 32, 2)), TypeError, "vector dtypes"),
+        (dict(shape=(1,) * 9), ValueError, "at most 8 dims"),
+        (dict(shape=(1,) * 129), ValueError, "ndim outside"),  # nanobind's own limit
+        (dict(shape=(4,), name=b"tensor"), TypeError, "named 'dltensor'"),
+        (dict(shape=(-1, 2)), RuntimeError, "negative dimension"),
+        (dict(shape=(2**62, 4), strides=(4, 1)), RuntimeError, "overflow"),
+        (dict(shape=(2, 2), strides=(2, -1)), ValueError, "negative strides"),
+        (dict(shape=(2, 2), strides=(2**62, 2**62)), ValueError, "overflow"),
+    ],
+    ids=[
+        "cuda",
+        "opencl",
+        "float16",
+        "lanes",
+        "ndim",
+        "ndim_nanobind",
+        "name",
+        "negative_size",
+        "numel",
+        "negative_stride",
+        "extent",
+    ],
+)
 def test_from_dlpack_refuses_what_it_cannot_hold(kw, exc, match):
     cap, keep = _raw_capsule(**kw)
     with pytest.raises(exc, match=match):
         fk.from_dlpack(cap)
 
 
-@pytest.mark.skipif(bool(os.environ.get("FASTKERN_SANITIZE")),
-                    reason="nanobind fills in missing strides without an overflow check (signed overflow, "
-                           "which UBSan reports) before fastkern's own check refuses the shape")
+@pytest.mark.skipif(
+    bool(os.environ.get("FASTKERN_SANITIZE")),
+    reason="nanobind fills in missing strides without an overflow check (signed overflow, "
+    "which UBSan reports) before fastkern's own check refuses the shape",
+)
 def test_from_dlpack_refuses_an_overflowing_shape_without_strides():
     cap, keep = _raw_capsule((2**62, 4))
     with pytest.raises(RuntimeError, match="overflow"):

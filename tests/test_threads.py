@@ -1,5 +1,6 @@
 """The thread pool: thread-count settings, and ops called from several Python threads at once
 (parallel regions release the GIL, so this must neither deadlock nor mix up results)."""
+
 import subprocess
 import sys
 import threading
@@ -26,9 +27,11 @@ def test_num_threads_setting():
 def test_huge_thread_count_is_capped():
     # Far more threads than any machine has: capped, and later ops still work (in a child,
     # so the hundreds of parked workers do not slow the rest of the suite).
-    code = ("import fastkern as fk; fk.set_num_threads(100000); n = fk.get_num_threads(); "
-            "assert 1 <= n <= max(64, 4 * __import__('os').cpu_count()), n; "
-            "x = fk.ones(1 << 20); assert (x * 2).sum().item() == 2 << 20")
+    code = (
+        "import fastkern as fk; fk.set_num_threads(100000); n = fk.get_num_threads(); "
+        "assert 1 <= n <= max(64, 4 * __import__('os').cpu_count()), n; "
+        "x = fk.ones(1 << 20); assert (x * 2).sum().item() == 2 << 20"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 

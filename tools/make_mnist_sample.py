@@ -4,6 +4,7 @@
 Usage: python tools/make_mnist_sample.py [DATA_DIR]   (default: ../shared/data, relative to the repo root)
 DATA_DIR may be the folder holding mnist/ or the mnist/ folder itself.
 """
+
 import argparse
 import importlib.util
 import sys

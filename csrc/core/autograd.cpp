@@ -77,8 +77,10 @@ static Node* make_node_impl(const char* name, BackwardFn fn, const Inputs& input
   for (const Tensor* t : inputs) {
     Edge e;
     if (t->defined() && t->requires_grad()) {
-      if (t->p->grad_fn) e.fn = t->p->grad_fn;
-      else e.leaf = t->p;
+      if (t->p->grad_fn)
+        e.fn = t->p->grad_fn;
+      else
+        e.leaf = t->p;
     }
     n->next.push_back(std::move(e));
     n->in_shape.push_back(t->defined() ? t->shape() : Dims());
@@ -117,8 +119,8 @@ Tensor accumulate(const Tensor& acc, const Tensor& g) { return acc.defined() ? a
 void accumulate_leaf(TensorImpl* leaf, const Tensor& g, bool create_graph) {
   if (!leaf->grad) {
     // Keep the incoming gradient only if nothing else can see or change it.
-    const bool own = !create_graph && g.p->refs.load() <= 2 && g.p->storage->refs.load() == 1 && g.is_contiguous() &&
-                     !g.p->grad_fn;
+    const bool own =
+        !create_graph && g.p->refs.load() <= 2 && g.p->storage->refs.load() == 1 && g.is_contiguous() && !g.p->grad_fn;
     leaf->grad = own ? g.p : (create_graph ? g.p : clone(detach(g)).p);
   } else if (create_graph) {
     leaf->grad = add(Tensor(leaf->grad), g).p;
@@ -139,11 +141,13 @@ void run_engine(const std::vector<Tensor>& roots, const std::vector<Tensor>& gra
   std::vector<Tensor> root_grads;
   for (size_t i = 0; i < roots.size(); i++) {
     const Tensor& r = roots[i];
-    FK_CHECK(r.requires_grad(), Runtime, "element ", i, " of tensors does not require grad and does not have a grad_fn");
+    FK_CHECK(r.requires_grad(), Runtime, "element ", i,
+             " of tensors does not require grad and does not have a grad_fn");
     Tensor g = grads[i];
     if (!g.defined()) {
-      FK_CHECK(r.numel() == 1, Runtime, "grad can be implicitly created only for scalar outputs (got a tensor of shape ",
-               to_string(r.shape()), ")");
+      FK_CHECK(r.numel() == 1, Runtime,
+               "grad can be implicitly created only for scalar outputs (got a tensor of shape ", to_string(r.shape()),
+               ")");
       g = ones_like(r);
     } else {
       FK_CHECK(g.shape() == r.shape(), Runtime, "Mismatch in shape: grad_output[", i, "] has a shape of ",
@@ -243,8 +247,10 @@ std::vector<Tensor> grad(const std::vector<Tensor>& roots, const std::vector<Ten
   for (size_t i = 0; i < inputs.size(); i++) {
     const Tensor& t = inputs[i];
     FK_CHECK(t.requires_grad(), Runtime, "One of the differentiated Tensors (input ", i, ") does not require grad");
-    if (t.p->grad_fn) cap.nodes[t.p->grad_fn.get()] = int(i);
-    else cap.leaves[t.p.get()] = int(i);
+    if (t.p->grad_fn)
+      cap.nodes[t.p->grad_fn.get()] = int(i);
+    else
+      cap.leaves[t.p.get()] = int(i);
   }
   run_engine(roots, grads, retain_graph, create_graph, &cap);
   for (size_t i = 0; i < inputs.size(); i++)

@@ -28,7 +28,7 @@ struct SavedTensor {
 struct Node : RefCounted {
   const char* name;
   BackwardFn fn;
-  std::vector<Edge> next;  // one per input
+  std::vector<Edge> next;      // one per input
   std::vector<Dims> in_shape;  // per input: gradients are summed back to these shapes
   std::vector<DType> in_dtype;
   std::vector<SavedTensor> saved;
@@ -64,8 +64,7 @@ Node* make_node(const char* name, BackwardFn fn, const std::vector<Tensor>& inpu
 void set_history(const Tensor& out, Node* node);
 
 // Gradients of `roots` (with `grads`; undefined = ones for scalars) into the .grad of leaves.
-void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, bool retain_graph,
-              bool create_graph);
+void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, bool retain_graph, bool create_graph);
 // Gradients of `roots` with respect to `inputs`, returned instead of accumulated.
 std::vector<Tensor> grad(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
                          const std::vector<Tensor>& inputs, bool retain_graph, bool create_graph, bool allow_unused);

@@ -13,7 +13,8 @@ const Backend& backend(Device device) {
 #ifdef FK_HAVE_CUDA
   return cuda_backend();
 #else
-  throw Error(ErrorKind::NotImplemented, "fastkern was built without CUDA support (no CUDA compiler was found when "
+  throw Error(ErrorKind::NotImplemented,
+              "fastkern was built without CUDA support (no CUDA compiler was found when "
               "it was built), so CUDA tensors are not available");
 #endif
 }

@@ -27,8 +27,8 @@ std::string str_cat(const A&... a) {
   return s.str();
 }
 
-#define FK_CHECK(cond, kind, ...)                                                 \
-  do {                                                                            \
+#define FK_CHECK(cond, kind, ...)                                                      \
+  do {                                                                                 \
     if (!(cond)) throw ::fk::Error(::fk::ErrorKind::kind, ::fk::str_cat(__VA_ARGS__)); \
   } while (0)
 
@@ -42,11 +42,16 @@ template <class T>
 class Ref {
  public:
   Ref() = default;
-  Ref(T* p) : p_(p) { if (p_) p_->refs.fetch_add(1, std::memory_order_relaxed); }
+  Ref(T* p) : p_(p) {
+    if (p_) p_->refs.fetch_add(1, std::memory_order_relaxed);
+  }
   Ref(const Ref& o) : Ref(o.p_) {}
   Ref(Ref&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
   ~Ref() { reset(); }
-  Ref& operator=(Ref o) noexcept { std::swap(p_, o.p_); return *this; }
+  Ref& operator=(Ref o) noexcept {
+    std::swap(p_, o.p_);
+    return *this;
+  }
   void reset() {
     if (p_ && p_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete p_;
     p_ = nullptr;

@@ -13,7 +13,8 @@ enum class Device : uint8_t { CPU, CUDA };
 
 inline int64_t itemsize(DType d) {
   switch (d) {
-    case DType::Bool: case DType::UInt8: return 1;
+    case DType::Bool:
+    case DType::UInt8: return 1;
     case DType::Float32: return 4;
     default: return 8;
   }

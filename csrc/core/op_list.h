@@ -6,6 +6,7 @@
 
 #include <iterator>
 
+// clang-format off: one line of ops per row reads better than one op per line
 #define FK_BINARY_OPS(X)                                                                                     \
   X(Add, "add") X(Sub, "sub") X(Mul, "mul") X(Div, "div") X(Pow, "pow") X(FloorDiv, "floor_divide")           \
   X(Rem, "remainder") X(Max, "maximum") X(Min, "minimum") X(Eq, "eq") X(Ne, "ne") X(Lt, "lt") X(Le, "le")     \
@@ -16,6 +17,8 @@
   X(Neg, "neg") X(Abs, "abs") X(Exp, "exp") X(Log, "log") X(Sqrt, "sqrt") X(Rsqrt, "rsqrt") X(Sin, "sin")      \
   X(Cos, "cos") X(Tanh, "tanh") X(Sigmoid, "sigmoid") X(Relu, "relu") X(Sign, "sign") X(Floor, "floor")        \
   X(Ceil, "ceil") X(Round, "round") X(Trunc, "trunc") X(Erf, "erf") X(Not, "bitwise_not")
+
+// clang-format on
 
 #define FK_OP_ENUM(e, name) e,
 #define FK_OP_NAME(e, name) name,

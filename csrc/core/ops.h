@@ -15,7 +15,12 @@ namespace fk {
 struct DimList {
   Dims dims;
   bool all = true;
-  static DimList of(std::initializer_list<int64_t> l) { DimList d; d.dims = Dims(l); d.all = false; return d; }
+  static DimList of(std::initializer_list<int64_t> l) {
+    DimList d;
+    d.dims = Dims(l);
+    d.all = false;
+    return d;
+  }
 };
 
 // ---- dtype rules
@@ -56,10 +61,10 @@ void unary_(UnOp op, const Tensor& self);
 Tensor clamp(const Tensor& a, std::optional<Scalar> lo, std::optional<Scalar> hi);
 void clamp_(const Tensor& self, std::optional<double> lo, std::optional<double> hi);
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
-Tensor to_dtype(const Tensor& a, DType dtype);  // same tensor when the dtype already matches
+Tensor to_dtype(const Tensor& a, DType dtype);     // same tensor when the dtype already matches
 Tensor to_device(const Tensor& a, Device device);  // likewise for the device
 Tensor clone(const Tensor& a);
-Tensor contiguous(const Tensor& a);  // same tensor when already contiguous
+Tensor contiguous(const Tensor& a);                // same tensor when already contiguous
 void copy_(const Tensor& dst, const Tensor& src);  // broadcasts and casts src
 void fill_(const Tensor& self, Scalar value);
 // Checks done by every in-place op: autograd rules for leaves and views.
@@ -160,7 +165,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
                   const Tensor& bias, bool training, double momentum, double eps);
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias);
 // reduction: 0 none, 1 mean, 2 sum
-Tensor cross_entropy(const Tensor& x, const Tensor& target, int reduction, double label_smoothing, int64_t ignore_index);
+Tensor cross_entropy(const Tensor& x, const Tensor& target, int reduction, double label_smoothing,
+                     int64_t ignore_index);
 }  // namespace fk
 
 namespace fk {

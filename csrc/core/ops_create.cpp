@@ -19,11 +19,12 @@ void check_fits(Scalar value, DType dtype, bool wrap) {
       // PyTorch's rule: a float must lie in T's range; an integer may also be the negative of a
       // value in range for an unsigned T (uint8 -1 is 255).
       using L = std::numeric_limits<T>;
-      const bool fits = value.kind == Scalar::Float
-                            ? value.f >= double(L::min()) && (sizeof(T) == 8 ? value.f < 0x1p63 : value.f <= double(L::max()))
-                            : wrap || sizeof(T) == 8 || (value.i >= -int64_t(L::max()) && value.i <= int64_t(L::max()));
-      FK_CHECK(fits, Runtime, "value cannot be converted to type ", dtype_name(dtype), " without overflow: ",
-               value.kind == Scalar::Float ? str_cat(value.f) : str_cat(value.i));
+      const bool fits =
+          value.kind == Scalar::Float
+              ? value.f >= double(L::min()) && (sizeof(T) == 8 ? value.f < 0x1p63 : value.f <= double(L::max()))
+              : wrap || sizeof(T) == 8 || (value.i >= -int64_t(L::max()) && value.i <= int64_t(L::max()));
+      FK_CHECK(fits, Runtime, "value cannot be converted to type ", dtype_name(dtype),
+               " without overflow: ", value.kind == Scalar::Float ? str_cat(value.f) : str_cat(value.i));
     }
   });
 }

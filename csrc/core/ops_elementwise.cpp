@@ -65,7 +65,8 @@ static Device result_device(std::initializer_list<const Tensor*> ts) {
 }
 
 static void check_device(const Tensor& a, const Tensor& b) {
-  FK_CHECK(a.device() == b.device() || cpu_scalar(a) || cpu_scalar(b), Runtime, "Expected all tensors to be on the same device, but found tensors on ",
+  FK_CHECK(a.device() == b.device() || cpu_scalar(a) || cpu_scalar(b), Runtime,
+           "Expected all tensors to be on the same device, but found tensors on ",
            a.device() == Device::CPU ? "cpu" : "cuda", " and ", b.device() == Device::CPU ? "cpu" : "cuda");
 }
 
@@ -83,11 +84,16 @@ static void run_unary(UnOp op, const Tensor& out, const Tensor& a) {
 }
 
 // out = a converted to out's dtype, a broadcast to out's shape.
-static void run_cast(const Tensor& out, const Tensor& a) { backend(out.device()).cast(out, a, bstrides(a, out.shape())); }
+static void run_cast(const Tensor& out, const Tensor& a) {
+  backend(out.device()).cast(out, a, bstrides(a, out.shape()));
+}
 
 // ---- binary ops --------------------------------------------------------------
 
-static void add_bw(Node&, const Tensor& g, Tensor* gi) { gi[0] = g; gi[1] = g; }
+static void add_bw(Node&, const Tensor& g, Tensor* gi) {
+  gi[0] = g;
+  gi[1] = g;
+}
 static void sub_bw(Node& n, const Tensor& g, Tensor* gi) {
   gi[0] = g;
   if (n.needs(1)) gi[1] = -g;
@@ -157,9 +163,15 @@ static constexpr BinaryDef kBinary[] = {
     {BinOp::Rem, "RemainderBackward0", rem_bw, Save::IfB, Save::IfB},
     {BinOp::Max, "MaximumBackward0", max_bw, Save::Yes, Save::Yes},
     {BinOp::Min, "MinimumBackward0", min_bw, Save::Yes, Save::Yes},
-    {BinOp::Eq, nullptr, nullptr}, {BinOp::Ne, nullptr, nullptr}, {BinOp::Lt, nullptr, nullptr},
-    {BinOp::Le, nullptr, nullptr}, {BinOp::Gt, nullptr, nullptr}, {BinOp::Ge, nullptr, nullptr},
-    {BinOp::And, nullptr, nullptr}, {BinOp::Or, nullptr, nullptr}, {BinOp::Xor, nullptr, nullptr},
+    {BinOp::Eq, nullptr, nullptr},
+    {BinOp::Ne, nullptr, nullptr},
+    {BinOp::Lt, nullptr, nullptr},
+    {BinOp::Le, nullptr, nullptr},
+    {BinOp::Gt, nullptr, nullptr},
+    {BinOp::Ge, nullptr, nullptr},
+    {BinOp::And, nullptr, nullptr},
+    {BinOp::Or, nullptr, nullptr},
+    {BinOp::Xor, nullptr, nullptr},
     {BinOp::ReluGrad, "ThresholdBackwardBackward0", relu_grad_bw, Save::IfB},
 };
 
@@ -176,8 +188,8 @@ static_assert(in_order<decltype(kBinary), BinOp>(kBinary, kNumBinOps), "kBinary 
 // Compute dtype of op on operands promoting to `dt`; TypeError for unsupported pairs.
 static DType compute_dtype(BinOp op, DType dt) {
   if (op == BinOp::Div) return to_float(dt);
-  FK_CHECK(!(op >= BinOp::And && op <= BinOp::Xor && is_float(dt)), Type, "\"", kBinaryNames[int(op)], "\" is not implemented for '",
-           dtype_name(dt), "' tensors (it needs integer or bool operands)");
+  FK_CHECK(!(op >= BinOp::And && op <= BinOp::Xor && is_float(dt)), Type, "\"", kBinaryNames[int(op)],
+           "\" is not implemented for '", dtype_name(dt), "' tensors (it needs integer or bool operands)");
   FK_CHECK(!(dt == DType::Bool && (op == BinOp::Sub || op == BinOp::Pow || op == BinOp::FloorDiv || op == BinOp::Rem)),
            Type, "\"", kBinaryNames[int(op)], "\" is not supported for bool tensors");
   return dt;
@@ -207,7 +219,8 @@ static Node* binary_node(BinOp op, const Tensor& a, const Tensor& b, bool inplac
 static bool overlaps(const Tensor& a, const Tensor& b) {
   if (a.numel() == 0 || b.numel() == 0) return false;
   auto range = [](const Tensor& t) {
-    return std::pair<const char*, const char*>(t.raw(), t.raw() + *extent(t.shape(), t.strides()) * itemsize(t.dtype()));
+    return std::pair<const char*, const char*>(t.raw(),
+                                               t.raw() + *extent(t.shape(), t.strides()) * itemsize(t.dtype()));
   };
   const auto [a0, a1] = range(a);
   const auto [b0, b1] = range(b);
@@ -216,7 +229,9 @@ static bool overlaps(const Tensor& a, const Tensor& b) {
 }
 
 // The operand of an in-place op on `self`, copied first if it aliases self's memory elsewhere.
-static Tensor unaliased(const Tensor& self, const Tensor& other) { return overlaps(self, other) ? clone(other) : other; }
+static Tensor unaliased(const Tensor& self, const Tensor& other) {
+  return overlaps(self, other) ? clone(other) : other;
+}
 
 Tensor binary(BinOp op, const Tensor& a, const Tensor& b) {
   check_device(a, b);
@@ -245,9 +260,11 @@ Tensor binary(BinOp op, const Tensor& a, Scalar s, bool reflected) {
 
 void check_inplace(const Tensor& self, const char* op) {
   for (int i = 0; i < self.ndim(); i++)
-    FK_CHECK(self.strides()[i] != 0 || self.size(i) <= 1 || self.numel() == 0, Runtime, "unsupported operation: more than one element of "
-             "the written-to tensor refers to a single memory location (", op, " on an expanded tensor of shape ",
-             to_string(self.shape()), "). Please clone() the tensor before performing the operation.");
+    FK_CHECK(self.strides()[i] != 0 || self.size(i) <= 1 || self.numel() == 0, Runtime,
+             "unsupported operation: more than one element of "
+             "the written-to tensor refers to a single memory location (",
+             op, " on an expanded tensor of shape ", to_string(self.shape()),
+             "). Please clone() the tensor before performing the operation.");
   if (!grad_enabled()) return;
   FK_CHECK(!(self.is_leaf() && self.p->requires_grad), Runtime,
            "a leaf Variable that requires grad is being used in an in-place operation (", op,
@@ -295,7 +312,9 @@ Tensor logical(BinOp op, const Tensor& a, const Tensor& b) {
 
 Tensor logical_not(const Tensor& a) { return unary(UnOp::Not, to_dtype(a, DType::Bool)); }
 
-static Tensor scaled(const Tensor& b, Scalar alpha) { return alpha.as_double() == 1.0 ? b : binary(BinOp::Mul, b, alpha); }
+static Tensor scaled(const Tensor& b, Scalar alpha) {
+  return alpha.as_double() == 1.0 ? b : binary(BinOp::Mul, b, alpha);
+}
 
 Tensor add_scaled(BinOp op, const Tensor& a, const Tensor& b, Scalar alpha) { return binary(op, a, scaled(b, alpha)); }
 
@@ -447,8 +466,10 @@ Tensor clamp(const Tensor& a0, std::optional<Scalar> lo_s, std::optional<Scalar>
 
 void clamp_(const Tensor& self, std::optional<double> lo, std::optional<double> hi) {
   for (const auto& v : {lo, hi})
-    FK_CHECK(is_float(self.dtype()) || !v || *v == std::floor(*v), Runtime, "result type float32 can't be cast to the "
-             "desired output type ", dtype_name(self.dtype()), " (clamp_ with the bound ", *v, ")");
+    FK_CHECK(is_float(self.dtype()) || !v || *v == std::floor(*v), Runtime,
+             "result type float32 can't be cast to the "
+             "desired output type ",
+             dtype_name(self.dtype()), " (clamp_ with the bound ", *v, ")");
   check_inplace(self, "clamp_");
   Node* n = clamp_node(self, lo, hi, true);
   run_clamp(self, self, lo, hi);
@@ -469,8 +490,8 @@ static void where_bw(Node& n, const Tensor& g, Tensor* gi) {
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   check_device(cond, a);
   check_device(a, b);
-  FK_CHECK(cond.dtype() == DType::Bool, Type, "where expected condition to be a boolean tensor, but got a tensor with dtype ",
-           dtype_name(cond.dtype()));
+  FK_CHECK(cond.dtype() == DType::Bool, Type,
+           "where expected condition to be a boolean tensor, but got a tensor with dtype ", dtype_name(cond.dtype()));
   const DType dt = result_type(a, b);
   const Tensor A = to_dtype(a, dt), B = to_dtype(b, dt);
   const Dims shape = broadcast_shapes(cond.shape(), broadcast_shapes(a.shape(), b.shape()));

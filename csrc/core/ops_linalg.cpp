@@ -75,15 +75,17 @@ static Tensor batched_mm(const Tensor& a, const Tensor& b) {
   } else if (nb > 1 && b.numel() == K * N && rows_fold(a, M, rsa)) {
     // One B for every batch item, and A's rows are evenly spaced across items: a single
     // (nb*M) x K @ K x N product (a linear layer over a batch of sequences, say).
-    backend(out.device()).gemm(a.dtype(), nb * M, N, K, a.raw(), rsa, csa, b.raw(), rsb, csb, out.raw(), N, false, nullptr);
+    backend(out.device())
+        .gemm(a.dtype(), nb * M, N, K, a.raw(), rsa, csa, b.raw(), rsb, csb, out.raw(), N, false, nullptr);
   } else {
     std::vector<int64_t> aoff(static_cast<size_t>(nb)), boff(static_cast<size_t>(nb));
     for (int64_t i = 0; i < nb; i++) {
       aoff[size_t(i)] = batch_offset(a, i);
       boff[size_t(i)] = batch_offset(b, i);
     }
-    backend(out.device()).gemm_batched(a.dtype(), nb, M, N, K, a.raw(), aoff.data(), rsa, csa, b.raw(), boff.data(), rsb,
-                                       csb, out.raw());
+    backend(out.device())
+        .gemm_batched(a.dtype(), nb, M, N, K, a.raw(), aoff.data(), rsa, csa, b.raw(), boff.data(), rsb, csb,
+                      out.raw());
   }
   set_history(out, node);
   return out;
@@ -98,8 +100,8 @@ static void addmm_bw(Node& n, const Tensor& g, Tensor* gi) {
 // input + mat1 @ mat2 (2-D; input broadcasts to the product's shape): the product is
 // accumulated straight into a copy of input, as a linear layer adds its bias.
 Tensor addmm(const Tensor& input, const Tensor& mat1, const Tensor& mat2) {
-  FK_CHECK(mat1.ndim() == 2 && mat2.ndim() == 2, Runtime, "addmm: expected 2-D matrices, got ",
-           to_string(mat1.shape()), " and ", to_string(mat2.shape()));
+  FK_CHECK(mat1.ndim() == 2 && mat2.ndim() == 2, Runtime, "addmm: expected 2-D matrices, got ", to_string(mat1.shape()),
+           " and ", to_string(mat2.shape()));
   const int64_t M = mat1.size(0), K = mat1.size(1), N = mat2.size(1);
   FK_CHECK(mat2.size(0) == K, Runtime, "mat1 and mat2 shapes cannot be multiplied (", M, "x", K, " and ", mat2.size(0),
            "x", N, ")");
@@ -113,8 +115,9 @@ Tensor addmm(const Tensor& input, const Tensor& mat1, const Tensor& mat2) {
     GradMode off(false);  // the copy of input is only the starting value of out
     out = clone(expand(to_dtype(input, dt), {M, N}));
   }
-  backend(out.device()).gemm(dt, M, N, K, a.raw(), a.strides()[0], a.strides()[1], b.raw(), b.strides()[0],
-                             b.strides()[1], out.raw(), N, true, nullptr);
+  backend(out.device())
+      .gemm(dt, M, N, K, a.raw(), a.strides()[0], a.strides()[1], b.raw(), b.strides()[0], b.strides()[1], out.raw(), N,
+            true, nullptr);
   Node* node = make_node("AddmmBackward0", addmm_bw, {&input, &mat1, &mat2});
   if (node) {
     node->save(a);
@@ -134,8 +137,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   FK_CHECK(dt != DType::Bool, Type, "matmul is not implemented for bool tensors");
   const Tensor A = to_dtype(a, dt), B = to_dtype(b, dt);
   if (A.ndim() == 1 && B.ndim() == 1)
-    FK_CHECK(A.size(0) == B.size(0), Runtime, "inconsistent tensor size, expected tensor [", A.size(0),
-             "] and src [", B.size(0), "] to have the same number of elements, but got ", A.size(0), " and ", B.size(0),
+    FK_CHECK(A.size(0) == B.size(0), Runtime, "inconsistent tensor size, expected tensor [", A.size(0), "] and src [",
+             B.size(0), "] to have the same number of elements, but got ", A.size(0), " and ", B.size(0),
              " elements respectively");
   Tensor out = batched_mm(A.ndim() == 1 ? unsqueeze(A, 0) : A, B.ndim() == 1 ? unsqueeze(B, 1) : B);
   if (A.ndim() == 1) out = squeeze(out, -2);

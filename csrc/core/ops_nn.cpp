@@ -31,9 +31,20 @@ Window2d window(const Tensor& x, Pair2 k, Pair2 s, Pair2 p, Pair2 d, bool ceil_m
     FK_CHECK(k[i] < kMax && s[i] < kMax && d[i] < kMax && p[i] < kMax && (i ? W : H) + 2 * p[i] < kMax &&
                  d[i] * (k[i] - 1) < kMax,
              Runtime, op, ": kernel size ", k[i], ", stride ", s[i], ", padding ", p[i], " or dilation ", d[i],
-             " too large for input of shape ", to_string(x.shape()), " (the padded size and window span must be < 2^31)");
+             " too large for input of shape ", to_string(x.shape()),
+             " (the padded size and window span must be < 2^31)");
   }
-  Window2d g{H, W, k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1], out_size(H, k[0], s[0], p[0], d[0], ceil_mode),
+  Window2d g{H,
+             W,
+             k[0],
+             k[1],
+             s[0],
+             s[1],
+             p[0],
+             p[1],
+             d[0],
+             d[1],
+             out_size(H, k[0], s[0], p[0], d[0], ceil_mode),
              out_size(W, k[1], s[1], p[1], d[1], ceil_mode)};
   FK_CHECK(g.Ho > 0 && g.Wo > 0, Runtime, op, ": calculated output size (", g.Ho, "x", g.Wo,
            ") is too small for input of shape ", to_string(x.shape()), " with kernel ", k[0], "x", k[1], ", padding ",
@@ -171,7 +182,8 @@ static void adaptive_bw(Node& n, const Tensor& gout, Tensor* gi) {
 
 Tensor adaptive_avg_pool2d(const Tensor& x0, Pair2 os) {
   const Tensor x = batched4d(x0, "adaptive_avg_pool2d");
-  FK_CHECK(os[0] > 0 && os[1] > 0, Runtime, "adaptive_avg_pool2d: output size must be positive, got ", os[0], "x", os[1]);
+  FK_CHECK(os[0] > 0 && os[1] > 0, Runtime, "adaptive_avg_pool2d: output size must be positive, got ", os[0], "x",
+           os[1]);
   const Tensor X = contiguous(detach(x));
   Tensor out = empty({X.size(0), X.size(1), os[0], os[1]}, X.dtype(), X.device());
   backend(X.device()).adaptive_avg_pool2d(X, out);
@@ -185,7 +197,8 @@ Tensor adaptive_avg_pool2d(const Tensor& x0, Pair2 os) {
 
 // t as float64 [C], or `dflt` everywhere when t is undefined.
 static Tensor channel_f64(const Tensor& t, int64_t C, double dflt, Device device) {
-  return t.defined() ? contiguous(to_dtype(detach(t), DType::Float64)) : full({C}, Scalar::of(dflt), DType::Float64, device);
+  return t.defined() ? contiguous(to_dtype(detach(t), DType::Float64))
+                     : full({C}, Scalar::of(dflt), DType::Float64, device);
 }
 
 static void batch_norm_bw(Node& n, const Tensor& gout, Tensor* gi) {
@@ -220,8 +233,9 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   check_float(x, "batch_norm", "input");
   const int64_t N = x.size(0), C = x.size(1), S = x.numel() / std::max<int64_t>(1, N * C);
   for (const Tensor* t : {&running_mean, &running_var, &weight, &bias})
-    FK_CHECK(!t->defined() || (t->ndim() == 1 && t->size(0) == C), Runtime, "batch_norm: expected per-channel tensors of shape [",
-             C, "] for an input of shape ", to_string(x.shape()), ", got ", to_string(t->shape()));
+    FK_CHECK(!t->defined() || (t->ndim() == 1 && t->size(0) == C), Runtime,
+             "batch_norm: expected per-channel tensors of shape [", C, "] for an input of shape ", to_string(x.shape()),
+             ", got ", to_string(t->shape()));
   FK_CHECK(training || (running_mean.defined() && running_var.defined()), Runtime,
            "batch_norm: running_mean and running_var are needed in eval mode");
   const Tensor X = contiguous(detach(x));
@@ -232,7 +246,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
     GradMode off(false);
     Tensor var;
     if (training) {
-      FK_CHECK(N * S > 1, Value, "Expected more than 1 value per channel when training, got input size ", to_string(x.shape()));
+      FK_CHECK(N * S > 1, Value, "Expected more than 1 value per channel when training, got input size ",
+               to_string(x.shape()));
       mean = empty({C}, DType::Float64, dev);
       var = empty({C}, DType::Float64, dev);
       be.channel_stats(X, mean, var);
@@ -272,8 +287,8 @@ static void linear_bw(Node& n, const Tensor& g, Tensor* gi) {
 }
 
 Tensor linear(const Tensor& x0, const Tensor& w, const Tensor& bias) {
-  FK_CHECK(x0.ndim() >= 1 && w.ndim() == 2 && x0.size(x0.ndim() - 1) == w.size(1), Runtime,
-           "linear: input of shape ", to_string(x0.shape()), " does not match weight of shape ", to_string(w.shape()),
+  FK_CHECK(x0.ndim() >= 1 && w.ndim() == 2 && x0.size(x0.ndim() - 1) == w.size(1), Runtime, "linear: input of shape ",
+           to_string(x0.shape()), " does not match weight of shape ", to_string(w.shape()),
            " (expected the last input dim to be ", w.ndim() == 2 ? w.size(1) : -1, ")");
   FK_CHECK(x0.dtype() == w.dtype() && (!bias.defined() || bias.dtype() == w.dtype()), Runtime,
            "linear: input, weight and bias must have the same dtype, got ", dtype_name(x0.dtype()), " and ",
@@ -292,8 +307,9 @@ Tensor linear(const Tensor& x0, const Tensor& w, const Tensor& bias) {
     GradMode off(false);
     copy_(out, detach(bias));
   }
-  backend(out.device()).gemm(dt, M, outf, in, x.raw(), x.strides()[0], x.strides()[1], w.raw(), w.strides()[1],
-                             w.strides()[0], out.raw(), outf, bias.defined(), nullptr);
+  backend(out.device())
+      .gemm(dt, M, outf, in, x.raw(), x.strides()[0], x.strides()[1], w.raw(), w.strides()[1], w.strides()[0],
+            out.raw(), outf, bias.defined(), nullptr);
   if (Node* n = make_node("AddmmBackward0", linear_bw, {&x, &w, &bias})) {
     n->save(x);
     n->save(w);
@@ -311,7 +327,8 @@ static void cross_entropy_bw(Node& n, const Tensor& g, Tensor* gi) {
   const Tensor X = n.saved_at(0), t = n.saved_at(1);
   const int64_t rows = X.size(0);
   // Per-row upstream gradient: the reduction's derivative.
-  Tensor gl = n.ints[0] == 0 ? contiguous(to_dtype(g, X.dtype())) : contiguous(expand(reshape(g * n.scalars[0], {1}), {rows}));
+  Tensor gl =
+      n.ints[0] == 0 ? contiguous(to_dtype(g, X.dtype())) : contiguous(expand(reshape(g * n.scalars[0], {1}), {rows}));
   Tensor dx = empty(X.shape(), X.dtype(), X.device());
   backend(X.device()).cross_entropy_backward(X, t, n.ints[1], n.scalars[1], gl, dx);
   gi[0] = dx;

@@ -14,7 +14,8 @@ void adam_step_(const Tensor& p, const Tensor& grad, const Tensor& m, const Tens
              "adam_step_: parameter, gradient and moments must share shape and dtype and be contiguous (parameter ",
              to_string(p.shape()), " ", dtype_name(p.dtype()), ", got ", to_string(t->shape()), " ",
              dtype_name(t->dtype()), ")");
-  FK_CHECK(is_float(p.dtype()) && p.is_contiguous(), Runtime, "adam_step_: expected a contiguous floating point parameter");
+  FK_CHECK(is_float(p.dtype()) && p.is_contiguous(), Runtime,
+           "adam_step_: expected a contiguous floating point parameter");
   FK_CHECK(step >= 1, Value, "adam_step_: step counts from 1, got ", step);
   check_inplace(p, "adam_step_");
   const double bc1 = 1 - std::pow(beta1, double(step)), bc2 = std::sqrt(1 - std::pow(beta2, double(step)));

@@ -61,7 +61,8 @@ const char* red_name(RedOp op) {
 
 // max, argmax and the like over all of an empty tensor have no value: PyTorch's error.
 [[noreturn]] void no_value_over_all(RedOp op, const Dims& shape) {
-  throw Error(ErrorKind::Index, str_cat(red_name(op), "(): Expected reduction dim to be specified for input.numel() "
+  throw Error(ErrorKind::Index, str_cat(red_name(op),
+                                        "(): Expected reduction dim to be specified for input.numel() "
                                         "== 0. Specify the reduction dim with the 'dim' argument (input shape ",
                                         to_string(shape), ")"));
 }
@@ -285,8 +286,7 @@ static Tensor var64(const Tensor& a, const DimList& dims, double correction, boo
   {
     GradMode off(false);
     const Tensor hi = amax(x, dims, keepdim), lo = amin(x, dims, keepdim);
-    flat = binary(BinOp::And, binary(BinOp::Eq, hi, lo),
-                  binary(BinOp::Lt, unary(UnOp::Abs, hi), Scalar::of(INFINITY)));
+    flat = binary(BinOp::And, binary(BinOp::Eq, hi, lo), binary(BinOp::Lt, unary(UnOp::Abs, hi), Scalar::of(INFINITY)));
   }
   return where(flat, scalar_tensor(Scalar::of(0), v.dtype()), v);
 }

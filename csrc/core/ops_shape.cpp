@@ -81,8 +81,8 @@ static void permute_bw(Node& n, const Tensor& g, Tensor* gi) {
 }
 
 Tensor permute(const Tensor& a, const Dims& dims) {
-  FK_CHECK(dims.n == a.ndim(), Runtime, "permute: number of dims don't match: the tensor has ", a.ndim(),
-           " dims but ", dims.n, " were given");
+  FK_CHECK(dims.n == a.ndim(), Runtime, "permute: number of dims don't match: the tensor has ", a.ndim(), " dims but ",
+           dims.n, " were given");
   Dims shape, strides, order;
   bool seen[kMaxDims] = {};
   for (int i = 0; i < dims.n; i++) {
@@ -127,8 +127,8 @@ Tensor expand(const Tensor& a, const Dims& shape) {
     FK_CHECK(sz[i] >= 0, Runtime, "expand: the requested size ", shape[i], " at dimension ", i,
              " is negative (only -1, meaning 'keep this size', is allowed). Target sizes: ", to_string(shape));
     FK_CHECK(sz[i] == have || have == 1, Runtime, "The expanded size of the tensor (", sz[i],
-             ") must match the existing size (", have, ") at non-singleton dimension ", i, ".  Target sizes: ",
-             to_string(shape), ".  Tensor sizes: ", to_string(a.shape()));
+             ") must match the existing size (", have, ") at non-singleton dimension ", i,
+             ".  Target sizes: ", to_string(shape), ".  Tensor sizes: ", to_string(a.shape()));
     st[i] = sz[i] == have ? a.strides()[i - off] : 0;
   }
   Tensor out = make_view(a, sz, st, a.p->offset);
@@ -157,7 +157,8 @@ Tensor unsqueeze(const Tensor& a, int64_t dim) {
 Tensor flatten(const Tensor& a, int64_t start, int64_t end) {
   const int s = wrap_dim(start, a.ndim()), e = wrap_dim(end, a.ndim());
   if (a.ndim() == 0) return reshape(a, {1});
-  FK_CHECK(s <= e, Runtime, "flatten() has invalid args: start_dim (", start, ") cannot come after end_dim (", end, ")");
+  FK_CHECK(s <= e, Runtime, "flatten() has invalid args: start_dim (", start, ") cannot come after end_dim (", end,
+           ")");
   Dims shape;
   for (int i = 0; i < s; i++) shape.push_back(a.size(i));
   int64_t mid = 1;
@@ -176,10 +177,12 @@ static void select_bw(Node& n, const Tensor& g, Tensor* gi) {
 }
 
 Tensor select(const Tensor& a, int64_t dim, int64_t index) {
-  FK_CHECK(a.ndim() > 0, Index, "invalid index of a 0-dim tensor. Use `tensor.item()` to convert a 0-dim tensor to a number");
+  FK_CHECK(a.ndim() > 0, Index,
+           "invalid index of a 0-dim tensor. Use `tensor.item()` to convert a 0-dim tensor to a number");
   const int d = wrap_dim(dim, a.ndim());
   const int64_t size = a.size(d);
-  FK_CHECK(index >= -size && index < size, Index, "index ", index, " is out of bounds for dimension ", d, " with size ", size);
+  FK_CHECK(index >= -size && index < size, Index, "index ", index, " is out of bounds for dimension ", d, " with size ",
+           size);
   if (index < 0) index += size;
   Dims shape = a.shape(), strides = a.strides();
   shape.erase(d);
@@ -210,7 +213,7 @@ Tensor slice(const Tensor& a, int64_t dim, std::optional<int64_t> start, std::op
   const int64_t b = clampi(start, 0), e = std::max(b, clampi(stop, size));
   Dims shape = a.shape(), strides = a.strides();
   shape[d] = e == b ? 0 : (e - b - 1) / step + 1;  // (no overflow for a huge step)
-  if (shape[d] > 1) strides[d] *= step;  // fits: (shape[d] - 1) * step < size
+  if (shape[d] > 1) strides[d] *= step;            // fits: (shape[d] - 1) * step < size
   Tensor out = make_view(a, shape, strides, a.p->offset + b * a.strides()[d]);
   Node* n = make_node("SliceBackward0", slice_bw, {&a});
   if (n) n->ints = {d, b, e, step};
@@ -293,8 +296,8 @@ Tensor cat(const std::vector<Tensor>& ts, int64_t dim) {
   for (size_t i = 0; i < ts.size(); i++) {
     const Tensor& t = ts[i];
     if (t.ndim() == 1 && t.numel() == 0 && ref->ndim() != 1) continue;
-    FK_CHECK(t.ndim() == ref->ndim(), Runtime, "Tensors must have same number of dimensions: got ", ref->ndim(), " and ",
-             t.ndim(), " (tensor ", i, ")");
+    FK_CHECK(t.ndim() == ref->ndim(), Runtime, "Tensors must have same number of dimensions: got ", ref->ndim(),
+             " and ", t.ndim(), " (tensor ", i, ")");
     for (int j = 0; j < t.ndim(); j++)
       FK_CHECK(j == d || t.size(j) == shape[j], Runtime, "Sizes of tensors must match except in dimension ", d,
                ". Expected size ", shape[j], " but got size ", t.size(j), " for tensor number ", i, " in the list");
@@ -407,9 +410,7 @@ void scatter_nd_(const Tensor& out, const std::vector<Tensor>& indices, const Te
   out.bump_version();
 }
 
-Tensor nonzero(const Tensor& a) {
-  return backend(a.device()).nonzero(contiguous(to_dtype(detach(a), DType::Bool)));
-}
+Tensor nonzero(const Tensor& a) { return backend(a.device()).nonzero(contiguous(to_dtype(detach(a), DType::Bool))); }
 
 // Applies the basic items (ints, slices, None, ...) as views and collects the
 // advanced ones (tensors) as (dim, int64 index) pairs in the resulting view.

@@ -101,8 +101,8 @@ static void check_in_bounds(const Storage& s, DType dtype, const Dims& shape, co
   int64_t end = 0;
   const bool inside = n && (*n == 0 || (offset >= 0 && !__builtin_add_overflow(offset, *n, &end) &&
                                         end <= int64_t(s.nbytes) / itemsize(dtype)));
-  FK_CHECK(inside, Runtime, "view of shape ", to_string(shape), ", strides ", to_string(strides), " and offset ", offset,
-           " reaches outside its storage of ", s.nbytes / size_t(itemsize(dtype)), " elements");
+  FK_CHECK(inside, Runtime, "view of shape ", to_string(shape), ", strides ", to_string(strides), " and offset ",
+           offset, " reaches outside its storage of ", s.nbytes / size_t(itemsize(dtype)), " elements");
 }
 
 Tensor make_view(const Tensor& base, const Dims& shape, const Dims& strides, int64_t offset) {

@@ -35,12 +35,12 @@ Ref<Storage> wrap_storage(void* data, size_t nbytes, void (*release)(void*, size
 
 struct TensorImpl : RefCounted {
   Ref<Storage> storage;
-  int64_t offset = 0;  // in elements
+  int64_t offset = 0;   // in elements
   Dims shape, strides;  // strides in elements
   DType dtype = DType::Float32;
   bool requires_grad = false;  // set on leaves; non-leaves have grad_fn
   bool is_view = false;
-  Ref<TensorImpl> base;  // for views: the tensor that owns the memory layout (never itself a view)
+  Ref<TensorImpl> base;         // for views: the tensor that owns the memory layout (never itself a view)
   bool wrapped_number = false;  // a Python scalar turned tensor: weakest in type promotion
   Ref<TensorImpl> grad;
   Ref<Node> grad_fn;
@@ -66,7 +66,9 @@ struct Tensor {
   bool is_contiguous() const;
   char* raw() const { return static_cast<char*>(p->storage->data) + p->offset * itemsize(p->dtype); }
   template <class T>
-  T* data() const { return reinterpret_cast<T*>(raw()); }
+  T* data() const {
+    return reinterpret_cast<T*>(raw());
+  }
   bool requires_grad() const { return p->requires_grad || bool(p->grad_fn); }
   bool is_leaf() const { return !p->grad_fn; }
   uint64_t version() const { return p->storage->version; }

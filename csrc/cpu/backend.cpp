@@ -71,9 +71,8 @@ void cast(const Tensor& out, const Tensor& a, const Dims& sa) {
   const CpuKernels& k = cpu_kernels();
   const Dims so = out.strides();
   StridedLoop<2> loop(out.shape(), {&out, &a}, {&so, &sa});
-  loop.run([&](int64_t n, char* const* p, const int64_t* s) {
-    k.cast(out.dtype(), a.dtype(), n, p[0], s[0], p[1], s[1]);
-  });
+  loop.run(
+      [&](int64_t n, char* const* p, const int64_t* s) { k.cast(out.dtype(), a.dtype(), n, p[0], s[0], p[1], s[1]); });
 }
 
 void clamp(const Tensor& out, const Tensor& a, double lo, double hi) {
@@ -169,7 +168,8 @@ void reduce(RedOp op, const Tensor& a, const bool* reduced, int64_t len, const T
         k.reduce_rows(op, dt, e - b, len, in + b * rstride * es, rstride, o + b * oes);
       });
     } else {
-      for_each_offset(ks, kt, [&](int64_t off, int64_t i) { k.reduce_rows(op, dt, 1, len, in + off * es, 0, o + i * oes); });
+      for_each_offset(ks, kt,
+                      [&](int64_t off, int64_t i) { k.reduce_rows(op, dt, 1, len, in + off * es, 0, o + i * oes); });
     }
     return;
   }
@@ -199,8 +199,8 @@ void reduce(RedOp op, const Tensor& a, const bool* reduced, int64_t len, const T
   k.reduce_rows(op, dt, nout, len, c.raw(), len, o);
 }
 
-void gemm_batched(DType dt, int64_t nb, int64_t M, int64_t N, int64_t K, const void* A, const int64_t* aoff, int64_t rsa,
-                  int64_t csa, const void* B, const int64_t* boff, int64_t rsb, int64_t csb, void* C) {
+void gemm_batched(DType dt, int64_t nb, int64_t M, int64_t N, int64_t K, const void* A, const int64_t* aoff,
+                  int64_t rsa, int64_t csa, const void* B, const int64_t* boff, int64_t rsb, int64_t csb, void* C) {
   const int64_t es = itemsize(dt);
   auto item = [&](int64_t i) {
     gemm(dt, M, N, K, static_cast<const char*>(A) + aoff[i] * es, rsa, csa, static_cast<const char*>(B) + boff[i] * es,

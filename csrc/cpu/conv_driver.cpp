@@ -36,8 +36,17 @@ struct ConvShape {
 
 ConvShape conv_shape(const Tensor& x, const Tensor& w, const Window2d& g, int64_t groups) {
   const int64_t N = x.size(0), C = x.size(1), O = w.size(0);
-  return {N,     C,         O, groups, C / groups, O / groups, (C / groups) * g.kh * g.kw, g.Ho * g.Wo, g.H * g.W,
-          g.sw > 1 || g.Wo < 16, g.sh == 1 && g.sw == 1 && g.Wo >= 16};
+  return {N,
+          C,
+          O,
+          groups,
+          C / groups,
+          O / groups,
+          (C / groups) * g.kh * g.kw,
+          g.Ho * g.Wo,
+          g.H * g.W,
+          g.sw > 1 || g.Wo < 16,
+          g.sh == 1 && g.sw == 1 && g.Wo >= 16};
 }
 
 // Images per chunk: keeps a chunk's column matrix near 4 MB, so that it is still in cache
@@ -47,12 +56,13 @@ int64_t conv_chunk(const ConvShape& c, DType dt) {
 }
 
 // The column matrix of images [n0, n0 + nb) of group gr.
-void gather_cols(const ConvShape& c, const Window2d& g, const Tensor& X, int64_t gr, int64_t n0, int64_t nb, char* cols) {
+void gather_cols(const ConvShape& c, const Window2d& g, const Tensor& X, int64_t gr, int64_t n0, int64_t nb,
+                 char* cols) {
   const int64_t es = itemsize(X.dtype()), ld = nb * c.L, ps = c.ps();
   parallel_for(nb, 1, [&](int64_t b, int64_t e) {
     for (int64_t n = b; n < e; n++)
-      cpu_kernels().nn->im2col(X.dtype(), g, c.Cg, X.raw() + ((n0 + n) * c.C + gr * c.Cg) * c.HW * es, cols + n * c.L * ps * es,
-                   ps, c.ks(ld));
+      cpu_kernels().nn->im2col(X.dtype(), g, c.Cg, X.raw() + ((n0 + n) * c.C + gr * c.Cg) * c.HW * es,
+                               cols + n * c.L * ps * es, ps, c.ks(ld));
   });
 }
 
@@ -151,7 +161,7 @@ Tensor conv2d_cpu(const Tensor& X, const Tensor& W, const Window2d& g, int64_t g
     implicit_forward(c, g, X, W, out);
     return Tensor();
   }
-  Tensor cols = empty({c.K * chunk * c.L}, dt);  // the column matrix of the last chunk
+  Tensor cols = empty({c.K * chunk * c.L}, dt);         // the column matrix of the last chunk
   const Tensor obuf = empty({c.Og * chunk * c.L}, dt);  // scratch, as in the backward
   char* const omat = obuf.raw();
   for (int64_t n0 = 0; n0 < c.N; n0 += chunk) {
@@ -187,7 +197,7 @@ void conv2d_backward_cpu(const Tensor& X, const Tensor& Wt, const Tensor& G, con
         gemm(dt, c.K, c.Og, ld, kept.defined() ? kept.raw() : cols, ks, ps, gmat, c.Og, 1,
              dwt.raw() + gr * c.K * c.Og * es, c.Og, n0 > 0);
       }
-      if (dx.defined()) {  // dcols = (gout @ W_g)^T, then scattered back to the pixels
+      if (dx.defined()) {   // dcols = (gout @ W_g)^T, then scattered back to the pixels
         if (c.pixel_major)  // dcols^T[ld, K] = gout[ld, Og] @ W_g[Og, K]
           gemm(dt, ld, c.K, c.Og, gmat, c.Og, 1, wg, c.K, 1, cols, c.K, false);
         else  // dcols[K, ld] = W_g^T @ gout^T

@@ -6,7 +6,10 @@
 
 namespace fk {
 
-#define FK_DECLARE_ISA(ns) namespace ns { extern const CpuKernels kernels; }
+#define FK_DECLARE_ISA(ns)         \
+  namespace ns {                   \
+  extern const CpuKernels kernels; \
+  }
 FK_DECLARE_ISA(base)
 #ifdef FK_HAVE_X86_ISAS
 FK_DECLARE_ISA(avx2)

@@ -23,8 +23,10 @@ namespace {
 // Vec<T>: W lanes of T with the handful of operations the micro-kernel needs.
 // load_n/store_n touch only the first n (0 < n < W) lanes: the right edge of C.
 #if defined(__AVX512F__)
-template <class T> struct Vec;
-template <> struct Vec<float> {
+template <class T>
+struct Vec;
+template <>
+struct Vec<float> {
   using R = __m512;
   static constexpr int W = 16;
   static FK_INLINE R zero() { return _mm512_setzero_ps(); }
@@ -36,7 +38,8 @@ template <> struct Vec<float> {
   static FK_INLINE R load_n(const float* p, int n) { return _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1), p); }
   static FK_INLINE void store_n(float* p, R v, int n) { _mm512_mask_storeu_ps(p, __mmask16((1u << n) - 1), v); }
 };
-template <> struct Vec<double> {
+template <>
+struct Vec<double> {
   using R = __m512d;
   static constexpr int W = 8;
   static FK_INLINE R zero() { return _mm512_setzero_pd(); }
@@ -53,11 +56,15 @@ template <> struct Vec<double> {
 // cycles of latency.
 constexpr int kMR = 14, kNV = 2, kMRNarrow = 14, kNVNarrow = 1;
 #elif defined(__AVX2__)
-template <class T> struct Vec;
-template <> struct Vec<float> {
+template <class T>
+struct Vec;
+template <>
+struct Vec<float> {
   using R = __m256;
   static constexpr int W = 8;
-  static FK_INLINE __m256i mask(int n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
+  static FK_INLINE __m256i mask(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
   static FK_INLINE R zero() { return _mm256_setzero_ps(); }
   static FK_INLINE R load(const float* p) { return _mm256_loadu_ps(p); }
   static FK_INLINE R bcast(const float* p) { return _mm256_broadcast_ss(p); }
@@ -67,10 +74,13 @@ template <> struct Vec<float> {
   static FK_INLINE R load_n(const float* p, int n) { return _mm256_maskload_ps(p, mask(n)); }
   static FK_INLINE void store_n(float* p, R v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
 };
-template <> struct Vec<double> {
+template <>
+struct Vec<double> {
   using R = __m256d;
   static constexpr int W = 4;
-  static FK_INLINE __m256i mask(int n) { return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3)); }
+  static FK_INLINE __m256i mask(int n) {
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+  }
   static FK_INLINE R zero() { return _mm256_setzero_pd(); }
   static FK_INLINE R load(const double* p) { return _mm256_loadu_pd(p); }
   static FK_INLINE R bcast(const double* p) { return _mm256_broadcast_sd(p); }
@@ -85,7 +95,8 @@ constexpr int kMR = 6, kNV = 2, kMRNarrow = 12, kNVNarrow = 1;
 #else
 // Portable fallback: scalar "vectors"; the compiler may still vectorise across the
 // NV independent columns (SSE2 on x86-64, NEON on aarch64).
-template <class T> struct Vec {
+template <class T>
+struct Vec {
   using R = T;
   static constexpr int W = 1;
   static FK_INLINE R zero() { return T(0); }

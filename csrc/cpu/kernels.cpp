@@ -93,13 +93,22 @@ int binary_t(BinOp op, int64_t n, void* out, int64_t so, const void* av, int64_t
     case BinOp::Pow:
       if constexpr (fp) {
         loop2(n, o, so, a, sa, b, sb, [](T x, T y) {
-          return y == T(2) ? x * x : y == T(0.5) ? std::sqrt(x) : T(std::pow(x, y));  // PyTorch's sqrt: (-inf)^0.5 is NaN
+          return y == T(2)     ? x * x
+                 : y == T(0.5) ? std::sqrt(x)
+                               : T(std::pow(x, y));  // PyTorch's sqrt: (-inf)^0.5 is NaN
         });
       } else if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, uint8_t>) {
         loop2(n, o, so, a, sa, b, sb, [&](T x, T y) {
-          if (std::is_signed_v<T> && y < 0) { status = kNegativeIntPower; return T(0); }
+          if (std::is_signed_v<T> && y < 0) {
+            status = kNegativeIntPower;
+            return T(0);
+          }
           uint64_t r = 1, base = uint64_t(x), e = uint64_t(y);  // unsigned: wraps like PyTorch, no UB
-          while (e) { if (e & 1) r *= base; base *= base; e >>= 1; }
+          while (e) {
+            if (e & 1) r *= base;
+            base *= base;
+            e >>= 1;
+          }
           return T(r);
         });
       }
@@ -109,7 +118,10 @@ int binary_t(BinOp op, int64_t n, void* out, int64_t so, const void* av, int64_t
         loop2(n, o, so, a, sa, b, sb, float_floordiv<T>);
       } else if constexpr (!std::is_same_v<T, bool>) {
         loop2(n, o, so, a, sa, b, sb, [&](T x, T y) {
-          if (y == 0) { status = kDivByZero; return T(0); }
+          if (y == 0) {
+            status = kDivByZero;
+            return T(0);
+          }
           if (std::is_signed_v<T> && y == T(-1)) return T(0 - uint64_t(x));  // INT64_MIN / -1 wraps
           T q = x / y;
           if ((x % y != 0) && ((x < 0) != (y < 0))) q -= 1;
@@ -122,7 +134,10 @@ int binary_t(BinOp op, int64_t n, void* out, int64_t so, const void* av, int64_t
         loop2(n, o, so, a, sa, b, sb, float_rem<T>);
       } else if constexpr (!std::is_same_v<T, bool>) {
         loop2(n, o, so, a, sa, b, sb, [&](T x, T y) {
-          if (y == 0) { status = kDivByZero; return T(0); }
+          if (y == 0) {
+            status = kDivByZero;
+            return T(0);
+          }
           if (std::is_signed_v<T> && y == T(-1)) return T(0);
           T r = x % y;
           if (r != 0 && ((r < 0) != (y < 0))) r += y;
@@ -146,8 +161,7 @@ int binary_t(BinOp op, int64_t n, void* out, int64_t so, const void* av, int64_t
   return status;
 }
 
-int binary(BinOp op, DType dt, int64_t n, void* out, int64_t so, const void* a, int64_t sa, const void* b,
-           int64_t sb) {
+int binary(BinOp op, DType dt, int64_t n, void* out, int64_t so, const void* a, int64_t sa, const void* b, int64_t sb) {
   return dispatch_dtype(dt, [&](auto t) { return binary_t<decltype(t)>(op, n, out, so, a, sa, b, sb); });
 }
 
@@ -160,16 +174,21 @@ void unary_t(UnOp op, int64_t n, void* out, int64_t so, const void* av, int64_t 
     case UnOp::Neg: loop1(n, o, so, a, sa, [](T x) { return T(-x); }); break;
     case UnOp::Abs:
       loop1(n, o, so, a, sa, [](T x) {
-        if constexpr (fp) return std::fabs(x);  // clears the sign of -0.0 too
-        else if constexpr (std::is_signed_v<T>) return T(x < 0 ? -x : x);
-        else return x;
+        if constexpr (fp)
+          return std::fabs(x);  // clears the sign of -0.0 too
+        else if constexpr (std::is_signed_v<T>)
+          return T(x < 0 ? -x : x);
+        else
+          return x;
       });
       break;
     case UnOp::Relu: loop1(n, o, so, a, sa, [](T x) { return x > T(0) ? x : (x != x ? x : T(0)); }); break;
     case UnOp::Sign: loop1(n, o, so, a, sa, [](T x) { return T((T(0) < x) - (x < T(0))); }); break;
     case UnOp::Not:
-      if constexpr (std::is_same_v<T, bool>) loop1(n, o, so, a, sa, [](T x) { return !x; });
-      else if constexpr (!fp) loop1(n, o, so, a, sa, [](T x) { return T(~x); });
+      if constexpr (std::is_same_v<T, bool>)
+        loop1(n, o, so, a, sa, [](T x) { return !x; });
+      else if constexpr (!fp)
+        loop1(n, o, so, a, sa, [](T x) { return T(~x); });
       break;
     default:
       if constexpr (fp) {
@@ -236,9 +255,7 @@ void clamp(DType dt, int64_t n, void* out, int64_t so, const void* a, int64_t sa
     } else {
       // Integer bounds convert to T as PyTorch's scalars do (uint8 -1 is 255); infinite ones are no bound.
       using L = std::numeric_limits<T>;
-      auto bound = [](double v, T none) {
-        return std::abs(v) < 9.2e18 ? T(int64_t(v)) : none;
-      };
+      auto bound = [](double v, T none) { return std::abs(v) < 9.2e18 ? T(int64_t(v)) : none; };
       const T l = bound(lo, L::min()), h = bound(hi, L::max());
       loop1(n, static_cast<T*>(out), so, static_cast<const T*>(a), sa, [=](T x) {
         const T y = x < l ? l : x;
@@ -292,8 +309,10 @@ T prod_row(const T* x, int64_t n) {
 // max/min propagate NaN, as PyTorch does.
 template <class T, bool IsMax>
 FK_INLINE T pick(T m, T x) {
-  if constexpr (IsMax) return (x > m || x != x) ? x : m;
-  else return (x < m || x != x) ? x : m;
+  if constexpr (IsMax)
+    return (x > m || x != x) ? x : m;
+  else
+    return (x < m || x != x) ? x : m;
 }
 
 template <class T, bool IsMax>
@@ -459,8 +478,10 @@ void adam_t(int64_t n, T* p, const T* g, T* m, T* v, const AdamStep& h) {
   const T wd = T(h.wd), shrink = T(h.shrink);
   for (int64_t i = 0; i < n; i++) {
     T gi = g[i], pi = p[i];
-    if (h.decoupled) pi *= shrink;
-    else gi += wd * pi;
+    if (h.decoupled)
+      pi *= shrink;
+    else
+      gi += wd * pi;
     const T mi = b1 * m[i] + (1 - b1) * gi, vi = b2 * v[i] + (1 - b2) * gi * gi;
     m[i] = mi;
     v[i] = vi;
@@ -470,7 +491,8 @@ void adam_t(int64_t n, T* p, const T* g, T* m, T* v, const AdamStep& h) {
 
 void adam(DType dt, int64_t n, void* p, const void* g, void* m, void* v, const AdamStep& h) {
   if (dt == DType::Float64)
-    adam_t(n, static_cast<double*>(p), static_cast<const double*>(g), static_cast<double*>(m), static_cast<double*>(v), h);
+    adam_t(n, static_cast<double*>(p), static_cast<const double*>(g), static_cast<double*>(m), static_cast<double*>(v),
+           h);
   else
     adam_t(n, static_cast<float*>(p), static_cast<const float*>(g), static_cast<float*>(m), static_cast<float*>(v), h);
 }
@@ -483,8 +505,8 @@ extern const GemmMicroKernels gemm_micro_f32, gemm_micro_f64;  // gemm.cpp
 extern const CpuKernels kernels = {
 #define FK_STR2(x) #x
 #define FK_STR(x) FK_STR2(x)
-    FK_STR(FK_ISA), binary, unary, cast, clamp, reduce_rows, reduce_cols, gemm, adam, &gemm_micro_f32, &gemm_micro_f64,
-    &nn_kernels,
+    FK_STR(FK_ISA), binary,          unary,           cast,        clamp, reduce_rows, reduce_cols, gemm,
+    adam,           &gemm_micro_f32, &gemm_micro_f64, &nn_kernels,
 };
 
 }  // namespace fk::FK_ISA

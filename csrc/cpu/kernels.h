@@ -19,7 +19,8 @@ struct NnKernels {
   void (*col2im)(DType dt, const Window2d& g, int64_t C, const void* cols, int64_t ps, int64_t ks, void* dx);
   // Over `planes` planes; idx gets the argmax position h*W + w inside its plane.
   void (*max_pool2d)(DType dt, const Window2d& g, int64_t planes, const void* x, void* out, int64_t* idx);
-  void (*max_pool2d_backward)(DType dt, const Window2d& g, int64_t planes, const void* gout, const int64_t* idx, void* gx);
+  void (*max_pool2d_backward)(DType dt, const Window2d& g, int64_t planes, const void* gout, const int64_t* idx,
+                              void* gx);
   void (*avg_pool2d)(DType dt, const Window2d& g, int64_t planes, bool count_include_pad, const void* x, void* out);
   void (*avg_pool2d_backward)(DType dt, const Window2d& g, int64_t planes, bool count_include_pad, const void* gout,
                               void* gx);
@@ -30,8 +31,8 @@ struct NnKernels {
                                        const void* gout, void* gx);
   // The batch-norm loops, over channels [c0, c1) of x [N, C, S] (so threads can share the
   // channels). Per-channel mean and biased variance (accumulated in double):
-  void (*channel_stats)(DType dt, int64_t N, int64_t C, int64_t S, int64_t c0, int64_t c1, const void* x,
-                        double* mean, double* var);
+  void (*channel_stats)(DType dt, int64_t N, int64_t C, int64_t S, int64_t c0, int64_t c1, const void* x, double* mean,
+                        double* var);
   // y = a[c]*x + b[c] (+ e[c]*z when z is given): the normalisation and its backward.
   void (*channel_affine)(DType dt, int64_t N, int64_t C, int64_t S, int64_t c0, int64_t c1, const void* x,
                          const double* a, const double* b, const void* z, const double* e, void* y);

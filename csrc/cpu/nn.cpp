@@ -12,8 +12,10 @@ namespace {
 
 template <class F>
 void float_dispatch(DType dt, F&& f) {
-  if (dt == DType::Float64) f(double{});
-  else f(float{});
+  if (dt == DType::Float64)
+    f(double{});
+  else
+    f(float{});
 }
 
 // Per-thread scratch of n values of T, kept between calls (grown, never shrunk); `slot`
@@ -483,11 +485,11 @@ void cross_entropy_backward_t(int64_t rows, int64_t cols, const T* x, const int6
 }
 
 #define FK_FLOAT_KERNEL(name, impl, params, args) \
-  void name params {                            \
-    float_dispatch(dt, [&](auto tag_) {         \
-      using T = decltype(tag_);                 \
-      impl args;                                \
-    });                                         \
+  void name params {                              \
+    float_dispatch(dt, [&](auto tag_) {           \
+      using T = decltype(tag_);                   \
+      impl args;                                  \
+    });                                           \
   }
 
 FK_FLOAT_KERNEL(im2col, im2col_t,
@@ -540,8 +542,19 @@ FK_FLOAT_KERNEL(cross_entropy_backward, cross_entropy_backward_t,
 }  // namespace
 
 extern const NnKernels nn_kernels = {
-    im2col, col2im, max_pool2d, max_pool2d_backward, avg_pool2d, avg_pool2d_backward, adaptive_avg_pool2d,
-    adaptive_avg_pool2d_backward, channel_stats, channel_affine, channel_grad_sums, softmax_rows, cross_entropy,
+    im2col,
+    col2im,
+    max_pool2d,
+    max_pool2d_backward,
+    avg_pool2d,
+    avg_pool2d_backward,
+    adaptive_avg_pool2d,
+    adaptive_avg_pool2d_backward,
+    channel_stats,
+    channel_affine,
+    channel_grad_sums,
+    softmax_rows,
+    cross_entropy,
     cross_entropy_backward,
 };
 

@@ -72,7 +72,7 @@ struct Pool {
       const uint64_t chunks = (s >> kBits) & kMask, next = s & kMask;
       if (gen_of(s) != g || next >= chunks) return;
       if (!state.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel)) continue;
-      (*job)(n * int64_t(next) / int64_t(chunks), n * int64_t(next + 1) / int64_t(chunks));
+      (*job)(n* int64_t(next) / int64_t(chunks), n * int64_t(next + 1) / int64_t(chunks));
       if (remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard<std::mutex> lk(mu);
         done.notify_one();

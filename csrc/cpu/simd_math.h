@@ -75,12 +75,32 @@ FK_INLINE float tanh_f32(float x) {
 FK_INLINE float sigmoid_f32(float x) { return 1.f / (1.f + exp_f32(-x)); }
 
 template <class T>
-FK_INLINE T exp_(T x) { if constexpr (std::is_same_v<T, float>) return exp_f32(x); else return std::exp(x); }
+FK_INLINE T exp_(T x) {
+  if constexpr (std::is_same_v<T, float>)
+    return exp_f32(x);
+  else
+    return std::exp(x);
+}
 template <class T>
-FK_INLINE T log_(T x) { if constexpr (std::is_same_v<T, float>) return log_f32(x); else return std::log(x); }
+FK_INLINE T log_(T x) {
+  if constexpr (std::is_same_v<T, float>)
+    return log_f32(x);
+  else
+    return std::log(x);
+}
 template <class T>
-FK_INLINE T tanh_(T x) { if constexpr (std::is_same_v<T, float>) return tanh_f32(x); else return std::tanh(x); }
+FK_INLINE T tanh_(T x) {
+  if constexpr (std::is_same_v<T, float>)
+    return tanh_f32(x);
+  else
+    return std::tanh(x);
+}
 template <class T>
-FK_INLINE T sigmoid_(T x) { if constexpr (std::is_same_v<T, float>) return sigmoid_f32(x); else return T(1) / (T(1) + std::exp(-x)); }
+FK_INLINE T sigmoid_(T x) {
+  if constexpr (std::is_same_v<T, float>)
+    return sigmoid_f32(x);
+  else
+    return T(1) / (T(1) + std::exp(-x));
+}
 
 }  // namespace fk::FK_ISA

@@ -5,8 +5,10 @@
 namespace fk {
 
 const Backend& cuda_backend() {
-  throw Error(ErrorKind::NotImplemented, str_cat("CUDA tensors are not implemented in fastkern yet: this build "
-              "found ", cuda_device_count(), " CUDA device(s), but the CUDA kernels are still to come"));
+  throw Error(ErrorKind::NotImplemented,
+              str_cat("CUDA tensors are not implemented in fastkern yet: this build "
+                      "found ",
+                      cuda_device_count(), " CUDA device(s), but the CUDA kernels are still to come"));
 }
 
 }  // namespace fk

@@ -6,7 +6,8 @@ namespace fk_bind {
 DeviceObj parse_device(const std::string& s) {
   const size_t colon = s.find(':');
   const std::string type = s.substr(0, colon);
-  FK_CHECK(type == "cpu" || type == "cuda", Runtime, "Expected one of cpu, cuda device type at start of device string: ", s);
+  FK_CHECK(type == "cpu" || type == "cuda", Runtime,
+           "Expected one of cpu, cuda device type at start of device string: ", s);
   DeviceObj d{type == "cpu" ? Device::CPU : Device::CUDA};
   if (colon == std::string::npos) return d;
   const std::string idx = s.substr(colon + 1);

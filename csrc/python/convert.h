@@ -56,8 +56,9 @@ inline std::optional<DType> opt_dtype(nb::handle h) {
 inline Device to_device_arg(nb::handle h) {
   if (nb::isinstance<DeviceObj>(h)) return nb::cast<DeviceObj&>(h).type;
   if (nb::isinstance<nb::str>(h)) return parse_device(nb::cast<std::string>(h)).type;
-  throw nb::type_error(("expected a device (such as 'cpu' or fastkern.device('cuda')), got " +
-                        nb::cast<std::string>(nb::repr(h))).c_str());
+  throw nb::type_error(
+      ("expected a device (such as 'cpu' or fastkern.device('cuda')), got " + nb::cast<std::string>(nb::repr(h)))
+          .c_str());
 }
 inline std::optional<Device> opt_device(nb::handle h) {
   if (h.is_none()) return std::nullopt;
@@ -70,8 +71,7 @@ inline std::optional<Device> opt_device(nb::handle h) {
 // `kind` (with a message naming the value) when it does not fit.
 inline int64_t to_int64(nb::handle h, const char* what, ErrorKind kind = ErrorKind::Value) {
   PyObject* o = h.ptr();
-  if (!PyIndex_Check(o))
-    throw nb::type_error(str_cat(what, " must be an integer, not ", Py_TYPE(o)->tp_name).c_str());
+  if (!PyIndex_Check(o)) throw nb::type_error(str_cat(what, " must be an integer, not ", Py_TYPE(o)->tp_name).c_str());
   nb::object i = nb::steal(PyNumber_Index(o));
   if (!i.is_valid()) throw nb::python_error();
   int overflow = 0;
@@ -134,7 +134,8 @@ inline std::optional<Scalar> opt_scalar(nb::handle h) {
   if (h.is_none()) return std::nullopt;
   if (nb::isinstance<Tensor>(h)) {
     const Tensor t = nb::cast<Tensor>(h);
-    FK_CHECK(t.numel() == 1, Runtime, "bounds must be numbers or one-element tensors, got shape ", to_string(t.shape()));
+    FK_CHECK(t.numel() == 1, Runtime, "bounds must be numbers or one-element tensors, got shape ",
+             to_string(t.shape()));
     return fk::item(t);
   }
   auto s = to_scalar(h);
@@ -190,6 +191,6 @@ std::vector<IndexItem> to_index(nb::handle h);
 using namespace fk_bind;
 
 // The parts of the module, one file each, called in this order from NB_MODULE (module.cpp).
-nb::class_<Tensor> bind_tensor_methods(nb::module_& m);                // tensor_methods.cpp
-void bind_interop(nb::module_& m, nb::class_<Tensor>& cls);           // interop.cpp
-void bind_functions(nb::module_& m, nb::class_<Tensor>& cls);         // functions.cpp
+nb::class_<Tensor> bind_tensor_methods(nb::module_& m);        // tensor_methods.cpp
+void bind_interop(nb::module_& m, nb::class_<Tensor>& cls);    // interop.cpp
+void bind_functions(nb::module_& m, nb::class_<Tensor>& cls);  // functions.cpp

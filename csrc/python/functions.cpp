@@ -29,10 +29,12 @@ void bind_functions(nb::module_& m, nb::class_<Tensor>& cls) {
     if (o == BinOp::ReluGrad) continue;  // internal: relu's backward
     binary_names.append(kBinaryNames[i]);
     if (o == BinOp::Add || o == BinOp::Sub) continue;
-    both(kBinaryNames[i], [o](const Tensor& a, nb::handle other) { return binary(o, a, operand(a, other)); }, "other"_a);
+    both(
+        kBinaryNames[i], [o](const Tensor& a, nb::handle other) { return binary(o, a, operand(a, other)); }, "other"_a);
   }
-  both("true_divide", [](const Tensor& a, nb::handle other) { return binary(BinOp::Div, a, operand(a, other)); },
-       "other"_a);
+  both(
+      "true_divide", [](const Tensor& a, nb::handle other) { return binary(BinOp::Div, a, operand(a, other)); },
+      "other"_a);
   static const std::pair<const char*, BinOp> logical_ops[] = {
       {"logical_and", BinOp::And}, {"logical_or", BinOp::Or}, {"logical_xor", BinOp::Xor}};
   for (const auto& [name, op] : logical_ops) {
@@ -42,84 +44,127 @@ void bind_functions(nb::module_& m, nb::class_<Tensor>& cls) {
   both("logical_not", &logical_not);
   m.attr("_unary_ops") = nb::tuple(unary_names);  // for the test that every op has a reference
   m.attr("_binary_ops") = nb::tuple(binary_names);
-  both("add", [](const Tensor& a, nb::handle o, nb::handle alpha) { return add_scaled(BinOp::Add, a, operand(a, o), alpha_arg(alpha)); },
-       "other"_a, "alpha"_a = nb::none());
-  both("sub", [](const Tensor& a, nb::handle o, nb::handle alpha) { return add_scaled(BinOp::Sub, a, operand(a, o), alpha_arg(alpha)); },
-       "other"_a, "alpha"_a = nb::none());
-  both("clamp", [](const Tensor& a, nb::handle lo, nb::handle hi) { return clamp(a, opt_scalar(lo), opt_scalar(hi)); },
-       "min"_a = nb::none(), "max"_a = nb::none());
-  both("clip", [](const Tensor& a, nb::handle lo, nb::handle hi) { return clamp(a, opt_scalar(lo), opt_scalar(hi)); },
-       "min"_a = nb::none(), "max"_a = nb::none());
+  both(
+      "add",
+      [](const Tensor& a, nb::handle o, nb::handle alpha) {
+        return add_scaled(BinOp::Add, a, operand(a, o), alpha_arg(alpha));
+      },
+      "other"_a, "alpha"_a = nb::none());
+  both(
+      "sub",
+      [](const Tensor& a, nb::handle o, nb::handle alpha) {
+        return add_scaled(BinOp::Sub, a, operand(a, o), alpha_arg(alpha));
+      },
+      "other"_a, "alpha"_a = nb::none());
+  both(
+      "clamp", [](const Tensor& a, nb::handle lo, nb::handle hi) { return clamp(a, opt_scalar(lo), opt_scalar(hi)); },
+      "min"_a = nb::none(), "max"_a = nb::none());
+  both(
+      "clip", [](const Tensor& a, nb::handle lo, nb::handle hi) { return clamp(a, opt_scalar(lo), opt_scalar(hi)); },
+      "min"_a = nb::none(), "max"_a = nb::none());
   both("matmul", [](const Tensor& a, const Tensor& b) { return matmul(a, b); }, "other"_a);
-  both("addmm", [](const Tensor& a, const Tensor& m1, const Tensor& m2) { return addmm(a, m1, m2); }, "mat1"_a, "mat2"_a);
-  both("squeeze", [](const Tensor& a, nb::handle dim) {
-    return dim.is_none() ? squeeze(a, std::nullopt) : squeeze_dims(a, to_dims(dim));
-  }, "dim"_a = nb::none());
+  both(
+      "addmm", [](const Tensor& a, const Tensor& m1, const Tensor& m2) { return addmm(a, m1, m2); }, "mat1"_a,
+      "mat2"_a);
+  both(
+      "squeeze",
+      [](const Tensor& a, nb::handle dim) {
+        return dim.is_none() ? squeeze(a, std::nullopt) : squeeze_dims(a, to_dims(dim));
+      },
+      "dim"_a = nb::none());
   both("unsqueeze", [](const Tensor& a, int64_t d) { return unsqueeze(a, d); }, "dim"_a);
-  both("flatten", [](const Tensor& a, int64_t s, int64_t e) { return flatten(a, s, e); }, "start_dim"_a = 0, "end_dim"_a = -1);
+  both(
+      "flatten", [](const Tensor& a, int64_t s, int64_t e) { return flatten(a, s, e); }, "start_dim"_a = 0,
+      "end_dim"_a = -1);
   both("transpose", [](const Tensor& a, int64_t d0, int64_t d1) { return transpose(a, d0, d1); }, "dim0"_a, "dim1"_a);
   both("select", [](const Tensor& a, int64_t d, int64_t i) { return select(a, d, i); }, "dim"_a, "index"_a);
-  both("narrow", [](const Tensor& a, int64_t d, int64_t s, int64_t len) { return narrow(a, d, s, len); },
-       "dim"_a, "start"_a, "length"_a);
+  both(
+      "narrow", [](const Tensor& a, int64_t d, int64_t s, int64_t len) { return narrow(a, d, s, len); }, "dim"_a,
+      "start"_a, "length"_a);
   both("nonzero", [](const Tensor& a) { return nonzero(a); });
 
   // reductions
-  both("sum", [](const Tensor& a, nb::handle dim, bool keepdim, nb::handle dtype) {
-    return sum(a, to_dimlist(dim), keepdim, opt_dtype(dtype));
-  }, "dim"_a = nb::none(), "keepdim"_a = false, "dtype"_a = nb::none());
-  both("mean", [](const Tensor& a, nb::handle dim, bool keepdim) { return mean(a, to_dimlist(dim), keepdim); },
-       "dim"_a = nb::none(), "keepdim"_a = false);
-  both("prod", [](const Tensor& a, nb::handle dim, bool keepdim) { return prod(a, to_dimlist(dim), keepdim); },
-       "dim"_a = nb::none(), "keepdim"_a = false);
-  both("amax", [](const Tensor& a, nb::handle dim, bool keepdim) { return amax(a, to_dimlist(dim), keepdim); },
-       "dim"_a = nb::none(), "keepdim"_a = false);
-  both("amin", [](const Tensor& a, nb::handle dim, bool keepdim) { return amin(a, to_dimlist(dim), keepdim); },
-       "dim"_a = nb::none(), "keepdim"_a = false);
+  both(
+      "sum",
+      [](const Tensor& a, nb::handle dim, bool keepdim, nb::handle dtype) {
+        return sum(a, to_dimlist(dim), keepdim, opt_dtype(dtype));
+      },
+      "dim"_a = nb::none(), "keepdim"_a = false, "dtype"_a = nb::none());
+  both(
+      "mean", [](const Tensor& a, nb::handle dim, bool keepdim) { return mean(a, to_dimlist(dim), keepdim); },
+      "dim"_a = nb::none(), "keepdim"_a = false);
+  both(
+      "prod", [](const Tensor& a, nb::handle dim, bool keepdim) { return prod(a, to_dimlist(dim), keepdim); },
+      "dim"_a = nb::none(), "keepdim"_a = false);
+  both(
+      "amax", [](const Tensor& a, nb::handle dim, bool keepdim) { return amax(a, to_dimlist(dim), keepdim); },
+      "dim"_a = nb::none(), "keepdim"_a = false);
+  both(
+      "amin", [](const Tensor& a, nb::handle dim, bool keepdim) { return amin(a, to_dimlist(dim), keepdim); },
+      "dim"_a = nb::none(), "keepdim"_a = false);
   nb::object namedtuple = nb::module_::import_("collections").attr("namedtuple");
   for (const char* name : {"max", "min"}) {
     const bool is_max = name[1] == 'a';
     nb::object result_type = namedtuple(std::string("return_types_") + name, nb::make_tuple("values", "indices"));
-    both(name, [is_max, result_type](const Tensor& a, nb::handle dim, bool keepdim) -> nb::object {
-      if (dim.is_none()) return nb::cast(is_max ? amax(a, DimList(), false) : amin(a, DimList(), false));
-      if (nb::isinstance<Tensor>(dim))  // x.max(other) is maximum
-        return nb::cast(binary(is_max ? BinOp::Max : BinOp::Min, a, nb::cast<const Tensor&>(dim)));
-      auto [v, i] = max_dim(a, to_int64(dim, "dim", ErrorKind::Index), keepdim, is_max);
-      return result_type(v, i);
-    }, "dim"_a = nb::none(), "keepdim"_a = false);
+    both(
+        name,
+        [is_max, result_type](const Tensor& a, nb::handle dim, bool keepdim) -> nb::object {
+          if (dim.is_none()) return nb::cast(is_max ? amax(a, DimList(), false) : amin(a, DimList(), false));
+          if (nb::isinstance<Tensor>(dim))  // x.max(other) is maximum
+            return nb::cast(binary(is_max ? BinOp::Max : BinOp::Min, a, nb::cast<const Tensor&>(dim)));
+          auto [v, i] = max_dim(a, to_int64(dim, "dim", ErrorKind::Index), keepdim, is_max);
+          return result_type(v, i);
+        },
+        "dim"_a = nb::none(), "keepdim"_a = false);
   }
-  both("argmax", [](const Tensor& a, std::optional<int64_t> dim, bool keepdim) { return argmax(a, dim, keepdim, true); },
-       "dim"_a = nb::none(), "keepdim"_a = false);
-  both("argmin", [](const Tensor& a, std::optional<int64_t> dim, bool keepdim) { return argmax(a, dim, keepdim, false); },
-       "dim"_a = nb::none(), "keepdim"_a = false);
-  both("all", [](const Tensor& a, nb::handle dim, bool keepdim) { return all(a, to_dimlist(dim), keepdim); },
-       "dim"_a = nb::none(), "keepdim"_a = false);
-  both("any", [](const Tensor& a, nb::handle dim, bool keepdim) { return any(a, to_dimlist(dim), keepdim); },
-       "dim"_a = nb::none(), "keepdim"_a = false);
+  both(
+      "argmax", [](const Tensor& a, std::optional<int64_t> dim, bool keepdim) { return argmax(a, dim, keepdim, true); },
+      "dim"_a = nb::none(), "keepdim"_a = false);
+  both(
+      "argmin",
+      [](const Tensor& a, std::optional<int64_t> dim, bool keepdim) { return argmax(a, dim, keepdim, false); },
+      "dim"_a = nb::none(), "keepdim"_a = false);
+  both(
+      "all", [](const Tensor& a, nb::handle dim, bool keepdim) { return all(a, to_dimlist(dim), keepdim); },
+      "dim"_a = nb::none(), "keepdim"_a = false);
+  both(
+      "any", [](const Tensor& a, nb::handle dim, bool keepdim) { return any(a, to_dimlist(dim), keepdim); },
+      "dim"_a = nb::none(), "keepdim"_a = false);
   // var/std(dim, unbiased, keepdim) and var/std(dim, correction=, keepdim=)
   auto correction = [](nb::handle unbiased, nb::handle corr) {
     if (!corr.is_none()) return nb::cast<double>(nb::float_(corr));
     return unbiased.is_none() || nb::cast<bool>(unbiased) ? 1.0 : 0.0;
   };
-  both("var", [correction](const Tensor& a, nb::handle dim, nb::handle unbiased, bool keepdim, nb::handle corr) {
-    return var(a, to_dimlist(dim), correction(unbiased, corr), keepdim);
-  }, "dim"_a = nb::none(), "unbiased"_a = nb::none(), "keepdim"_a = false, "correction"_a = nb::none());
-  both("std", [correction](const Tensor& a, nb::handle dim, nb::handle unbiased, bool keepdim, nb::handle corr) {
-    return std_(a, to_dimlist(dim), correction(unbiased, corr), keepdim);
-  }, "dim"_a = nb::none(), "unbiased"_a = nb::none(), "keepdim"_a = false, "correction"_a = nb::none());
-  both("logsumexp", [](const Tensor& a, nb::handle dim, bool keepdim) { return logsumexp(a, to_dimlist(dim), keepdim); },
-       "dim"_a, "keepdim"_a = false);
+  both(
+      "var",
+      [correction](const Tensor& a, nb::handle dim, nb::handle unbiased, bool keepdim, nb::handle corr) {
+        return var(a, to_dimlist(dim), correction(unbiased, corr), keepdim);
+      },
+      "dim"_a = nb::none(), "unbiased"_a = nb::none(), "keepdim"_a = false, "correction"_a = nb::none());
+  both(
+      "std",
+      [correction](const Tensor& a, nb::handle dim, nb::handle unbiased, bool keepdim, nb::handle corr) {
+        return std_(a, to_dimlist(dim), correction(unbiased, corr), keepdim);
+      },
+      "dim"_a = nb::none(), "unbiased"_a = nb::none(), "keepdim"_a = false, "correction"_a = nb::none());
+  both(
+      "logsumexp", [](const Tensor& a, nb::handle dim, bool keepdim) { return logsumexp(a, to_dimlist(dim), keepdim); },
+      "dim"_a, "keepdim"_a = false);
   both("softmax", [](const Tensor& a, int64_t dim) { return softmax(a, dim); }, "dim"_a);
   both("log_softmax", [](const Tensor& a, int64_t dim) { return log_softmax(a, dim); }, "dim"_a);
 
   // module-level functions
-  m.def("where", [](const Tensor& c, nb::handle a, nb::handle b) {
-    // Numbers take the other operand's dtype (or the default dtype when both are numbers).
-    const bool ta = nb::isinstance<Tensor>(a), tb = nb::isinstance<Tensor>(b);
-    Tensor A = ta ? nb::cast<Tensor>(a) : Tensor(), B = tb ? nb::cast<Tensor>(b) : Tensor();
-    if (!ta) A = tb ? operand(B, a) : operand(scalar_tensor(Scalar::of(0), DType::Float32), a);
-    if (!tb) B = operand(A, b);
-    return where(c, A, B);
-  }, "condition"_a, "input"_a, "other"_a);
+  m.def(
+      "where",
+      [](const Tensor& c, nb::handle a, nb::handle b) {
+        // Numbers take the other operand's dtype (or the default dtype when both are numbers).
+        const bool ta = nb::isinstance<Tensor>(a), tb = nb::isinstance<Tensor>(b);
+        Tensor A = ta ? nb::cast<Tensor>(a) : Tensor(), B = tb ? nb::cast<Tensor>(b) : Tensor();
+        if (!ta) A = tb ? operand(B, a) : operand(scalar_tensor(Scalar::of(0), DType::Float32), a);
+        if (!tb) B = operand(A, b);
+        return where(c, A, B);
+      },
+      "condition"_a, "input"_a, "other"_a);
   m.def("cat", [](const std::vector<Tensor>& ts, int64_t dim) { return cat(ts, dim); }, "tensors"_a, "dim"_a = 0);
   m.def("concat", [](const std::vector<Tensor>& ts, int64_t dim) { return cat(ts, dim); }, "tensors"_a, "dim"_a = 0);
   m.def("stack", [](const std::vector<Tensor>& ts, int64_t dim) { return stack(ts, dim); }, "tensors"_a, "dim"_a = 0);
@@ -127,30 +172,50 @@ void bind_functions(nb::module_& m, nb::class_<Tensor>& cls) {
   m.def("reshape", [](const Tensor& t, nb::handle shape) { return reshape(t, to_dims(shape)); }, "input"_a, "shape"_a);
   // Creation: `device` None is the CPU.
   auto dev = [](nb::handle d) { return opt_device(d).value_or(Device::CPU); };
-  m.def("_full", [=](nb::handle shape, nb::handle value, nb::handle dtype, nb::handle device) {
-    return full(to_dims(shape), *to_scalar(value), to_dtype_arg(dtype), dev(device));
-  }, "size"_a, "fill_value"_a, "dtype"_a, "device"_a = nb::none());
-  m.def("_empty", [=](nb::handle shape, nb::handle dtype, nb::handle device) {
-    return empty(to_dims(shape), to_dtype_arg(dtype), dev(device));
-  }, "size"_a, "dtype"_a, "device"_a = nb::none());
-  m.def("_arange", [=](double s, double e, double step, nb::handle dtype, nb::handle device) {
-    return arange(s, e, step, to_dtype_arg(dtype), dev(device));
-  }, "start"_a, "end"_a, "step"_a, "dtype"_a, "device"_a = nb::none());
-  m.def("_linspace", [=](double s, double e, int64_t n, nb::handle dtype, nb::handle device) {
-    return linspace(s, e, n, to_dtype_arg(dtype), dev(device));
-  }, "start"_a, "end"_a, "steps"_a, "dtype"_a, "device"_a = nb::none());
-  m.def("_eye", [=](int64_t n, int64_t mm, nb::handle dtype, nb::handle device) {
-    return eye(n, mm, to_dtype_arg(dtype), dev(device));
-  }, "n"_a, "m"_a, "dtype"_a, "device"_a = nb::none());
-  m.def("_randint", [=](int64_t lo, int64_t hi, nb::handle shape, nb::handle dtype, nb::handle device) {
-    return randint(lo, hi, to_dims(shape), to_dtype_arg(dtype), dev(device));
-  }, "low"_a, "high"_a, "size"_a, "dtype"_a, "device"_a = nb::none());
-  m.def("randperm", [=](int64_t n, nb::handle device) { return randperm(n, dev(device)); }, "n"_a, nb::kw_only(),
-        "device"_a = nb::none());
+  m.def(
+      "_full",
+      [=](nb::handle shape, nb::handle value, nb::handle dtype, nb::handle device) {
+        return full(to_dims(shape), *to_scalar(value), to_dtype_arg(dtype), dev(device));
+      },
+      "size"_a, "fill_value"_a, "dtype"_a, "device"_a = nb::none());
+  m.def(
+      "_empty",
+      [=](nb::handle shape, nb::handle dtype, nb::handle device) {
+        return empty(to_dims(shape), to_dtype_arg(dtype), dev(device));
+      },
+      "size"_a, "dtype"_a, "device"_a = nb::none());
+  m.def(
+      "_arange",
+      [=](double s, double e, double step, nb::handle dtype, nb::handle device) {
+        return arange(s, e, step, to_dtype_arg(dtype), dev(device));
+      },
+      "start"_a, "end"_a, "step"_a, "dtype"_a, "device"_a = nb::none());
+  m.def(
+      "_linspace",
+      [=](double s, double e, int64_t n, nb::handle dtype, nb::handle device) {
+        return linspace(s, e, n, to_dtype_arg(dtype), dev(device));
+      },
+      "start"_a, "end"_a, "steps"_a, "dtype"_a, "device"_a = nb::none());
+  m.def(
+      "_eye",
+      [=](int64_t n, int64_t mm, nb::handle dtype, nb::handle device) {
+        return eye(n, mm, to_dtype_arg(dtype), dev(device));
+      },
+      "n"_a, "m"_a, "dtype"_a, "device"_a = nb::none());
+  m.def(
+      "_randint",
+      [=](int64_t lo, int64_t hi, nb::handle shape, nb::handle dtype, nb::handle device) {
+        return randint(lo, hi, to_dims(shape), to_dtype_arg(dtype), dev(device));
+      },
+      "low"_a, "high"_a, "size"_a, "dtype"_a, "device"_a = nb::none());
+  m.def(
+      "randperm", [=](int64_t n, nb::handle device) { return randperm(n, dev(device)); }, "n"_a, nb::kw_only(),
+      "device"_a = nb::none());
   m.def("manual_seed", [](int64_t seed) { manual_seed(uint64_t(seed)); }, "seed"_a);
   m.def("is_grad_enabled", &grad_enabled);
   m.def("_set_grad_enabled", &set_grad_enabled);
-  m.def("_backward", [](const std::vector<Tensor>& roots, const std::vector<std::optional<Tensor>>& grads, bool retain, bool create) {
+  m.def("_backward", [](const std::vector<Tensor>& roots, const std::vector<std::optional<Tensor>>& grads, bool retain,
+                        bool create) {
     std::vector<Tensor> g;
     for (const auto& x : grads) g.push_back(x.value_or(Tensor()));
     backward(roots, g, retain, create);
@@ -172,9 +237,8 @@ void bind_functions(nb::module_& m, nb::class_<Tensor>& cls) {
     FK_CHECK(d.n == 2, Value, "expected a pair of ints, got ", to_string(d));
     return Pair2{d[0], d[1]};
   };
-  m.def("_conv2d", [=](const Tensor& x, const Tensor& w, const OptT& b, nb::handle s, nb::handle p, nb::handle d, int64_t g) {
-    return conv2d(x, w, opt_tensor(b), pair(s), pair(p), pair(d), g);
-  });
+  m.def("_conv2d", [=](const Tensor& x, const Tensor& w, const OptT& b, nb::handle s, nb::handle p, nb::handle d,
+                       int64_t g) { return conv2d(x, w, opt_tensor(b), pair(s), pair(p), pair(d), g); });
   m.def("_max_pool2d", [=](const Tensor& x, nb::handle k, nb::handle s, nb::handle p, nb::handle d, bool ceil) {
     return max_pool2d(x, pair(k), pair(s), pair(p), pair(d), ceil);
   });

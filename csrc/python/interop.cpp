@@ -47,7 +47,8 @@ nb::ndarray<Framework> as_ndarray(const Tensor& t) {
 nb::object to_numpy(const Tensor& t) {
   FK_CHECK(t.device() == Device::CPU, Type, "can't convert ", device_str(t),
            " device type tensor to numpy. Use Tensor.cpu() to copy the tensor to host memory first.");
-  FK_CHECK(!t.requires_grad(), Runtime, "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.");
+  FK_CHECK(!t.requires_grad(), Runtime,
+           "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.");
   return as_ndarray<nb::numpy>(t).cast();
 }
 
@@ -60,9 +61,9 @@ nb::object to_dlpack(const Tensor& t, nb::handle stream, nb::handle max_version,
   const Tensor src = fresh ? clone(detach(t)) : t;
   // stream: CPU memory needs no synchronisation; the CUDA backend must order the consumer's
   // stream after its own work before it exports device memory.
-  return as_ndarray<nb::array_api>(src).cast().attr("__dlpack__")(
-      "stream"_a = stream, "max_version"_a = max_version, "dl_device"_a = dl_device_arg,
-      "copy"_a = fresh ? nb::handle(Py_None) : copy);
+  return as_ndarray<nb::array_api>(src).cast().attr("__dlpack__")("stream"_a = stream, "max_version"_a = max_version,
+                                                                  "dl_device"_a = dl_device_arg,
+                                                                  "copy"_a = fresh ? nb::handle(Py_None) : copy);
 }
 
 // ---- import ------------------------------------------------------------------------
@@ -81,7 +82,8 @@ Tensor from_numpy(nb::ndarray<nb::device::cpu> a, nb::handle owner) {
   for (size_t i = 0; i < a.ndim(); i++) {
     shape.push_back(int64_t(a.shape(i)));
     strides.push_back(a.stride(i));
-    FK_CHECK(a.stride(i) >= 0, Value, "At least one stride in the given numpy array is negative, and tensors with "
+    FK_CHECK(a.stride(i) >= 0, Value,
+             "At least one stride in the given numpy array is negative, and tensors with "
              "negative strides are not currently supported. (You can probably work around this by making a copy of "
              "your array with array.copy().)");
   }
@@ -98,7 +100,7 @@ Tensor from_numpy(nb::ndarray<nb::device::cpu> a, nb::handle owner) {
 // The storage over imported memory owns the nb::ndarray, and so the producer's managed tensor.
 void release_ndarray(void*, size_t, void* a) {
   if (!Py_IsInitialized()) return;  // at exit the producer is gone; leave its memory be
-  nb::gil_scoped_acquire gil;        // producers' deleters may touch Python objects
+  nb::gil_scoped_acquire gil;       // producers' deleters may touch Python objects
   delete static_cast<nb::ndarray<>*>(a);
 }
 
@@ -116,14 +118,16 @@ void release_ndarray(void*, size_t, void* a) {
   // Read-only memory is the usual refusal: a read-only import takes it (and lets it go again).
   nb::ndarray<nb::ro> readonly;
   if (nb::try_cast(obj, readonly, false))
-    throw nb::buffer_error("from_dlpack: the producer's memory is read-only, and fastkern tensors are always "
-                           "writable; import a writable copy instead");
+    throw nb::buffer_error(
+        "from_dlpack: the producer's memory is read-only, and fastkern tensors are always "
+        "writable; import a writable copy instead");
   const bool has_dlpack = !is_capsule && nb::hasattr(obj, "__dlpack__");
   // The caster swallows the producer's own error (e.g. a tensor that requires grad): ask again.
   if (has_dlpack) obj.attr("__dlpack__")();
   FK_CHECK(is_capsule || has_dlpack, Type, "from_dlpack: expected an object with __dlpack__ or a DLPack capsule, got ",
            Py_TYPE(obj.ptr())->tp_name);
-  throw Error(ErrorKind::Value, "from_dlpack: the DLPack tensor was refused (ndim outside 0..128, or __dlpack__ "
+  throw Error(ErrorKind::Value,
+              "from_dlpack: the DLPack tensor was refused (ndim outside 0..128, or __dlpack__ "
               "returned no DLPack capsule)");
 }
 
@@ -145,8 +149,8 @@ Tensor from_dlpack(nb::handle obj) {
   for (size_t i = 0; i < a.ndim(); i++) t->shape.push_back(a.shape_ptr()[i]);
   checked_numel(t->shape);
   for (size_t i = 0; i < a.ndim(); i++) {  // nanobind fills in the strides a producer leaves out
-    FK_CHECK(a.stride(i) >= 0, Value, "from_dlpack: negative strides are not supported, got ", a.stride(i),
-             " at dim ", i);
+    FK_CHECK(a.stride(i) >= 0, Value, "from_dlpack: negative strides are not supported, got ", a.stride(i), " at dim ",
+             i);
     t->strides.push_back(a.stride(i));
   }
   t->dtype = *dt;

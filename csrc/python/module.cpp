@@ -55,16 +55,19 @@ NB_MODULE(_C, m) {
       .def_prop_ro("type", [](const DeviceObj& d) { return device_name(d.type); })
       .def_prop_ro("index", [](const DeviceObj& d) { return d.index < 0 ? std::nullopt : std::optional(d.index); })
       .def("__str__", &device_str)
-      .def("__repr__", [](const DeviceObj& d) {
-        return str_cat("device(type='", device_name(d.type), "'", d.index < 0 ? "" : str_cat(", index=", d.index), ")");
-      })
-      .def("__eq__", [](const DeviceObj& d, nb::handle o) {
-        if (nb::isinstance<DeviceObj>(o)) {
-          const DeviceObj& e = nb::cast<const DeviceObj&>(o);
-          return e.type == d.type && e.index == d.index;
-        }
-        return nb::isinstance<nb::str>(o) && nb::cast<std::string>(o) == device_str(d);
-      })
+      .def("__repr__",
+           [](const DeviceObj& d) {
+             return str_cat("device(type='", device_name(d.type), "'", d.index < 0 ? "" : str_cat(", index=", d.index),
+                            ")");
+           })
+      .def("__eq__",
+           [](const DeviceObj& d, nb::handle o) {
+             if (nb::isinstance<DeviceObj>(o)) {
+               const DeviceObj& e = nb::cast<const DeviceObj&>(o);
+               return e.type == d.type && e.index == d.index;
+             }
+             return nb::isinstance<nb::str>(o) && nb::cast<std::string>(o) == device_str(d);
+           })
       .def("__hash__", [](const DeviceObj& d) { return std::hash<std::string>()(device_str(d)); });
 
   nb::class_<Tensor> cls = bind_tensor_methods(m);

@@ -1,12 +1,30 @@
 """fastkern: tensors with hand-written C++ kernels and a C++ autograd engine,
 PyTorch names and semantics, and a fastai-style training layer on top."""
+
 from . import _C
 from ._C import Tensor, device, dtype  # noqa: F401
 from ._C import float32, float64, int64, uint8  # noqa: F401
 from ._C import *  # noqa: F401,F403  (ops bound in C++: exp, sum, matmul, where, cat, ...)
 from ._creation import (  # noqa: F401
-    arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like, linspace, ones, ones_like,
-    rand, rand_like, randint, randn, randn_like, tensor, zeros, zeros_like,
+    arange,
+    as_tensor,
+    empty,
+    empty_like,
+    eye,
+    from_numpy,
+    full,
+    full_like,
+    linspace,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    tensor,
+    zeros,
+    zeros_like,
 )
 from ._grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from . import _tensor  # noqa: F401  (Python-side Tensor methods: repr, tolist, __array__)
@@ -37,4 +55,3 @@ def numel(t):
 
 def get_default_dtype():
     return float32
-

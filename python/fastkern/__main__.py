@@ -4,6 +4,7 @@ Commands:
   train      train a small CNN (default: on the embedded MNIST 3s/7s sample; the default command)
   baseline   fastbook chapter-4 pixel-similarity baseline on MNIST 3s vs 7s
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,18 +56,31 @@ def _baseline(args) -> int:
 
 
 def _baseline_args(p):
-    p.add_argument("--data", metavar="DIR", help="folder with the full MNIST IDX files "
-                   "(train-images-idx3-ubyte.gz, ...) instead of the embedded sample")
+    p.add_argument(
+        "--data",
+        metavar="DIR",
+        help="folder with the full MNIST IDX files (train-images-idx3-ubyte.gz, ...) instead of the embedded sample",
+    )
 
 
 def _train_args(p):
-    p.add_argument("--dataset", default="sample", metavar="NAME|DIR",
-                   help="'sample' (embedded MNIST 3s/7s, default), 'mnist', 'fashion-mnist', or an image folder "
-                        "(class subfolders, optionally under train/ and valid/ or val/)")
-    p.add_argument("--data", metavar="DIR", help="local folder with the MNIST/Fashion-MNIST files "
-                   "(default: $FASTKERN_DATA, else the download cache)")
-    p.add_argument("--model", default="simple_cnn", help="architecture from fastkern.models: simple_cnn (default), "
-                   "mlp, simple_net, linear")
+    p.add_argument(
+        "--dataset",
+        default="sample",
+        metavar="NAME|DIR",
+        help="'sample' (embedded MNIST 3s/7s, default), 'mnist', 'fashion-mnist', or an image folder "
+        "(class subfolders, optionally under train/ and valid/ or val/)",
+    )
+    p.add_argument(
+        "--data",
+        metavar="DIR",
+        help="local folder with the MNIST/Fashion-MNIST files (default: $FASTKERN_DATA, else the download cache)",
+    )
+    p.add_argument(
+        "--model",
+        default="simple_cnn",
+        help="architecture from fastkern.models: simple_cnn (default), mlp, simple_net, linear",
+    )
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--lr", type=float, default=1e-2, help="peak learning rate of the one-cycle schedule")
     p.add_argument("--bs", type=int, default=64, help="batch size")
@@ -74,8 +88,12 @@ def _train_args(p):
     p.add_argument("--workers", type=int, default=2, help="decoding threads for image folders")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--export", metavar="FILE", help="write the trained model (weights + architecture + vocab + "
-                   "transforms, one safetensors file) for fastkern.load_learner")
+    p.add_argument(
+        "--export",
+        metavar="FILE",
+        help="write the trained model (weights + architecture + vocab + "
+        "transforms, one safetensors file) for fastkern.load_learner",
+    )
 
 
 def _train_data(args):
@@ -95,8 +113,14 @@ def _train_data(args):
             d = (fk.data.mnist if name == "mnist" else fk.data.fashion_mnist)(args.data)
             desc = name
         tfms = Pipeline([IntToFloat(), Flatten() if flat else AddChannel()])
-        dls = DataLoaders.from_dsets(TensorDataset(d.train_x, d.train_y), TensorDataset(d.valid_x, d.valid_y),
-                                     bs=args.bs, seed=args.seed, after_batch=tfms, vocab=list(d.vocab))
+        dls = DataLoaders.from_dsets(
+            TensorDataset(d.train_x, d.train_y),
+            TensorDataset(d.valid_x, d.valid_y),
+            bs=args.bs,
+            seed=args.seed,
+            after_batch=tfms,
+            vocab=list(d.vocab),
+        )
         return dls, (1, 28, 28), desc
     if not Path(name).is_dir():
         raise FileNotFoundError(f"--dataset {name!r}: not 'sample', 'mnist', 'fashion-mnist' or a folder")
@@ -127,10 +151,14 @@ def _train(args) -> int:
         return 2
     learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss(), metrics=accuracy)
     n_train, n_valid = len(dls.train_ds), len(dls.valid_ds)
-    print(f"fastkern {fk.__version__}: {args.model} on {desc}: {n_train} training / {n_valid} validation images, "
-          f"{n_out} classes")
-    print(f"fit_one_cycle({args.epochs}, {args.lr}), batch size {args.bs}, {fk.get_num_threads()} threads, "
-          f"{fk.backends.cpu.capability()} kernels\n")
+    print(
+        f"fastkern {fk.__version__}: {args.model} on {desc}: {n_train} training / {n_valid} validation images, "
+        f"{n_out} classes"
+    )
+    print(
+        f"fit_one_cycle({args.epochs}, {args.lr}), batch size {args.bs}, {fk.get_num_threads()} threads, "
+        f"{fk.backends.cpu.capability()} kernels\n"
+    )
     learn.fit_one_cycle(args.epochs, args.lr)
     acc = learn.recorder.values[-1][2]
     print(f"\naccuracy {acc:.4f} on {n_valid} validation images; total time {time.perf_counter() - t0:.1f} s")

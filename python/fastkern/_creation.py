@@ -1,4 +1,5 @@
 """Tensor creation. Not on the per-op hot path, so it lives in Python."""
+
 import builtins
 
 import numpy as np
@@ -38,8 +39,10 @@ def from_numpy(a):
     if not isinstance(a, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(a).__name__})")
     if a.dtype not in _FROM_NP:
-        raise TypeError(f"can't convert np.ndarray of type {a.dtype}. The only supported types are: "
-                        "float64, float32, int64, uint8 and bool.")
+        raise TypeError(
+            f"can't convert np.ndarray of type {a.dtype}. The only supported types are: "
+            "float64, float32, int64, uint8 and bool."
+        )
     if not a.flags.writeable:
         a = a.copy()
     return _C._from_numpy(a, a)

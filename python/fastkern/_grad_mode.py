@@ -1,4 +1,5 @@
 """Grad-mode switches: context managers that also work as decorators."""
+
 import functools
 
 from ._C import _set_grad_enabled, is_grad_enabled

@@ -1,4 +1,5 @@
 """Tensor methods that are not on the per-op hot path, written in Python."""
+
 import numpy as np
 
 from ._C import Tensor, float32, int64, bool as bool_
@@ -9,8 +10,7 @@ def _repr(self):
     if arr.size == 0:
         body = "[]" if arr.ndim == 1 else f"[], size={tuple(arr.shape)}"
     else:
-        body = np.array2string(arr, separator=", ", prefix="tensor(", precision=4,
-                               threshold=1000, edgeitems=3)
+        body = np.array2string(arr, separator=", ", prefix="tensor(", precision=4, threshold=1000, edgeitems=3)
     extra = ""
     if self.dtype not in (float32, int64, bool_):
         extra += f", dtype={self.dtype!r}"
@@ -44,26 +44,31 @@ def _format(self, spec):
 
 def _new_tensor(self, data, dtype=None, requires_grad=False):
     from ._creation import tensor
+
     return tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
 
 
 def _new_zeros(self, *size, dtype=None, requires_grad=False):
     from ._creation import zeros
+
     return zeros(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
 
 
 def _new_ones(self, *size, dtype=None, requires_grad=False):
     from ._creation import ones
+
     return ones(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
 
 
 def _new_full(self, size, fill_value, dtype=None, requires_grad=False):
     from ._creation import full
+
     return full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad)
 
 
 def _new_empty(self, *size, dtype=None, requires_grad=False):
     from ._creation import empty
+
     return empty(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
 
 

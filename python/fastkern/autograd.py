@@ -1,4 +1,5 @@
 """fastkern.autograd: the engine itself is C++ (csrc/core/autograd.cpp)."""
+
 from . import _C
 from ._C import Tensor
 from ._grad_mode import enable_grad, no_grad, set_grad_enabled  # noqa: F401

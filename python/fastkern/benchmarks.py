@@ -3,6 +3,7 @@
 Prints one table comparing fastkern with NumPy and (when installed) PyTorch in the same
 process, plus the CPU kernel path fastkern chose. Each figure is the best of a few runs.
 """
+
 import importlib
 import os
 import platform
@@ -48,8 +49,10 @@ class Table:
         return "".join(format(title, self._pad(spec)) for title, spec in self.columns)
 
     def row(self, *values):
-        return "".join(format("-" if v is None else v, self._pad(spec) if v is None or isinstance(v, str) else spec)
-                       for v, (_, spec) in zip(values, self.columns))
+        return "".join(
+            format("-" if v is None else v, self._pad(spec) if v is None or isinstance(v, str) else spec)
+            for v, (_, spec) in zip(values, self.columns)
+        )
 
 
 def _cases(fk, torch):
@@ -58,8 +61,11 @@ def _cases(fk, torch):
     libs = {"fastkern": fk, "numpy": None, "torch": torch}
 
     def tensors(*arrays):
-        return {name: [mod.tensor(a) if mod else a for a in arrays] for name, mod in libs.items()
-                if mod is not None or name == "numpy"}
+        return {
+            name: [mod.tensor(a) if mod else a for a in arrays]
+            for name, mod in libs.items()
+            if mod is not None or name == "numpy"
+        }
 
     one = tensors(np.ones(1, np.float32), np.ones(1, np.float32))
     big = tensors(*(rng.standard_normal(1 << 22).astype(np.float32) for _ in range(2)))
@@ -67,11 +73,14 @@ def _cases(fk, torch):
     yield "a + b, 1 element", "Mop/s", 1e-6, {k: (lambda a, b: lambda: a + b)(*v) for k, v in one.items()}
     yield "a + b, 16 MB", "GB/s", 3 * 4 * (1 << 22) / 1e9, {k: (lambda a, b: lambda: a + b)(*v) for k, v in big.items()}
     yield "a.sum(), 16 MB", "GB/s", 4 * (1 << 22) / 1e9, {k: (lambda a, b: lambda: a.sum())(*v) for k, v in big.items()}
-    yield "matmul 512x512", "GFLOP/s", 2 * 512 ** 3 / 1e9, {k: (lambda a, b: lambda: a @ b)(*v) for k, v in mm.items()}
+    yield "matmul 512x512", "GFLOP/s", 2 * 512**3 / 1e9, {k: (lambda a, b: lambda: a @ b)(*v) for k, v in mm.items()}
     x = rng.standard_normal((2, 128, 28, 28)).astype(np.float32)
     w = (rng.standard_normal((128, 128, 3, 3)) * 0.05).astype(np.float32)
-    conv = {name: (lambda F, x, w: lambda: F.conv2d(x, w, padding=1))(mod.nn.functional, mod.tensor(x), mod.tensor(w))
-            for name, mod in libs.items() if mod is not None}
+    conv = {
+        name: (lambda F, x, w: lambda: F.conv2d(x, w, padding=1))(mod.nn.functional, mod.tensor(x), mod.tensor(w))
+        for name, mod in libs.items()
+        if mod is not None
+    }
     yield "conv2d 3x3 128ch 28x28, batch 2", "GFLOP/s", 2 * 2 * 128 * 28 * 28 * 128 * 9 / 1e9, conv
     xb = rng.standard_normal((256, 784)).astype(np.float32)
     yb = rng.integers(0, 10, 256)
@@ -88,24 +97,40 @@ def _cases(fk, torch):
                 for t in p:
                     t -= t.grad * 0.01
                     t.grad = None
+
         return step
 
-    yield "MLP 784-30-10 train step, batch 256", "kimg/s", 256 / 1e3, \
-        {name: mlp_step(mod) for name, mod in libs.items() if mod is not None}
+    yield (
+        "MLP 784-30-10 train step, batch 256",
+        "kimg/s",
+        256 / 1e3,
+        {name: mlp_step(mod) for name, mod in libs.items() if mod is not None},
+    )
 
 
 def main():
     import fastkern as fk
+
     try:
         torch = importlib.import_module("torch")
     except ImportError:
         torch = None
     print(f"fastkern {fk.__version__}, CPU kernels: {fk.backends.cpu.capability()}, threads: {fk.get_num_threads()}")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; numpy {np.__version__}; "
-          f"torch {torch.__version__ if torch else 'not installed'}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores; numpy {np.__version__}; "
+        f"torch {torch.__version__ if torch else 'not installed'}"
+    )
     print()
-    table = Table([("benchmark", "<38"), ("unit", ">8"), ("fastkern", ">10.1f"), ("numpy", ">9.1f"),
-                   ("torch", ">9.1f"), ("ours/best", ">11.2f")])
+    table = Table(
+        [
+            ("benchmark", "<38"),
+            ("unit", ">8"),
+            ("fastkern", ">10.1f"),
+            ("numpy", ">9.1f"),
+            ("torch", ">9.1f"),
+            ("ours/best", ">11.2f"),
+        ]
+    )
     print(table.header())
     for label, unit, work, fns in _cases(fk, torch):
         speed = {name: work / best_time(fn, budget=0.3) for name, fn in fns.items()}

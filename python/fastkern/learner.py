@@ -9,6 +9,7 @@ one of the Cancel*Exception to skip the rest of that stage; ``after_cancel_*``
 then runs, and the stage's ``after_*`` still does. Recording, progress output,
 schedules and lr_find are callbacks too; all but the Recorder live in fastkern.callback.
 """
+
 import contextlib
 import inspect
 import json
@@ -19,8 +20,17 @@ from pathlib import Path
 from . import nn
 from ._grad_mode import no_grad
 from .callback.core import (  # noqa: F401  (the callback names are importable from here as before)
-    EVENTS, Callback, CancelBackwardException, CancelBatchException, CancelEpochException, CancelFitException,
-    CancelStepException, CancelTrainException, CancelValidException, GatherPreds, TrainEvalCallback,
+    EVENTS,
+    Callback,
+    CancelBackwardException,
+    CancelBatchException,
+    CancelEpochException,
+    CancelFitException,
+    CancelStepException,
+    CancelTrainException,
+    CancelValidException,
+    GatherPreds,
+    TrainEvalCallback,
 )
 from .callback.progress import ProgressCallback
 from .callback.schedule import LRFinder, ParamScheduler, SuggestedLRs, suggest_lrs  # noqa: F401
@@ -126,6 +136,7 @@ class Recorder(Callback):
 
 def _pyplot():
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -179,20 +190,38 @@ def body_head_splitter(model):
     return [body, head]
 
 
-_ACTIVATIONS = {"cross_entropy": (lambda x: x.softmax(-1), lambda x: x.argmax(-1)),
-                "binary_cross_entropy_with_logits": (lambda x: x.sigmoid(), lambda x: x > 0.5)}
+_ACTIVATIONS = {
+    "cross_entropy": (lambda x: x.softmax(-1), lambda x: x.argmax(-1)),
+    "binary_cross_entropy_with_logits": (lambda x: x.sigmoid(), lambda x: x > 0.5),
+}
 
 
 class Learner:
-    def __init__(self, dls, model, loss_func=None, opt_func=Adam, lr=1e-3, splitter=default_splitter, cbs=None,
-                 metrics=None, path=None, model_dir="models", wd=None, train_bn=True, moms=(0.95, 0.85, 0.95),
-                 progress=True):
+    def __init__(
+        self,
+        dls,
+        model,
+        loss_func=None,
+        opt_func=Adam,
+        lr=1e-3,
+        splitter=default_splitter,
+        cbs=None,
+        metrics=None,
+        path=None,
+        model_dir="models",
+        wd=None,
+        train_bn=True,
+        moms=(0.95, 0.85, 0.95),
+        progress=True,
+    ):
         self.dls, self.model = dls, model
         self.loss_func = nn.CrossEntropyLoss() if loss_func is None else loss_func
         self.opt_func, self.lr, self.splitter = opt_func, lr, splitter
         self.wd, self.train_bn, self.moms = wd, train_bn, moms
-        self.metrics = [as_metric(m) for m in (metrics if isinstance(metrics, (list, tuple)) else
-                                               [] if metrics is None else [metrics])]
+        self.metrics = [
+            as_metric(m)
+            for m in (metrics if isinstance(metrics, (list, tuple)) else [] if metrics is None else [metrics])
+        ]
         self.path = Path(path if path is not None else getattr(dls, "path", "."))
         self.model_dir = model_dir
         self.opt, self.training, self.epoch, self.n_epoch = None, False, 0, 1
@@ -328,16 +357,28 @@ class Learner:
     def _end_cleanup(self):
         self.dl, self.xb, self.yb, self.pred, self.loss_grad = None, (), (), None, None
 
-    def fit_one_cycle(self, n_epoch, lr_max=None, div=25.0, div_final=1e5, pct_start=0.25, wd=None, moms=None,
-                      cbs=None, reset_opt=False):
+    def fit_one_cycle(
+        self,
+        n_epoch,
+        lr_max=None,
+        div=25.0,
+        div_final=1e5,
+        pct_start=0.25,
+        wd=None,
+        moms=None,
+        cbs=None,
+        reset_opt=False,
+    ):
         """fastai's one-cycle: lr warms up from lr_max/div to lr_max over pct_start of the
         iterations, then anneals to lr_max/div_final, cosine both ways; momentum goes the other way."""
         if reset_opt or self.opt is None:
             self.create_opt()
         n = len(self.opt.param_groups)
         lr_maxes = _lr_list(self.lr if lr_max is None else lr_max, n)
-        scheds = {"lr": [combined_cos(pct_start, lr / div, lr, lr / div_final) for lr in lr_maxes],
-                  "mom": combined_cos(pct_start, *(moms or self.moms))}
+        scheds = {
+            "lr": [combined_cos(pct_start, lr / div, lr, lr / div_final) for lr in lr_maxes],
+            "mom": combined_cos(pct_start, *(moms or self.moms)),
+        }
         self.fit(n_epoch, cbs=[ParamScheduler(scheds)] + list(cbs or []), wd=wd)
 
     def lr_find(self, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, show_plot=False):
@@ -381,6 +422,7 @@ class Learner:
         """(predictions, targets[, decoded][, losses]) over a loader, with the loss's activation
         applied (softmax for cross-entropy). ``with_input`` puts the inputs first."""
         from ._C import cat
+
         dl = self.dls[ds_idx] if dl is None else dl
         gather = GatherPreds()
         with self.added_cbs([gather]):
@@ -400,6 +442,7 @@ class Learner:
     def predict(self, item):
         """(decoded class, class index, probabilities) for one raw item (a path, an image, a tensor)."""
         from .data.core import default_collate
+
         item_tfms, after_batch, vocab = self._item_pipeline()
         x = item_tfms(item) if item_tfms is not None else item
         (xb,) = default_collate([(x,)])
@@ -426,6 +469,7 @@ class Learner:
     def save(self, file, with_opt=True):
         """Model (and optimizer) state to path/model_dir/file.safetensors; returns the path."""
         from .serialization import save
+
         state = {"model": self.model.state_dict()}
         if with_opt and self.opt is not None:
             state["opt"] = self.opt.state_dict()
@@ -435,6 +479,7 @@ class Learner:
 
     def load(self, file, with_opt=True, strict=True):
         from .serialization import load
+
         state = load(self._file(file))
         self.model.load_state_dict(state["model"], strict=strict)
         if with_opt and "opt" in state:
@@ -448,14 +493,22 @@ class Learner:
         fastkern.models), the vocab, the item and batch transforms and the loss. No pickle."""
         from .models import arch_of
         from .serialization import save
+
         arch = arch_of(self.model)
         if arch is None:
-            raise ValueError("export needs a model built by fastkern.models (create_model(name, ...)), so that "
-                             "load_learner can rebuild it by name")
+            raise ValueError(
+                "export needs a model built by fastkern.models (create_model(name, ...)), so that "
+                "load_learner can rebuild it by name"
+            )
         item_tfms, after_batch, vocab = self._item_pipeline()
-        info = {"arch": arch[0], "arch_kwargs": arch[1], "vocab": list(vocab) if vocab is not None else None,
-                "item_tfms": _tfms_list(item_tfms), "after_batch": _tfms_list(after_batch),
-                "loss": _loss_spec(self.loss_func)}
+        info = {
+            "arch": arch[0],
+            "arch_kwargs": arch[1],
+            "vocab": list(vocab) if vocab is not None else None,
+            "item_tfms": _tfms_list(item_tfms),
+            "after_batch": _tfms_list(after_batch),
+            "loss": _loss_spec(self.loss_func),
+        }
         path = Path(fname) if Path(fname).is_absolute() else self.path / fname
         save(self.model.state_dict(), path, metadata={"fastkern_learner": json.dumps(info)})
         return path
@@ -463,19 +516,24 @@ class Learner:
 
 def _tfms_list(p):
     from .data.transforms import Pipeline
+
     return None if p is None else Pipeline(p).to_list()
 
 
 # the losses an export names, and so the only ones load_learner builds
-_LOSSES = {c.__name__: c for c in (nn.CrossEntropyLoss, nn.NLLLoss, nn.MSELoss, nn.L1Loss, nn.BCEWithLogitsLoss,
-                                   nn.BCELoss)}
+_LOSSES = {
+    c.__name__: c for c in (nn.CrossEntropyLoss, nn.NLLLoss, nn.MSELoss, nn.L1Loss, nn.BCEWithLogitsLoss, nn.BCELoss)
+}
 
 
 def _loss_spec(loss):
     if type(loss) in _LOSSES.values():
         # constructor arguments that JSON can hold (a class-weight tensor does not matter for inference)
-        args = {k: v for k, v in vars(loss).items()
-                if not k.startswith("_") and k != "training" and isinstance(v, (int, float, str))}
+        args = {
+            k: v
+            for k, v in vars(loss).items()
+            if not k.startswith("_") and k != "training" and isinstance(v, (int, float, str))
+        }
         return {"name": type(loss).__name__, "args": args}
     name = getattr(loss, "__name__", None)
     return {"name": name, "function": True} if name in _ACTIVATIONS else None
@@ -517,19 +575,27 @@ def _bundle_info(text):
         if not ok:
             raise ValueError(what)
 
-    check(isinstance(info, dict) and {"arch", "arch_kwargs", "vocab", "item_tfms", "after_batch"} <= info.keys(),
-          "the learner metadata lacks one of arch, arch_kwargs, vocab, item_tfms, after_batch")
+    check(
+        isinstance(info, dict) and {"arch", "arch_kwargs", "vocab", "item_tfms", "after_batch"} <= info.keys(),
+        "the learner metadata lacks one of arch, arch_kwargs, vocab, item_tfms, after_batch",
+    )
     check(isinstance(info["arch"], str), "'arch' is not a string")
     check(isinstance(info["arch_kwargs"], dict), "'arch_kwargs' is not a dict")
     if info["arch"] in _ARCHS:
         _check_args(_ARCHS[info["arch"]], info["arch_kwargs"], f"architecture {info['arch']!r}")
     vocab = info["vocab"]
-    check(vocab is None or isinstance(vocab, list) and all(isinstance(v, (str, int, float)) for v in vocab),
-          "'vocab' is not a list of labels")
+    check(
+        vocab is None or isinstance(vocab, list) and all(isinstance(v, (str, int, float)) for v in vocab),
+        "'vocab' is not a list of labels",
+    )
     for k in ("item_tfms", "after_batch"):
         tfms = info[k]
-        check(tfms is None or isinstance(tfms, list) and all(isinstance(t, dict) and isinstance(t.get("name"), str)
-                                                            for t in tfms), f"{k!r} is not a list of transforms")
+        check(
+            tfms is None
+            or isinstance(tfms, list)
+            and all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in tfms),
+            f"{k!r} is not a list of transforms",
+        )
     spec = info.get("loss")
     check(spec is None or isinstance(spec, dict) and isinstance(spec.get("name"), str), "'loss' is not a loss spec")
     return {**info, "loss": spec}
@@ -554,6 +620,7 @@ def _loss_from_spec(spec):
         if name not in _ACTIVATIONS:
             raise ValueError(f"unknown loss function {name!r} (known: {sorted(_ACTIVATIONS)})")
         from .nn import functional as F
+
         return getattr(F, name)
     if name not in _LOSSES:
         raise ValueError(f"unknown loss {name!r} (known: {sorted(_LOSSES)})")
@@ -594,4 +661,5 @@ def _per_item_loss(loss_func, pred, targ):
         return loss_func(pred, targ, reduction="none")
     except TypeError:  # a hand-written loss without a reduction argument
         from ._C import stack
-        return stack([loss_func(pred[i:i + 1], targ[i:i + 1]) for i in range(pred.shape[0])])
+
+        return stack([loss_func(pred[i : i + 1], targ[i : i + 1]) for i in range(pred.shape[0])])

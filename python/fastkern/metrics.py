@@ -21,6 +21,7 @@ def top_k_accuracy(inp, targ, k=5, axis=-1):
 
 def _pick(inp, targ):
     from ._creation import arange
+
     return inp[arange(inp.shape[0]), targ.reshape(-1)].reshape(-1, 1)
 
 
@@ -118,5 +119,6 @@ def as_metric(m):
 def _snake(name):
     """CamelCase to snake_case: 'F1Score' -> 'f1_score', 'LRFinder' -> 'lr_finder'."""
     import re
+
     name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
     return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower().lstrip("_")

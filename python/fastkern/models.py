@@ -4,6 +4,7 @@
 (name, kwargs) on the model; ``Learner.export`` writes them next to the weights.
 Register your own with ``@register``.
 """
+
 from . import nn
 
 _ARCHS = {}

@@ -14,6 +14,7 @@ memory and may be replaced (the next epoch's save) while its tensors live.
 Writes go to a temporary file next to the target (through a symlink, next to its
 target) that is renamed over it, so an interrupted save leaves the previous file intact.
 """
+
 import fcntl
 import json
 import math
@@ -42,8 +43,9 @@ def _flatten(obj, path, tensors, depth=0):
             raise TypeError(f"fk.save: a tensor cannot be stored as a dict key (at {where})")
         name = path or "tensor"
         if name in tensors or name == "__metadata__":  # safetensors keeps that name for its metadata
-            raise ValueError(f"fk.save: cannot store two tensors, or a tensor named '__metadata__', under the "
-                             f"name {name!r}")
+            raise ValueError(
+                f"fk.save: cannot store two tensors, or a tensor named '__metadata__', under the name {name!r}"
+            )
         arr = obj.detach().numpy()
         tensors[name] = arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)  # (keeps 0-d as 0-d)
         return {"__tensor__": name}
@@ -58,14 +60,17 @@ def _flatten(obj, path, tensors, depth=0):
     if isinstance(obj, list):
         return [_flatten(v, f"{path}.{i}" if path else str(i), tensors, depth + 1) for i, v in enumerate(obj)]
     if isinstance(obj, tuple):
-        return {"__tuple__": [_flatten(v, f"{path}.{i}" if path else str(i), tensors, depth + 1)
-                              for i, v in enumerate(obj)]}
+        return {
+            "__tuple__": [_flatten(v, f"{path}.{i}" if path else str(i), tensors, depth + 1) for i, v in enumerate(obj)]
+        }
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     if isinstance(obj, (np.integer, np.floating)):
         return obj.item()
-    raise TypeError(f"fk.save: cannot store an object of type {type(obj).__name__} at {where} "
-                    "(tensors, dicts, lists, tuples, numbers, strings and None are supported)")
+    raise TypeError(
+        f"fk.save: cannot store an object of type {type(obj).__name__} at {where} "
+        "(tensors, dicts, lists, tuples, numbers, strings and None are supported)"
+    )
 
 
 def _unflatten(skel, tensors, depth=0):
@@ -118,8 +123,13 @@ def to_bytes(obj, metadata=None):
 
 
 def _kind(mode):
-    kinds = [(stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-             (stat.S_ISFIFO, "a fifo"), (stat.S_ISSOCK, "a socket")]
+    kinds = [
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a fifo"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
     return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
@@ -136,9 +146,11 @@ def _read(path):
         head = f.read(9)
         # a zip (torch.save) or pickle (legacy torch.save) start; a safetensors header starts with "{"
         if head[8:] != b"{" and (head[:4] == b"PK\x03\x04" or head[:1] == b"\x80"):
-            raise ValueError(f"{path} is a PyTorch pickle file (torch.save); fastkern does not execute pickles. "
-                             "Convert it once with torch: safetensors.torch.save_file(torch.load("
-                             f"{str(path)!r}, weights_only=True), 'model.safetensors'), then fk.load that file")
+            raise ValueError(
+                f"{path} is a PyTorch pickle file (torch.save); fastkern does not execute pickles. "
+                "Convert it once with torch: safetensors.torch.save_file(torch.load("
+                f"{str(path)!r}, weights_only=True), 'model.safetensors'), then fk.load that file"
+            )
         if len(head) < 8:
             raise _bad(path, f"{size} bytes is too short for a safetensors header")
         n = int.from_bytes(head[:8], "little")
@@ -184,16 +196,22 @@ def _entry(path, name, e, data_size):
     if not isinstance(dtype, str):
         raise _bad(path, f"tensor {name!r} has dtype {dtype!r}, not a string")
     if dtype not in _DTYPES:
-        raise ValueError(f"{path}: tensor {name!r} has dtype {dtype}, which fastkern does not support "
-                         f"(supported: {', '.join(_DTYPES)})")
+        raise ValueError(
+            f"{path}: tensor {name!r} has dtype {dtype}, which fastkern does not support "
+            f"(supported: {', '.join(_DTYPES)})"
+        )
 
     def is_int(x):
         return isinstance(x, int) and not isinstance(x, bool) and x >= 0
 
     if not (isinstance(shape, list) and len(shape) <= 64 and all(map(is_int, shape))):
         raise _bad(path, f"tensor {name!r} has shape {shape!r}, not a list of at most 64 sizes")
-    if not (isinstance(offsets, list) and len(offsets) == 2 and all(map(is_int, offsets))
-            and offsets[0] <= offsets[1] <= data_size):
+    if not (
+        isinstance(offsets, list)
+        and len(offsets) == 2
+        and all(map(is_int, offsets))
+        and offsets[0] <= offsets[1] <= data_size
+    ):
         raise _bad(path, f"tensor {name!r} has data_offsets {offsets!r} outside the data ({data_size} bytes)")
     start, end = offsets
     if end - start != math.prod(shape) * np.dtype(_DTYPES[dtype]).itemsize:
@@ -218,8 +236,9 @@ def load_with_metadata(f):
     if not (isinstance(info, dict) and "skeleton" in info and type(info.get("version")) is int):
         raise _bad(f, "its skeleton metadata lacks 'version' or 'skeleton'")
     if info["version"] > FORMAT_VERSION:
-        raise ValueError(f"file written by a newer fastkern (format {info['version']}; "
-                         f"this one reads {FORMAT_VERSION})")
+        raise ValueError(
+            f"file written by a newer fastkern (format {info['version']}; this one reads {FORMAT_VERSION})"
+        )
     try:
         return _unflatten(info["skeleton"], tensors), meta
     except ValueError as e:

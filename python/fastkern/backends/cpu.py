@@ -1,4 +1,5 @@
 """What the CPU backend chose on this machine."""
+
 from .._C import _cpu_capability
 
 

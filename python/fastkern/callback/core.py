@@ -1,6 +1,7 @@
 """The callback machinery of the training loop: the events, the Callback base class, the
 Cancel*Exception a callback raises to skip the rest of a stage, and the two callbacks the
 loop itself relies on (TrainEvalCallback, always present; GatherPreds, for get_preds)."""
+
 from ..metrics import _snake
 
 
@@ -32,12 +33,23 @@ class CancelStepException(Exception):
     pass
 
 
-EVENTS = ("before_fit before_epoch before_train before_batch after_pred after_loss before_backward after_backward "
-          "before_step after_step after_cancel_batch after_batch after_cancel_train after_train before_validate "
-          "after_cancel_validate after_validate after_cancel_epoch after_epoch after_cancel_fit after_fit").split()
+EVENTS = (
+    "before_fit before_epoch before_train before_batch after_pred after_loss before_backward after_backward "
+    "before_step after_step after_cancel_batch after_batch after_cancel_train after_train before_validate "
+    "after_cancel_validate after_validate after_cancel_epoch after_epoch after_cancel_fit after_fit"
+).split()
 # Events inside the batch loop respect a callback's run_train/run_valid.
-_INNER = {"before_batch", "after_pred", "after_loss", "before_backward", "after_backward", "before_step",
-          "after_step", "after_cancel_batch", "after_batch"}
+_INNER = {
+    "before_batch",
+    "after_pred",
+    "after_loss",
+    "before_backward",
+    "after_backward",
+    "before_step",
+    "after_step",
+    "after_cancel_batch",
+    "after_batch",
+}
 
 
 class Callback:
@@ -58,7 +70,7 @@ class Callback:
     @property
     def name(self):
         n = type(self).__name__
-        return _snake(n[:-len("Callback")] if n.endswith("Callback") and n != "Callback" else n)
+        return _snake(n[: -len("Callback")] if n.endswith("Callback") and n != "Callback" else n)
 
     def __call__(self, event):
         training = getattr(self.learn, "training", False)

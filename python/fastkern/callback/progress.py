@@ -5,6 +5,7 @@ a log file gets the table alone, with no carriage returns or escape codes. The
 table is plain fixed-width text on stdout, which reads the same in a terminal, a
 log file and a notebook.
 """
+
 import contextlib
 import sys
 
@@ -27,11 +28,13 @@ def _tqdm():
         try:
             import ipywidgets  # noqa: F401  (tqdm.notebook needs it)
             from tqdm.notebook import tqdm
+
             return tqdm
         except ImportError:
             pass
     if sys.stderr.isatty():
         from tqdm import tqdm
+
         return tqdm
     return None
 
@@ -73,8 +76,15 @@ class ProgressCallback(Callback):
         if self._tqdm is None or self.dl is None:
             return
         desc = f"epoch {self.epoch + 1}/{self.n_epoch} {stage}"
-        self.bar = self._tqdm(total=len(self.dl), desc=desc, leave=False, file=sys.stderr, mininterval=0.2,
-                              unit="batch", dynamic_ncols=True)
+        self.bar = self._tqdm(
+            total=len(self.dl),
+            desc=desc,
+            leave=False,
+            file=sys.stderr,
+            mininterval=0.2,
+            unit="batch",
+            dynamic_ncols=True,
+        )
 
     def before_train(self):
         self._start_bar("train")

@@ -5,6 +5,7 @@ The annealing functions (``sched_lin``, ``sched_cos``, ``sched_exp``, ``combined
 defined in ``fastkern.optim.lr_scheduler``, whose PyTorch-style schedulers use them too;
 they are re-exported here under fastai's module name.
 """
+
 import math
 from collections import namedtuple
 

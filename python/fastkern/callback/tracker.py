@@ -4,6 +4,7 @@ stop early, keep the best model, stop on a NaN loss.
 The monitored value is one of the Recorder's columns: 'train_loss', 'valid_loss' or a
 metric's name ('accuracy', 'f1_score', ...).
 """
+
 import math
 
 import numpy as np
@@ -39,8 +40,7 @@ class TrackerCallback(Callback):
             self.best = math.inf if self.comp is np.less else -math.inf
         names = self.recorder.metric_names[1:-1]  # the columns of recorder.values (no epoch, no time)
         if self.monitor not in names:
-            raise ValueError(f"{type(self).__name__}: cannot monitor {self.monitor!r}; the recorded values are "
-                             f"{names}")
+            raise ValueError(f"{type(self).__name__}: cannot monitor {self.monitor!r}; the recorded values are {names}")
         self.idx = names.index(self.monitor)
 
     def after_epoch(self):
@@ -90,8 +90,17 @@ class SaveModelCallback(TrackerCallback):
 
     order = TrackerCallback.order + 1
 
-    def __init__(self, monitor="valid_loss", comp=None, min_delta=0.0, fname="model", every_epoch=False,
-                 at_end=False, with_opt=False, reset_on_fit=True):
+    def __init__(
+        self,
+        monitor="valid_loss",
+        comp=None,
+        min_delta=0.0,
+        fname="model",
+        every_epoch=False,
+        at_end=False,
+        with_opt=False,
+        reset_on_fit=True,
+    ):
         if every_epoch and at_end:
             raise ValueError("SaveModelCallback: every_epoch and at_end cannot both be set")
         super().__init__(monitor=monitor, comp=comp, min_delta=min_delta, reset_on_fit=reset_on_fit)

@@ -5,6 +5,7 @@ the items, collates them into tensors and applies ``after_batch`` to the inputs.
 Datasets that can fetch a whole batch at once (``get_batch``, as TensorDataset)
 skip the per-item loop, which is what makes an MNIST epoch cheap.
 """
+
 import concurrent.futures as cf
 import math
 import multiprocessing
@@ -40,6 +41,7 @@ class TensorDataset(Dataset):
 
     def get_batch(self, indices):
         from .._creation import from_numpy
+
         idx = from_numpy(np.asarray(indices, dtype=np.int64))
         return tuple(t[idx] for t in self.tensors)
 
@@ -70,6 +72,7 @@ def _rng(seed=None, generator=None):
         return generator
     if seed is None:  # follow fk.manual_seed, so seeded programs shuffle reproducibly
         from .._creation import randint
+
         seed = int(randint(0, 2**62, (1,)).item())
     return np.random.default_rng(seed)
 
@@ -86,7 +89,7 @@ def random_split(dataset, lengths, generator=None, seed=None):
         raise ValueError("Sum of input lengths does not equal the length of the input dataset!")
     perm = _rng(seed, generator).permutation(n)
     ends = np.cumsum(lengths)
-    return [Subset(dataset, perm[e - k:e]) for k, e in zip(lengths, ends)]
+    return [Subset(dataset, perm[e - k : e]) for k, e in zip(lengths, ends)]
 
 
 def default_collate(items):
@@ -145,8 +148,20 @@ class DataLoader:
     ``after_batch`` is applied to the inputs (every field but the last) of each batch.
     """
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, collate_fn=None, num_workers=0,
-                 worker_type="thread", generator=None, seed=None, after_batch=None, prefetch_factor=2):
+    def __init__(
+        self,
+        dataset,
+        batch_size=1,
+        shuffle=False,
+        drop_last=False,
+        collate_fn=None,
+        num_workers=0,
+        worker_type="thread",
+        generator=None,
+        seed=None,
+        after_batch=None,
+        prefetch_factor=2,
+    ):
         if worker_type not in ("thread", "process"):
             raise ValueError(f"worker_type must be 'thread' or 'process', got {worker_type!r}")
         # PyTorch's checks and messages
@@ -155,8 +170,10 @@ class DataLoader:
         if not isinstance(drop_last, bool):
             raise ValueError(f"drop_last should be a boolean value, but got drop_last={drop_last}")
         if not _is_count(num_workers):
-            raise ValueError("num_workers option should be a non-negative integer; use num_workers=0 to disable "
-                             f"multiprocessing (got num_workers={num_workers})")
+            raise ValueError(
+                "num_workers option should be a non-negative integer; use num_workers=0 to disable "
+                f"multiprocessing (got num_workers={num_workers})"
+            )
         prefetch_factor = 2 if prefetch_factor is None else prefetch_factor  # PyTorch's default, spelled None
         if not _is_count(prefetch_factor):
             raise ValueError(f"prefetch_factor option should be a non-negative integer, got {prefetch_factor}")
@@ -178,7 +195,7 @@ class DataLoader:
         """The index batches of one epoch (a new shuffle each call)."""
         n = len(self.dataset)
         order = _rng(generator=self._gen).permutation(n) if self.shuffle else np.arange(n)
-        return [order[i:i + self.batch_size] for i in range(0, len(self) * self.batch_size, self.batch_size)]
+        return [order[i : i + self.batch_size] for i in range(0, len(self) * self.batch_size, self.batch_size)]
 
     def _fetch(self, indices):
         if self.collate_fn is None and hasattr(self.dataset, "get_batch"):
@@ -264,11 +281,26 @@ class DataLoaders:
         return self.train.one_batch()
 
     @classmethod
-    def from_dsets(cls, train_ds, valid_ds, bs=64, shuffle=True, drop_last=None, seed=None, after_batch=None,
-                   num_workers=0, worker_type="thread", vocab=None, item_tfms=None, path=".", val_bs=None):
+    def from_dsets(
+        cls,
+        train_ds,
+        valid_ds,
+        bs=64,
+        shuffle=True,
+        drop_last=None,
+        seed=None,
+        after_batch=None,
+        num_workers=0,
+        worker_type="thread",
+        vocab=None,
+        item_tfms=None,
+        path=".",
+        val_bs=None,
+    ):
         """Training loader shuffled (and, as fastai, dropping a last partial batch); validation in order."""
         kw = dict(after_batch=after_batch, num_workers=num_workers, worker_type=worker_type)
-        train = DataLoader(train_ds, bs, shuffle=shuffle, drop_last=shuffle if drop_last is None else drop_last,
-                           seed=seed, **kw)
+        train = DataLoader(
+            train_ds, bs, shuffle=shuffle, drop_last=shuffle if drop_last is None else drop_last, seed=seed, **kw
+        )
         valid = DataLoader(valid_ds, val_bs or bs, **kw)
         return cls(train, valid, vocab=vocab, item_tfms=item_tfms, path=path)

@@ -3,6 +3,7 @@
 Numpy only at import time: fastkern is imported inside functions, because
 fastkern/__init__.py imports this package.
 """
+
 from __future__ import annotations
 
 import functools
@@ -96,8 +97,10 @@ def _mnist_sample(data_dir) -> MnistSample:
         arrays = sample_arrays_from_idx(data_dir)
     conv = lambda a, dt: fk.from_numpy(np.ascontiguousarray(a, dtype=dt))
     return MnistSample(
-        conv(arrays["train_x"], np.uint8), conv(arrays["train_y"], np.int64),
-        conv(arrays["valid_x"], np.uint8), conv(arrays["valid_y"], np.int64),
+        conv(arrays["train_x"], np.uint8),
+        conv(arrays["train_y"], np.int64),
+        conv(arrays["valid_x"], np.uint8),
+        conv(arrays["valid_y"], np.int64),
     )
 
 
@@ -111,21 +114,33 @@ def mnist_sample(data_dir=None) -> MnistSample:
 
 
 # -- full MNIST / Fashion-MNIST: local folder, cache, or download ------------------
-_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 
 # name -> (mirrors tried in order, md5 of each file in _FILES order, class names)
 DATASETS = {
     "mnist": (
         ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
-        ("f68b3c2dcbeaaa9fbdd348bbdeb94873", "d53e105ee54ea40749a09fcbcd1e9432",
-         "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c"),
+        (
+            "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "d53e105ee54ea40749a09fcbcd1e9432",
+            "9fb629c4189551a2d022fa330f9573f3",
+            "ec29112dd5afa0611ce80d1b7f02629c",
+        ),
         tuple("0123456789"),
     ),
     "fashion-mnist": (
         ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
-        ("8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aad5dffbe",
-         "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310"),
+        (
+            "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "25c81989df183df01b3e8a0aad5dffbe",
+            "bef4ecab320f06d8554ea6380940ec79",
+            "bb300cfdad3c16e7a12a480ee83cd310",
+        ),
         ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
     ),
 }
@@ -206,8 +221,13 @@ def load_image_classes(name, data_dir=None, download=True, mirrors=None) -> Imag
             _download(name, folder, mirrors or default_mirrors)
     arrays = [read_idx(folder / f) for f in _FILES]
     conv = lambda a, dt: fk.from_numpy(np.ascontiguousarray(a, dtype=dt))
-    return ImageClassData(conv(arrays[0], np.uint8), conv(arrays[1], np.int64),
-                          conv(arrays[2], np.uint8), conv(arrays[3], np.int64), vocab)
+    return ImageClassData(
+        conv(arrays[0], np.uint8),
+        conv(arrays[1], np.int64),
+        conv(arrays[2], np.uint8),
+        conv(arrays[3], np.int64),
+        vocab,
+    )
 
 
 def mnist(data_dir=None, download=True, mirrors=None) -> ImageClassData:

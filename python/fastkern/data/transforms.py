@@ -5,6 +5,7 @@ state; ``to_dict``/``from_dict`` round-trip it by class name. Item transforms tu
 raw item (a path, a PIL image, an array) into what the dataset yields; batch
 transforms (a DataLoader's ``after_batch``) work on collated input tensors.
 """
+
 import numpy as np
 
 _REGISTRY = {}
@@ -87,6 +88,7 @@ class Normalize(Transform):
 
     def __call__(self, x):
         from .._creation import tensor
+
         shape = (1, -1) + (1,) * (x.ndim - 2)
         mean = tensor(self.args["mean"]).reshape(shape)
         return (x - mean) / tensor(self.args["std"]).reshape(shape)
@@ -119,6 +121,7 @@ class OpenImage(Transform):
 
     def __call__(self, x):
         from PIL import Image
+
         img = x if isinstance(x, Image.Image) else Image.open(x)
         if self.args["draft_size"] and img.format == "JPEG":
             # JPEG can decode at 1/2, 1/4, 1/8 scale: much faster when we shrink anyway
@@ -134,6 +137,7 @@ class Resize(Transform):
 
     def __call__(self, img):
         from PIL import Image
+
         s = self.args["size"]
         w, h = img.size
         k = s / min(w, h)

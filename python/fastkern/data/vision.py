@@ -1,4 +1,5 @@
 """Image folders: ``root/<label>/<image>`` (optionally under train/ and valid/ or val/)."""
+
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,15 @@ def image_folder_dls(path, size=64, bs=32, valid_pct=0.2, seed=42, num_workers=2
     train_idx, valid_idx = (GrandparentSplitter() if has_split else RandomSplitter(valid_pct, seed))(files)
     ds = ImageFolder(files, size)
     tfms = [IntToFloat()] + ([Normalize.imagenet()] if normalize else [])
-    return DataLoaders.from_dsets(Subset(ds, train_idx), Subset(ds, valid_idx), bs=bs, seed=seed,
-                                  after_batch=Pipeline(tfms), num_workers=num_workers,
-                                  vocab=ds.vocab, item_tfms=ds.item_tfms, path=path, **kwargs)
+    return DataLoaders.from_dsets(
+        Subset(ds, train_idx),
+        Subset(ds, valid_idx),
+        bs=bs,
+        seed=seed,
+        after_batch=Pipeline(tfms),
+        num_workers=num_workers,
+        vocab=ds.vocab,
+        item_tfms=ds.item_tfms,
+        path=path,
+        **kwargs,
+    )

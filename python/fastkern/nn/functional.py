@@ -3,6 +3,7 @@
 The heavy ops (conv2d, pooling, batch_norm, linear, cross_entropy, softmax) are C++ ops
 with their backward in csrc/core/ops_nn.cpp; this module only normalises arguments.
 """
+
 import math
 
 from .. import _C
@@ -29,6 +30,7 @@ def _reduce(loss, reduction):
 
 # ---- layers
 
+
 def linear(input, weight, bias=None):
     return _C._linear(input, weight, bias)
 
@@ -52,18 +54,21 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     k = _pair(kernel_size)
-    out, idx = _C._max_pool2d(input, k, k if stride is None or stride == [] else _pair(stride), _pair(padding),
-                              _pair(dilation), ceil_mode)
+    out, idx = _C._max_pool2d(
+        input, k, k if stride is None or stride == [] else _pair(stride), _pair(padding), _pair(dilation), ceil_mode
+    )
     return (out, idx) if return_indices else out
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-               divisor_override=None):
+def avg_pool2d(
+    input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None
+):
     if divisor_override is not None:
         raise NotImplementedError("avg_pool2d: divisor_override is not supported")
     k = _pair(kernel_size)
-    return _C._avg_pool2d(input, k, k if stride is None or stride == [] else _pair(stride), _pair(padding),
-                          ceil_mode, count_include_pad)
+    return _C._avg_pool2d(
+        input, k, k if stride is None or stride == [] else _pair(stride), _pair(padding), ceil_mode, count_include_pad
+    )
 
 
 def adaptive_avg_pool2d(input, output_size):
@@ -80,8 +85,10 @@ def embedding(input, weight, padding_idx=None):
     if input.numel():
         lo, hi = int(input.min()), int(input.max())
         if lo < 0 or hi >= weight.shape[0]:
-            raise IndexError(f"index out of range in self (embedding indices must be in [0, {weight.shape[0]}), "
-                             f"got values from {lo} to {hi})")
+            raise IndexError(
+                f"index out of range in self (embedding indices must be in [0, {weight.shape[0]}), "
+                f"got values from {lo} to {hi})"
+            )
     out = weight[input]
     if padding_idx is not None:  # rows looked up through padding_idx get no gradient
         out = _C.where((input == padding_idx).unsqueeze(-1), out.detach(), out)
@@ -98,6 +105,7 @@ def dropout(input, p=0.5, training=True, inplace=False):
 
 
 # ---- activations
+
 
 def relu(input, inplace=False):
     return input.relu_() if inplace else input.relu()
@@ -129,6 +137,7 @@ def log_softmax(input, dim=None, dtype=None):
 
 # ---- losses
 
+
 def _class_last(input, target):
     """[N, C, d1, ...] logits and [N, d1, ...] targets as [N*d1*..., C] and [N*d1*...]."""
     order = [0] + list(range(2, input.ndim)) + [1]
@@ -141,9 +150,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         raise NotImplementedError("cross_entropy: class weights are not supported yet")
     if target.is_floating_point():  # class probabilities
         if target.shape != input.shape:
-            raise RuntimeError(f"expected target dtype to be Long or Byte, but got {target.dtype} (a float target "
-                               f"holds class probabilities and must have the input's shape {list(input.shape)}, "
-                               f"got {list(target.shape)})")
+            raise RuntimeError(
+                f"expected target dtype to be Long or Byte, but got {target.dtype} (a float target "
+                f"holds class probabilities and must have the input's shape {list(input.shape)}, "
+                f"got {list(target.shape)})"
+            )
         logp = log_softmax(input, 1 if input.ndim > 1 else 0)
         n_classes = input.shape[1 if input.ndim > 1 else 0]
         target = target * (1 - label_smoothing) + label_smoothing / n_classes
@@ -167,8 +178,10 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
         loss = nll_loss(x, t, ignore_index=ignore_index, reduction=reduction)
         return loss.reshape(target.shape) if reduction == "none" else loss
     if input.ndim != 2 or target.ndim != 1 or target.shape[0] != input.shape[0]:
-        raise ValueError(f"nll_loss expects input of shape [N, C] and target of shape [N], "
-                         f"got {list(input.shape)} and {list(target.shape)}")
+        raise ValueError(
+            f"nll_loss expects input of shape [N, C] and target of shape [N], "
+            f"got {list(input.shape)} and {list(target.shape)}"
+        )
     keep = target != ignore_index
     picked = input[_C._arange(0, input.shape[0], 1, _C.int64, input.device), target * keep] * keep.to(input.dtype)
     code = _reduction(reduction)

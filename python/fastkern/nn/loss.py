@@ -1,6 +1,7 @@
 """Loss modules. Each also knows the activation that turns model outputs into
 predictions and how to decode those (fastai's loss ``activation``/``decodes``),
 which Learner.get_preds and Learner.predict use."""
+
 from . import functional as F
 from .module import Module
 

@@ -1,4 +1,5 @@
 """nn.Module and the containers (Sequential, ModuleList), with PyTorch's behaviour."""
+
 from collections import OrderedDict, namedtuple
 
 from .._C import Tensor
@@ -22,7 +23,7 @@ class Module:
         object.__setattr__(self, "training", True)
 
     def forward(self, *args, **kwargs):
-        raise NotImplementedError(f"Module [{type(self).__name__}] is missing the required \"forward\" function")
+        raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
@@ -41,8 +42,10 @@ class Module:
         elif name in params or name in mods:
             if value is not None:
                 kind = "parameter" if name in params else "child module"
-                raise TypeError(f"cannot assign '{type(value).__name__}' as {kind} '{name}' "
-                                f"({'Parameter' if name in params else 'Module'} or None expected)")
+                raise TypeError(
+                    f"cannot assign '{type(value).__name__}' as {kind} '{name}' "
+                    f"({'Parameter' if name in params else 'Module'} or None expected)"
+                )
             (params if name in params else mods)[name] = None
         elif name in bufs:
             if value is not None and not isinstance(value, Tensor):
@@ -179,15 +182,20 @@ class Module:
         if strict:
             errors += [f"Missing key(s) in state_dict: {', '.join(map(repr, missing))}."] if missing else []
             errors += [f"Unexpected key(s) in state_dict: {', '.join(map(repr, unexpected))}."] if unexpected else []
-        bad = {k: type(state_dict[k]).__name__ for k in own
-               if k in state_dict and not isinstance(state_dict[k], Tensor)}
+        bad = {
+            k: type(state_dict[k]).__name__ for k in own if k in state_dict and not isinstance(state_dict[k], Tensor)
+        }
         if bad:
-            raise TypeError(f"load_state_dict for {type(self).__name__}: expected tensors, got "
-                            + ", ".join(f"{k!r}: {name}" for k, name in bad.items()))
+            raise TypeError(
+                f"load_state_dict for {type(self).__name__}: expected tensors, got "
+                + ", ".join(f"{k!r}: {name}" for k, name in bad.items())
+            )
         for k, t in own.items():
             if k in state_dict and tuple(state_dict[k].shape) != tuple(t.shape):
-                errors.append(f"size mismatch for {k}: copying a param with shape {list(state_dict[k].shape)} "
-                              f"from checkpoint, the shape in current model is {list(t.shape)}.")
+                errors.append(
+                    f"size mismatch for {k}: copying a param with shape {list(state_dict[k].shape)} "
+                    f"from checkpoint, the shape in current model is {list(t.shape)}."
+                )
         if errors:
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors))
         with no_grad():
@@ -218,10 +226,12 @@ class Module:
 
     def float(self):
         from .. import float32
+
         return self.to(dtype=float32)
 
     def double(self):
         from .. import float64
+
         return self.to(dtype=float64)
 
     # -- printing --------------------------------------------------------------

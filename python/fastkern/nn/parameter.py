@@ -1,4 +1,5 @@
 """nn.Parameter: a tensor that a Module registers as trainable."""
+
 from .._C import Tensor
 from .._creation import empty
 

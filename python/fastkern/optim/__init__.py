@@ -1,3 +1,4 @@
 """fastkern.optim: optimisers and learning-rate schedules with PyTorch names."""
+
 from . import lr_scheduler  # noqa: F401
 from .optimizer import SGD, Adam, AdamW, Optimizer  # noqa: F401

@@ -4,6 +4,7 @@ Annealing functions (fastai's ``sched_*``) map a position in [0, 1] to a value;
 the Learner's one-cycle and lr_find use them. The PyTorch-style schedulers
 (``sched.step()`` once per epoch or batch) are for hand-written loops.
 """
+
 import math
 
 
@@ -22,10 +23,12 @@ def sched_exp(start, end, pos):
 
 def combined_cos(pct, start, middle, end):
     """Cosine from start to middle over the first ``pct`` of training, then middle to end."""
+
     def sched(pos):
         if pos < pct:
             return sched_cos(start, middle, pos / pct)
         return sched_cos(middle, end, (pos - pct) / (1 - pct) if pct < 1 else 1.0)
+
     return sched
 
 
@@ -101,8 +104,19 @@ class OneCycleLR(LRScheduler):
     """PyTorch's one-cycle (two phases, cosine): lr up from max_lr/div_factor to max_lr over
     pct_start of total_steps, then down to initial/final_div_factor; momentum the opposite way."""
 
-    def __init__(self, optimizer, max_lr, total_steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4,
-                 cycle_momentum=True, base_momentum=0.85, max_momentum=0.95, last_epoch=-1):
+    def __init__(
+        self,
+        optimizer,
+        max_lr,
+        total_steps,
+        pct_start=0.3,
+        div_factor=25.0,
+        final_div_factor=1e4,
+        cycle_momentum=True,
+        base_momentum=0.85,
+        max_momentum=0.95,
+        last_epoch=-1,
+    ):
         n = len(optimizer.param_groups)
         max_lrs = list(max_lr) if isinstance(max_lr, (list, tuple)) else [max_lr] * n
         for g, m in zip(optimizer.param_groups, max_lrs):

@@ -3,6 +3,7 @@
 Updates run in place under no_grad, so parameters keep their identity (the
 model and the optimiser hold the same tensors) and no graph is recorded.
 """
+
 import math
 
 from .._C import Tensor, _adam_step
@@ -45,6 +46,7 @@ class Optimizer:
         loss = None
         if closure is not None:
             from .._grad_mode import enable_grad
+
             with enable_grad():
                 loss = closure()
         with no_grad():
@@ -60,15 +62,18 @@ class Optimizer:
     def state_dict(self):
         """Parameters become their position across groups, as PyTorch."""
         index = {id(p): i for i, p in enumerate(p for g in self.param_groups for p in g["params"])}
-        groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": [index[id(p)] for p in g["params"]]}
-                  for g in self.param_groups]
+        groups = [
+            {**{k: v for k, v in g.items() if k != "params"}, "params": [index[id(p)] for p in g["params"]]}
+            for g in self.param_groups
+        ]
         state = {index[id(p)]: dict(s) for p, s in self.state.items() if id(p) in index}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups) or any(
-                len(a["params"]) != len(b["params"]) for a, b in zip(groups, self.param_groups)):
+            len(a["params"]) != len(b["params"]) for a, b in zip(groups, self.param_groups)
+        ):
             raise ValueError("loaded state dict has a different number of parameter groups or parameters")
         params = [p for g in self.param_groups for p in g["params"]]
         self.state = {}
@@ -92,8 +97,9 @@ class SGD(Optimizer):
             raise ValueError(f"Invalid SGD hyper-parameter: lr={lr}, momentum={momentum}, weight_decay={weight_decay}")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov))
+        super().__init__(
+            params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
+        )
 
     def _update(self, p, grad, group, state):
         if group["weight_decay"]:
@@ -117,8 +123,7 @@ class Adam(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False):
         if lr < 0 or eps < 0 or not all(0 <= b < 1 for b in betas):
             raise ValueError(f"Invalid Adam hyper-parameter: lr={lr}, betas={betas}, eps={eps}")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                                      amsgrad=amsgrad))
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad))
 
     def _update(self, p, grad, group, state):
         lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
