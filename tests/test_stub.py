@@ -25,7 +25,7 @@ import fastkern._C as C
 skip = {"__doc__", "__file__", "__loader__", "__name__", "__package__", "__spec__", "__module__", "__new__"}
 out = {"": sorted(set(vars(C)) - skip)}
 for name, v in vars(C).items():
-    if isinstance(v, type):
+    if isinstance(v, type) and v.__module__ == "fastkern._C":  # not the exception made for fastkern.cuda
         out[name] = sorted(k for k, x in vars(v).items()
                            if k not in skip and not isinstance(x, types.WrapperDescriptorType))
 print(json.dumps(out))
@@ -42,6 +42,8 @@ def stub_names(body):
         elif isinstance(node, ast.Assign):
             for t in node.targets:
                 names[t.id] = node
+        elif isinstance(node, ast.ImportFrom):  # re-exports: `from m import X as X`
+            names.update((a.name, node) for a in node.names if a.asname == a.name)
     return names
 
 

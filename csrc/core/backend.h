@@ -119,6 +119,17 @@ struct Backend {
 };
 
 const Backend& cpu_backend();
+
+// The CUDA runtime beyond ops, for fastkern.cuda (csrc/cuda; a build without CUDA says it has
+// none).
+struct CudaMemoryStats {
+  int64_t allocated = 0, peak = 0, reserved = 0;  // bytes in tensors, their peak, bytes held
+};
+CudaMemoryStats cuda_memory_stats();
+void cuda_reset_peak_memory();
+void cuda_empty_cache();
+void cuda_synchronize();
+std::string cuda_device_name();
 const Backend& backend(Device device);
 
 }  // namespace fk

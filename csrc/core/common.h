@@ -13,7 +13,7 @@ namespace fk {
 constexpr int kMaxDims = 8;
 
 // Python exception class that an error maps to (the bindings translate).
-enum class ErrorKind { Runtime, Value, Index, Type, NotImplemented };
+enum class ErrorKind { Runtime, Value, Index, Type, NotImplemented, OutOfMemory };
 
 struct Error : std::runtime_error {
   ErrorKind kind;

@@ -86,7 +86,10 @@ void fill_random(Tensor& t, const RandomFill& r) {
 }
 }  // namespace
 
-void manual_seed(uint64_t seed) { backend(Device::CPU).manual_seed(seed); }
+void manual_seed(uint64_t seed) {
+  backend(Device::CPU).manual_seed(seed);
+  if (cuda_device_count() > 0) backend(Device::CUDA).manual_seed(seed);  // every device's, as torch.manual_seed
+}
 
 Tensor& uniform_(Tensor& t, double lo, double hi) {
   check_inplace(t, "uniform_");

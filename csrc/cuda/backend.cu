@@ -1,14 +1,134 @@
-// The CUDA backend's table. Its kernels and device allocator come next (csrc/cuda will
-// mirror csrc/cpu's files); until then a CUDA tensor is refused with a clear error.
-#include "../core/backend.h"
+// The CUDA backend: its table, the stream every kernel runs on, error checks, and copies
+// between host and device. Kernels run asynchronously in one stream; the host waits only where
+// it reads a value (copies to the host, item(), integer-op status).
+#include <atomic>
+
+#include "cuda_util.h"
 
 namespace fk {
 
+int cuda_binary(BinOp op, const Tensor& out, const Tensor& a, const Dims& sa, const Tensor& b, const Dims& sb);
+void cuda_unary(UnOp op, const Tensor& out, const Tensor& a, const Dims& sa);
+void cuda_cast(const Tensor& out, const Tensor& a, const Dims& sa);
+void cuda_clamp(const Tensor& out, const Tensor& a, double lo, double hi);
+void cuda_where(const Tensor& out, const Tensor& cond, const Dims& sc, const Tensor& a, const Dims& sa, const Tensor& b,
+                const Dims& sb);
+void cuda_fill(const Tensor& out, Scalar value);
+void cuda_arange(const Tensor& out, double start, double step);
+void cuda_linspace(const Tensor& out, double start, double end);
+void cuda_reduce(RedOp op, const Tensor& a, const bool* reduced, int64_t len, const Tensor& out);
+void cuda_softmax_rows(const Tensor& x, const Tensor& out, bool log);
+
+namespace {
+std::atomic<const char*> last_op{"none"};
+}  // namespace
+
+void cuda_check(cudaError_t e, const char* what) {
+  if (e == cudaSuccess) return;
+  cudaGetLastError();  // clear a sticky launch error so later calls work
+  throw Error(ErrorKind::Runtime, str_cat("CUDA error: ", cudaGetErrorString(e), " (in ", what,
+                                          "; the last kernel launched was ", last_op.load(), ")"));
+}
+
+void cuda_launched(const char* op) {
+  last_op = op;
+  cuda_check(cudaGetLastError(), op);
+}
+
+cudaStream_t cuda_stream() {
+  static cudaStream_t s = [] {
+    cudaStream_t t;
+    FK_CUDA(cudaStreamCreateWithFlags(&t, cudaStreamNonBlocking));
+    return t;
+  }();
+  return s;
+}
+
+void cuda_synchronize() {
+  backend(Device::CUDA);  // the clear error when there is no device
+  FK_CUDA(cudaStreamSynchronize(cuda_stream()));
+}
+
+std::string cuda_device_name() {
+  backend(Device::CUDA);
+  cudaDeviceProp p;
+  FK_CUDA(cudaGetDeviceProperties(&p, 0));
+  return p.name;
+}
+
+namespace {
+
+void copy_between(const Tensor& out, const Tensor& src) {
+  const size_t n = size_t(src.numel()) * size_t(itemsize(src.dtype()));
+  if (n == 0) return;
+  const cudaMemcpyKind kind = out.device() == Device::CPU   ? cudaMemcpyDeviceToHost
+                              : src.device() == Device::CPU ? cudaMemcpyHostToDevice
+                                                            : cudaMemcpyDeviceToDevice;
+  FK_CUDA(cudaMemcpyAsync(out.raw(), src.raw(), n, kind, cuda_stream()));
+  // Host memory may be pageable and may die when this returns: wait for the copy.
+  if (kind != cudaMemcpyDeviceToDevice) cuda_synchronize();
+}
+
+// The members the CUDA backend does not have yet (its part 2) say so by name.
+[[noreturn]] void not_yet(const char* op) {
+  throw Error(ErrorKind::NotImplemented, str_cat(op,
+                                                 " is not implemented for CUDA tensors yet; move the tensors to "
+                                                 "the CPU with .cpu() for it"));
+}
+
+}  // namespace
+
 const Backend& cuda_backend() {
-  throw Error(ErrorKind::NotImplemented,
-              str_cat("CUDA tensors are not implemented in fastkern yet: this build "
-                      "found ",
-                      cuda_device_count(), " CUDA device(s), but the CUDA kernels are still to come"));
+  static const Backend b{
+      .alloc = cuda_alloc,
+      .fill = cuda_fill,
+      .arange = cuda_arange,
+      .linspace = cuda_linspace,
+      .random = cuda_random,
+      .manual_seed = cuda_manual_seed,
+      .copy_between = copy_between,
+      .binary = cuda_binary,
+      .unary = cuda_unary,
+      .cast = cuda_cast,
+      .clamp = cuda_clamp,
+      .where = cuda_where,
+      .reduce = cuda_reduce,
+      .gemm = [](DType, int64_t, int64_t, int64_t, const void*, int64_t, int64_t, const void*, int64_t, int64_t, void*,
+                 int64_t, bool, const int64_t*) { not_yet("matmul"); },
+      .gemm_batched = [](DType, int64_t, int64_t, int64_t, int64_t, const void*, const int64_t*, int64_t, int64_t,
+                         const void*, const int64_t*, int64_t, int64_t, void*) { not_yet("matmul"); },
+      .softmax_rows = cuda_softmax_rows,
+      .cross_entropy = [](const Tensor&, const Tensor&, int64_t, double, const Tensor&, int64_t*) -> int64_t {
+        not_yet("cross_entropy");
+      },
+      .cross_entropy_backward = [](const Tensor&, const Tensor&, int64_t, double, const Tensor&,
+                                   const Tensor&) { not_yet("cross_entropy"); },
+      .conv2d = [](const Tensor&, const Tensor&, const Window2d&, int64_t, const Tensor&) -> Tensor {
+        not_yet("conv2d");
+      },
+      .conv2d_backward = [](const Tensor&, const Tensor&, const Tensor&, const Window2d&, int64_t, const Tensor&,
+                            const Tensor&, const Tensor&) { not_yet("conv2d"); },
+      .max_pool2d = [](const Tensor&, const Window2d&, const Tensor&, const Tensor&) { not_yet("max_pool2d"); },
+      .max_pool2d_backward = [](const Tensor&, const Tensor&, const Window2d&,
+                                const Tensor&) { not_yet("max_pool2d"); },
+      .avg_pool2d = [](const Tensor&, const Window2d&, bool, const Tensor&) { not_yet("avg_pool2d"); },
+      .avg_pool2d_backward = [](const Tensor&, const Window2d&, bool, const Tensor&) { not_yet("avg_pool2d"); },
+      .adaptive_avg_pool2d = [](const Tensor&, const Tensor&) { not_yet("adaptive_avg_pool2d"); },
+      .adaptive_avg_pool2d_backward = [](const Tensor&, const Tensor&) { not_yet("adaptive_avg_pool2d"); },
+      .channel_stats = [](const Tensor&, const Tensor&, const Tensor&) { not_yet("batch_norm"); },
+      .channel_affine = [](const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                           const Tensor&) { not_yet("batch_norm"); },
+      .channel_grad_sums = [](const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                              const Tensor&) { not_yet("batch_norm"); },
+      .wrap_indices = [](const Tensor&, int64_t, int64_t*) -> bool { not_yet("indexing with tensors"); },
+      .gather = [](const Tensor&, const std::vector<Tensor>&, int64_t,
+                   const Tensor&) { not_yet("indexing with tensors"); },
+      .scatter = [](const Tensor&, const std::vector<Tensor>&, const Tensor&, int64_t,
+                    bool) { not_yet("indexing with tensors"); },
+      .nonzero = [](const Tensor&) -> Tensor { not_yet("nonzero"); },
+      .adam = [](const Tensor&, const Tensor&, const Tensor&, const Tensor&, const AdamStep&) { not_yet("Adam"); },
+  };
+  return b;
 }
 
 }  // namespace fk

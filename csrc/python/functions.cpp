@@ -1,6 +1,7 @@
 // Module-level functions: the ops that are a Tensor method and a function both, creation,
 // autograd, neural-network ops, threads and backends.
 #include "convert.h"
+#include "../core/backend.h"
 // The CPU backend's own settings: its thread pool and the instruction set it picked.
 #include "../cpu/kernels.h"
 #include "../cpu/parallel.h"
@@ -265,4 +266,15 @@ void bind_functions(nb::module_& m, nb::class_<Tensor>& cls) {
   m.attr("_cuda_built") = false;
 #endif
   m.def("_cuda_device_count", &cuda_device_count);
+  m.def("_cuda_memory_stats", [] {
+    const CudaMemoryStats s = cuda_memory_stats();
+    return nb::make_tuple(s.allocated, s.peak, s.reserved);
+  });
+  m.def("_cuda_reset_peak_memory", &cuda_reset_peak_memory);
+  m.def("_cuda_manual_seed", [](int64_t seed) {
+    if (cuda_device_count() > 0) backend(Device::CUDA).manual_seed(uint64_t(seed));  // else nothing to seed
+  });
+  m.def("_cuda_empty_cache", &cuda_empty_cache);
+  m.def("_cuda_synchronize", &cuda_synchronize);
+  m.def("_cuda_device_name", &cuda_device_name);
 }

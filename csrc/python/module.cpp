@@ -22,6 +22,9 @@ NB_MODULE(_C, m) {
                 [](void* state) {
                   if (state) PyEval_RestoreThread(static_cast<PyThreadState*>(state));
                 });
+  // torch.cuda.OutOfMemoryError's twin: a RuntimeError, so `except RuntimeError` catches it too.
+  static PyObject* oom = PyErr_NewException("fastkern.cuda.OutOfMemoryError", PyExc_RuntimeError, nullptr);
+  m.attr("OutOfMemoryError") = nb::handle(oom);
   nb::register_exception_translator([](const std::exception_ptr& p, void*) {
     try {
       std::rethrow_exception(p);
@@ -32,6 +35,7 @@ NB_MODULE(_C, m) {
         case ErrorKind::Index: type = PyExc_IndexError; break;
         case ErrorKind::Type: type = PyExc_TypeError; break;
         case ErrorKind::NotImplemented: type = PyExc_NotImplementedError; break;
+        case ErrorKind::OutOfMemory: type = oom; break;
         default: break;
       }
       PyErr_SetString(type, e.what());

@@ -6,12 +6,12 @@ from ._C import Tensor, float32, int64, bool as bool_
 
 
 def _repr(self):
-    arr = self.detach().numpy()
+    arr = self.detach().cpu().numpy()
     if arr.size == 0:
         body = "[]" if arr.ndim == 1 else f"[], size={tuple(arr.shape)}"
     else:
         body = np.array2string(arr, separator=", ", prefix="tensor(", precision=4, threshold=1000, edgeitems=3)
-    extra = ""
+    extra = "" if self.device.type == "cpu" else f", device='{self.device}'"
     if self.dtype not in (float32, int64, bool_):
         extra += f", dtype={self.dtype!r}"
     if self.grad_fn is not None:
@@ -22,12 +22,12 @@ def _repr(self):
 
 
 def _array(self, dtype=None, copy=None):
-    arr = self.detach().numpy()
+    arr = self.detach().numpy()  # a device tensor raises, as in PyTorch: .cpu() first
     return arr.astype(dtype) if dtype is not None else arr
 
 
 def _tolist(self):
-    return self.detach().numpy().tolist()
+    return self.detach().cpu().numpy().tolist()
 
 
 def _iter(self):

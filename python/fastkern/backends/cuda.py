@@ -1,5 +1,5 @@
 """What the CUDA backend found. The build compiles csrc/cuda when nvcc is present
-(CMake option FASTKERN_CUDA=AUTO|ON|OFF); CUDA tensors themselves are not implemented yet."""
+(CMake option FASTKERN_CUDA=AUTO|ON|OFF); fastkern.cuda is the device itself."""
 
 from .._C import _cuda_built, _cuda_device_count
 

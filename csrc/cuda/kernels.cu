@@ -1,0 +1,464 @@
+// The CUDA kernels of the elementwise ops, fills, reductions and row softmax. Each op has the
+// CPU kernels' semantics (csrc/cpu/kernels.cpp, nn.cpp) element for element: the test suite
+// checks every op on the device against the CPU.
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
+#include "cuda_util.h"
+
+namespace fk {
+namespace {
+
+// ---- the elementwise driver: f(offsets) for every item of a geometry -------------------
+
+template <int N, class F>
+__global__ void walk_1d(int64_t n, Geometry<N> g, F f) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t off[N];
+    for (int k = 0; k < N; k++) off[k] = g.nd ? i * g.stride[k][0] : 0;
+    f(off);
+  }
+}
+
+template <int N, class F>
+__global__ void walk_nd(int64_t n, Geometry<N> g, F f) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t off[N];
+    g.offsets(i, off);
+    f(off);
+  }
+}
+
+template <int N, class F>
+void walk(const char* op, const Dims& shape, std::initializer_list<const Dims*> strides, F f) {
+  const int64_t n = shape.prod();
+  if (n == 0) return;
+  const Geometry<N> g = make_geometry<N>(shape, strides.begin());
+  if (g.nd <= 1)
+    FK_LAUNCH((walk_1d<N, F>), blocks_for(n), kThreads, 0, cuda_stream())(n, g, f);
+  else
+    FK_LAUNCH((walk_nd<N, F>), blocks_for(n), kThreads, 0, cuda_stream())(n, g, f);
+  cuda_launched(op);
+}
+
+template <class F>
+decltype(auto) dispatch(DType d, F&& f) {
+  return dispatch_dtype(d, std::forward<F>(f));
+}
+
+// ---- binary ops ----------------------------------------------------------------
+
+constexpr bool comparison(BinOp op) { return op >= BinOp::Eq && op <= BinOp::Ge; }
+
+// Python's floor division and modulo for floats (the result takes the divisor's sign).
+template <class T>
+__device__ T float_floordiv(T a, T b) {
+  if (b == 0) return a / b;
+  const T mod = std::fmod(a, b);
+  T div = (a - mod) / b;
+  if (mod != 0 && ((b < 0) != (mod < 0))) div -= 1;
+  if (div == 0) return std::copysign(T(0), a / b);
+  T fl = std::floor(div);
+  if (div - fl > T(0.5)) fl += 1;
+  return fl;
+}
+
+template <class T>
+__device__ T float_rem(T a, T b) {
+  T mod = std::fmod(a, b);
+  if (mod != 0 && ((b < 0) != (mod < 0))) mod += b;
+  return mod;
+}
+
+// One binary op on one element; integer errors set *status (a KernelStatus).
+template <BinOp OP, class T>
+__device__ __forceinline__ auto binary_op(T x, T y, int* status) {
+  constexpr bool fp = std::is_floating_point_v<T>;
+  if constexpr (OP == BinOp::Add)
+    return T(x + y);
+  else if constexpr (OP == BinOp::Sub)
+    return T(x - y);
+  else if constexpr (OP == BinOp::Mul)
+    return T(x * y);
+  else if constexpr (OP == BinOp::Max)
+    return (x > y || x != x) ? x : y;
+  else if constexpr (OP == BinOp::Min)
+    return (x < y || x != x) ? x : y;
+  else if constexpr (OP == BinOp::Eq)
+    return x == y;
+  else if constexpr (OP == BinOp::Ne)
+    return x != y;
+  else if constexpr (OP == BinOp::Lt)
+    return x < y;
+  else if constexpr (OP == BinOp::Le)
+    return x <= y;
+  else if constexpr (OP == BinOp::Gt)
+    return x > y;
+  else if constexpr (OP == BinOp::Ge)
+    return x >= y;
+  else if constexpr (OP == BinOp::Div) {
+    if constexpr (fp)
+      return x / y;
+    else
+      return T(0);  // core divides integers as floats
+  } else if constexpr (OP == BinOp::Pow) {
+    if constexpr (fp) {
+      return y == T(2) ? x * x : y == T(0.5) ? std::sqrt(x) : T(std::pow(x, y));  // PyTorch's sqrt: (-inf)^0.5 is NaN
+    } else {
+      if constexpr (std::is_signed_v<T>) {
+        if (y < 0) {
+          *status = kNegativeIntPower;
+          return T(0);
+        }
+      }
+      uint64_t r = 1, base = uint64_t(x), e = uint64_t(y);  // unsigned: wraps like PyTorch, no UB
+      while (e) {
+        if (e & 1) r *= base;
+        base *= base;
+        e >>= 1;
+      }
+      return T(r);
+    }
+  } else if constexpr (OP == BinOp::FloorDiv) {
+    if constexpr (fp) {
+      return float_floordiv(x, y);
+    } else {
+      if (y == 0) {
+        *status = kDivByZero;
+        return T(0);
+      }
+      if constexpr (std::is_signed_v<T>) {
+        if (y == T(-1)) return T(0 - uint64_t(x));  // INT64_MIN / -1 wraps
+        T q = x / y;
+        if ((x % y != 0) && ((x < 0) != (y < 0))) q -= 1;
+        return q;
+      } else {
+        return T(x / y);
+      }
+    }
+  } else if constexpr (OP == BinOp::Rem) {
+    if constexpr (fp) {
+      return float_rem(x, y);
+    } else {
+      if (y == 0) {
+        *status = kDivByZero;
+        return T(0);
+      }
+      if constexpr (std::is_signed_v<T>) {
+        if (y == T(-1)) return T(0);
+        T r = x % y;
+        if (r != 0 && ((r < 0) != (y < 0))) r += y;
+        return r;
+      } else {
+        return T(x % y);
+      }
+    }
+  } else if constexpr (OP == BinOp::And) {
+    if constexpr (fp)
+      return T(0);
+    else
+      return T(x & y);
+  } else if constexpr (OP == BinOp::Or) {
+    if constexpr (fp)
+      return T(0);
+    else
+      return T(x | y);
+  } else if constexpr (OP == BinOp::Xor) {
+    if constexpr (fp)
+      return T(0);
+    else
+      return T(x ^ y);
+  } else {
+    static_assert(OP == BinOp::ReluGrad);
+    return x > T(0) ? y : T(0);  // relu's backward in one pass: y > 0 ? g : 0
+  }
+}
+
+template <BinOp OP, class T>
+struct BinaryF {
+  using O = std::conditional_t<comparison(OP), bool, T>;
+  O* o;
+  const T* a;
+  const T* b;
+  int* status;
+  __device__ void operator()(const int64_t* off) const { o[off[0]] = O(binary_op<OP>(a[off[1]], b[off[2]], status)); }
+};
+
+// Integer ops that can fail report through one int in device memory, read back after the op.
+struct StatusFlag {
+  Ref<Storage> mem = cuda_alloc(sizeof(int));
+  int* get() {
+    FK_CUDA(cudaMemsetAsync(mem->data, 0, sizeof(int), cuda_stream()));
+    return static_cast<int*>(mem->data);
+  }
+  int read() {
+    int s = 0;
+    FK_CUDA(cudaMemcpyAsync(&s, mem->data, sizeof(int), cudaMemcpyDeviceToHost, cuda_stream()));
+    FK_CUDA(cudaStreamSynchronize(cuda_stream()));
+    return s;
+  }
+};
+
+template <BinOp OP>
+int binary_as(const Tensor& out, const Tensor& a, const Dims& sa, const Tensor& b, const Dims& sb) {
+  return dispatch(a.dtype(), [&](auto z) -> int {
+    using T = decltype(z);
+    using F = BinaryF<OP, T>;
+    const Dims so = out.strides();
+    constexpr bool can_fail =
+        !std::is_floating_point_v<T> && (OP == BinOp::Pow || OP == BinOp::FloorDiv || OP == BinOp::Rem);
+    if constexpr (can_fail) {
+      StatusFlag flag;
+      walk<3>(kBinaryNames[int(OP)], out.shape(), {&so, &sa, &sb},
+              F{reinterpret_cast<typename F::O*>(out.raw()), a.data<T>(), b.data<T>(), flag.get()});
+      return flag.read();
+    } else {
+      walk<3>(kBinaryNames[int(OP)], out.shape(), {&so, &sa, &sb},
+              F{reinterpret_cast<typename F::O*>(out.raw()), a.data<T>(), b.data<T>(), nullptr});
+      return kOk;
+    }
+  });
+}
+
+// ---- unary ops ---------------------------------------------------------------------
+
+template <UnOp OP, class T>
+__device__ __forceinline__ T unary_op(T x) {
+  constexpr bool fp = std::is_floating_point_v<T>;
+  if constexpr (OP == UnOp::Neg)
+    return T(-x);
+  else if constexpr (OP == UnOp::Abs) {
+    if constexpr (fp)
+      return std::fabs(x);  // clears the sign of -0.0 too
+    else if constexpr (std::is_signed_v<T>)
+      return T(x < 0 ? -x : x);
+    else
+      return x;
+  } else if constexpr (OP == UnOp::Relu)
+    return x > T(0) ? x : (x != x ? x : T(0));
+  else if constexpr (OP == UnOp::Sign) {
+    if constexpr (std::is_signed_v<T>)
+      return T((T(0) < x) - (x < T(0)));
+    else
+      return T(T(0) < x);
+  } else if constexpr (OP == UnOp::Not) {
+    if constexpr (std::is_same_v<T, bool>)
+      return !x;
+    else if constexpr (fp)
+      return x;  // core refuses it for floats
+    else
+      return T(~x);
+  } else if constexpr (!fp) {
+    return x;  // rounding an integer is the identity; the float-only ops never get one
+  } else if constexpr (OP == UnOp::Exp)
+    return std::exp(x);
+  else if constexpr (OP == UnOp::Log)
+    return std::log(x);
+  else if constexpr (OP == UnOp::Sqrt)
+    return std::sqrt(x);
+  else if constexpr (OP == UnOp::Rsqrt)
+    return T(1) / std::sqrt(x);
+  else if constexpr (OP == UnOp::Sin)
+    return std::sin(x);
+  else if constexpr (OP == UnOp::Cos)
+    return std::cos(x);
+  else if constexpr (OP == UnOp::Tanh)
+    return std::tanh(x);
+  else if constexpr (OP == UnOp::Sigmoid)
+    return T(1) / (T(1) + std::exp(-x));
+  else if constexpr (OP == UnOp::Floor)
+    return std::floor(x);
+  else if constexpr (OP == UnOp::Ceil)
+    return std::ceil(x);
+  else if constexpr (OP == UnOp::Round)
+    return std::rint(x);  // half to even, as nearbyint
+  else if constexpr (OP == UnOp::Trunc)
+    return std::trunc(x);
+  else {
+    static_assert(OP == UnOp::Erf);
+    return std::erf(x);
+  }
+}
+
+template <UnOp OP, class T>
+struct UnaryF {
+  T* o;
+  const T* a;
+  __device__ void operator()(const int64_t* off) const { o[off[0]] = unary_op<OP>(a[off[1]]); }
+};
+
+template <UnOp OP>
+void unary_as(const Tensor& out, const Tensor& a, const Dims& sa) {
+  dispatch(a.dtype(), [&](auto z) {
+    using T = decltype(z);
+    const Dims so = out.strides();
+    walk<2>(kUnaryNames[int(OP)], out.shape(), {&so, &sa}, UnaryF<OP, T>{out.data<T>(), a.data<T>()});
+  });
+}
+
+// ---- casts, clamp, where ---------------------------------------------------------------
+
+// Float to integer without undefined behaviour: NaN and out-of-range values give the smallest
+// integer, as the CPU's x86 conversions do.
+template <class To, class From>
+__device__ __forceinline__ To convert(From x) {
+  if constexpr (std::is_same_v<To, bool>) {
+    return x != From(0);
+  } else if constexpr (std::is_floating_point_v<From> && !std::is_floating_point_v<To>) {
+    const bool ok = x > From(-9.2233720368547758e18) && x < From(9.2233720368547758e18);
+    return To(ok ? int64_t(x) : INT64_MIN);
+  } else {
+    return To(x);
+  }
+}
+
+template <class To, class From>
+struct CastF {
+  To* o;
+  const From* a;
+  __device__ void operator()(const int64_t* off) const { o[off[0]] = convert<To, From>(a[off[1]]); }
+};
+
+template <class T>
+struct ClampF {
+  T* o;
+  const T* a;
+  T lo, hi;
+  __device__ void operator()(const int64_t* off) const {
+    const T x = a[off[1]];
+    if constexpr (std::is_floating_point_v<T>) {  // a NaN input or bound gives NaN; lo > hi gives hi
+      const T y = x < lo || lo != lo ? lo : x;
+      o[off[0]] = y > hi || hi != hi ? hi : y;
+    } else {
+      const T y = x < lo ? lo : x;
+      o[off[0]] = y > hi ? hi : y;
+    }
+  }
+};
+
+template <class T>
+struct WhereF {
+  T* o;
+  const bool* c;
+  const T* a;
+  const T* b;
+  __device__ void operator()(const int64_t* off) const { o[off[0]] = c[off[1]] ? a[off[2]] : b[off[3]]; }
+};
+
+// ---- fills ---------------------------------------------------------------------------
+
+template <class T>
+struct FillF {
+  T* o;
+  T v;
+  __device__ void operator()(const int64_t* off) const { o[off[0]] = v; }
+};
+
+// out[i] = start + i*step, or evenly from start to exactly end (filled from both ends).
+template <class T>
+struct RampF {
+  T* o;
+  double start, step, end;
+  int64_t n;
+  bool both_ends;
+  __device__ void operator()(const int64_t* off) const {
+    const int64_t i = off[0];
+    const double v = !both_ends  ? start + double(i) * step
+                     : n == 1    ? start
+                     : i < n / 2 ? start + double(i) * step
+                                 : end - double(n - 1 - i) * step;
+    o[i] = T(v);
+  }
+};
+
+template <class T>
+void ramp(const Tensor& out, double start, double step, double end, bool both_ends) {
+  const Dims s = contiguous_strides(out.shape());
+  walk<1>(both_ends ? "linspace" : "arange", out.shape(), {&s},
+          RampF<T>{out.data<T>(), start, step, end, out.numel(), both_ends});
+}
+
+}  // namespace
+
+// ---- the backend's entry points --------------------------------------------------------
+
+int cuda_binary(BinOp op, const Tensor& out, const Tensor& a, const Dims& sa, const Tensor& b, const Dims& sb) {
+  switch (op) {
+#define FK_CASE(e, name) \
+  case BinOp::e: return binary_as<BinOp::e>(out, a, sa, b, sb);
+    FK_BINARY_OPS(FK_CASE)
+#undef FK_CASE
+  }
+  return kOk;
+}
+
+void cuda_unary(UnOp op, const Tensor& out, const Tensor& a, const Dims& sa) {
+  switch (op) {
+#define FK_CASE(e, name) \
+  case UnOp::e: return unary_as<UnOp::e>(out, a, sa);
+    FK_UNARY_OPS(FK_CASE)
+#undef FK_CASE
+  }
+}
+
+void cuda_cast(const Tensor& out, const Tensor& a, const Dims& sa) {
+  const Dims so = out.strides();
+  dispatch(out.dtype(), [&](auto o) {
+    dispatch(a.dtype(), [&](auto f) {
+      using To = decltype(o);
+      using From = decltype(f);
+      walk<2>("to", out.shape(), {&so, &sa}, CastF<To, From>{out.data<To>(), a.data<From>()});
+    });
+  });
+}
+
+void cuda_clamp(const Tensor& out, const Tensor& a, double lo, double hi) {
+  const Dims so = out.strides(), sa = a.strides();
+  dispatch(a.dtype(), [&](auto z) {
+    using T = decltype(z);
+    T l, h;
+    if constexpr (std::is_floating_point_v<T>) {
+      l = T(lo);
+      h = T(hi);
+    } else {
+      // Integer bounds convert as PyTorch's scalars do (uint8 -1 is 255); infinite ones are no bound.
+      using L = std::numeric_limits<T>;
+      l = std::abs(lo) < 9.2e18 ? T(int64_t(lo)) : L::min();
+      h = std::abs(hi) < 9.2e18 ? T(int64_t(hi)) : L::max();
+    }
+    walk<2>("clamp", out.shape(), {&so, &sa}, ClampF<T>{out.data<T>(), a.data<T>(), l, h});
+  });
+}
+
+void cuda_where(const Tensor& out, const Tensor& cond, const Dims& sc, const Tensor& a, const Dims& sa, const Tensor& b,
+                const Dims& sb) {
+  const Dims so = out.strides();
+  dispatch(out.dtype(), [&](auto z) {
+    using T = decltype(z);
+    walk<4>("where", out.shape(), {&so, &sc, &sa, &sb},
+            WhereF<T>{out.data<T>(), cond.data<bool>(), a.data<T>(), b.data<T>()});
+  });
+}
+
+void cuda_fill(const Tensor& out, Scalar value) {
+  const Dims s = contiguous_strides(out.shape());
+  dispatch(out.dtype(), [&](auto z) {
+    using T = decltype(z);
+    const T v = value.kind == Scalar::Float ? T(value.f) : T(value.i);
+    walk<1>("fill", out.shape(), {&s}, FillF<T>{out.data<T>(), v});
+  });
+}
+
+void cuda_arange(const Tensor& out, double start, double step) {
+  dispatch(out.dtype(), [&](auto z) { ramp<decltype(z)>(out, start, step, 0, false); });
+}
+
+void cuda_linspace(const Tensor& out, double start, double end) {
+  const int64_t n = out.numel();
+  const double step = n > 1 ? (end - start) / double(n - 1) : 0;
+  dispatch(out.dtype(), [&](auto z) { ramp<decltype(z)>(out, start, step, end, true); });
+}
+
+}  // namespace fk
