@@ -1,6 +1,7 @@
-// The CUDA backend, built when nvcc is found (FASTKERN_CUDA=AUTO). So far it answers
-// which devices exist; device memory and kernels plug into Device::CUDA next.
-#include <cuda_runtime.h>
+// The CUDA backend's device discovery: built by nvcc (FASTKERN_CUDA=AUTO or ON), or as host C++
+// on the SIMT emulator (FASTKERN_CUDA=EMULATE, for tests), whose one device is the emulated one.
+// Device memory and kernels plug into Device::CUDA next.
+#include "runtime.h"
 
 namespace fk {
 
