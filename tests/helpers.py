@@ -239,10 +239,11 @@ def fk_and_torch(fn):
 
 
 # ----------------------------------------------------------------------------- the helper
-# Another device against the CPU: the same op in the same precision, so far tighter than
-# against NumPy: the NumPy tolerance / 20 in float32 (5e-7, ~4 ulps, by default) and / 100
-# in float64 (1e-12 by default); only a different summation order may differ.
-CPU_ORACLE_DIVISOR = {"float32": 20, "float64": 100}
+# Another device against the CPU: the same op in the same precision, so tighter than against
+# NumPy: half the NumPy tolerance in float32 (5e-6 by default) and a tenth in float64 (1e-11).
+# Not tighter: reductions combine in another order on a GPU (a tree of threads, not the CPU's
+# pairwise blocks), which moves a float32 product of 221 terms by ~8e-7 relative.
+CPU_ORACLE_DIVISOR = {"float32": 2, "float64": 10}
 
 
 def _compare_with_cpu(fn, xs, cpu_xs, device, *, rtol, atol, w=None, msg=""):

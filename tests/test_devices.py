@@ -139,7 +139,7 @@ def test_helper_non_cpu_branch(cpu_posing_as_cuda):
 @pytest.mark.parametrize(
     "wrong, match",
     [
-        (lambda a, b: a * b.exp() * (1 + 1e-6), "forward float32/contiguous: cuda vs cpu"),  # passes vs NumPy
+        (lambda a, b: a * b.exp() * (1 + 7e-6), "forward float32/contiguous: cuda vs cpu"),  # passes vs NumPy
         (lambda a, b: 2 * (a * b.exp()).detach() - a * b.exp(), "grad of input 0, cuda vs cpu"),  # same values, -grad
     ],
     ids=["forward", "gradient"],

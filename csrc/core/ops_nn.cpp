@@ -302,7 +302,7 @@ Tensor linear(const Tensor& x0, const Tensor& w, const Tensor& bias) {
   const Tensor x = x0.ndim() == 2 ? x0 : reshape(x0, {rows, in});
   const int64_t M = x.size(0);
   const DType dt = x.dtype();
-  Tensor out = empty({M, outf}, dt);
+  Tensor out = empty({M, outf}, dt, x.device());
   if (bias.defined()) {
     GradMode off(false);
     copy_(out, detach(bias));

@@ -176,7 +176,7 @@ void max_dim_bw(Node& n, const Tensor& g, Tensor* gi) {
   }
   Dims shape = Dims::filled(in.n, 1);
   shape[d] = in[d];
-  const Tensor pos = reshape(arange(0, double(in[d]), 1, DType::Int64), shape);
+  const Tensor pos = reshape(arange(0, double(in[d]), 1, DType::Int64, g.device()), shape);
   gi[0] = where(binary(BinOp::Eq, pos, idx), gk, scalar_tensor(Scalar::of(0), g.dtype()));
 }
 

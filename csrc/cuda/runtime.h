@@ -23,7 +23,7 @@
 #define FK_LAUNCH(kernel, grid, block, smem, stream) kernel<<<grid, block, smem, stream>>>
 // One byte array for every kernel, cast to T: nvcc rejects `extern __shared__ T name[]` in a
 // kernel template instantiated for two types T ("declaration is incompatible").
-#define FK_DYNAMIC_SHARED(T, name)                                  \
+#define FK_DYNAMIC_SHARED(T, name)                                    \
   extern __shared__ __align__(16) unsigned char fk_dynamic_shared_[]; \
   T* const name = reinterpret_cast<T*>(fk_dynamic_shared_)
 

@@ -22,7 +22,7 @@ def top_k_accuracy(inp, targ, k=5, axis=-1):
 def _pick(inp, targ):
     from ._creation import arange
 
-    return inp[arange(inp.shape[0]), targ.reshape(-1)].reshape(-1, 1)
+    return inp[arange(inp.shape[0], device=inp.device), targ.reshape(-1)].reshape(-1, 1)
 
 
 def binary_predictions(inp, thresh=0.5):

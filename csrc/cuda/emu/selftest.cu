@@ -23,12 +23,12 @@ constexpr bool kEmulated = true;
 constexpr bool kEmulated = false;
 #endif
 
-#define CHECK(cond)                                                          \
-  do {                                                                       \
-    if (!(cond)) {                                                           \
+#define CHECK(cond)                                                              \
+  do {                                                                           \
+    if (!(cond)) {                                                               \
       std::printf("INFO check failed at selftest.cu:%d: %s\n", __LINE__, #cond); \
-      return false;                                                          \
-    }                                                                        \
+      return false;                                                              \
+    }                                                                            \
   } while (0)
 #define CHECK_CUDA(call) CHECK((call) == cudaSuccess)
 
@@ -531,9 +531,8 @@ bool detections() {
                    [&] { FK_LAUNCH(mixed_collectives, 1, 32, 0, 0)(out.ptr); }));
   CHECK(fails_with("foreign mask", "does not name the calling lane",
                    [&] { FK_LAUNCH(foreign_mask, 1, 32, 0, 0)(out.ptr); }));
-  CHECK(fails_with("trap", "block (1,0,0): thread (3,0,0) at selftest.cu", [&] {
-    FK_LAUNCH(trapping, 3, 32, 0, 0)(out.ptr);
-  }));
+  CHECK(fails_with("trap", "block (1,0,0): thread (3,0,0) at selftest.cu",
+                   [&] { FK_LAUNCH(trapping, 3, 32, 0, 0)(out.ptr); }));
   // The failure is reported by the next synchronising call when nobody asked cudaGetLastError.
   FK_LAUNCH(early_return, 1, 256, 0, 0)(out.ptr);
   CHECK(cudaDeviceSynchronize() == cudaErrorLaunchFailure);
@@ -554,8 +553,13 @@ bool invalid_config() {
     dim3 grid, block;
     size_t smem;
   } bad[] = {
-      {1, 2048, 0}, {1, dim3(32, 32, 2), 0}, {0, 32, 0}, {1, 0, 0}, {1, dim3(1, 1, 65), 0},
-      {dim3(1, 65536), 32, 0}, {1, 32, 48 * 1024 + 1},
+      {1, 2048, 0},
+      {1, dim3(32, 32, 2), 0},
+      {0, 32, 0},
+      {1, 0, 0},
+      {1, dim3(1, 1, 65), 0},
+      {dim3(1, 65536), 32, 0},
+      {1, 32, 48 * 1024 + 1},
   };
   for (const auto& b : bad) {
     FK_LAUNCH(ones, b.grid, b.block, b.smem, 0)(out.ptr);
@@ -758,8 +762,8 @@ const Case kCases[] = {
     {"runtime_api", runtime_api, true},
     {"host_threads", host_threads, true},
     {"out_of_memory", out_of_memory, false},  // with FASTKERN_EMU_MEMORY_MB=64
-    {"oob_global", oob_global, false},  // under ASan: aborts
-    {"oob_shared", oob_shared, false},  // under ASan: aborts
+    {"oob_global", oob_global, false},        // under ASan: aborts
+    {"oob_shared", oob_shared, false},        // under ASan: aborts
     {"bench", bench, false},
 };
 

@@ -107,7 +107,7 @@ using detail::Op;
 
 constexpr std::uint64_t kDefaultSeed = 0x5eed;
 constexpr size_t kDefaultSmem = 48 * 1024, kMaxSmemOptin = 227 * 1024;
-constexpr int kMultiprocessors = 8;  // small, so that grid-stride loops loop in tests
+constexpr int kMultiprocessors = 8;                   // small, so that grid-stride loops loop in tests
 constexpr std::uint64_t kPoison = ~std::uint64_t(0);  // a shuffle from a lane that did not take part
 
 std::uint64_t env_number(const char* name, std::uint64_t fallback) {
@@ -209,12 +209,12 @@ cudaError_t take_pending() {
 struct Thread;
 
 struct Fiber {
-  void* sp = nullptr;                    // the hand-written switch's saved stack pointer
-  std::unique_ptr<ucontext_t> uc;        // the ucontext switch's context
-  char* stack = nullptr;                 // lowest usable address; a guard page lies below
+  void* sp = nullptr;              // the hand-written switch's saved stack pointer
+  std::unique_ptr<ucontext_t> uc;  // the ucontext switch's context
+  char* stack = nullptr;           // lowest usable address; a guard page lies below
   size_t stack_size = 0;
-  size_t top_offset = 0;                 // where the stack starts below its top (see ensure_threads)
-  void* fake_stack = nullptr;            // ASan's, while the fiber is switched away
+  size_t top_offset = 0;       // where the stack starts below its top (see ensure_threads)
+  void* fake_stack = nullptr;  // ASan's, while the fiber is switched away
 };
 
 char* map_stack(size_t size) {
@@ -378,7 +378,7 @@ struct Scheduler {
   std::atomic<std::thread::id> owner{};  // the host thread running a grid
   std::vector<Thread> threads = std::vector<Thread>(1024);
   std::vector<unsigned> ready;
-  Fiber main;  // the launching thread's own context
+  Fiber main;                        // the launching thread's own context
   const void* main_stack = nullptr;  // its stack, which ASan tells each fiber on its first switch
   size_t main_stack_size = 0;
   Grid* grid = nullptr;
@@ -412,9 +412,7 @@ struct BlockOrder {
     while (std::gcd(a, n) != 1) a = a % (n - 1) + 1;
     c = splitmix(rng) % n;
   }
-  std::uint64_t operator()(std::uint64_t i) const {
-    return std::uint64_t(((unsigned __int128)a * i + c) % n);
-  }
+  std::uint64_t operator()(std::uint64_t i) const { return std::uint64_t(((unsigned __int128)a * i + c) % n); }
 };
 
 const char* op_name(Op op) {
@@ -432,8 +430,10 @@ const char* op_name(Op op) {
     case Op::ShflDown: return "__shfl_down_sync";
     case Op::ShflXor: return "__shfl_xor_sync";
     case Op::ReduceAdd: return "__reduce_add_sync";
-    case Op::ReduceMinU: case Op::ReduceMinI: return "__reduce_min_sync";
-    case Op::ReduceMaxU: case Op::ReduceMaxI: return "__reduce_max_sync";
+    case Op::ReduceMinU:
+    case Op::ReduceMinI: return "__reduce_min_sync";
+    case Op::ReduceMaxU:
+    case Op::ReduceMaxI: return "__reduce_max_sync";
     case Op::ReduceAnd: return "__reduce_and_sync";
     case Op::ReduceOr: return "__reduce_or_sync";
     case Op::ReduceXor: return "__reduce_xor_sync";
@@ -450,9 +450,7 @@ std::string site(const std::source_location& w) {
 bool same_site(const std::source_location& a, const std::source_location& b) {
   return a.line() == b.line() && a.column() == b.column() && std::strcmp(a.file_name(), b.file_name()) == 0;
 }
-std::string thread_name(const Thread& t) {
-  return format("thread (%u,%u,%u)", t.idx.x, t.idx.y, t.idx.z);
-}
+std::string thread_name(const Thread& t) { return format("thread (%u,%u,%u)", t.idx.x, t.idx.y, t.idx.z); }
 std::string wait_name(const Thread& t) {
   if (is_warp_op(t.op)) return format("%s(mask 0x%08x) at %s", op_name(t.op), t.mask, site(t.where).c_str());
   return format("%s at %s", op_name(t.op), site(t.where).c_str());
@@ -553,7 +551,10 @@ void complete_warp_op(unsigned base, unsigned group) {
       case Op::Ballot: t.result = ballot; break;
       case Op::Any: t.result = ballot != 0; break;
       case Op::All: t.result = ballot == group; break;
-      case Op::ShflIdx: case Op::ShflUp: case Op::ShflDown: case Op::ShflXor: {
+      case Op::ShflIdx:
+      case Op::ShflUp:
+      case Op::ShflDown:
+      case Op::ShflXor: {
         // Lanes shuffle within segments of `width` lanes; a source outside the segment (up,
         // down, xor) gives the lane its own value, as on the GPU.
         const int w = t.width, lane = int(j), start = lane & ~(w - 1);
@@ -587,8 +588,10 @@ void release_warps(unsigned n, std::vector<unsigned>& ready) {
       for (unsigned j = 0; j < lanes && complete; ++j) {
         if (!(t.mask >> j & 1)) continue;
         const Thread& u = threads[base + j];
-        if (u.state == State::Waiting && u.op == t.op && u.mask == t.mask) group |= 1u << j;
-        else complete = u.state == State::Exited;
+        if (u.state == State::Waiting && u.op == t.op && u.mask == t.mask)
+          group |= 1u << j;
+        else
+          complete = u.state == State::Exited;
       }
       if (!complete) continue;
       complete_warp_op(base, group);
@@ -614,8 +617,10 @@ void release_barrier(Grid& g, std::vector<unsigned>& ready) {
       if (!warp_waiter) warp_waiter = &t;
     } else {
       at_barrier++;
-      if (!first_barrier) first_barrier = &t;
-      else if (!other_barrier && (t.op != first_barrier->op || !same_site(t.where, first_barrier->where))) other_barrier = &t;
+      if (!first_barrier)
+        first_barrier = &t;
+      else if (!other_barrier && (t.op != first_barrier->op || !same_site(t.where, first_barrier->where)))
+        other_barrier = &t;
     }
   }
   if (exited == n) return;  // the block is done
@@ -624,12 +629,14 @@ void release_barrier(Grid& g, std::vector<unsigned>& ready) {
     const unsigned base = warp_waiter->linear & ~31u;
     for (unsigned j = 0; j < 32 && base + j < n; ++j) {
       const Thread& u = threads[base + j];
-      if (!(warp_waiter->mask >> j & 1) || u.state == State::Exited || (u.op == warp_waiter->op && u.mask == warp_waiter->mask))
+      if (!(warp_waiter->mask >> j & 1) || u.state == State::Exited ||
+          (u.op == warp_waiter->op && u.mask == warp_waiter->mask))
         continue;
-      g.failure = format("warp %u cannot complete a collective: lane %u (%s) waits at %s, but lane %u (%s), named in "
-                         "its mask, waits at %s",
-                         base / 32, warp_waiter->linear % 32, thread_name(*warp_waiter).c_str(),
-                         wait_name(*warp_waiter).c_str(), j, thread_name(u).c_str(), wait_name(u).c_str());
+      g.failure = format(
+          "warp %u cannot complete a collective: lane %u (%s) waits at %s, but lane %u (%s), named in "
+          "its mask, waits at %s",
+          base / 32, warp_waiter->linear % 32, thread_name(*warp_waiter).c_str(), wait_name(*warp_waiter).c_str(), j,
+          thread_name(u).c_str(), wait_name(u).c_str());
       return;
     }
     g.failure = format("%s cannot complete a collective: it waits at %s", thread_name(*warp_waiter).c_str(),
@@ -637,10 +644,11 @@ void release_barrier(Grid& g, std::vector<unsigned>& ready) {
     return;
   }
   if (exited) {
-    g.failure = format("barrier divergence: %u thread(s) wait at %s, but %u thread(s) of the block have exited "
-                       "(first: %s), so the barrier can never complete; every thread of a block must reach each "
-                       "__syncthreads()",
-                       at_barrier, wait_name(*first_barrier).c_str(), exited, thread_name(*first_exited).c_str());
+    g.failure = format(
+        "barrier divergence: %u thread(s) wait at %s, but %u thread(s) of the block have exited "
+        "(first: %s), so the barrier can never complete; every thread of a block must reach each "
+        "__syncthreads()",
+        at_barrier, wait_name(*first_barrier).c_str(), exited, thread_name(*first_exited).c_str());
     return;
   }
   if (other_barrier) {
@@ -733,8 +741,8 @@ std::string run_grid(const LaunchSpec& spec) {
   ::operator delete(smem, std::align_val_t(16));
   if (g.failure.empty()) return g.failure;
   const uint3 bi = g_coords.block_idx;
-  return format("kernel %s<<<(%u,%u,%u), (%u,%u,%u)>>>, block (%u,%u,%u): ", spec.name, gd.x, gd.y, gd.z, b.x, b.y,
-                b.z, bi.x, bi.y, bi.z) +
+  return format("kernel %s<<<(%u,%u,%u), (%u,%u,%u)>>>, block (%u,%u,%u): ", spec.name, gd.x, gd.y, gd.z, b.x, b.y, b.z,
+                bi.x, bi.y, bi.z) +
          g.failure;
 }
 
@@ -743,15 +751,13 @@ std::string run_grid(const LaunchSpec& spec) {
 struct Memory {
   std::mutex mutex;
   std::map<std::uintptr_t, size_t> blocks;  // cudaMalloc'd: start -> size
-  size_t used = 0;                           // their sizes rounded up to 256 bytes
+  size_t used = 0;                          // their sizes rounded up to 256 bytes
 };
 Memory& memory() {
   static Memory& m = *new Memory;
   return m;
 }
-size_t physical_memory() {
-  return size_t(sysconf(_SC_PHYS_PAGES)) * size_t(sysconf(_SC_PAGESIZE));
-}
+size_t physical_memory() { return size_t(sysconf(_SC_PHYS_PAGES)) * size_t(sysconf(_SC_PAGESIZE)); }
 size_t memory_total() {
   const size_t cap = settings().memory_cap.load();
   return cap ? cap : physical_memory();
@@ -805,9 +811,10 @@ std::string check_config(const LaunchSpec& s) {
     if (it != handles().max_dynamic_smem.end()) limit = size_t(it->second);
   }
   if (s.smem > limit)
-    return format("%zu bytes of dynamic shared memory, more than this kernel's %zu (cudaFuncSetAttribute with "
-                  "cudaFuncAttributeMaxDynamicSharedMemorySize raises it, up to %zu)",
-                  s.smem, limit, kMaxSmemOptin);
+    return format(
+        "%zu bytes of dynamic shared memory, more than this kernel's %zu (cudaFuncSetAttribute with "
+        "cudaFuncAttributeMaxDynamicSharedMemorySize raises it, up to %zu)",
+        s.smem, limit, kMaxSmemOptin);
   return "";
 }
 
@@ -819,7 +826,8 @@ cudaError_t copy(void* dst, const void* src, size_t count, cudaMemcpyKind kind) 
     case cudaMemcpyHostToDevice: ok = is_device_range(dst, count); break;
     case cudaMemcpyDeviceToHost: ok = is_device_range(src, count); break;
     case cudaMemcpyDeviceToDevice: ok = is_device_range(dst, count) && is_device_range(src, count); break;
-    case cudaMemcpyHostToHost: case cudaMemcpyDefault: break;
+    case cudaMemcpyHostToHost:
+    case cudaMemcpyDefault: break;
     default: return record(cudaErrorInvalidMemcpyDirection);
   }
   // A device pointer that is not in one cudaMalloc'd block would fault on a GPU.
@@ -849,10 +857,12 @@ std::string last_failure() {
 
 namespace detail {
 
-std::uint64_t collective(Op op, unsigned mask, std::uint64_t value, int arg, int width, const std::source_location& where) {
+std::uint64_t collective(Op op, unsigned mask, std::uint64_t value, int arg, int width,
+                         const std::source_location& where) {
   Scheduler& s = sched();
   if (!s.current) {
-    std::fprintf(stderr, "fastkern SIMT emulator: %s called outside a kernel at %s\n", op_name(op), site(where).c_str());
+    std::fprintf(stderr, "fastkern SIMT emulator: %s called outside a kernel at %s\n", op_name(op),
+                 site(where).c_str());
     std::abort();
   }
   Thread& t = *s.current;

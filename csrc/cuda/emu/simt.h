@@ -60,14 +60,20 @@ struct dim3 {
 };
 
 // The vector types kernels use for wide loads, with CUDA's sizes and alignments.
-#define FK_EMU_VEC2(T, name, align)                                        \
-  struct __align__(align) name { T x, y; };                                \
+#define FK_EMU_VEC2(T, name, align) \
+  struct __align__(align) name {    \
+    T x, y;                         \
+  };                                \
   inline constexpr name make_##name(T x, T y) { return name{x, y}; }
-#define FK_EMU_VEC3(T, name)                                               \
-  struct name { T x, y, z; };                                              \
+#define FK_EMU_VEC3(T, name) \
+  struct name {              \
+    T x, y, z;               \
+  };                         \
   inline constexpr name make_##name(T x, T y, T z) { return name{x, y, z}; }
-#define FK_EMU_VEC4(T, name, align)                                        \
-  struct __align__(align) name { T x, y, z, w; };                          \
+#define FK_EMU_VEC4(T, name, align) \
+  struct __align__(align) name {    \
+    T x, y, z, w;                   \
+  };                                \
   inline constexpr name make_##name(T x, T y, T z, T w) { return name{x, y, z, w}; }
 FK_EMU_VEC4(char, char4, 4)
 FK_EMU_VEC4(unsigned char, uchar4, 4)
@@ -281,16 +287,33 @@ inline const Coords& coords() { return g_coords; }
 
 // What a fiber can wait at. The order is relied upon: barriers first, then warp collectives.
 enum class Op : std::uint8_t {
-  Barrier, BarrierCount, BarrierAnd, BarrierOr,  // __syncthreads and its reducing forms
-  SyncWarp, Ballot, Any, All,
-  ShflIdx, ShflUp, ShflDown, ShflXor,
-  ReduceAdd, ReduceMinU, ReduceMaxU, ReduceMinI, ReduceMaxI, ReduceAnd, ReduceOr, ReduceXor,
+  Barrier,
+  BarrierCount,
+  BarrierAnd,
+  BarrierOr,  // __syncthreads and its reducing forms
+  SyncWarp,
+  Ballot,
+  Any,
+  All,
+  ShflIdx,
+  ShflUp,
+  ShflDown,
+  ShflXor,
+  ReduceAdd,
+  ReduceMinU,
+  ReduceMaxU,
+  ReduceMinI,
+  ReduceMaxI,
+  ReduceAnd,
+  ReduceOr,
+  ReduceXor,
 };
 
 // Suspends the calling thread at a block barrier (mask unused) or a warp collective among the
 // lanes of mask, until its partners arrive; returns the result for this thread (a shuffled value's
 // bits, the ballot, the barrier's count...). value carries this thread's operand.
-std::uint64_t collective(Op op, unsigned mask, std::uint64_t value, int arg, int width, const std::source_location& where);
+std::uint64_t collective(Op op, unsigned mask, std::uint64_t value, int arg, int width,
+                         const std::source_location& where);
 // __activemask(): the lanes of the caller's warp that have not exited.
 unsigned active_mask();
 // Fails the launch (cudaErrorLaunchFailure) with this thread's location; never returns.
@@ -352,7 +375,8 @@ struct Launch {
 };
 
 template <class... P>
-Launch<P...> make_launch(void (*kernel)(P...), const char* name, dim3 grid, dim3 block, size_t smem, cudaStream_t stream) {
+Launch<P...> make_launch(void (*kernel)(P...), const char* name, dim3 grid, dim3 block, size_t smem,
+                         cudaStream_t stream) {
   return {kernel, name, grid, block, smem, stream};
 }
 
@@ -397,26 +421,26 @@ inline unsigned __activemask() { return ::fk_emu::detail::active_mask(); }
 
 // Overloads, not a template, so that overload resolution picks the type nvcc would (a char
 // argument shuffles as an int).
-#define FK_EMU_SHFL(T)                                                                                          \
-  inline T __shfl_sync(unsigned mask, T var, int srcLane, int width = warpSize,                                 \
-                       std::source_location where = std::source_location::current()) {                          \
-    using namespace ::fk_emu::detail;                                                                           \
-    return from_bits<T>(collective(Op::ShflIdx, mask, to_bits(var), srcLane, width, where));                    \
-  }                                                                                                             \
-  inline T __shfl_up_sync(unsigned mask, T var, unsigned delta, int width = warpSize,                           \
-                          std::source_location where = std::source_location::current()) {                       \
-    using namespace ::fk_emu::detail;                                                                           \
-    return from_bits<T>(collective(Op::ShflUp, mask, to_bits(var), delta > 64 ? 64 : int(delta), width, where)); \
-  }                                                                                                             \
-  inline T __shfl_down_sync(unsigned mask, T var, unsigned delta, int width = warpSize,                         \
-                            std::source_location where = std::source_location::current()) {                    \
-    using namespace ::fk_emu::detail;                                                                           \
+#define FK_EMU_SHFL(T)                                                                                             \
+  inline T __shfl_sync(unsigned mask, T var, int srcLane, int width = warpSize,                                    \
+                       std::source_location where = std::source_location::current()) {                             \
+    using namespace ::fk_emu::detail;                                                                              \
+    return from_bits<T>(collective(Op::ShflIdx, mask, to_bits(var), srcLane, width, where));                       \
+  }                                                                                                                \
+  inline T __shfl_up_sync(unsigned mask, T var, unsigned delta, int width = warpSize,                              \
+                          std::source_location where = std::source_location::current()) {                          \
+    using namespace ::fk_emu::detail;                                                                              \
+    return from_bits<T>(collective(Op::ShflUp, mask, to_bits(var), delta > 64 ? 64 : int(delta), width, where));   \
+  }                                                                                                                \
+  inline T __shfl_down_sync(unsigned mask, T var, unsigned delta, int width = warpSize,                            \
+                            std::source_location where = std::source_location::current()) {                        \
+    using namespace ::fk_emu::detail;                                                                              \
     return from_bits<T>(collective(Op::ShflDown, mask, to_bits(var), delta > 64 ? 64 : int(delta), width, where)); \
-  }                                                                                                             \
-  inline T __shfl_xor_sync(unsigned mask, T var, int laneMask, int width = warpSize,                            \
-                           std::source_location where = std::source_location::current()) {                      \
-    using namespace ::fk_emu::detail;                                                                           \
-    return from_bits<T>(collective(Op::ShflXor, mask, to_bits(var), laneMask, width, where));                   \
+  }                                                                                                                \
+  inline T __shfl_xor_sync(unsigned mask, T var, int laneMask, int width = warpSize,                               \
+                           std::source_location where = std::source_location::current()) {                         \
+    using namespace ::fk_emu::detail;                                                                              \
+    return from_bits<T>(collective(Op::ShflXor, mask, to_bits(var), laneMask, width, where));                      \
   }
 FK_EMU_SHFL(int)
 FK_EMU_SHFL(unsigned int)
@@ -429,10 +453,10 @@ FK_EMU_SHFL(double)
 #undef FK_EMU_SHFL
 
 // sm_80's warp reductions.
-#define FK_EMU_REDUCE(name, T, op)                                                                       \
+#define FK_EMU_REDUCE(name, T, op)                                                                      \
   inline T name(unsigned mask, T value, std::source_location where = std::source_location::current()) { \
-    using namespace ::fk_emu::detail;                                                                    \
-    return from_bits<T>(collective(Op::op, mask, to_bits(value), 0, 32, where));                         \
+    using namespace ::fk_emu::detail;                                                                   \
+    return from_bits<T>(collective(Op::op, mask, to_bits(value), 0, 32, where));                        \
   }
 FK_EMU_REDUCE(__reduce_add_sync, unsigned, ReduceAdd)
 FK_EMU_REDUCE(__reduce_add_sync, int, ReduceAdd)
@@ -468,21 +492,20 @@ template <class T, class F>
 T atomic_update(T* address, F f) {
   std::atomic_ref<T> a(*address);
   T old = a.load(std::memory_order_relaxed);
-  while (!a.compare_exchange_weak(old, f(old), std::memory_order_relaxed)) {
-  }
+  while (!a.compare_exchange_weak(old, f(old), std::memory_order_relaxed)) {}
   return old;
 }
 }  // namespace fk_emu::detail
 
-#define FK_EMU_ATOMIC_INT(T)                                                                         \
+#define FK_EMU_ATOMIC_INT(T)                                                                               \
   inline T atomicAdd(T* a, T v) { return std::atomic_ref<T>(*a).fetch_add(v, std::memory_order_relaxed); } \
   inline T atomicExch(T* a, T v) { return std::atomic_ref<T>(*a).exchange(v, std::memory_order_relaxed); } \
   inline T atomicAnd(T* a, T v) { return std::atomic_ref<T>(*a).fetch_and(v, std::memory_order_relaxed); } \
   inline T atomicOr(T* a, T v) { return std::atomic_ref<T>(*a).fetch_or(v, std::memory_order_relaxed); }   \
   inline T atomicXor(T* a, T v) { return std::atomic_ref<T>(*a).fetch_xor(v, std::memory_order_relaxed); } \
-  inline T atomicCAS(T* a, T compare, T v) {                                                         \
-    std::atomic_ref<T>(*a).compare_exchange_strong(compare, v, std::memory_order_relaxed);           \
-    return compare;                                                                                  \
+  inline T atomicCAS(T* a, T compare, T v) {                                                               \
+    std::atomic_ref<T>(*a).compare_exchange_strong(compare, v, std::memory_order_relaxed);                 \
+    return compare;                                                                                        \
   }
 FK_EMU_ATOMIC_INT(int)
 FK_EMU_ATOMIC_INT(unsigned int)
@@ -503,12 +526,12 @@ inline double atomicAdd(double* a, double v) {
   return ::fk_emu::detail::atomic_update(a, [v](double old) { return old + v; });
 }
 inline float atomicExch(float* a, float v) { return std::atomic_ref<float>(*a).exchange(v, std::memory_order_relaxed); }
-#define FK_EMU_ATOMIC_MINMAX(T)                                                                        \
-  inline T atomicMax(T* a, T v) {                                                                      \
-    return ::fk_emu::detail::atomic_update(a, [v](T old) { return old < v ? v : old; });               \
-  }                                                                                                    \
-  inline T atomicMin(T* a, T v) {                                                                      \
-    return ::fk_emu::detail::atomic_update(a, [v](T old) { return v < old ? v : old; });               \
+#define FK_EMU_ATOMIC_MINMAX(T)                                                          \
+  inline T atomicMax(T* a, T v) {                                                        \
+    return ::fk_emu::detail::atomic_update(a, [v](T old) { return old < v ? v : old; }); \
+  }                                                                                      \
+  inline T atomicMin(T* a, T v) {                                                        \
+    return ::fk_emu::detail::atomic_update(a, [v](T old) { return v < old ? v : old; }); \
   }
 FK_EMU_ATOMIC_MINMAX(int)
 FK_EMU_ATOMIC_MINMAX(unsigned int)
@@ -519,7 +542,8 @@ inline unsigned atomicInc(unsigned* a, unsigned limit) {
   return ::fk_emu::detail::atomic_update(a, [limit](unsigned old) { return old >= limit ? 0u : old + 1; });
 }
 inline unsigned atomicDec(unsigned* a, unsigned limit) {
-  return ::fk_emu::detail::atomic_update(a, [limit](unsigned old) { return old == 0 || old > limit ? limit : old - 1; });
+  return ::fk_emu::detail::atomic_update(a,
+                                         [limit](unsigned old) { return old == 0 || old > limit ? limit : old - 1; });
 }
 
 // ---- Device math the host lacks ------------------------------------------------------------------
@@ -580,7 +604,7 @@ inline unsigned long long __umul64hi(unsigned long long x, unsigned long long y)
 inline long long __mul64hi(long long x, long long y) { return (long long)((__int128)x * y >> 64); }
 
 // CUDA's min/max overloads (the floating ones are fminf/fmin: a NaN operand loses).
-#define FK_EMU_MINMAX(R, A, B)                                            \
+#define FK_EMU_MINMAX(R, A, B)                                                                                     \
   inline R min(A a, B b) { return static_cast<R>(a) < static_cast<R>(b) ? static_cast<R>(a) : static_cast<R>(b); } \
   inline R max(A a, B b) { return static_cast<R>(a) < static_cast<R>(b) ? static_cast<R>(b) : static_cast<R>(a); }
 FK_EMU_MINMAX(int, int, int)
