@@ -10,6 +10,8 @@ enum class DType : uint8_t { Bool, UInt8, Int64, Float32, Float64 };
 constexpr int kNumDTypes = 5;
 
 enum class Device : uint8_t { CPU, CUDA };
+// As PyTorch names a tensor's device (one CUDA device so far: cuda:0).
+inline const char* device_str(Device d) { return d == Device::CPU ? "cpu" : "cuda:0"; }
 
 inline int64_t itemsize(DType d) {
   switch (d) {

@@ -23,6 +23,10 @@ struct DimList {
   }
 };
 
+// The tensors of one op live on one device: a RuntimeError naming two that differ (undefined
+// tensors, such as a missing bias, are skipped).
+void check_same_device(std::initializer_list<const Tensor*> ts);
+
 // ---- dtype rules
 DType result_type(const Tensor& a, const Tensor& b);
 DType scalar_result_type(const Tensor& a, const Scalar& s);

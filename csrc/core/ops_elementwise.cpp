@@ -64,10 +64,20 @@ static Device result_device(std::initializer_list<const Tensor*> ts) {
   return Device::CPU;
 }
 
+void check_same_device(std::initializer_list<const Tensor*> ts) {
+  const Tensor* first = nullptr;
+  for (const Tensor* t : ts) {
+    if (!t->defined()) continue;
+    if (!first) first = t;
+    FK_CHECK(t->device() == first->device(), Runtime,
+             "Expected all tensors to be on the same device, but found at least two devices, ",
+             device_str(first->device()), " and ", device_str(t->device()), "!");
+  }
+}
+
+// Elementwise ops also take a CPU 0-d tensor with a tensor on any device, as PyTorch does.
 static void check_device(const Tensor& a, const Tensor& b) {
-  FK_CHECK(a.device() == b.device() || cpu_scalar(a) || cpu_scalar(b), Runtime,
-           "Expected all tensors to be on the same device, but found tensors on ",
-           a.device() == Device::CPU ? "cpu" : "cuda", " and ", b.device() == Device::CPU ? "cpu" : "cuda");
+  if (!cpu_scalar(a) && !cpu_scalar(b)) check_same_device({&a, &b});
 }
 
 // ---- device calls ------------------------------------------------------------
@@ -544,12 +554,13 @@ static void copy_bw(Node& n, const Tensor& g, Tensor* gi) {
   gi[1] = g;
 }
 
-void copy_(const Tensor& dst, const Tensor& src) {
-  check_device(dst, src);
+void copy_(const Tensor& dst, const Tensor& src0) {
   check_inplace(dst, "copy_");
-  const Dims shape = broadcast_shapes(dst.shape(), src.shape());
-  FK_CHECK(shape == dst.shape(), Runtime, "copy_: the source of shape ", to_string(src.shape()),
+  const Dims shape = broadcast_shapes(dst.shape(), src0.shape());
+  FK_CHECK(shape == dst.shape(), Runtime, "copy_: the source of shape ", to_string(src0.shape()),
            " cannot be broadcast to the destination of shape ", to_string(dst.shape()));
+  // From another device, as PyTorch's copy_: moved first (its gradient goes back the same way).
+  const Tensor src = src0.device() == dst.device() || cpu_scalar(src0) ? src0 : to_device(src0, dst.device());
   Node* n = make_node("CopyBackwards", copy_bw, {&dst, &src});
   run_cast(dst, unaliased(dst, src));
   dst.bump_version();

@@ -105,8 +105,7 @@ Tensor addmm(const Tensor& input, const Tensor& mat1, const Tensor& mat2) {
   const int64_t M = mat1.size(0), K = mat1.size(1), N = mat2.size(1);
   FK_CHECK(mat2.size(0) == K, Runtime, "mat1 and mat2 shapes cannot be multiplied (", M, "x", K, " and ", mat2.size(0),
            "x", N, ")");
-  FK_CHECK(input.device() == mat1.device() && mat1.device() == mat2.device(), Runtime,
-           "addmm: expected all tensors on the same device");
+  check_same_device({&input, &mat1, &mat2});
   const DType dt = promote(promote(input.dtype(), mat1.dtype()), mat2.dtype());
   FK_CHECK(dt != DType::Bool, Type, "addmm is not implemented for bool tensors");
   const Tensor a = to_dtype(mat1, dt), b = to_dtype(mat2, dt);
@@ -130,7 +129,7 @@ Tensor addmm(const Tensor& input, const Tensor& mat1, const Tensor& mat2) {
 Tensor matmul(const Tensor& a, const Tensor& b) {
   FK_CHECK(a.ndim() >= 1 && b.ndim() >= 1, Runtime, "both arguments to matmul need to be at least 1D, but they are ",
            a.ndim(), "D and ", b.ndim(), "D");
-  FK_CHECK(a.device() == b.device(), Runtime, "matmul: expected both tensors on the same device");
+  check_same_device({&a, &b});
   FK_CHECK(a.dtype() == b.dtype(), Runtime, "expected both matmul operands to have the same dtype, but got ",
            dtype_name(a.dtype()), " and ", dtype_name(b.dtype()));
   const DType dt = a.dtype();

@@ -88,6 +88,7 @@ void conv_bw(Node& n, const Tensor& gout, Tensor* gi) {
 
 Tensor conv2d(const Tensor& x0, const Tensor& w0, const Tensor& bias, Pair2 stride, Pair2 padding, Pair2 dilation,
               int64_t groups) {
+  check_same_device({&x0, &w0, &bias});
   const Tensor x = batched4d(x0, "conv2d");
   FK_CHECK(w0.ndim() == 4, Runtime, "conv2d: expected a 4-D weight [out, in/groups, kh, kw], got shape ",
            to_string(w0.shape()));
@@ -228,6 +229,7 @@ static void batch_norm_bw(Node& n, const Tensor& gout, Tensor* gi) {
 
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
                   const Tensor& bias, bool training, double momentum, double eps) {
+  check_same_device({&x, &running_mean, &running_var, &weight, &bias});
   FK_CHECK(x.ndim() >= 2, Runtime, "batch_norm: expected an input of at least 2 dims [N, C, ...], got shape ",
            to_string(x.shape()));
   check_float(x, "batch_norm", "input");
@@ -287,6 +289,7 @@ static void linear_bw(Node& n, const Tensor& g, Tensor* gi) {
 }
 
 Tensor linear(const Tensor& x0, const Tensor& w, const Tensor& bias) {
+  check_same_device({&x0, &w, &bias});
   FK_CHECK(x0.ndim() >= 1 && w.ndim() == 2 && x0.size(x0.ndim() - 1) == w.size(1), Runtime, "linear: input of shape ",
            to_string(x0.shape()), " does not match weight of shape ", to_string(w.shape()),
            " (expected the last input dim to be ", w.ndim() == 2 ? w.size(1) : -1, ")");
@@ -335,6 +338,7 @@ static void cross_entropy_bw(Node& n, const Tensor& g, Tensor* gi) {
 }
 
 Tensor cross_entropy(const Tensor& x, const Tensor& target, int reduction, double eps, int64_t ignore) {
+  check_same_device({&x, &target});
   check_float(x, "cross_entropy", "input");
   FK_CHECK(x.ndim() == 2 && target.ndim() == 1 && target.size(0) == x.size(0), Runtime,
            "cross_entropy: expected input [N, C] and target [N], got ", to_string(x.shape()), " and ",

@@ -290,6 +290,7 @@ Tensor cat(const std::vector<Tensor>& ts, int64_t dim) {
     dt = promote(dt, t.dtype());
   }
   if (!ref) ref = &ts[0];
+  for (const Tensor& t : ts) check_same_device({ref, &t});
   const int d = wrap_dim(dim, ref->ndim());
   Dims shape = ref->shape();
   int64_t total = 0;

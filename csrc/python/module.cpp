@@ -10,7 +10,7 @@
 #include "../cpu/parallel.h"  // the thread pool releases the GIL through hooks set here
 
 namespace {
-std::string device_str(const DeviceObj& d) {
+std::string device_obj_str(const DeviceObj& d) {
   return d.index < 0 ? device_name(d.type) : str_cat(device_name(d.type), ":", d.index);
 }
 }  // namespace
@@ -58,7 +58,7 @@ NB_MODULE(_C, m) {
       .def("__init__", [](DeviceObj* d, const std::string& s) { new (d) DeviceObj(parse_device(s)); })
       .def_prop_ro("type", [](const DeviceObj& d) { return device_name(d.type); })
       .def_prop_ro("index", [](const DeviceObj& d) { return d.index < 0 ? std::nullopt : std::optional(d.index); })
-      .def("__str__", &device_str)
+      .def("__str__", &device_obj_str)
       .def("__repr__",
            [](const DeviceObj& d) {
              return str_cat("device(type='", device_name(d.type), "'", d.index < 0 ? "" : str_cat(", index=", d.index),
@@ -70,9 +70,9 @@ NB_MODULE(_C, m) {
                const DeviceObj& e = nb::cast<const DeviceObj&>(o);
                return e.type == d.type && e.index == d.index;
              }
-             return nb::isinstance<nb::str>(o) && nb::cast<std::string>(o) == device_str(d);
+             return nb::isinstance<nb::str>(o) && nb::cast<std::string>(o) == device_obj_str(d);
            })
-      .def("__hash__", [](const DeviceObj& d) { return std::hash<std::string>()(device_str(d)); });
+      .def("__hash__", [](const DeviceObj& d) { return std::hash<std::string>()(device_obj_str(d)); });
 
   nb::class_<Tensor> cls = bind_tensor_methods(m);
   bind_interop(m, cls);

@@ -189,7 +189,8 @@ nb::class_<Tensor> bind_tensor_methods(nb::module_& m) {
       .def("clone", [](const Tensor& t) { return clone(t); })
       .def(
           "to",
-          [](nb::handle self, nb::handle a, nb::handle dtype, bool copy) {
+          // non_blocking is accepted and changes nothing: copies to and from a device wait for it
+          [](nb::handle self, nb::handle a, nb::handle dtype, bool non_blocking, bool copy) {
             const Tensor& t = nb::cast<const Tensor&>(self);
             // to(dtype), to(device), to(device, dtype), to(other tensor)
             std::optional<DType> dt = opt_dtype(dtype);
@@ -206,12 +207,12 @@ nb::class_<Tensor> bind_tensor_methods(nb::module_& m) {
             r = dev ? to_device(r, *dev) : r;
             return same_or_new(self, copy && r.p == t.p ? clone(t) : r);
           },
-          "device"_a = nb::none(), "dtype"_a = nb::none(), "copy"_a = false)
+          "device"_a = nb::none(), "dtype"_a = nb::none(), "non_blocking"_a = false, "copy"_a = false)
       .def("cpu",
            [](nb::handle self) { return same_or_new(self, to_device(nb::cast<const Tensor&>(self), Device::CPU)); })
       .def(
           "cuda",
-          [](nb::handle self, nb::handle device) {
+          [](nb::handle self, nb::handle device, bool non_blocking) {
             // cuda(), cuda(0), cuda("cuda:0"): one device so far
             if (PyLong_Check(device.ptr()))
               FK_CHECK(nb::cast<int64_t>(device) == 0, NotImplemented, "fastkern uses one CUDA device, cuda:0, so far");
@@ -219,7 +220,7 @@ nb::class_<Tensor> bind_tensor_methods(nb::module_& m) {
               FK_CHECK(to_device_arg(device) == Device::CUDA, Runtime, "Invalid device, must be cuda device");
             return same_or_new(self, to_device(nb::cast<const Tensor&>(self), Device::CUDA));
           },
-          "device"_a = nb::none())
+          "device"_a = nb::none(), "non_blocking"_a = false)
       .def("type_as", [](const Tensor& t, const Tensor& o) { return to_dtype(t, o.dtype()); })
       .def(
           "__getitem__",

@@ -46,7 +46,7 @@ def _flatten(obj, path, tensors, depth=0):
             raise ValueError(
                 f"fk.save: cannot store two tensors, or a tensor named '__metadata__', under the name {name!r}"
             )
-        arr = obj.detach().numpy()
+        arr = obj.detach().cpu().numpy()  # a device tensor is written as its host copy
         tensors[name] = arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)  # (keeps 0-d as 0-d)
         return {"__tensor__": name}
     if isinstance(obj, (dict, list, tuple)) and depth >= MAX_DEPTH:
@@ -303,5 +303,26 @@ def save(obj, f, metadata=None):
 
 
 def load(f, map_location=None, weights_only=True):
-    """Loads what ``save`` wrote (``map_location`` and ``weights_only`` accepted for PyTorch compatibility)."""
-    return load_with_metadata(f)[0]
+    """Loads what ``save`` wrote. Tensors come back on the CPU, or on ``map_location`` (a device or
+    its name, as torch.load's); ``weights_only`` is accepted for compatibility: nothing but tensors
+    and plain data is ever loaded."""
+    obj = load_with_metadata(f)[0]
+    if map_location is None:
+        return obj
+    from ._C import device
+
+    if not isinstance(map_location, (str, device)):
+        raise TypeError(f"fk.load: map_location must be a device or its name, not {type(map_location).__name__}")
+    return _to_device(obj, device(str(map_location)))
+
+
+def _to_device(obj, dev):
+    from ._C import Tensor
+
+    if isinstance(obj, Tensor):
+        return obj.to(dev)
+    if isinstance(obj, dict):
+        return {k: _to_device(v, dev) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_device(v, dev) for v in obj)
+    return obj
