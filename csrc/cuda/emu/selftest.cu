@@ -8,8 +8,10 @@
 // with nvcc; there the cases that check the emulator's own detections pass without checking.
 #include "../runtime.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -117,6 +119,45 @@ bool elementwise() {
   FK_LAUNCH(own_params, 1, 64, 0, 0)(dp.ptr, 1000);
   std::vector<int> p = dp.get();
   for (int t = 0; t < 64; ++t) CHECK(p[t] == 1000 + t);
+  return true;
+}
+
+// ---- Device math, unqualified as in CUDA ---------------------------------------------------------
+
+__global__ void device_math(const float* x, float* out) {
+  int i = threadIdx.x;
+  float v = x[i];
+  float* o = out + i * 16;
+  o[0] = fmaxf(v, 0.5f), o[1] = fminf(v, 0.5f), o[2] = expf(v), o[3] = logf(fabsf(v) + 1);
+  o[4] = sqrtf(fabsf(v)), o[5] = tanhf(v), o[6] = erff(v), o[7] = floorf(v);
+  o[8] = ceilf(v), o[9] = roundf(v), o[10] = truncf(v), o[11] = rsqrtf(fabsf(v) + 1);
+  o[12] = __expf(v), o[13] = __fdividef(v, 3.0f), o[14] = max(v, 0.25f);
+  o[15] = float(min(i, 7) + __popc(unsigned(i)) + __clz(i) + __ffs(i) + __float_as_int(__int_as_float(i)));
+}
+
+bool math() {
+  const int n = 64;
+  std::vector<float> x(n);
+  for (int i = 0; i < n; ++i) x[i] = (i - 32) * 0.37f;
+  Buffer<float> dx(n, x), dout(n * 16);
+  FK_LAUNCH(device_math, 1, n, 0, 0)(dx.ptr, dout.ptr);
+  CHECK_CUDA(cudaGetLastError());
+  std::vector<float> out = dout.get();
+  auto near = [](float a, double b, double tol) { return std::fabs(a - b) <= tol * (1 + std::fabs(b)); };
+  for (int i = 0; i < n; ++i) {
+    const float v = x[i], *o = &out[i * 16];
+    CHECK(o[0] == std::max(v, 0.5f) && o[1] == std::min(v, 0.5f));
+    CHECK(near(o[2], std::exp(double(v)), 1e-6) && near(o[3], std::log(std::fabs(double(v)) + 1), 1e-6));
+    CHECK(near(o[4], std::sqrt(std::fabs(double(v))), 1e-6) && near(o[5], std::tanh(double(v)), 1e-6));
+    CHECK(near(o[6], std::erf(double(v)), 1e-6) && o[7] == std::floor(v) && o[8] == std::ceil(v));
+    CHECK(o[9] == std::round(v) && o[10] == std::trunc(v));
+    CHECK(near(o[11], 1 / std::sqrt(std::fabs(double(v)) + 1), 1e-6) && near(o[12], std::exp(double(v)), 1e-5));
+    CHECK(near(o[13], v / 3.0, 1e-6) && o[14] == std::max(v, 0.25f));
+    int bits = 0, clz = 32, ffs = 0;
+    for (int b = 31; b >= 0; --b)
+      if (i >> b & 1) bits++, clz = std::min(clz, 31 - b), ffs = b + 1;
+    CHECK(o[15] == float(std::min(i, 7) + bits + clz + ffs + i));
+  }
   return true;
 }
 
@@ -750,6 +791,7 @@ struct Case {
 };
 const Case kCases[] = {
     {"elementwise", elementwise, true},
+    {"math", math, true},
     {"block_reduce", block_reduce, true},
     {"warp_shuffle", warp_shuffle, true},
     {"vote", vote, true},
