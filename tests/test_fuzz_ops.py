@@ -565,7 +565,7 @@ op(
 op(
     "softmax",
     lambda m, x, p: x.softmax(p["dim"]),
-    lambda a, p: _softmax(a, p["dim"] % a.ndim) if a.ndim else np.ones(()) * np.where(np.isnan(a), np.nan, 1.0),
+    lambda a, p: _softmax(a, p["dim"] % a.ndim) if a.ndim else np.where(np.isfinite(a), 1.0, np.nan),  # as torch
     params=_red_params(False),
     red=True,
     dtypes=_F,

@@ -584,3 +584,24 @@ INPLACE_GRAD = [  # name, fn(m, a, b), numpy reference, domains
 @pytest.mark.parametrize("entry", INPLACE_GRAD, ids=ids(INPLACE_GRAD))
 def test_inplace_ops_on_non_leaf_are_differentiable(entry, device):
     run_op_table_entry(entry, [(4, 3), (4, 3)], device, layouts=("contiguous", "transposed"))
+
+
+def test_int64_arithmetic_wraps_around_as_in_pytorch(device):
+    # Overflowing int64 + - * and sums and products wrap (two's complement) instead of being
+    # undefined behaviour (found by the API fuzzer under UBSan: a sum of randint's extremes).
+    a = np.array([2**62, -(2**63), 2**63 - 1, 7], dtype=np.int64)
+    x = fk.tensor(a, device=device)
+    with np.errstate(over="ignore"):
+        cases = [
+            (x + x, a + a),
+            (x - (-x), a - (-a)),
+            (x * 3, a * 3),
+            (-x, -a),
+            (x.abs(), np.abs(a)),
+            (x.sum(), a.sum()),
+            (x.prod(), a.prod()),
+            (x.reshape(2, 2).sum(0), a.reshape(2, 2).sum(0)),
+            (x.reshape(2, 2).t().sum(1), a.reshape(2, 2).T.sum(1)),
+        ]
+    for got, want in cases:
+        assert got.cpu().tolist() == np.asarray(want).tolist()

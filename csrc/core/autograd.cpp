@@ -65,12 +65,12 @@ Tensor Node::saved_at(int i) {
 }
 
 template <class Inputs>
-static Node* make_node_impl(const char* name, BackwardFn fn, const Inputs& inputs) {
+static Ref<Node> make_node_impl(const char* name, BackwardFn fn, const Inputs& inputs) {
   if (!t_grad_enabled) return nullptr;
   bool any = false;
   for (const Tensor* t : inputs) any = any || (t->defined() && t->requires_grad());
   if (!any) return nullptr;
-  Node* n = new Node();
+  Ref<Node> n(new Node());
   n->name = name;
   n->fn = fn;
   n->next.reserve(inputs.size());
@@ -89,19 +89,19 @@ static Node* make_node_impl(const char* name, BackwardFn fn, const Inputs& input
   return n;
 }
 
-Node* make_node(const char* name, BackwardFn fn, std::initializer_list<const Tensor*> inputs) {
+Ref<Node> make_node(const char* name, BackwardFn fn, std::initializer_list<const Tensor*> inputs) {
   return make_node_impl(name, fn, inputs);
 }
 
-Node* make_node(const char* name, BackwardFn fn, const std::vector<Tensor>& inputs) {
+Ref<Node> make_node(const char* name, BackwardFn fn, const std::vector<Tensor>& inputs) {
   std::vector<const Tensor*> ptrs;
   for (const Tensor& t : inputs) ptrs.push_back(&t);
   return make_node_impl(name, fn, ptrs);
 }
 
-void set_history(const Tensor& out, Node* node) {
+void set_history(const Tensor& out, const Ref<Node>& node) {
   if (!node) return;
-  out.p->grad_fn = Ref<Node>(node);
+  out.p->grad_fn = node;
   out.p->requires_grad = false;
 }
 

@@ -57,11 +57,12 @@ struct GradMode {  // RAII: restores the previous mode
 };
 
 // If grad mode is on and an input needs a gradient, a new Node with edges to
-// `inputs` (undefined tensors allowed); else nullptr.
-Node* make_node(const char* name, BackwardFn fn, std::initializer_list<const Tensor*> inputs);
-Node* make_node(const char* name, BackwardFn fn, const std::vector<Tensor>& inputs);
+// `inputs` (undefined tensors allowed); else null. Owned by the caller until set_history, so an
+// op that throws in between (a device without the kernel, out of memory) frees it.
+Ref<Node> make_node(const char* name, BackwardFn fn, std::initializer_list<const Tensor*> inputs);
+Ref<Node> make_node(const char* name, BackwardFn fn, const std::vector<Tensor>& inputs);
 // Makes `node` the history of `out` (a fresh result, or a tensor modified in place).
-void set_history(const Tensor& out, Node* node);
+void set_history(const Tensor& out, const Ref<Node>& node);
 
 // Gradients of `roots` (with `grads`; undefined = ones for scalars) into the .grad of leaves.
 void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, bool retain_graph, bool create_graph);

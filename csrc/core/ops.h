@@ -74,7 +74,7 @@ void fill_(const Tensor& self, Scalar value);
 // Checks done by every in-place op: autograd rules for leaves and views.
 void check_inplace(const Tensor& self, const char* op);
 // Last step of an in-place op on a view: the base's history gains the change.
-void finish_inplace(const Tensor& self, Node* node);
+void finish_inplace(const Tensor& self, const Ref<Node>& node);
 
 inline Tensor add(const Tensor& a, const Tensor& b) { return binary(BinOp::Add, a, b); }
 inline Tensor sub(const Tensor& a, const Tensor& b) { return binary(BinOp::Sub, a, b); }

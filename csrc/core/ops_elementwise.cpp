@@ -217,11 +217,11 @@ static void save_binary(Node* n, BinOp op, const Tensor& a, const Tensor& b, boo
   n->save(wanted(d.b, n) ? b : Tensor());
 }
 
-static Node* binary_node(BinOp op, const Tensor& a, const Tensor& b, bool inplace) {
+static Ref<Node> binary_node(BinOp op, const Tensor& a, const Tensor& b, bool inplace) {
   const BinaryDef& d = kBinary[int(op)];
   if (!d.backward) return nullptr;
-  Node* n = make_node(d.backward, d.bw, {&a, &b});
-  if (n) save_binary(n, op, a, b, inplace);
+  Ref<Node> n = make_node(d.backward, d.bw, {&a, &b});
+  if (n) save_binary(n.get(), op, a, b, inplace);
   return n;
 }
 
@@ -250,7 +250,7 @@ Tensor binary(BinOp op, const Tensor& a, const Tensor& b) {
   const Tensor A = to_dtype(a, ct), B = to_dtype(b, ct);
   const Dims shape = a.shape() == b.shape() ? a.shape() : broadcast_shapes(a.shape(), b.shape());
   Tensor out = empty(shape, is_comparison(op) ? DType::Bool : ct, result_device({&a, &b}));
-  Node* n = binary_node(op, A, B, false);
+  Ref<Node> n = binary_node(op, A, B, false);
   run_binary(op, out, A, B);
   if (n) {
     set_history(out, n);
@@ -302,7 +302,7 @@ void binary_(BinOp op, const Tensor& self, const Tensor& other) {
            " doesn't match the broadcast shape ", to_string(shape), " (in-place ", name, " with ",
            to_string(other.shape()), ")");
   const Tensor B = unaliased(self, to_dtype(other, self.dtype()));
-  Node* n = binary_node(op, self, B, true);
+  Ref<Node> n = binary_node(op, self, B, true);
   run_binary(op, self, self, B);
   self.bump_version();
   if (n) {
@@ -395,10 +395,10 @@ static DType unary_dtype(UnOp op, DType dt) {
   return d.float_only ? to_float(dt) : dt;
 }
 
-static Node* unary_node(UnOp op, const Tensor& a, bool inplace) {
+static Ref<Node> unary_node(UnOp op, const Tensor& a, bool inplace) {
   const UnaryDef& d = kUnary[int(op)];
   if (!d.backward) return nullptr;
-  Node* n = make_node(d.backward, d.bw, {&a});
+  Ref<Node> n = make_node(d.backward, d.bw, {&a});
   if (n) n->save(d.save_in ? (inplace ? clone(detach(a)) : a) : Tensor());
   return n;
 }
@@ -407,7 +407,7 @@ Tensor unary(UnOp op, const Tensor& a) {
   if (op == UnOp::Sign && a.dtype() == DType::Bool) return clone(a);
   const Tensor A = to_dtype(a, unary_dtype(op, a.dtype()));
   Tensor out = empty(A.shape(), A.dtype(), A.device());
-  Node* n = unary_node(op, A, false);
+  Ref<Node> n = unary_node(op, A, false);
   run_unary(op, out, A);
   if (n) {
     set_history(out, n);
@@ -420,7 +420,7 @@ void unary_(UnOp op, const Tensor& self) {
   FK_CHECK(unary_dtype(op, self.dtype()) == self.dtype(), Runtime, "result type of ", kUnaryNames[int(op)],
            " can't be cast to the desired output type ", dtype_name(self.dtype()));
   check_inplace(self, kUnaryNames[int(op)]);
-  Node* n = unary_node(op, self, true);
+  Ref<Node> n = unary_node(op, self, true);
   run_unary(op, self, self);
   self.bump_version();
   if (n) {
@@ -441,8 +441,8 @@ static void clamp_bw(Node& n, const Tensor& g, Tensor* gi) {
   gi[0] = where(keep, g, scalar_tensor(Scalar::of(0), g.dtype()));
 }
 
-static Node* clamp_node(const Tensor& a, std::optional<double> lo, std::optional<double> hi, bool inplace) {
-  Node* n = make_node("ClampBackward1", clamp_bw, {&a});
+static Ref<Node> clamp_node(const Tensor& a, std::optional<double> lo, std::optional<double> hi, bool inplace) {
+  Ref<Node> n = make_node("ClampBackward1", clamp_bw, {&a});
   if (n) {
     n->save(inplace ? clone(detach(a)) : a);
     n->ints = {lo.has_value(), hi.has_value()};
@@ -468,7 +468,7 @@ Tensor clamp(const Tensor& a0, std::optional<Scalar> lo_s, std::optional<Scalar>
   if (lo_s) lo = lo_s->as_double();
   if (hi_s) hi = hi_s->as_double();
   Tensor out = empty(a.shape(), a.dtype(), a.device());
-  Node* n = clamp_node(a, lo, hi, false);
+  Ref<Node> n = clamp_node(a, lo, hi, false);
   run_clamp(out, a, lo, hi);
   set_history(out, n);
   return out;
@@ -481,7 +481,7 @@ void clamp_(const Tensor& self, std::optional<double> lo, std::optional<double> 
              "desired output type ",
              dtype_name(self.dtype()), " (clamp_ with the bound ", *v, ")");
   check_inplace(self, "clamp_");
-  Node* n = clamp_node(self, lo, hi, true);
+  Ref<Node> n = clamp_node(self, lo, hi, true);
   run_clamp(self, self, lo, hi);
   self.bump_version();
   set_history(self, n);
@@ -506,7 +506,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   const Tensor A = to_dtype(a, dt), B = to_dtype(b, dt);
   const Dims shape = broadcast_shapes(cond.shape(), broadcast_shapes(a.shape(), b.shape()));
   Tensor out = empty(shape, dt, result_device({&a, &b, &cond}));
-  Node* n = make_node("WhereBackward0", where_bw, {&cond, &A, &B});
+  Ref<Node> n = make_node("WhereBackward0", where_bw, {&cond, &A, &B});
   if (n) n->save(cond);
   backend(out.device()).where(out, cond, bstrides(cond, shape), A, bstrides(A, shape), B, bstrides(B, shape));
   set_history(out, n);
@@ -533,7 +533,7 @@ Tensor to_device(const Tensor& a, Device device) {
   const Tensor src = contiguous(detach(a));
   Tensor out = empty(a.shape(), a.dtype(), device);
   backend(device == Device::CPU ? a.device() : device).copy_between(out, src);
-  if (Node* n = make_node("ToCopyBackward0", to_device_bw, {&a})) {
+  if (Ref<Node> n = make_node("ToCopyBackward0", to_device_bw, {&a})) {
     n->ints = {int64_t(a.device())};
     set_history(out, n);
   }
@@ -561,7 +561,7 @@ void copy_(const Tensor& dst, const Tensor& src0) {
            " cannot be broadcast to the destination of shape ", to_string(dst.shape()));
   // From another device, as PyTorch's copy_: moved first (its gradient goes back the same way).
   const Tensor src = src0.device() == dst.device() || cpu_scalar(src0) ? src0 : to_device(src0, dst.device());
-  Node* n = make_node("CopyBackwards", copy_bw, {&dst, &src});
+  Ref<Node> n = make_node("CopyBackwards", copy_bw, {&dst, &src});
   run_cast(dst, unaliased(dst, src));
   dst.bump_version();
   set_history(dst, n);
@@ -572,7 +572,7 @@ static void fill_bw(Node&, const Tensor& g, Tensor* gi) { gi[0] = zeros_like(g);
 
 void fill_(const Tensor& self, Scalar value) {
   check_inplace(self, "fill_");
-  Node* n = make_node("FillBackward0", fill_bw, {&self});
+  Ref<Node> n = make_node("FillBackward0", fill_bw, {&self});
   run_cast(self, full(Dims(), value, self.dtype()));  // checked: fill_(300) on uint8 is an error, as in PyTorch
   self.bump_version();
   set_history(self, n);

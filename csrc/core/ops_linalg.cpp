@@ -52,7 +52,7 @@ static Tensor batched_mm(const Tensor& a, const Tensor& b) {
   out_shape.push_back(M);
   out_shape.push_back(N);
   Tensor out = empty(out_shape, a.dtype(), a.device());
-  Node* node = make_node("MmBackward0", mm_bw, {&a, &b});
+  Ref<Node> node = make_node("MmBackward0", mm_bw, {&a, &b});
   if (node) {
     node->save(a);
     node->save(b);
@@ -117,7 +117,7 @@ Tensor addmm(const Tensor& input, const Tensor& mat1, const Tensor& mat2) {
   backend(out.device())
       .gemm(dt, M, N, K, a.raw(), a.strides()[0], a.strides()[1], b.raw(), b.strides()[0], b.strides()[1], out.raw(), N,
             true, nullptr);
-  Node* node = make_node("AddmmBackward0", addmm_bw, {&input, &mat1, &mat2});
+  Ref<Node> node = make_node("AddmmBackward0", addmm_bw, {&input, &mat1, &mat2});
   if (node) {
     node->save(a);
     node->save(b);

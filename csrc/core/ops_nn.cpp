@@ -108,8 +108,8 @@ Tensor conv2d(const Tensor& x0, const Tensor& w0, const Tensor& bias, Pair2 stri
     GradMode off(false);
     binary_(BinOp::Add, out, reshape(detach(bias), {W.size(0), 1, 1}));
   }
-  if (Node* n = make_node("ConvolutionBackward0", conv_bw, {&x, &w0, &bias})) {
-    window_to_ints(n, g);
+  if (Ref<Node> n = make_node("ConvolutionBackward0", conv_bw, {&x, &w0, &bias})) {
+    window_to_ints(n.get(), g);
     n->scalars[0] = double(groups);
     n->save(X);
     n->save(W);
@@ -140,8 +140,8 @@ std::pair<Tensor, Tensor> max_pool2d(const Tensor& x0, Pair2 k, Pair2 s, Pair2 p
   const Dims shape{X.size(0), X.size(1), g.Ho, g.Wo};
   Tensor out = empty(shape, X.dtype(), X.device()), idx = empty(shape, DType::Int64, X.device());
   backend(X.device()).max_pool2d(X, g, out, idx);
-  if (Node* n = make_node("MaxPool2DWithIndicesBackward0", max_pool_bw, {&x})) {
-    window_to_ints(n, g);
+  if (Ref<Node> n = make_node("MaxPool2DWithIndicesBackward0", max_pool_bw, {&x})) {
+    window_to_ints(n.get(), g);
     n->save(idx);
     set_history(out, n);
   }
@@ -165,8 +165,8 @@ Tensor avg_pool2d(const Tensor& x0, Pair2 k, Pair2 s, Pair2 p, bool ceil_mode, b
   const Tensor X = contiguous(detach(x));
   Tensor out = empty({X.size(0), X.size(1), g.Ho, g.Wo}, X.dtype(), X.device());
   backend(X.device()).avg_pool2d(X, g, count_include_pad, out);
-  if (Node* n = make_node("AvgPool2DBackward0", avg_pool_bw, {&x})) {
-    window_to_ints(n, g);
+  if (Ref<Node> n = make_node("AvgPool2DBackward0", avg_pool_bw, {&x})) {
+    window_to_ints(n.get(), g);
     n->scalars[0] = count_include_pad;
     set_history(out, n);
   }
@@ -268,7 +268,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
     const Tensor a = channel_f64(weight, C, 1, dev) * invstd;
     be.channel_affine(X, a, channel_f64(bias, C, 0, dev) - mean * a, Tensor(), Tensor(), out);
   }
-  if (Node* n = make_node("NativeBatchNormBackward0", batch_norm_bw, {&x, &weight, &bias})) {
+  if (Ref<Node> n = make_node("NativeBatchNormBackward0", batch_norm_bw, {&x, &weight, &bias})) {
     n->save(X);
     n->save(mean);
     n->save(invstd);
@@ -313,7 +313,7 @@ Tensor linear(const Tensor& x0, const Tensor& w, const Tensor& bias) {
   backend(out.device())
       .gemm(dt, M, outf, in, x.raw(), x.strides()[0], x.strides()[1], w.raw(), w.strides()[1], w.strides()[0],
             out.raw(), outf, bias.defined(), nullptr);
-  if (Node* n = make_node("AddmmBackward0", linear_bw, {&x, &w, &bias})) {
+  if (Ref<Node> n = make_node("AddmmBackward0", linear_bw, {&x, &w, &bias})) {
     n->save(x);
     n->save(w);
     set_history(out, n);
@@ -357,7 +357,7 @@ Tensor cross_entropy(const Tensor& x, const Tensor& target, int reduction, doubl
     out = reduction == 0 ? loss : sum(loss, DimList(), false);
     if (reduction == 1) out = out * (1.0 / double(counted));  // 0 counted rows give nan, as PyTorch
   }
-  if (Node* n = make_node("CrossEntropyBackward0", cross_entropy_bw, {&x})) {
+  if (Ref<Node> n = make_node("CrossEntropyBackward0", cross_entropy_bw, {&x})) {
     n->ints = {reduction, ignore};
     n->scalars[0] = reduction == 1 ? 1.0 / double(counted) : 1.0;
     n->scalars[1] = eps;

@@ -186,8 +186,8 @@ Tensor sum(const Tensor& a, const DimList& dims, bool keepdim, std::optional<DTy
   const DType dt = dtype ? *dtype : is_float(a.dtype()) ? a.dtype() : DType::Int64;
   const Tensor A = to_dtype(a, dt);
   Tensor out = reduce(RedOp::Sum, A, dims, keepdim, dt, dt);
-  if (Node* n = make_node("SumBackward1", sum_bw, {&A})) {
-    set_reduced_dims(n, A, dims, keepdim);
+  if (Ref<Node> n = make_node("SumBackward1", sum_bw, {&A})) {
+    set_reduced_dims(n.get(), A, dims, keepdim);
     set_history(out, n);
   }
   return out;
@@ -203,8 +203,8 @@ Tensor mean(const Tensor& a, const DimList& dims, bool keepdim) {
     GradMode off(false);
     binary_(BinOp::Div, out, Scalar::of(double(count)));  // 0/0 gives nan, as PyTorch
   }
-  if (Node* n = make_node("MeanBackward1", mean_bw, {&a})) {
-    set_reduced_dims(n, a, dims, keepdim);
+  if (Ref<Node> n = make_node("MeanBackward1", mean_bw, {&a})) {
+    set_reduced_dims(n.get(), a, dims, keepdim);
     n->scalars[1] = 1.0 / double(count);
     set_history(out, n);
   }
@@ -215,8 +215,8 @@ Tensor prod(const Tensor& a, const DimList& dims, bool keepdim) {
   const DType dt = is_float(a.dtype()) ? a.dtype() : DType::Int64;
   const Tensor A = to_dtype(a, dt);
   Tensor out = reduce(RedOp::Prod, A, dims, keepdim, dt, dt);
-  if (Node* n = make_node("ProdBackward1", prod_bw, {&A})) {
-    set_reduced_dims(n, A, dims, keepdim);
+  if (Ref<Node> n = make_node("ProdBackward1", prod_bw, {&A})) {
+    set_reduced_dims(n.get(), A, dims, keepdim);
     n->save(A);
     set_history(out, n);
     n->save(out);
@@ -226,8 +226,8 @@ Tensor prod(const Tensor& a, const DimList& dims, bool keepdim) {
 
 static Tensor extreme(const Tensor& a, const DimList& dims, bool keepdim, bool is_max) {
   Tensor out = reduce(is_max ? RedOp::Max : RedOp::Min, a, dims, keepdim, a.dtype(), a.dtype());
-  if (Node* n = make_node(is_max ? "AmaxBackward0" : "AminBackward0", extreme_bw, {&a})) {
-    set_reduced_dims(n, a, dims, keepdim);
+  if (Ref<Node> n = make_node(is_max ? "AmaxBackward0" : "AminBackward0", extreme_bw, {&a})) {
+    set_reduced_dims(n.get(), a, dims, keepdim);
     n->save(a);
     set_history(out, n);
     n->save(out);
@@ -243,7 +243,7 @@ std::pair<Tensor, Tensor> max_dim(const Tensor& a, int64_t dim, bool keepdim, bo
   const DimList dl = DimList::of({d});
   Tensor values = reduce(is_max ? RedOp::Max : RedOp::Min, a, dl, keepdim, a.dtype(), a.dtype());
   Tensor indices = reduce(is_max ? RedOp::ArgMax : RedOp::ArgMin, a, dl, keepdim, a.dtype(), DType::Int64);
-  if (Node* n = make_node(is_max ? "MaxBackward0" : "MinBackward0", max_dim_bw, {&a})) {
+  if (Ref<Node> n = make_node(is_max ? "MaxBackward0" : "MinBackward0", max_dim_bw, {&a})) {
     n->scalars[0] = keepdim;
     n->ints = {a.ndim() ? d : 0};
     n->save(indices);
@@ -310,8 +310,8 @@ Tensor std_(const Tensor& a, const DimList& dims, double correction, bool keepdi
     GradMode off(false);
     out = to_dtype(unary(UnOp::Sqrt, var64(a, dims, correction, keepdim)), a.dtype());
   }
-  if (Node* n = make_node("StdBackward0", std_bw, {&a})) {
-    set_reduced_dims(n, a, dims, keepdim);
+  if (Ref<Node> n = make_node("StdBackward0", std_bw, {&a})) {
+    set_reduced_dims(n.get(), a, dims, keepdim);
     n->scalars[1] = 1.0 / std::max(0.0, double(make_plan(a, dims).len) - correction);
     n->save(a);
     set_history(out, n);
@@ -334,7 +334,7 @@ static Tensor softmax_last(const Tensor& a, bool log) {
   const Tensor A = contiguous(detach(a));
   Tensor out = empty(a.shape(), a.dtype(), a.device());
   backend(a.device()).softmax_rows(A, out, log);
-  if (Node* n = make_node(log ? "LogSoftmaxBackward0" : "SoftmaxBackward0", log ? log_softmax_bw : softmax_bw, {&a})) {
+  if (Ref<Node> n = make_node(log ? "LogSoftmaxBackward0" : "SoftmaxBackward0", log ? log_softmax_bw : softmax_bw, {&a})) {
     set_history(out, n);
     n->save(out);
   }

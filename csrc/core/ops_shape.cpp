@@ -94,7 +94,7 @@ Tensor permute(const Tensor& a, const Dims& dims) {
     strides.push_back(a.strides()[d]);
   }
   Tensor out = make_view(a, shape, strides, a.p->offset);
-  Node* n = make_node("PermuteBackward0", permute_bw, {&a});
+  Ref<Node> n = make_node("PermuteBackward0", permute_bw, {&a});
   if (n) n->ints = order;
   set_history(out, n);
   return out;
@@ -188,7 +188,7 @@ Tensor select(const Tensor& a, int64_t dim, int64_t index) {
   shape.erase(d);
   strides.erase(d);
   Tensor out = make_view(a, shape, strides, a.p->offset + index * a.strides()[d]);
-  Node* n = make_node("SelectBackward0", select_bw, {&a});
+  Ref<Node> n = make_node("SelectBackward0", select_bw, {&a});
   if (n) n->ints = {d, index};
   set_history(out, n);
   return out;
@@ -215,7 +215,7 @@ Tensor slice(const Tensor& a, int64_t dim, std::optional<int64_t> start, std::op
   shape[d] = e == b ? 0 : (e - b - 1) / step + 1;  // (no overflow for a huge step)
   if (shape[d] > 1) strides[d] *= step;            // fits: (shape[d] - 1) * step < size
   Tensor out = make_view(a, shape, strides, a.p->offset + b * a.strides()[d]);
-  Node* n = make_node("SliceBackward0", slice_bw, {&a});
+  Ref<Node> n = make_node("SliceBackward0", slice_bw, {&a});
   if (n) n->ints = {d, b, e, step};
   set_history(out, n);
   return out;
@@ -316,7 +316,7 @@ Tensor cat(const std::vector<Tensor>& ts, int64_t dim) {
       pos += t.size(d);
     }
   }
-  Node* n = make_node("CatBackward0", cat_bw, ts);
+  Ref<Node> n = make_node("CatBackward0", cat_bw, ts);
   if (n) n->ints = {d};
   set_history(out, n);
   return out;
@@ -388,7 +388,7 @@ Tensor gather_nd(const Tensor& a, const std::vector<Tensor>& indices) {
   }
   Tensor out = empty(shape, a.dtype(), a.device());
   backend(a.device()).gather(A, idx, block, out);
-  Node* n = make_node("IndexBackward0", gather_nd_bw, {&a});
+  Ref<Node> n = make_node("IndexBackward0", gather_nd_bw, {&a});
   if (n)
     for (const Tensor& t : idx) n->save(t);
   set_history(out, n);
@@ -538,7 +538,7 @@ static void index_put_bw(Node& n, const Tensor& g, Tensor* gi) {
 
 void index_put_(const Tensor& a, const std::vector<IndexItem>& items, const Tensor& value) {
   check_inplace(a, "index_put_");
-  Node* n = make_node("IndexPutBackward0", index_put_bw, {&a, &value});
+  Ref<Node> n = make_node("IndexPutBackward0", index_put_bw, {&a, &value});
   if (n) n->extra = std::make_shared<const std::vector<IndexItem>>(items);
   {
     GradMode off(false);
@@ -614,7 +614,7 @@ void copy_slices_bw(Node& n, const Tensor& g, Tensor* gi) {
 }
 }  // namespace
 
-void finish_inplace(const Tensor& self, Node* node) {
+void finish_inplace(const Tensor& self, const Ref<Node>& node) {
   if (!node || !self.p->is_view || !self.p->base) return;
   const Tensor base(self.p->base);
   FK_CHECK(base.is_contiguous(), NotImplemented,
@@ -622,10 +622,10 @@ void finish_inplace(const Tensor& self, Node* node) {
   auto r = std::make_shared<const Region>(Region{self.shape(), self.strides(), self.p->offset - base.p->offset});
   Tensor changed = detach(self);
   changed.p->grad_fn = self.p->grad_fn;
-  Node* cs = make_node("CopySlices", copy_slices_bw, {&base, &changed});
+  Ref<Node> cs = make_node("CopySlices", copy_slices_bw, {&base, &changed});
   cs->extra = r;
   set_history(base, cs);
-  Node* vn = make_node("AsStridedBackward0", region_bw, {&base});
+  Ref<Node> vn = make_node("AsStridedBackward0", region_bw, {&base});
   vn->extra = r;
   set_history(self, vn);
 }

@@ -161,7 +161,15 @@ int binary_t(BinOp op, int64_t n, void* out, int64_t so, const void* av, int64_t
   return status;
 }
 
+// int64 + - * and sums and products wrap around, as PyTorch's: computed in uint64, where C++
+// defines wrapping (signed overflow is undefined behaviour), giving the same two's-complement bits.
+bool wraps(DType dt, BinOp op) {
+  return dt == DType::Int64 && (op == BinOp::Add || op == BinOp::Sub || op == BinOp::Mul);
+}
+bool wraps(DType dt, RedOp op) { return dt == DType::Int64 && (op == RedOp::Sum || op == RedOp::Prod); }
+
 int binary(BinOp op, DType dt, int64_t n, void* out, int64_t so, const void* a, int64_t sa, const void* b, int64_t sb) {
+  if (wraps(dt, op)) return binary_t<uint64_t>(op, n, out, so, a, sa, b, sb);
   return dispatch_dtype(dt, [&](auto t) { return binary_t<decltype(t)>(op, n, out, so, a, sa, b, sb); });
 }
 
@@ -177,7 +185,7 @@ void unary_t(UnOp op, int64_t n, void* out, int64_t so, const void* av, int64_t 
         if constexpr (fp)
           return std::fabs(x);  // clears the sign of -0.0 too
         else if constexpr (std::is_signed_v<T>)
-          return T(x < 0 ? -x : x);
+          return T(x < 0 ? T(0 - uint64_t(x)) : x);  // abs(INT64_MIN) wraps
         else
           return x;
       });
@@ -215,6 +223,7 @@ void unary_t(UnOp op, int64_t n, void* out, int64_t so, const void* av, int64_t 
 }
 
 void unary(UnOp op, DType dt, int64_t n, void* out, int64_t so, const void* a, int64_t sa) {
+  if (dt == DType::Int64 && op == UnOp::Neg) return unary_t<uint64_t>(op, n, out, so, a, sa);  // -INT64_MIN wraps
   dispatch_dtype(dt, [&](auto t) { unary_t<decltype(t)>(op, n, out, so, a, sa); });
 }
 
@@ -373,6 +382,7 @@ void reduce_rows_t(RedOp op, int64_t rows, int64_t len, const T* in, int64_t rs,
 }
 
 void reduce_rows(RedOp op, DType dt, int64_t rows, int64_t len, const void* in, int64_t rs, void* out) {
+  if (wraps(dt, op)) return reduce_rows_t(op, rows, len, static_cast<const uint64_t*>(in), rs, out);
   dispatch_dtype(dt, [&](auto t) { reduce_rows_t(op, rows, len, static_cast<const decltype(t)*>(in), rs, out); });
 }
 
@@ -434,6 +444,7 @@ void reduce_cols_t(RedOp op, int64_t len, int64_t cols, const T* in, int64_t str
 }
 
 void reduce_cols(RedOp op, DType dt, int64_t len, int64_t cols, const void* in, int64_t stride, void* out) {
+  if (wraps(dt, op)) return reduce_cols_t(op, len, cols, static_cast<const uint64_t*>(in), stride, out);
   dispatch_dtype(dt, [&](auto t) { reduce_cols_t(op, len, cols, static_cast<const decltype(t)*>(in), stride, out); });
 }
 

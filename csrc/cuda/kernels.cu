@@ -201,10 +201,15 @@ struct StatusFlag {
   }
 };
 
+// int64 + - * (and negation, sums, products) wrap around, as PyTorch's: computed in uint64,
+// where C++ defines wrapping, giving the same two's-complement bits.
+template <class T, bool Wrapping>
+using Wrapped = std::conditional_t<Wrapping && std::is_same_v<T, int64_t>, uint64_t, T>;
+
 template <BinOp OP>
 int binary_as(const Tensor& out, const Tensor& a, const Dims& sa, const Tensor& b, const Dims& sb) {
   return dispatch(a.dtype(), [&](auto z) -> int {
-    using T = decltype(z);
+    using T = Wrapped<decltype(z), OP == BinOp::Add || OP == BinOp::Sub || OP == BinOp::Mul>;
     using F = BinaryF<OP, T>;
     const Dims so = out.strides();
     constexpr bool can_fail =
@@ -233,7 +238,7 @@ __device__ __forceinline__ T unary_op(T x) {
     if constexpr (fp)
       return std::fabs(x);  // clears the sign of -0.0 too
     else if constexpr (std::is_signed_v<T>)
-      return T(x < 0 ? -x : x);
+      return T(x < 0 ? T(0 - uint64_t(x)) : x);  // abs(INT64_MIN) wraps
     else
       return x;
   } else if constexpr (OP == UnOp::Relu)
@@ -292,7 +297,7 @@ struct UnaryF {
 template <UnOp OP>
 void unary_as(const Tensor& out, const Tensor& a, const Dims& sa) {
   dispatch(a.dtype(), [&](auto z) {
-    using T = decltype(z);
+    using T = Wrapped<decltype(z), OP == UnOp::Neg>;
     const Dims so = out.strides();
     walk<2>(kUnaryNames[int(OP)], out.shape(), {&so, &sa}, UnaryF<OP, T>{out.data<T>(), a.data<T>()});
   });

@@ -181,6 +181,9 @@ __global__ void join_parts(const typename R::A* partial, int64_t nout, int64_t p
   }
 }
 
+template <class T>
+using Wrapped = std::conditional_t<std::is_same_v<T, int64_t>, uint64_t, T>;
+
 unsigned grid_for(int64_t tasks) { return unsigned(std::min<int64_t>(std::max<int64_t>(tasks, 1), 65535 * 8)); }
 
 template <class T, RedOp OP>
@@ -260,11 +263,12 @@ void cuda_reduce(RedOp op, const Tensor& a, const bool* reduced, int64_t len, co
   dispatch_dtype(a.dtype(), [&](auto z) {
     using T = decltype(z);
     switch (op) {
+      // int64 sums and products wrap around, as PyTorch's: in uint64, where C++ defines that
       case RedOp::Sum:
-        if constexpr (!std::is_same_v<T, bool>) reduce_as<T, RedOp::Sum>(a, reduced, len, out);
+        if constexpr (!std::is_same_v<T, bool>) reduce_as<Wrapped<T>, RedOp::Sum>(a, reduced, len, out);
         break;
       case RedOp::Prod:
-        if constexpr (!std::is_same_v<T, bool>) reduce_as<T, RedOp::Prod>(a, reduced, len, out);
+        if constexpr (!std::is_same_v<T, bool>) reduce_as<Wrapped<T>, RedOp::Prod>(a, reduced, len, out);
         break;
       case RedOp::Max: reduce_as<T, RedOp::Max>(a, reduced, len, out); break;
       case RedOp::Min: reduce_as<T, RedOp::Min>(a, reduced, len, out); break;
