@@ -86,3 +86,21 @@ def test_pytorch_tutorial_device_pattern():
     dev = fk.device("cuda") if fk.cuda.is_available() else fk.device("cpu")
     x = fk.randn(64, 10).to(dev)
     assert x.device.type == "cuda" and x.softmax(1).sum(1).cpu().numpy() == pytest.approx(np.ones(64), rel=1e-5)
+
+
+def test_dlpack_shares_device_memory():
+    x = fk.arange(6, device="cuda", dtype=fk.float32)
+    assert x.__dlpack_device__() == (2, 0)
+    y = fk.from_dlpack(x)
+    assert y.is_cuda and y.cpu().tolist() == x.cpu().tolist()
+    x.add_(1)
+    assert y.cpu().tolist() == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():  # a real GPU: both ways with PyTorch
+        t = torch.from_dlpack(x)
+        assert t.is_cuda and t.tolist() == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+        t.mul_(2)
+        torch.cuda.synchronize()
+        assert x.cpu().tolist() == [2.0, 4.0, 6.0, 8.0, 10.0, 12.0]
+        back = fk.from_dlpack(torch.ones(3, device="cuda"))
+        assert back.is_cuda and back.sum().item() == 3

@@ -779,8 +779,13 @@ def test_from_dlpack_accepts_a_plain_producer():
 @pytest.mark.parametrize(
     "kw, exc, match",
     [
-        (dict(shape=(4,), device=(2, 0)), NotImplementedError, "cuda:0"),
-        (dict(shape=(4,), device=(4, 0)), RuntimeError, "only CPU tensors"),
+        pytest.param(
+            dict(shape=(4,), device=(2, 0)),
+            RuntimeError,
+            "cuda:0, and CUDA is not available",
+            marks=pytest.mark.skipif(fk.cuda.is_available(), reason="CUDA memory imports there"),
+        ),
+        (dict(shape=(4,), device=(4, 0)), RuntimeError, "only CPU and CUDA tensors"),
         (dict(shape=(4,), dtype=(2, 16, 1)), TypeError, r"unsupported dtype \(code 2, bits 16\)"),
         (dict(shape=(4,), dtype=(2, 32, 2)), TypeError, "vector dtypes"),
         (dict(shape=(1,) * 9), ValueError, "at most 8 dims"),

@@ -2,6 +2,7 @@
 // speaks DLPack (legacy and versioned capsules, any device); fastkern supplies the device and
 // checks what it imports.
 #include "convert.h"
+#include "../core/backend.h"
 
 namespace {
 
@@ -59,8 +60,9 @@ nb::object to_dlpack(const Tensor& t, nb::handle stream, nb::handle max_version,
   // copy=True is honoured here (nanobind refuses it): the consumer gets memory nobody else has.
   const bool fresh = copy.is(Py_True);
   const Tensor src = fresh ? clone(detach(t)) : t;
-  // stream: CPU memory needs no synchronisation; the CUDA backend must order the consumer's
-  // stream after its own work before it exports device memory.
+  // stream: CPU memory needs no synchronisation; device memory is handed over once the work
+  // queued on it is done, which orders any consumer stream after it.
+  if (src.device() == Device::CUDA) cuda_synchronize();
   return as_ndarray<nb::array_api>(src).cast().attr("__dlpack__")("stream"_a = stream, "max_version"_a = max_version,
                                                                   "dl_device"_a = dl_device_arg,
                                                                   "copy"_a = fresh ? nb::handle(Py_None) : copy);
@@ -135,10 +137,15 @@ Tensor from_dlpack(nb::handle obj) {
   nb::ndarray<> a;  // any device, dtype and layout: checked below with fastkern's words
   if (!nb::try_cast(obj, a, false)) import_failed(obj);
   const int dev = a.device_type();
-  FK_CHECK(dev != nb::device::cuda::value, NotImplemented, "from_dlpack: the tensor is on cuda:", a.device_id(),
-           ", and fastkern has no CUDA tensors yet; copy it to the CPU first");
-  FK_CHECK(dev == nb::device::cpu::value, Runtime, "from_dlpack: only CPU tensors are supported (device type ", dev,
-           ")");
+  if (dev == nb::device::cuda::value) {
+    FK_CHECK(cuda_device_count() > 0, Runtime, "from_dlpack: the tensor is on cuda:", a.device_id(),
+             ", and CUDA is not available to fastkern here; copy it to the CPU first");
+    FK_CHECK(a.device_id() == 0, NotImplemented, "from_dlpack: the tensor is on cuda:", a.device_id(),
+             ", and fastkern uses one CUDA device, cuda:0, so far");
+  } else {
+    FK_CHECK(dev == nb::device::cpu::value, Runtime,
+             "from_dlpack: only CPU and CUDA tensors are supported (device type ", dev, ")");
+  }
   const nb::dlpack::dtype d = a.dtype();
   FK_CHECK(d.lanes == 1, Type, "from_dlpack: vector dtypes are not supported");
   const auto dt = from_dl_dtype(d);
@@ -160,6 +167,7 @@ Tensor from_dlpack(nb::handle obj) {
            to_string(t->shape));
   void* data = a.data();  // data + byte_offset
   t->storage = wrap_storage(data, size_t(*n) * itemsize(*dt), release_ndarray, new nb::ndarray<>(std::move(a)));
+  if (dev == nb::device::cuda::value) t->storage->device = Device::CUDA;
   return canonical_bools(Tensor(std::move(t)));
 }
 
