@@ -334,7 +334,8 @@ static Tensor softmax_last(const Tensor& a, bool log) {
   const Tensor A = contiguous(detach(a));
   Tensor out = empty(a.shape(), a.dtype(), a.device());
   backend(a.device()).softmax_rows(A, out, log);
-  if (Ref<Node> n = make_node(log ? "LogSoftmaxBackward0" : "SoftmaxBackward0", log ? log_softmax_bw : softmax_bw, {&a})) {
+  if (Ref<Node> n =
+          make_node(log ? "LogSoftmaxBackward0" : "SoftmaxBackward0", log ? log_softmax_bw : softmax_bw, {&a})) {
     set_history(out, n);
     n->save(out);
   }
