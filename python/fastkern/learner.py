@@ -543,8 +543,7 @@ def load_learner(fname, model=None, cpu=True):
     """A Learner for inference from ``export``'s file; pass ``model`` for an architecture
     not in fastkern.models. A bundle that is not what ``export`` writes is a ValueError.
 
-    ``cpu`` is accepted for compatibility with fastai's signature and changes nothing: fastkern
-    loads onto the CPU."""
+    As fastai's: the model is on the CPU, or with ``cpu=False`` on the GPU when one is available."""
     from .models import create_model
     from .serialization import load_with_metadata
 
@@ -560,6 +559,11 @@ def load_learner(fname, model=None, cpu=True):
         loss = _loss_from_spec(info["loss"])
     except (TypeError, ValueError, RuntimeError, MemoryError, RecursionError) as e:
         raise ValueError(f"malformed bundle {fname}: {e}") from e
+    if not cpu:
+        from . import cuda
+
+        if cuda.is_available():
+            model.to("cuda")
     learn = Learner(None, model, loss_func=loss, progress=False)
     learn._exported = (item_tfms, after_batch, info["vocab"])
     return learn
