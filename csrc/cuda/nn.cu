@@ -24,9 +24,8 @@ void float_dispatch(DType dt, F&& f) {
     f(float{});
 }
 
-#define FK_GRID_STRIDE(i, n)                                                  \
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); \
-       i += int64_t(gridDim.x) * blockDim.x)
+#define FK_GRID_STRIDE(i, n) \
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
 
 // ---- pooling -------------------------------------------------------------------
 
@@ -348,9 +347,8 @@ __global__ void check_targets(const int64_t* t, int64_t rows, int64_t C, int64_t
       counted += 1;
     }
   }
-  const Pair p = block_tree(Pair{counted, first}, sh, [](Pair x, Pair y) {
-    return Pair{x.a + y.a, x.b < y.b ? x.b : y.b};
-  });
+  const Pair p =
+      block_tree(Pair{counted, first}, sh, [](Pair x, Pair y) { return Pair{x.a + y.a, x.b < y.b ? x.b : y.b}; });
   if (threadIdx.x == 0) {
     const int64_t bad = int64_t(p.b);
     res[0] = int64_t(p.a);
@@ -545,8 +543,7 @@ void cuda_channel_affine(const Tensor& x, const Tensor& a, const Tensor& b, cons
   cuda_launched("batch_norm");
 }
 
-void cuda_channel_grad_sums(const Tensor& g, const Tensor& x, const Tensor& mean, const Tensor& sg,
-                            const Tensor& sgx) {
+void cuda_channel_grad_sums(const Tensor& g, const Tensor& x, const Tensor& mean, const Tensor& sg, const Tensor& sgx) {
   const Channels ch = channels_of(x);
   if (ch.C == 0) return;
   float_dispatch(x.dtype(), [&](auto z) {
