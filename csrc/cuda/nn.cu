@@ -53,7 +53,10 @@ __global__ void max_pool_kernel(Window2d g, int64_t n, const T* x, T* out, int64
     const T* in = x + p * g.H * g.W;
     const int64_t h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
     int64_t arg = (h0 + rlo * g.dh) * g.W + w0 + clo * g.dw;
-    T best = in[arg];
+    // A dilated window can miss the image entirely (kernel 2, dilation 4, padding 1 on 3 rows):
+    // -inf, as PyTorch, with the index it reports (no pixel has it, so no gradient flows).
+    const bool empty = rlo == rhi || clo == chi;
+    T best = empty ? -T(INFINITY) : in[arg];
     for (int64_t a = rlo; a < rhi && best == best; a++)
       for (int64_t b = clo; b < chi; b++) {
         const int64_t at = (h0 + a * g.dh) * g.W + w0 + b * g.dw;
