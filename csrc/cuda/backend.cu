@@ -18,6 +18,22 @@ void cuda_arange(const Tensor& out, double start, double step);
 void cuda_linspace(const Tensor& out, double start, double end);
 void cuda_reduce(RedOp op, const Tensor& a, const bool* reduced, int64_t len, const Tensor& out);
 void cuda_softmax_rows(const Tensor& x, const Tensor& out, bool log);
+// nn.cu
+int64_t cuda_cross_entropy(const Tensor& x, const Tensor& t, int64_t ignore, double eps, const Tensor& loss,
+                           int64_t* bad);
+void cuda_cross_entropy_backward(const Tensor& x, const Tensor& t, int64_t ignore, double eps, const Tensor& gl,
+                                 const Tensor& dx);
+void cuda_max_pool2d(const Tensor& x, const Window2d& g, const Tensor& out, const Tensor& idx);
+void cuda_max_pool2d_backward(const Tensor& gout, const Tensor& idx, const Window2d& g, const Tensor& dx);
+void cuda_avg_pool2d(const Tensor& x, const Window2d& g, bool count_include_pad, const Tensor& out);
+void cuda_avg_pool2d_backward(const Tensor& gout, const Window2d& g, bool count_include_pad, const Tensor& dx);
+void cuda_adaptive_avg_pool2d(const Tensor& x, const Tensor& out);
+void cuda_adaptive_avg_pool2d_backward(const Tensor& gout, const Tensor& dx);
+void cuda_channel_stats(const Tensor& x, const Tensor& mean, const Tensor& var);
+void cuda_channel_affine(const Tensor& x, const Tensor& a, const Tensor& b, const Tensor& z, const Tensor& e,
+                         const Tensor& y);
+void cuda_channel_grad_sums(const Tensor& g, const Tensor& x, const Tensor& mean, const Tensor& sg, const Tensor& sgx);
+void cuda_adam(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, const AdamStep& h);
 
 namespace {
 std::atomic<const char*> last_op{"none"};
@@ -98,35 +114,29 @@ const Backend& cuda_backend() {
       .gemm_batched = [](DType, int64_t, int64_t, int64_t, int64_t, const void*, const int64_t*, int64_t, int64_t,
                          const void*, const int64_t*, int64_t, int64_t, void*) { not_yet("matmul"); },
       .softmax_rows = cuda_softmax_rows,
-      .cross_entropy = [](const Tensor&, const Tensor&, int64_t, double, const Tensor&, int64_t*) -> int64_t {
-        not_yet("cross_entropy");
-      },
-      .cross_entropy_backward = [](const Tensor&, const Tensor&, int64_t, double, const Tensor&,
-                                   const Tensor&) { not_yet("cross_entropy"); },
+      .cross_entropy = cuda_cross_entropy,
+      .cross_entropy_backward = cuda_cross_entropy_backward,
       .conv2d = [](const Tensor&, const Tensor&, const Window2d&, int64_t, const Tensor&) -> Tensor {
         not_yet("conv2d");
       },
       .conv2d_backward = [](const Tensor&, const Tensor&, const Tensor&, const Window2d&, int64_t, const Tensor&,
                             const Tensor&, const Tensor&) { not_yet("conv2d"); },
-      .max_pool2d = [](const Tensor&, const Window2d&, const Tensor&, const Tensor&) { not_yet("max_pool2d"); },
-      .max_pool2d_backward = [](const Tensor&, const Tensor&, const Window2d&,
-                                const Tensor&) { not_yet("max_pool2d"); },
-      .avg_pool2d = [](const Tensor&, const Window2d&, bool, const Tensor&) { not_yet("avg_pool2d"); },
-      .avg_pool2d_backward = [](const Tensor&, const Window2d&, bool, const Tensor&) { not_yet("avg_pool2d"); },
-      .adaptive_avg_pool2d = [](const Tensor&, const Tensor&) { not_yet("adaptive_avg_pool2d"); },
-      .adaptive_avg_pool2d_backward = [](const Tensor&, const Tensor&) { not_yet("adaptive_avg_pool2d"); },
-      .channel_stats = [](const Tensor&, const Tensor&, const Tensor&) { not_yet("batch_norm"); },
-      .channel_affine = [](const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                           const Tensor&) { not_yet("batch_norm"); },
-      .channel_grad_sums = [](const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                              const Tensor&) { not_yet("batch_norm"); },
+      .max_pool2d = cuda_max_pool2d,
+      .max_pool2d_backward = cuda_max_pool2d_backward,
+      .avg_pool2d = cuda_avg_pool2d,
+      .avg_pool2d_backward = cuda_avg_pool2d_backward,
+      .adaptive_avg_pool2d = cuda_adaptive_avg_pool2d,
+      .adaptive_avg_pool2d_backward = cuda_adaptive_avg_pool2d_backward,
+      .channel_stats = cuda_channel_stats,
+      .channel_affine = cuda_channel_affine,
+      .channel_grad_sums = cuda_channel_grad_sums,
       .wrap_indices = [](const Tensor&, int64_t, int64_t*) -> bool { not_yet("indexing with tensors"); },
       .gather = [](const Tensor&, const std::vector<Tensor>&, int64_t,
                    const Tensor&) { not_yet("indexing with tensors"); },
       .scatter = [](const Tensor&, const std::vector<Tensor>&, const Tensor&, int64_t,
                     bool) { not_yet("indexing with tensors"); },
       .nonzero = [](const Tensor&) -> Tensor { not_yet("nonzero"); },
-      .adam = [](const Tensor&, const Tensor&, const Tensor&, const Tensor&, const AdamStep&) { not_yet("Adam"); },
+      .adam = cuda_adam,
   };
   return b;
 }
