@@ -2,6 +2,7 @@
 // softmax and cross entropy), compiled once per instruction set like kernels.cpp.
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "kernels.h"
@@ -239,7 +240,10 @@ void max_pool_t(const Window2d& g, int64_t planes, const T* x, T* out, int64_t* 
         const Taps c = cols[size_t(ow)];
         const int64_t w0 = ow * g.sw - g.pw;
         int64_t arg = (h0 + r.lo * g.dh) * g.W + w0 + c.lo * g.dw;
-        T best = in[arg];
+        // A dilated window can miss the image entirely (kernel 2, dilation 4, padding 1 on 3
+        // rows): -inf, as PyTorch, with the index it reports, which no pixel has (no gradient).
+        const bool empty = r.lo == r.hi || c.lo == c.hi;
+        T best = empty ? -std::numeric_limits<T>::infinity() : in[arg];
         for (int64_t i = r.lo; i < r.hi && best == best; i++)
           for (int64_t j = c.lo; j < c.hi; j++) {
             const int64_t at = (h0 + i * g.dh) * g.W + w0 + j * g.dw;
@@ -262,7 +266,7 @@ void max_pool_backward_t(const Window2d& g, int64_t planes, const T* gout, const
   const int64_t L = g.Ho * g.Wo;
   for (int64_t p = 0; p < planes; p++)
     for (int64_t o = 0; o < L; o++)
-      if (idx[p * L + o] >= 0) gx[p * g.H * g.W + idx[p * L + o]] += gout[p * L + o];
+      if (idx[p * L + o] >= 0 && idx[p * L + o] < g.H * g.W) gx[p * g.H * g.W + idx[p * L + o]] += gout[p * L + o];
 }
 
 // The window of output (oh, ow) clipped to the image, and the divisor PyTorch uses.
