@@ -345,18 +345,22 @@ Tensor sum_to(const Tensor& g, const Dims& shape) {
 
 // ---- advanced indexing -----------------------------------------------------------
 
-// Broadcast int64 index tensors, bounds-checked against `sizes` and wrapped to >= 0.
-static std::vector<Tensor> prepare_indices(const std::vector<Tensor>& idx, const Dims& sizes, Dims* bshape) {
+// Broadcast int64 index tensors on `device` (CPU indices move there, as PyTorch allows),
+// bounds-checked against `sizes` and wrapped to >= 0.
+static std::vector<Tensor> prepare_indices(const std::vector<Tensor>& idx, const Dims& sizes, Device device,
+                                           Dims* bshape) {
   Dims shape;
   for (const Tensor& t : idx) {
     FK_CHECK(!is_float(t.dtype()), Index, "tensors used as indices must be long, int, byte or bool tensors, got ",
              dtype_name(t.dtype()));
+    FK_CHECK(t.device() == device || t.device() == Device::CPU, Runtime,
+             "indices should be either on cpu or on the same device as the indexed tensor (", device_str(device), ")");
     shape = broadcast_shapes(shape, t.shape());
   }
   std::vector<Tensor> out;
   GradMode off(false);
   for (size_t j = 0; j < idx.size(); j++) {
-    Tensor t = clone(expand(to_dtype(idx[j], DType::Int64), shape));
+    Tensor t = clone(expand(to_device(to_dtype(idx[j], DType::Int64), device), shape));
     int64_t bad = 0;
     FK_CHECK(backend(t.device()).wrap_indices(t, sizes[int(j)], &bad), Index, "index ", bad,
              " is out of bounds for dimension ", j, " with size ", sizes[int(j)]);
@@ -378,7 +382,7 @@ Tensor gather_nd(const Tensor& a, const std::vector<Tensor>& indices) {
   const int k = int(indices.size());
   FK_CHECK(k <= a.ndim(), Index, "too many indices for tensor of dimension ", a.ndim());
   Dims bshape;
-  std::vector<Tensor> idx = prepare_indices(indices, a.shape(), &bshape);
+  std::vector<Tensor> idx = prepare_indices(indices, a.shape(), a.device(), &bshape);
   const Tensor A = contiguous(detach(a));
   Dims shape = bshape;
   int64_t block = 1;
@@ -398,7 +402,7 @@ Tensor gather_nd(const Tensor& a, const std::vector<Tensor>& indices) {
 void scatter_nd_(const Tensor& out, const std::vector<Tensor>& indices, const Tensor& v, bool accumulate) {
   FK_CHECK(out.is_contiguous(), Runtime, "scatter_nd_ needs a contiguous destination");
   Dims bshape;
-  std::vector<Tensor> idx = prepare_indices(indices, out.shape(), &bshape);
+  std::vector<Tensor> idx = prepare_indices(indices, out.shape(), out.device(), &bshape);
   Dims shape = bshape;
   int64_t block = 1;
   for (int i = int(indices.size()); i < out.ndim(); i++) {
@@ -406,7 +410,7 @@ void scatter_nd_(const Tensor& out, const std::vector<Tensor>& indices, const Te
     block *= out.size(i);
   }
   GradMode off(false);
-  const Tensor V = contiguous(expand(to_dtype(detach(v), out.dtype()), shape));
+  const Tensor V = contiguous(expand(to_device(to_dtype(detach(v), out.dtype()), out.device()), shape));
   backend(out.device()).scatter(out, idx, V, block, accumulate);
   out.bump_version();
 }

@@ -34,6 +34,11 @@ void cuda_channel_affine(const Tensor& x, const Tensor& a, const Tensor& b, cons
                          const Tensor& y);
 void cuda_channel_grad_sums(const Tensor& g, const Tensor& x, const Tensor& mean, const Tensor& sg, const Tensor& sgx);
 void cuda_adam(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, const AdamStep& h);
+// index.cu
+bool cuda_wrap_indices(const Tensor& idx, int64_t size, int64_t* bad);
+void cuda_gather(const Tensor& a, const std::vector<Tensor>& idx, int64_t block, const Tensor& out);
+void cuda_scatter(const Tensor& out, const std::vector<Tensor>& idx, const Tensor& v, int64_t block, bool accumulate);
+Tensor cuda_nonzero(const Tensor& a);
 
 namespace {
 std::atomic<const char*> last_op{"none"};
@@ -130,12 +135,10 @@ const Backend& cuda_backend() {
       .channel_stats = cuda_channel_stats,
       .channel_affine = cuda_channel_affine,
       .channel_grad_sums = cuda_channel_grad_sums,
-      .wrap_indices = [](const Tensor&, int64_t, int64_t*) -> bool { not_yet("indexing with tensors"); },
-      .gather = [](const Tensor&, const std::vector<Tensor>&, int64_t,
-                   const Tensor&) { not_yet("indexing with tensors"); },
-      .scatter = [](const Tensor&, const std::vector<Tensor>&, const Tensor&, int64_t,
-                    bool) { not_yet("indexing with tensors"); },
-      .nonzero = [](const Tensor&) -> Tensor { not_yet("nonzero"); },
+      .wrap_indices = cuda_wrap_indices,
+      .gather = cuda_gather,
+      .scatter = cuda_scatter,
+      .nonzero = cuda_nonzero,
       .adam = cuda_adam,
   };
   return b;
