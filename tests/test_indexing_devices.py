@@ -73,7 +73,7 @@ def test_accumulating_duplicates_is_deterministic(n, dtype, device):
     assert_close(first, ref, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("n", [2, 257, 2049])
+@pytest.mark.parametrize("n", [2, 257, 2049, 20000])
 def test_setitem_duplicates_last_value_wins_as_on_the_cpu(n, device):
     rng = np.random.default_rng(n)
     idx = rng.integers(0, 7, size=n)

@@ -5,12 +5,14 @@
 // sorted by destination (a bitonic sort on the unique pairs (destination, position), so the
 // order never depends on scheduling), and each destination then takes its run in position
 // order, as the CPU's loop does: the sum dst + v[first] + v[next] + ... when accumulating, the
-// last value otherwise. The sort costs O(n log^2 n) compare-exchanges for n index positions
-// (log2(n)(log2(n)+1)/2 launches); the runs cost O(n * block), and one run is walked by one
-// thread per element of the block, so many duplicates of one destination serialise.
+// last value otherwise. The sort costs O(n log^2 n) compare-exchanges for n index positions;
+// the steps within 2048 slots run in shared memory, so n up to 2048 takes one launch and each
+// doubling beyond adds log2(n/2048)+1. The runs cost O(n * block), and one run is walked by
+// one thread per element of the block, so many duplicates of one destination serialise.
 //
 // nonzero counts the true elements per tile, scans the tile counts (one block), reads back the
 // total (its one sync), then writes each tile's positions at its offset in row-major order.
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -85,6 +87,8 @@ __global__ void gather_kernel(const U* a, IndexSet ix, int64_t block, int64_t n,
 
 // ---- scatter -----------------------------------------------------------------------------
 
+constexpr int64_t kSortChunk = 2048;  // slots a block sorts in shared memory (32 KB)
+
 struct Slot {
   int64_t key;  // the destination's element offset
   int64_t pos;  // the index position
@@ -111,6 +115,31 @@ __global__ void bitonic_step(Slot* s, int64_t n2, int64_t k, int64_t j) {
       s[i] = b;
       s[l] = a;
     }
+  }
+}
+
+// The steps of the network whose pairs lie within chunks of `chunk` slots run in shared
+// memory, one chunk per block: every (k, j) with k from k_lo to k_hi and j < chunk.
+__global__ void bitonic_local(Slot* s, int64_t n2, int64_t chunk, int64_t k_lo, int64_t k_hi) {
+  FK_DYNAMIC_SHARED(Slot, sh);
+  for (int64_t base = blockIdx.x * chunk; base < n2; base += int64_t(gridDim.x) * chunk) {
+    for (int64_t t = threadIdx.x; t < chunk; t += blockDim.x) sh[t] = s[base + t];
+    __syncthreads();
+    for (int64_t k = k_lo; k <= k_hi; k *= 2)
+      for (int64_t j = (k < chunk ? k : chunk) / 2; j > 0; j /= 2) {
+        for (int64_t p = threadIdx.x; p < chunk / 2; p += blockDim.x) {
+          const int64_t i = (p / j) * 2 * j + p % j, l = i + j;
+          const bool ascending = ((base + i) & k) == 0;
+          const Slot a = sh[i], b = sh[l];
+          if (ascending ? slot_less(b, a) : slot_less(a, b)) {
+            sh[i] = b;
+            sh[l] = a;
+          }
+        }
+        __syncthreads();
+      }
+    for (int64_t t = threadIdx.x; t < chunk; t += blockDim.x) s[base + t] = sh[t];
+    __syncthreads();  // sh is reloaded for the next chunk
   }
 }
 
@@ -284,11 +313,21 @@ void cuda_scatter(const Tensor& out, const std::vector<Tensor>& idx, const Tenso
     auto* s = static_cast<Slot*>(mem->data);
     FK_LAUNCH(fill_slots, blocks_for(n2), kThreads, 0, cuda_stream())(ix, count, n2, s);
     cuda_launched("index_put_");
-    for (int64_t k = 2; k <= n2; k *= 2)
-      for (int64_t j = k / 2; j > 0; j /= 2) {
+    // The network: the steps within a chunk in shared memory, the wider ones through global memory.
+    const int64_t chunk = std::min(n2, kSortChunk);
+    auto local = [&](int64_t k_lo, int64_t k_hi) {
+      FK_LAUNCH(bitonic_local, grid_for(n2 / chunk), kThreads, size_t(chunk) * sizeof(Slot), cuda_stream())(
+          s, n2, chunk, k_lo, k_hi);
+      cuda_launched("index_put_");
+    };
+    local(2, chunk);
+    for (int64_t k = 2 * chunk; k <= n2; k *= 2) {
+      for (int64_t j = k / 2; j >= chunk; j /= 2) {
         FK_LAUNCH(bitonic_step, blocks_for(n2 / 2), kThreads, 0, cuda_stream())(s, n2, k, j);
         cuda_launched("index_put_");
       }
+      local(k, k);
+    }
     FK_LAUNCH(scatter_runs<T>, blocks_for(count * block), kThreads, 0, cuda_stream())(s, count, v.data<T>(), block,
                                                                                       accumulate, out.data<T>());
     cuda_launched("index_put_");
