@@ -48,57 +48,51 @@ constexpr unsigned kMaxGridX = 0x7fffffffu, kMaxGridYZ = 65535;
 // a_kfast: A's panel is loaded with consecutive threads walking k (A's rows contiguous), else
 // walking i (A column-major, a transposed operand); b_nfast likewise for B along j, else k.
 template <class T, int BM, int BN, int BK, int TM, int TN>
-__global__ void __launch_bounds__((BM / TM) * (BN / TN)) gemm_tiled(GemmArgs<T> p, bool a_kfast, bool b_nfast) {
+__global__ void __launch_bounds__((BM / TM) * (BN / TN), 2) gemm_tiled(GemmArgs<T> p, bool a_kfast, bool b_nfast) {
   constexpr int TX = BN / TN, TY = BM / TM, NT = TX * TY;
-  static_assert(BM * BK % NT == 0 && BK * BN % NT == 0, "panels must split evenly among the threads");
+  static_assert(NT % BK == 0 && NT % BM == 0 && NT % BN == 0, "panels must split evenly among the threads");
   constexpr int LA = BM * BK / NT, LB = BK * BN / NT;
   // Rows padded by 4: the transposing stores (k-fast loads) then fall in distinct banks.
   constexpr int PA = BM + 4, PB = BN + 4;
   __shared__ T As[2][BK][PA];
   __shared__ T Bs[2][BK][PB];
   const int tid = int(threadIdx.x), tx = tid % TX, ty = tid / TX;
-  int ar[LA], ak[LA], bk[LB], bc[LB];  // the panel positions this thread loads
-#pragma unroll
-  for (int l = 0; l < LA; l++) {
-    const int e = tid + l * NT;
-    ar[l] = a_kfast ? e / BK : e % BM;
-    ak[l] = a_kfast ? e % BK : e / BM;
-  }
-#pragma unroll
-  for (int l = 0; l < LB; l++) {
-    const int e = tid + l * NT;
-    bk[l] = b_nfast ? e / BN : e % BK;
-    bc[l] = b_nfast ? e % BN : e / BK;
-  }
+  // The panel positions this thread loads: its first (row, k) of A and (k, column) of B, and
+  // the step to its next one (NT elements further in the walking order).
+  const int ai = a_kfast ? tid / BK : tid % BM, ak = a_kfast ? tid % BK : tid / BM;
+  const int adi = a_kfast ? NT / BK : 0, adk = a_kfast ? 0 : NT / BM;
+  const int bk = b_nfast ? tid / BN : tid % BK, bj = b_nfast ? tid % BN : tid / BK;
+  const int bdk = b_nfast ? NT / BN : 0, bdj = b_nfast ? 0 : NT / BK;
   const int64_t M = p.M, N = p.N, K = p.K;
   const int64_t mtiles = (M + BM - 1) / BM, ntiles = (N + BN - 1) / BN, ktiles = (K + BK - 1) / BK;
+  const int64_t astep = adi * p.rsa + adk * p.csa, bstep = bdk * p.rsb + bdj * p.csb;
   for (int64_t z = blockIdx.z; z < p.batch.count; z += gridDim.z)
     for (int64_t tm = blockIdx.y; tm < mtiles; tm += gridDim.y)
       for (int64_t tn = blockIdx.x; tn < ntiles; tn += gridDim.x) {
         int64_t ao, bo, co;
         batch_offsets(p.batch, z, ao, bo, co);
-        const T* A = p.A + ao;
-        const T* B = p.B + bo;
-        T* C = p.C + co;
         const int64_t m0 = tm * BM, n0 = tn * BN;
+        const T* A = p.A + ao + (m0 + ai) * p.rsa + ak * p.csa;  // this thread's first element of the panel
+        const T* B = p.B + bo + bk * p.rsb + (n0 + bj) * p.csb;
+        T* C = p.C + co;
+        // Rows of A and columns of B left in the matrices from this thread's first ones.
+        const int64_t arows = M - m0 - ai, bcols = N - n0 - bj;
         T ra[LA], rb[LB];
         auto load = [&](int64_t k0) {
+          const T* a = A + k0 * p.csa;
+          const T* b = B + k0 * p.rsb;
 #pragma unroll
-          for (int l = 0; l < LA; l++) {
-            const int64_t i = m0 + ar[l], k = k0 + ak[l];
-            ra[l] = i < M && k < K ? A[i * p.rsa + k * p.csa] : T(0);
-          }
+          for (int l = 0; l < LA; l++)
+            ra[l] = l * adi < arows && k0 + ak + l * adk < K ? a[l * astep] : T(0);
 #pragma unroll
-          for (int l = 0; l < LB; l++) {
-            const int64_t k = k0 + bk[l], j = n0 + bc[l];
-            rb[l] = k < K && j < N ? B[k * p.rsb + j * p.csb] : T(0);
-          }
+          for (int l = 0; l < LB; l++)
+            rb[l] = k0 + bk + l * bdk < K && l * bdj < bcols ? b[l * bstep] : T(0);
         };
         auto stash = [&](int buf) {
 #pragma unroll
-          for (int l = 0; l < LA; l++) As[buf][ak[l]][ar[l]] = ra[l];
+          for (int l = 0; l < LA; l++) As[buf][ak + l * adk][ai + l * adi] = ra[l];
 #pragma unroll
-          for (int l = 0; l < LB; l++) Bs[buf][bk[l]][bc[l]] = rb[l];
+          for (int l = 0; l < LB; l++) Bs[buf][bk + l * bdk][bj + l * bdj] = rb[l];
         };
         T acc[TM][TN];
 #pragma unroll
