@@ -28,10 +28,16 @@ ConvDims conv_dims(const Tensor& x, const Tensor& w, const Window2d& g, int64_t 
 }
 
 // Images per chunk: the column matrix of a chunk stays under about 256 MiB (the backward
-// holds two of them), and as many images as fit go into one product.
+// holds two of them), and as many images as fit go into one product. The emulator takes
+// 4 MiB, as the CPU does, so that the tests run convolutions over several chunks.
+#ifdef FK_CUDA_EMULATE
+constexpr int64_t kColumnBytes = int64_t(4) << 20;
+#else
+constexpr int64_t kColumnBytes = int64_t(256) << 20;
+#endif
 int64_t conv_chunk(const ConvDims& c, int64_t es) {
   const int64_t per_image = std::max<int64_t>(1, c.C * c.KK * c.L * es);
-  return std::clamp<int64_t>((int64_t(256) << 20) / per_image, 1, std::max<int64_t>(c.N, 1));
+  return std::clamp<int64_t>(kColumnBytes / per_image, 1, std::max<int64_t>(c.N, 1));
 }
 
 // cols[k][n*L + l] for the nb images of x (contiguous [nb, C, H, W]): zero where the tap falls
