@@ -5,9 +5,9 @@
 // column is contiguous) and the BK x BN panel of B in shared memory, and each thread
 // accumulates a TM x TN micro-tile in registers. The next slice is loaded from global memory
 // into registers while the current one is computed (two shared buffers, one barrier per
-// slice). A thread's micro-tile rows and columns are BM/TM and BN/TN apart, so its shared
-// reads are broadcasts or consecutive words (no bank conflicts) and its stores of C are
-// coalesced across the warp. Operands are read through their row and column strides: every
+// slice). A thread's micro-tile is runs of 4 rows (columns), 4*TY (4*TX) apart, so it reads
+// its fragments as 16-byte vectors, which a warp reads without bank conflicts (broadcasts
+// along A, consecutive vectors along B). Operands are read through their row and column strides: every
 // transpose works without a copy, the load mapping following whichever stride is 1.
 // Integer dtypes go through a simple kernel (one thread per element of C), wrapping as the CPU.
 //
@@ -45,17 +45,30 @@ __device__ __forceinline__ void batch_offsets(const GemmBatch& b, int64_t z, int
 
 constexpr unsigned kMaxGridX = 0x7fffffffu, kMaxGridYZ = 65535;
 
+// Four consecutive values from 16-byte aligned shared memory, as vector loads.
+template <class T>
+__device__ __forceinline__ void load4(const T* s, T* d) {
+  if constexpr (std::is_same_v<T, float>) {
+    const float4 v = *reinterpret_cast<const float4*>(s);
+    d[0] = v.x, d[1] = v.y, d[2] = v.z, d[3] = v.w;
+  } else {
+    const double2 u = *reinterpret_cast<const double2*>(s), v = *reinterpret_cast<const double2*>(s + 2);
+    d[0] = u.x, d[1] = u.y, d[2] = v.x, d[3] = v.y;
+  }
+}
+
 // a_kfast: A's panel is loaded with consecutive threads walking k (A's rows contiguous), else
 // walking i (A column-major, a transposed operand); b_nfast likewise for B along j, else k.
 template <class T, int BM, int BN, int BK, int TM, int TN>
-__global__ void __launch_bounds__((BM / TM) * (BN / TN), 2) gemm_tiled(GemmArgs<T> p, bool a_kfast, bool b_nfast) {
+__global__ void __launch_bounds__((BM / TM) * (BN / TN)) gemm_tiled(GemmArgs<T> p, bool a_kfast, bool b_nfast) {
   constexpr int TX = BN / TN, TY = BM / TM, NT = TX * TY;
   static_assert(NT % BK == 0 && NT % BM == 0 && NT % BN == 0, "panels must split evenly among the threads");
   constexpr int LA = BM * BK / NT, LB = BK * BN / NT;
   // Rows padded by 4: the transposing stores (k-fast loads) then fall in distinct banks.
   constexpr int PA = BM + 4, PB = BN + 4;
-  __shared__ T As[2][BK][PA];
-  __shared__ T Bs[2][BK][PB];
+  static_assert(TM % 4 == 0 && TN % 4 == 0, "micro-tiles are read as runs of 4");
+  __shared__ __align__(16) T As[2][BK][PA];
+  __shared__ __align__(16) T Bs[2][BK][PB];
   const int tid = int(threadIdx.x), tx = tid % TX, ty = tid / TX;
   // The panel positions this thread loads: its first (row, k) of A and (k, column) of B, and
   // the step to its next one (NT elements further in the walking order).
@@ -111,9 +124,9 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2) gemm_tiled(GemmArgs<
           for (int kk = 0; kk < BK; kk++) {
             T a[TM], b[TN];
 #pragma unroll
-            for (int i = 0; i < TM; i++) a[i] = As[cur][kk][ty + i * TY];
+            for (int g = 0; g < TM / 4; g++) load4(&As[cur][kk][g * 4 * TY + 4 * ty], a + 4 * g);
 #pragma unroll
-            for (int j = 0; j < TN; j++) b[j] = Bs[cur][kk][tx + j * TX];
+            for (int g = 0; g < TN / 4; g++) load4(&Bs[cur][kk][g * 4 * TX + 4 * tx], b + 4 * g);
 #pragma unroll
             for (int i = 0; i < TM; i++)
 #pragma unroll
@@ -125,12 +138,12 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2) gemm_tiled(GemmArgs<
         }
 #pragma unroll
         for (int i = 0; i < TM; i++) {
-          const int64_t r = m0 + ty + i * TY;
+          const int64_t r = m0 + (i / 4) * 4 * TY + 4 * ty + i % 4;
           if (r >= M) continue;
           T* c = C + r * p.ldc;
 #pragma unroll
           for (int j = 0; j < TN; j++) {
-            const int64_t col = n0 + tx + j * TX;
+            const int64_t col = n0 + (j / 4) * 4 * TX + 4 * tx + j % 4;
             if (col < N) c[col] = p.accumulate ? T(c[col] + acc[i][j]) : acc[i][j];
           }
         }
