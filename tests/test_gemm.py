@@ -310,3 +310,20 @@ def test_results_reproducible(dtype, device):
     first = to_np(a @ b)
     for _ in range(2):
         np.testing.assert_array_equal(to_np(a @ b), first)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_long_k_small_c(dtype, device):
+    # few tiles of C and a long K (a weight gradient): the CUDA GEMM splits K into parts and adds
+    # them in order; plain, transposed, batched and accumulated (addmm)
+    rng = np.random.default_rng(12)
+    t = lambda v: fk.tensor(v, device=device)  # noqa: E731
+    a, b, c = rand(rng, (7, 5001), dtype), rand(rng, (5001, 9), dtype), rand(rng, (7, 9), dtype)
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    check(t(a) @ t(b), a64, b64, dtype)
+    check(t(np.ascontiguousarray(a.T)).T @ t(np.ascontiguousarray(b.T)).T, a64, b64, dtype)
+    check(fk.addmm(t(c), t(a), t(b)), a64, b64, dtype, c.astype(np.float64))
+    a, b = rand(rng, (3, 4, 2100), dtype), rand(rng, (3, 2100, 5), dtype)
+    check(t(a) @ t(b), a.astype(np.float64), b.astype(np.float64), dtype)
+    first = to_np(t(a) @ t(b))
+    np.testing.assert_array_equal(to_np(t(a) @ t(b)), first)

@@ -203,6 +203,7 @@ def test_conv2d_empty_batch_and_channels(device):
     np.testing.assert_array_equal(to_np(w.grad), np.zeros((6, 2, 3, 3)))
     assert x.grad.shape == (0, 4, 5, 5)
 
+
 def test_conv2d_padding_strings_and_unbatched(device):
     rng = np.random.default_rng(2)
     x, w = rng.standard_normal((3, 8, 8)), rng.standard_normal((5, 3, 3, 3))

@@ -21,8 +21,7 @@ void cuda_softmax_rows(const Tensor& x, const Tensor& out, bool log);
 void cuda_gemm(DType dt, int64_t M, int64_t N, int64_t K, const void* A, int64_t rsa, int64_t csa, const void* B,
                int64_t rsb, int64_t csb, void* C, int64_t ldc, bool accumulate, const int64_t* acols);
 void cuda_gemm_batched(DType dt, int64_t nb, int64_t M, int64_t N, int64_t K, const void* A, const int64_t* aoff,
-                       int64_t rsa, int64_t csa, const void* B, const int64_t* boff, int64_t rsb, int64_t csb,
-                       void* C);
+                       int64_t rsa, int64_t csa, const void* B, const int64_t* boff, int64_t rsb, int64_t csb, void* C);
 Tensor cuda_conv2d(const Tensor& x, const Tensor& w, const Window2d& g, int64_t groups, const Tensor& out);
 void cuda_conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& gout, const Window2d& g, int64_t groups,
                           const Tensor& kept, const Tensor& dx, const Tensor& dw);

@@ -113,8 +113,8 @@ void forward(const Tensor& X, const Tensor& W, const Window2d& g, const ConvDims
     b.b[1] = c.Kc * ld;
     b.c[0] = c.O * c.L;
     b.c[1] = c.Og * c.L;
-    cuda_gemm_launch(X.dtype(), c.Og, c.L, c.Kc, W.data<T>(), c.Kc, 1, cols, ld, 1,
-                     out.data<T>() + n0 * c.O * c.L, c.L, false, b);
+    cuda_gemm_launch(X.dtype(), c.Og, c.L, c.Kc, W.data<T>(), c.Kc, 1, cols, ld, 1, out.data<T>() + n0 * c.O * c.L, c.L,
+                     false, b);
   }
 }
 

@@ -11,8 +11,9 @@
 // transpose works without a copy, the load mapping following whichever stride is 1.
 // Integer dtypes go through a simple kernel (one thread per element of C), wrapping as the CPU.
 //
-// Deterministic: every element of C is summed by one thread in increasing k, whatever the
-// grid; nothing is split across blocks, and no atomics.
+// Deterministic: no atomics, and every element of C is summed by one thread in increasing k,
+// whatever the grid. Products with few tiles and a long K (weight gradients) split K into parts
+// fixed by the shapes alone, each summed so, and a second kernel adds the parts in order.
 #include <algorithm>
 #include <type_traits>
 
@@ -33,6 +34,11 @@ struct GemmArgs {
   int64_t ldc;
   bool accumulate;
   GemmBatch batch;
+  // Split K: product z's K range is cut into `ksplit` parts of `kpart` (a multiple of the K
+  // slice), and part s of product z goes to work[(z*ksplit + s)*M*N ...] (row-major M x N)
+  // instead of C; sum_parts then adds them up in order. ksplit == 1: no work, straight into C.
+  int64_t ksplit, kpart;
+  T* work;
 };
 
 // Element offsets of product z's A, B and C.
@@ -76,18 +82,25 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN)) gemm_tiled(GemmArgs<T> 
   const int adi = a_kfast ? NT / BK : 0, adk = a_kfast ? 0 : NT / BM;
   const int bk = b_nfast ? tid / BN : tid % BK, bj = b_nfast ? tid % BN : tid / BK;
   const int bdk = b_nfast ? NT / BN : 0, bdj = b_nfast ? 0 : NT / BK;
-  const int64_t M = p.M, N = p.N, K = p.K;
-  const int64_t mtiles = (M + BM - 1) / BM, ntiles = (N + BN - 1) / BN, ktiles = (K + BK - 1) / BK;
+  const int64_t M = p.M, N = p.N;
+  const int64_t mtiles = (M + BM - 1) / BM, ntiles = (N + BN - 1) / BN;
   const int64_t astep = adi * p.rsa + adk * p.csa, bstep = bdk * p.rsb + bdj * p.csb;
-  for (int64_t z = blockIdx.z; z < p.batch.count; z += gridDim.z)
+  for (int64_t zs = blockIdx.z; zs < p.batch.count * p.ksplit; zs += gridDim.z)
     for (int64_t tm = blockIdx.y; tm < mtiles; tm += gridDim.y)
       for (int64_t tn = blockIdx.x; tn < ntiles; tn += gridDim.x) {
+        const int64_t z = zs / p.ksplit, kbeg = (zs % p.ksplit) * p.kpart;
+        const int64_t K = p.ksplit > 1 ? (p.K - kbeg < p.kpart ? p.K - kbeg : p.kpart) : p.K;
+        const int64_t ktiles = (K + BK - 1) / BK;
         int64_t ao, bo, co;
         batch_offsets(p.batch, z, ao, bo, co);
         const int64_t m0 = tm * BM, n0 = tn * BN;
-        const T* A = p.A + ao + (m0 + ai) * p.rsa + ak * p.csa;  // this thread's first element of the panel
-        const T* B = p.B + bo + bk * p.rsb + (n0 + bj) * p.csb;
-        T* C = p.C + co;
+        // this thread's first element of the panels
+        const T* A = p.A + ao + (m0 + ai) * p.rsa + (kbeg + ak) * p.csa;
+        const T* B = p.B + bo + (kbeg + bk) * p.rsb + (n0 + bj) * p.csb;
+        const bool part = p.ksplit > 1;
+        T* C = part ? p.work + zs * M * N : p.C + co;
+        const int64_t ldc = part ? N : p.ldc;
+        const bool accumulate = p.accumulate && !part;
         // Rows of A and columns of B left in the matrices from this thread's first ones.
         const int64_t arows = M - m0 - ai, bcols = N - n0 - bj;
         T ra[LA], rb[LB];
@@ -95,11 +108,9 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN)) gemm_tiled(GemmArgs<T> 
           const T* a = A + k0 * p.csa;
           const T* b = B + k0 * p.rsb;
 #pragma unroll
-          for (int l = 0; l < LA; l++)
-            ra[l] = l * adi < arows && k0 + ak + l * adk < K ? a[l * astep] : T(0);
+          for (int l = 0; l < LA; l++) ra[l] = l * adi < arows && k0 + ak + l * adk < K ? a[l * astep] : T(0);
 #pragma unroll
-          for (int l = 0; l < LB; l++)
-            rb[l] = k0 + bk + l * bdk < K && l * bdj < bcols ? b[l * bstep] : T(0);
+          for (int l = 0; l < LB; l++) rb[l] = k0 + bk + l * bdk < K && l * bdj < bcols ? b[l * bstep] : T(0);
         };
         auto stash = [&](int buf) {
 #pragma unroll
@@ -140,14 +151,30 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN)) gemm_tiled(GemmArgs<T> 
         for (int i = 0; i < TM; i++) {
           const int64_t r = m0 + (i / 4) * 4 * TY + 4 * ty + i % 4;
           if (r >= M) continue;
-          T* c = C + r * p.ldc;
+          T* c = C + r * ldc;
 #pragma unroll
           for (int j = 0; j < TN; j++) {
             const int64_t col = n0 + (j / 4) * 4 * TX + 4 * tx + j % 4;
-            if (col < N) c[col] = p.accumulate ? T(c[col] + acc[i][j]) : acc[i][j];
+            if (col < N) c[col] = accumulate ? T(c[col] + acc[i][j]) : acc[i][j];
           }
         }
       }
+}
+
+// C_z (+)= the sum of product z's K parts in `work`, in part order.
+template <class T>
+__global__ void sum_parts(GemmArgs<T> p) {
+  const int64_t MN = p.M * p.N, total = p.batch.count * MN;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t z = e / MN, ij = e % MN;
+    int64_t ao, bo, co;
+    batch_offsets(p.batch, z, ao, bo, co);
+    const T* w = p.work + z * p.ksplit * MN + ij;
+    T s = w[0];
+    for (int64_t part = 1; part < p.ksplit; part++) s += w[part * MN];
+    T* c = p.C + co + (ij / p.N) * p.ldc + ij % p.N;
+    *c = p.accumulate ? T(*c + s) : s;
+  }
 }
 
 // Integer products: one thread per element of C, summed in uint64 (int64 wraps around, uint8
@@ -171,31 +198,63 @@ __global__ void gemm_simple(GemmArgs<T> p) {
   }
 }
 
-template <class T, int BM, int BN, int BK, int TM, int TN>
-void launch_tiled(const GemmArgs<T>& p) {
-  const int64_t mtiles = (p.M + BM - 1) / BM, ntiles = (p.N + BN - 1) / BN;
-  const dim3 grid(unsigned(std::min<int64_t>(ntiles, kMaxGridX)), unsigned(std::min<int64_t>(mtiles, kMaxGridYZ)),
-                  unsigned(std::min<int64_t>(p.batch.count, kMaxGridYZ)));
-  const bool a_kfast = !(p.rsa == 1 && p.csa != 1), b_nfast = !(p.rsb == 1 && p.csb != 1);
-  FK_LAUNCH((gemm_tiled<T, BM, BN, BK, TM, TN>), grid, (BM / TM) * (BN / TN), 0, cuda_stream())(p, a_kfast, b_nfast);
-  cuda_launched("matmul");
-}
-
 // Enough 128 x 128 tiles to fill a large GPU once (132 SMs on an H100/H200); below that the
 // 64 x 64 tiles keep more SMs busy.
 constexpr int64_t kBigTileBlocks = 132;
+// Products with fewer tiles than that and a long K (a weight gradient: a small C summed over a
+// batch) split K into parts of at least kMinPart, up to about two blocks per SM, computed
+// side by side and then added in order. The split depends on the shapes only: reproducible.
+constexpr int64_t kMinPart = 512, kSplitBlocks = 2 * kBigTileBlocks;
+
+template <class T, int BM, int BN, int BK, int TM, int TN>
+void launch_tiled(GemmArgs<T> p) {
+  const int64_t mtiles = (p.M + BM - 1) / BM, ntiles = (p.N + BN - 1) / BN, tiles = mtiles * ntiles * p.batch.count;
+  p.ksplit = 1;
+  p.kpart = p.K;
+  p.work = nullptr;
+  Ref<Storage> work;  // released after the queued kernels (the stream-ordered allocator)
+  if (tiles < kBigTileBlocks && p.K >= 2 * kMinPart) {
+    const int64_t parts = std::min((kSplitBlocks + tiles - 1) / tiles, p.K / kMinPart);
+    p.kpart = ((p.K + parts - 1) / parts + BK - 1) / BK * BK;
+    p.ksplit = (p.K + p.kpart - 1) / p.kpart;
+    work = cuda_alloc(size_t(p.ksplit * p.batch.count * p.M * p.N) * sizeof(T));
+    p.work = static_cast<T*>(work->data);
+  }
+  const dim3 grid(unsigned(std::min<int64_t>(ntiles, kMaxGridX)), unsigned(std::min<int64_t>(mtiles, kMaxGridYZ)),
+                  unsigned(std::min<int64_t>(p.batch.count * p.ksplit, kMaxGridYZ)));
+  const bool a_kfast = !(p.rsa == 1 && p.csa != 1), b_nfast = !(p.rsb == 1 && p.csb != 1);
+  FK_LAUNCH((gemm_tiled<T, BM, BN, BK, TM, TN>), grid, (BM / TM) * (BN / TN), 0, cuda_stream())(p, a_kfast, b_nfast);
+  cuda_launched("matmul");
+  if (p.ksplit > 1) {
+    FK_LAUNCH(sum_parts<T>, blocks_for(p.batch.count * p.M * p.N), kThreads, 0, cuda_stream())(p);
+    cuda_launched("matmul");
+  }
+}
 
 }  // namespace
 
-void cuda_gemm_launch(DType dt, int64_t M, int64_t N, int64_t K, const void* A, int64_t rsa, int64_t csa,
-                      const void* B, int64_t rsb, int64_t csb, void* C, int64_t ldc, bool accumulate,
-                      const GemmBatch& batch) {
+void cuda_gemm_launch(DType dt, int64_t M, int64_t N, int64_t K, const void* A, int64_t rsa, int64_t csa, const void* B,
+                      int64_t rsb, int64_t csb, void* C, int64_t ldc, bool accumulate, const GemmBatch& batch) {
   if (M == 0 || N == 0 || batch.count == 0) return;
   dispatch_dtype(dt, [&](auto z) {
     using T = decltype(z);
     if constexpr (!std::is_same_v<T, bool>) {
-      const GemmArgs<T> p{M,   N,   K,   static_cast<const T*>(A), rsa, csa, static_cast<const T*>(B),
-                          rsb, csb, static_cast<T*>(C), ldc, accumulate, batch};
+      const GemmArgs<T> p{M,
+                          N,
+                          K,
+                          static_cast<const T*>(A),
+                          rsa,
+                          csa,
+                          static_cast<const T*>(B),
+                          rsb,
+                          csb,
+                          static_cast<T*>(C),
+                          ldc,
+                          accumulate,
+                          batch,
+                          1,
+                          K,
+                          nullptr};
       if constexpr (std::is_same_v<T, float>) {
         if (((M + 127) / 128) * ((N + 127) / 128) * batch.count >= kBigTileBlocks)
           launch_tiled<float, 128, 128, 8, 8, 8>(p);

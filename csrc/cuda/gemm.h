@@ -20,8 +20,7 @@ struct GemmBatch {
 
 // C_z = A_z @ B_z, or C_z += A_z @ B_z when `accumulate`, for every z of `batch`, on the CUDA
 // stream (gemm's strides and layout, backend.h; no column offsets). Any dtype but bool.
-void cuda_gemm_launch(DType dt, int64_t M, int64_t N, int64_t K, const void* A, int64_t rsa, int64_t csa,
-                      const void* B, int64_t rsb, int64_t csb, void* C, int64_t ldc, bool accumulate,
-                      const GemmBatch& batch);
+void cuda_gemm_launch(DType dt, int64_t M, int64_t N, int64_t K, const void* A, int64_t rsa, int64_t csa, const void* B,
+                      int64_t rsb, int64_t csb, void* C, int64_t ldc, bool accumulate, const GemmBatch& batch);
 
 }  // namespace fk
