@@ -7,8 +7,9 @@
 // into registers while the current one is computed (two shared buffers, one barrier per
 // slice). A thread's micro-tile is runs of 4 rows (columns), 4*TY (4*TX) apart, so it reads
 // its fragments as 16-byte vectors, which a warp reads without bank conflicts (broadcasts
-// along A, consecutive vectors along B). Operands are read through their row and column strides: every
-// transpose works without a copy, the load mapping following whichever stride is 1.
+// along A, consecutive vectors along B). Operands are read through their row and column
+// strides: every transpose works without a copy, the load mapping following whichever stride
+// is 1.
 // Integer dtypes go through a simple kernel (one thread per element of C), wrapping as the CPU.
 //
 // Deterministic: no atomics, and every element of C is summed by one thread in increasing k,
