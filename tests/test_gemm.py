@@ -229,3 +229,101 @@ print("ok")
     env = dict(os.environ, FASTKERN_CPU_ISA=isa)
     res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "ok" in res.stdout, res.stderr
+
+
+# ---- shapes around the CUDA kernel's tiles ---------------------------------------------------
+# The CUDA GEMM computes 64 x 64 (float64, small float32 products) or 128 x 128 (float32 with
+# at least 132 such tiles) blocks of C over K slices of 16 or 8: sizes at and across those edges,
+# primes, and 1s. They run on every device (cheap on the CPU).
+TILE_SIZES = [(1, 1, 1), (17, 33, 65), (64, 64, 64), (65, 129, 31), (31, 32, 33), (127, 128, 129), (1, 257, 255)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("m, n, k", TILE_SIZES, ids=[f"{m}x{n}x{k}" for m, n, k in TILE_SIZES])
+def test_tile_edges(m, n, k, dtype, device):
+    rng = np.random.default_rng(m + 7 * n + 13 * k)
+    a, b = rand(rng, (m, k), dtype), rand(rng, (k, n), dtype)
+    t = lambda v: fk.tensor(v, device=device)  # noqa: E731
+    for fa, fb in [(t(a), t(b)), (t(np.ascontiguousarray(a.T)).T, t(np.ascontiguousarray(b.T)).T)]:
+        check(fa @ fb, a.astype(np.float64), b.astype(np.float64), dtype)
+
+
+@pytest.mark.parametrize("ta", [False, True], ids=["A", "At"])
+@pytest.mark.parametrize("tb", [False, True], ids=["B", "Bt"])
+def test_big_tiles_batched(ta, tb, device):
+    # 40 products of 2 x 2 tiles of 128: the float32 kernel's large tiles, with edges in M, N, K.
+    rng = np.random.default_rng(8)
+    a, b = rand(rng, (40, 129, 19), "float32"), rand(rng, (40, 19, 130), "float32")
+    fa = fk.tensor(np.ascontiguousarray(a.transpose(0, 2, 1)), device=device).mT if ta else fk.tensor(a, device=device)
+    fb = fk.tensor(np.ascontiguousarray(b.transpose(0, 2, 1)), device=device).mT if tb else fk.tensor(b, device=device)
+    check(fa @ fb, a.astype(np.float64), b.astype(np.float64), "float32")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
+def test_batched_broadcast_and_many_items(dtype, device):
+    rng = np.random.default_rng(9)
+    t = lambda v: fk.tensor(v, device=device)  # noqa: E731
+    mk = (lambda s: rng.integers(-50, 50, s)) if dtype == "int64" else (lambda s: rand(rng, s, dtype))  # noqa: E731
+    # broadcast batch dims on both sides (offsets that do not step evenly), one side transposed
+    a, b = mk((2, 1, 33, 17)), mk((3, 17, 65))
+    got = t(a) @ t(np.ascontiguousarray(b.transpose(0, 2, 1))).mT
+    if dtype == "int64":
+        np.testing.assert_array_equal(to_np(got), a @ b)
+    else:
+        check(got, a.astype(np.float64), b.astype(np.float64), dtype)
+    if dtype == "float64":
+        return  # (the same kernel as float32 below)
+    # more batch items than a grid dimension holds (65535)
+    a, b = mk((65537, 1, 2)), mk((65537, 2, 3))
+    got = t(a) @ t(b)
+    if dtype == "int64":
+        np.testing.assert_array_equal(to_np(got), a @ b)
+    else:
+        check(got, a.astype(np.float64), b.astype(np.float64), dtype)
+
+
+def test_more_row_tiles_than_a_grid_dimension(device):
+    # 65536 row tiles of 64 (float64): the grid holds 65535, the kernel loops over the rest
+    m = 65535 * 64 + 1
+    a = np.arange(m, dtype=np.float64).reshape(m, 1) % 1000
+    b = np.array([[2.0, -1.0]])
+    np.testing.assert_array_equal(to_np(fk.tensor(a, device=device) @ fk.tensor(b, device=device)), a @ b)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "uint8"])
+def test_integers_transposed_and_accumulated(dtype, device):
+    rng = np.random.default_rng(10)
+    a, b, c = rng.integers(0, 200, (33, 65)), rng.integers(0, 200, (65, 17)), rng.integers(0, 200, (33, 17))
+    a, b, c = a.astype(dtype), b.astype(dtype), c.astype(dtype)
+    t = lambda v: fk.tensor(v, device=device)  # noqa: E731
+    at, bt = t(np.ascontiguousarray(a.T)).T, t(np.ascontiguousarray(b.T)).T
+    np.testing.assert_array_equal(to_np(at @ bt), a @ b)
+    np.testing.assert_array_equal(to_np(fk.addmm(t(c), at, bt)), c + a @ b)
+    z = fk.addmm(t(c), t(a[:, :0]), t(b[:0]))  # K = 0: input unchanged
+    np.testing.assert_array_equal(to_np(z), c)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_results_reproducible(dtype, device):
+    rng = np.random.default_rng(11)
+    a, b = fk.tensor(rand(rng, (130, 300), dtype), device=device), fk.tensor(rand(rng, (300, 70), dtype), device=device)
+    first = to_np(a @ b)
+    for _ in range(2):
+        np.testing.assert_array_equal(to_np(a @ b), first)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_long_k_small_c(dtype, device):
+    # few tiles of C and a long K (a weight gradient): the CUDA GEMM splits K into parts and adds
+    # them in order; plain, transposed, batched and accumulated (addmm)
+    rng = np.random.default_rng(12)
+    t = lambda v: fk.tensor(v, device=device)  # noqa: E731
+    a, b, c = rand(rng, (7, 5001), dtype), rand(rng, (5001, 9), dtype), rand(rng, (7, 9), dtype)
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    check(t(a) @ t(b), a64, b64, dtype)
+    check(t(np.ascontiguousarray(a.T)).T @ t(np.ascontiguousarray(b.T)).T, a64, b64, dtype)
+    check(fk.addmm(t(c), t(a), t(b)), a64, b64, dtype, c.astype(np.float64))
+    a, b = rand(rng, (3, 4, 2100), dtype), rand(rng, (3, 2100, 5), dtype)
+    check(t(a) @ t(b), a.astype(np.float64), b.astype(np.float64), dtype)
+    first = to_np(t(a) @ t(b))
+    np.testing.assert_array_equal(to_np(t(a) @ t(b)), first)

@@ -169,6 +169,42 @@ def test_conv2d_in_chunks(stride, device):
         assert abs(lhs - (direction * to_np(grad)).sum()) <= 1e-9 * abs(lhs)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_conv2d_groups_stride_padding_dilation_wide(dtype, device):
+    # channels across the GEMM's 64-wide tiles, with groups, stride 2, padding and dilation together;
+    # the device against the CPU (forward and both gradients), and the CPU against NumPy
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 70, 11, 13)).astype(dtype)
+    w = rng.standard_normal((130, 35, 3, 2)).astype(dtype)
+    b = rng.standard_normal(130).astype(dtype)
+    gout = None
+    results = []
+    for dev in ("cpu", device):
+        xt, wt = fk.tensor(x, requires_grad=True, device=dev), fk.tensor(w, requires_grad=True, device=dev)
+        bt = fk.tensor(b, requires_grad=True, device=dev)
+        out = F.conv2d(xt, wt, bt, stride=2, padding=(2, 1), dilation=(2, 3), groups=2)
+        if gout is None:
+            gout = rng.standard_normal(out.shape).astype(dtype)
+            want = np_conv2d(x.astype(np.float64), w.astype(np.float64), b, (2, 2), (2, 1), (2, 3), 2)
+            assert_close(out, want, rtol=1e-4, atol=1e-4)
+        (out * fk.tensor(gout, device=dev)).sum().backward()
+        results.append([to_np(v) for v in (out, xt.grad, wt.grad, bt.grad)])
+    tol = 1e-4 if dtype == "float32" else 1e-10
+    for got, want in zip(results[1], results[0]):
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 10)
+
+
+def test_conv2d_empty_batch_and_channels(device):
+    x = fk.zeros(0, 4, 5, 5, device=device, requires_grad=True)
+    w = fk.ones(6, 2, 3, 3, device=device, requires_grad=True)
+    out = F.conv2d(x, w, groups=2)
+    assert out.shape == (0, 6, 3, 3)
+    out.sum().backward()
+    assert x.grad.shape == (0, 4, 5, 5) and w.grad.shape == (6, 2, 3, 3)
+    # zeros, as torch (the CPU's weight gradient was left uninitialised for an empty batch)
+    np.testing.assert_array_equal(to_np(w.grad), np.zeros((6, 2, 3, 3)))
+
+
 def test_conv2d_padding_strings_and_unbatched(device):
     rng = np.random.default_rng(2)
     x, w = rng.standard_normal((3, 8, 8)), rng.standard_normal((5, 3, 3, 3))

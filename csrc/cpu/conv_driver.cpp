@@ -182,7 +182,8 @@ void conv2d_backward_cpu(const Tensor& X, const Tensor& Wt, const Tensor& G, con
   const ConvShape c = conv_shape(X, Wt, g, groups);
   const DType dt = X.dtype();
   const int64_t es = itemsize(dt), chunk = conv_chunk(c, dt);
-  const Tensor dwt = dw.defined() ? empty({c.groups, c.K, c.Og}, dt) : Tensor();  // per group, transposed
+  const Tensor dwt = dw.defined() ? empty({c.groups, c.K, c.Og}, dt) : Tensor();       // per group, transposed
+  if (dwt.defined() && c.N == 0) std::memset(dwt.raw(), 0, size_t(dwt.numel() * es));  // no images: no gradient
   // Scratch from the caching allocator: large, and pre-faulted after the first step.
   const Tensor gbuf = empty({c.Og * chunk * c.L}, dt), cbuf = empty({c.K * chunk * c.L}, dt);
   char* const gmat = gbuf.raw();

@@ -18,6 +18,14 @@ void cuda_arange(const Tensor& out, double start, double step);
 void cuda_linspace(const Tensor& out, double start, double end);
 void cuda_reduce(RedOp op, const Tensor& a, const bool* reduced, int64_t len, const Tensor& out);
 void cuda_softmax_rows(const Tensor& x, const Tensor& out, bool log);
+// gemm.cu, conv.cu
+void cuda_gemm(DType dt, int64_t M, int64_t N, int64_t K, const void* A, int64_t rsa, int64_t csa, const void* B,
+               int64_t rsb, int64_t csb, void* C, int64_t ldc, bool accumulate, const int64_t* acols);
+void cuda_gemm_batched(DType dt, int64_t nb, int64_t M, int64_t N, int64_t K, const void* A, const int64_t* aoff,
+                       int64_t rsa, int64_t csa, const void* B, const int64_t* boff, int64_t rsb, int64_t csb, void* C);
+Tensor cuda_conv2d(const Tensor& x, const Tensor& w, const Window2d& g, int64_t groups, const Tensor& out);
+void cuda_conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& gout, const Window2d& g, int64_t groups,
+                          const Tensor& kept, const Tensor& dx, const Tensor& dw);
 // nn.cu
 int64_t cuda_cross_entropy(const Tensor& x, const Tensor& t, int64_t ignore, double eps, const Tensor& loss,
                            int64_t* bad);
@@ -90,13 +98,6 @@ void copy_between(const Tensor& out, const Tensor& src) {
   if (kind != cudaMemcpyDeviceToDevice) cuda_synchronize();
 }
 
-// The members the CUDA backend does not have yet (its part 2) say so by name.
-[[noreturn]] void not_yet(const char* op) {
-  throw Error(ErrorKind::NotImplemented, str_cat(op,
-                                                 " is not implemented for CUDA tensors yet; move the tensors to "
-                                                 "the CPU with .cpu() for it"));
-}
-
 }  // namespace
 
 const Backend& cuda_backend() {
@@ -114,18 +115,13 @@ const Backend& cuda_backend() {
       .clamp = cuda_clamp,
       .where = cuda_where,
       .reduce = cuda_reduce,
-      .gemm = [](DType, int64_t, int64_t, int64_t, const void*, int64_t, int64_t, const void*, int64_t, int64_t, void*,
-                 int64_t, bool, const int64_t*) { not_yet("matmul"); },
-      .gemm_batched = [](DType, int64_t, int64_t, int64_t, int64_t, const void*, const int64_t*, int64_t, int64_t,
-                         const void*, const int64_t*, int64_t, int64_t, void*) { not_yet("matmul"); },
+      .gemm = cuda_gemm,
+      .gemm_batched = cuda_gemm_batched,
       .softmax_rows = cuda_softmax_rows,
       .cross_entropy = cuda_cross_entropy,
       .cross_entropy_backward = cuda_cross_entropy_backward,
-      .conv2d = [](const Tensor&, const Tensor&, const Window2d&, int64_t, const Tensor&) -> Tensor {
-        not_yet("conv2d");
-      },
-      .conv2d_backward = [](const Tensor&, const Tensor&, const Tensor&, const Window2d&, int64_t, const Tensor&,
-                            const Tensor&, const Tensor&) { not_yet("conv2d"); },
+      .conv2d = cuda_conv2d,
+      .conv2d_backward = cuda_conv2d_backward,
       .max_pool2d = cuda_max_pool2d,
       .max_pool2d_backward = cuda_max_pool2d_backward,
       .avg_pool2d = cuda_avg_pool2d,
