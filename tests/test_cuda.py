@@ -104,3 +104,26 @@ def test_dlpack_shares_device_memory():
         assert x.cpu().tolist() == [2.0, 4.0, 6.0, 8.0, 10.0, 12.0]
         back = fk.from_dlpack(torch.ones(3, device="cuda"))
         assert back.is_cuda and back.sum().item() == 3
+
+
+def test_a_small_cnn_trains_as_on_the_cpu():
+    import fastkern.nn.functional as F
+
+    def losses(dev):
+        fk.manual_seed(0)
+        model = fk.models.create_model("simple_cnn", n_out=10, widths=(4, 8)).to(dev)
+        opt = fk.optim.Adam(model.parameters(), lr=1e-2)
+        rng = np.random.default_rng(0)
+        out = []
+        for _ in range(4):
+            x = fk.tensor(rng.standard_normal((16, 1, 28, 28)).astype(np.float32), device=dev)
+            y = fk.tensor(rng.integers(0, 10, 16), device=dev)
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            out.append(loss.item())
+        assert all(p.is_cuda for p in model.parameters()) == (dev == "cuda")
+        return out
+
+    np.testing.assert_allclose(losses("cuda"), losses("cpu"), rtol=1e-5)
