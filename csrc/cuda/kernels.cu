@@ -3,6 +3,7 @@
 // checks every op on the device against the CPU.
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 
@@ -57,6 +58,48 @@ void walk(const char* op, const Dims& shape, std::initializer_list<const Dims*> 
   else
     FK_LAUNCH((walk_nd<N, F>), blocks_for(n), kThreads, 0, cuda_stream())(n, g, f);
   cuda_launched(op);
+}
+
+// Contiguous operands with 16-byte aligned pointers: each thread reads and writes 16 bytes of
+// every operand per access (F::vec(v): the kVec items from v * kVec); F::one(i) does the tail.
+template <class F>
+__global__ void walk_vec(int64_t n, F f) {
+  const int64_t nv = n / F::kVec, step = int64_t(gridDim.x) * blockDim.x;
+  const int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  for (int64_t v = t; v < nv; v += step) f.vec(v);
+  for (int64_t i = nv * F::kVec + t; i < n; i += step) f.one(i);
+}
+
+// Elementwise over (shape, strides), through walk_vec when every operand is contiguous and
+// aligned (the pointers of the operands in `ptrs`).
+template <int N, class F>
+void walk_fast(const char* op, const Dims& shape, std::initializer_list<const Dims*> strides,
+               std::initializer_list<const void*> ptrs, F f) {
+  const int64_t n = shape.prod();
+  const Geometry<N> g = make_geometry<N>(shape, strides.begin());
+  bool vec = g.nd == 1 && n >= F::kVec;
+  for (int k = 0; k < N && vec; k++) vec = g.stride[k][0] == 1;
+  for (const void* p : ptrs) vec = vec && reinterpret_cast<uintptr_t>(p) % 16 == 0;
+  if (!vec) return walk<N>(op, shape, strides, f);
+  FK_LAUNCH(walk_vec<F>, blocks_for((n + F::kVec - 1) / F::kVec), kThreads, 0, cuda_stream())(n, f);
+  cuda_launched(op);
+}
+
+// 16 bytes at p[v] into the array `to` (and back): through memcpy, so no type is read as another.
+template <class T>
+__device__ __forceinline__ void load16(const T* p, int64_t v, T* to) {
+  const uint4 w = reinterpret_cast<const uint4*>(p)[v];
+  memcpy(to, &w, 16);
+}
+template <class T, int K>
+__device__ __forceinline__ void store_items(T* p, int64_t v, const T (&from)[K]) {
+  if constexpr (sizeof(from) == 16) {
+    uint4 w;
+    memcpy(&w, from, 16);
+    reinterpret_cast<uint4*>(p)[v] = w;
+  } else {
+    memcpy(p + v * K, from, sizeof(from));  // bool results of wider operands: fewer bytes
+  }
 }
 
 template <class F>
@@ -199,7 +242,18 @@ struct BinaryF {
   const T* a;
   const T* b;
   int* status;
+  static constexpr int kVec = 16 / int(sizeof(T));
   __device__ void operator()(const int64_t* off) const { o[off[0]] = O(binary_op<OP>(a[off[1]], b[off[2]], status)); }
+  __device__ void one(int64_t i) const { o[i] = O(binary_op<OP>(a[i], b[i], status)); }
+  __device__ void vec(int64_t v) const {
+    T x[kVec], y[kVec];
+    O r[kVec];
+    load16(a, v, x);
+    load16(b, v, y);
+#pragma unroll
+    for (int k = 0; k < kVec; k++) r[k] = O(binary_op<OP>(x[k], y[k], status));
+    store_items(o, v, r);
+  }
 };
 
 // Integer ops that can fail report through one int in device memory, read back after the op.
@@ -230,14 +284,15 @@ int binary_as(const Tensor& out, const Tensor& a, const Dims& sa, const Tensor& 
     const Dims so = out.strides();
     constexpr bool can_fail =
         !std::is_floating_point_v<T> && (OP == BinOp::Pow || OP == BinOp::FloorDiv || OP == BinOp::Rem);
+    const std::initializer_list<const void*> ptrs = {out.raw(), a.raw(), b.raw()};
     if constexpr (can_fail) {
       StatusFlag flag;
-      walk<3>(kBinaryNames[int(OP)], out.shape(), {&so, &sa, &sb},
-              F{reinterpret_cast<typename F::O*>(out.raw()), a.data<T>(), b.data<T>(), flag.get()});
+      walk_fast<3>(kBinaryNames[int(OP)], out.shape(), {&so, &sa, &sb}, ptrs,
+                   F{reinterpret_cast<typename F::O*>(out.raw()), a.data<T>(), b.data<T>(), flag.get()});
       return flag.read();
     } else {
-      walk<3>(kBinaryNames[int(OP)], out.shape(), {&so, &sa, &sb},
-              F{reinterpret_cast<typename F::O*>(out.raw()), a.data<T>(), b.data<T>(), nullptr});
+      walk_fast<3>(kBinaryNames[int(OP)], out.shape(), {&so, &sa, &sb}, ptrs,
+                   F{reinterpret_cast<typename F::O*>(out.raw()), a.data<T>(), b.data<T>(), nullptr});
       return kOk;
     }
   });
@@ -307,7 +362,16 @@ template <UnOp OP, class T>
 struct UnaryF {
   T* o;
   const T* a;
+  static constexpr int kVec = 16 / int(sizeof(T));
   __device__ void operator()(const int64_t* off) const { o[off[0]] = unary_op<OP>(a[off[1]]); }
+  __device__ void one(int64_t i) const { o[i] = unary_op<OP>(a[i]); }
+  __device__ void vec(int64_t v) const {
+    T x[kVec], r[kVec];
+    load16(a, v, x);
+#pragma unroll
+    for (int k = 0; k < kVec; k++) r[k] = unary_op<OP>(x[k]);
+    store_items(o, v, r);
+  }
 };
 
 template <UnOp OP>
@@ -315,7 +379,8 @@ void unary_as(const Tensor& out, const Tensor& a, const Dims& sa) {
   dispatch(a.dtype(), [&](auto z) {
     using T = Wrapped<decltype(z), OP == UnOp::Neg>;
     const Dims so = out.strides();
-    walk<2>(kUnaryNames[int(OP)], out.shape(), {&so, &sa}, UnaryF<OP, T>{out.data<T>(), a.data<T>()});
+    walk_fast<2>(kUnaryNames[int(OP)], out.shape(), {&so, &sa}, {out.raw(), a.raw()},
+                 UnaryF<OP, T>{out.data<T>(), a.data<T>()});
   });
 }
 
