@@ -61,4 +61,13 @@ decltype(auto) dispatch_dtype(DType d, F&& f) {
   }
 }
 
+// Calls f(T{}) with float or double: kernels that exist for the floating types only.
+template <class F>
+void float_dispatch(DType dt, F&& f) {
+  if (dt == DType::Float64)
+    f(double{});
+  else
+    f(float{});
+}
+
 }  // namespace fk

@@ -11,14 +11,6 @@
 namespace fk::FK_ISA {
 namespace {
 
-template <class F>
-void float_dispatch(DType dt, F&& f) {
-  if (dt == DType::Float64)
-    f(double{});
-  else
-    f(float{});
-}
-
 // Per-thread scratch of n values of T, kept between calls (grown, never shrunk); `slot`
 // tells apart the buffers of one type that a kernel uses at the same time.
 template <class T>

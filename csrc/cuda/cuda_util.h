@@ -23,11 +23,10 @@ void cuda_random(const Tensor& out, const RandomFill& r);
 void cuda_manual_seed(uint64_t seed);
 
 constexpr int kThreads = 256;
-// Blocks for n items at kThreads each, capped: kernels loop grid-stride over the rest.
-inline unsigned blocks_for(int64_t n) {
-  const int64_t b = (n + kThreads - 1) / kThreads;
-  return unsigned(b < 1 ? 1 : b > 65535 * 8 ? 65535 * 8 : b);
-}
+// A grid of `tasks` blocks, at least 1 and capped: kernels loop grid-stride over the rest.
+inline unsigned grid_for(int64_t tasks) { return unsigned(tasks < 1 ? 1 : tasks > 65535 * 8 ? 65535 * 8 : tasks); }
+// Blocks for n items at kThreads each.
+inline unsigned blocks_for(int64_t n) { return grid_for((n + kThreads - 1) / kThreads); }
 
 // An N-operand geometry: the output's sizes (collapsed, at most kMaxDims) and every operand's
 // strides along them, in elements; passed to kernels by value.

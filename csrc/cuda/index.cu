@@ -45,8 +45,6 @@ IndexSet make_index_set(const std::vector<Tensor>& idx, const Tensor& t) {
   return s;
 }
 
-unsigned grid_for(int64_t tasks) { return unsigned(std::min<int64_t>(std::max<int64_t>(tasks, 1), 65535 * 8)); }
-
 // An unsigned type of each item size: gather moves bits.
 template <int Bytes>
 using Bits =

@@ -13,17 +13,6 @@
 namespace fk {
 namespace {
 
-// Grid for `tasks` blocks (each block loops over the rest).
-unsigned grid_of(int64_t tasks) { return unsigned(tasks < 1 ? 1 : tasks > 65535 * 8 ? 65535 * 8 : tasks); }
-
-template <class F>
-void float_dispatch(DType dt, F&& f) {
-  if (dt == DType::Float64)
-    f(double{});
-  else
-    f(float{});
-}
-
 #define FK_GRID_STRIDE(i, n) \
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
 
@@ -318,7 +307,7 @@ template <class F>
 void channel_sums(const char* op, const Channels& ch, F f, double scale, double* out_a, double* out_b) {
   Ref<Storage> partial = cuda_alloc(size_t(ch.C * ch.parts) * sizeof(Pair));
   Pair* pp = static_cast<Pair*>(partial->data);
-  FK_LAUNCH(channel_partials<F>, grid_of(ch.C * ch.parts), kThreads, 0, cuda_stream())(ch, f, pp);
+  FK_LAUNCH(channel_partials<F>, grid_for(ch.C * ch.parts), kThreads, 0, cuda_stream())(ch, f, pp);
   cuda_launched(op);
   FK_LAUNCH(channel_join, blocks_for(ch.C), kThreads, 0, cuda_stream())(ch, pp, scale, out_a, out_b);
   cuda_launched(op);
@@ -574,7 +563,7 @@ int64_t cuda_cross_entropy(const Tensor& x, const Tensor& t, int64_t ignore, dou
   }
   float_dispatch(x.dtype(), [&](auto z) {
     using T = decltype(z);
-    FK_LAUNCH(cross_entropy_kernel<T>, grid_of(rows), row_threads(cols), 0, cuda_stream())(
+    FK_LAUNCH(cross_entropy_kernel<T>, grid_for(rows), row_threads(cols), 0, cuda_stream())(
         rows, cols, x.data<T>(), t.data<int64_t>(), ignore, eps, loss.data<T>());
   });
   cuda_launched("cross_entropy");
@@ -587,7 +576,7 @@ void cuda_cross_entropy_backward(const Tensor& x, const Tensor& t, int64_t ignor
   if (rows == 0 || cols == 0) return;
   float_dispatch(x.dtype(), [&](auto z) {
     using T = decltype(z);
-    FK_LAUNCH(cross_entropy_backward_kernel<T>, grid_of(rows), row_threads(cols), 0, cuda_stream())(
+    FK_LAUNCH(cross_entropy_backward_kernel<T>, grid_for(rows), row_threads(cols), 0, cuda_stream())(
         rows, cols, x.data<T>(), t.data<int64_t>(), ignore, eps, gl.data<T>(), dx.data<T>());
   });
   cuda_launched("cross_entropy_backward");

@@ -184,8 +184,6 @@ __global__ void join_parts(const typename R::A* partial, int64_t nout, int64_t p
 template <class T>
 using Wrapped = std::conditional_t<std::is_same_v<T, int64_t>, uint64_t, T>;
 
-unsigned grid_for(int64_t tasks) { return unsigned(std::min<int64_t>(std::max<int64_t>(tasks, 1), 65535 * 8)); }
-
 template <class T, RedOp OP>
 void reduce_as(const Tensor& a, const bool* reduced, int64_t len, const Tensor& out) {
   using R = Red<T, OP>;
