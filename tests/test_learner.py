@@ -247,10 +247,10 @@ def test_export_and_load_learner(tmp_path):
     a, b = learn.predict(img), loaded.predict(img)
     assert a[0] == b[0] and a[0] in ("3", "7")
     np.testing.assert_allclose(a[2].numpy(), b[2].numpy(), rtol=1e-6)
-    # fastai's cpu=False: the model goes to the GPU when there is one, else stays on the CPU
+    # fastai's cpu=False: the model goes to default_device() (the GPU when there is one, unless
+    # set otherwise, as conftest does; test_learner_devices checks that rule)
     on = fk.load_learner(path, cpu=False)
-    want = "cuda" if fk.cuda.is_available() else "cpu"
-    assert all(p.device.type == want for p in on.model.parameters())
+    assert all(p.device == fk.default_device() for p in on.model.parameters())
 
     plain = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(784, 2)), progress=False)
     with pytest.raises(ValueError, match="fastkern.models"):

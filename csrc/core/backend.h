@@ -48,7 +48,12 @@ struct Backend {
   void (*manual_seed)(uint64_t seed);
   // Copies contiguous src into contiguous out of the same shape and dtype, one of them on this
   // device and the other on the CPU. The CPU's table has none: the other device moves the bytes.
-  void (*copy_between)(const Tensor& out, const Tensor& src);
+  // With non_blocking, a copy from pinned host memory may return before it is done (later work
+  // on the device is ordered after it); every other copy has finished on return.
+  void (*copy_between)(const Tensor& out, const Tensor& src, bool non_blocking);
+  // Page-locked host storage (Storage::pinned) for fast, asynchronous copies to this device;
+  // the CPU's table has none.
+  Ref<Storage> (*alloc_pinned)(size_t nbytes);
   // out = op(a, b) with a and b of the compute dtype (out bool for comparisons); returns a
   // KernelStatus for integer inputs an op cannot compute.
   int (*binary)(BinOp op, const Tensor& out, const Tensor& a, const Dims& sa, const Tensor& b, const Dims& sb);

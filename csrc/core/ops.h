@@ -65,8 +65,11 @@ void unary_(UnOp op, const Tensor& self);
 Tensor clamp(const Tensor& a, std::optional<Scalar> lo, std::optional<Scalar> hi);
 void clamp_(const Tensor& self, std::optional<double> lo, std::optional<double> hi);
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
-Tensor to_dtype(const Tensor& a, DType dtype);     // same tensor when the dtype already matches
-Tensor to_device(const Tensor& a, Device device);  // likewise for the device
+Tensor to_dtype(const Tensor& a, DType dtype);  // same tensor when the dtype already matches
+Tensor to_device(const Tensor& a, Device device, bool non_blocking = false);  // likewise for the device
+// a's values in page-locked host memory (a itself when it is already there), for copies to the
+// CUDA device that need not wait; a must be on the CPU and a CUDA device present.
+Tensor pin_memory(const Tensor& a);
 Tensor clone(const Tensor& a);
 Tensor contiguous(const Tensor& a);                // same tensor when already contiguous
 void copy_(const Tensor& dst, const Tensor& src);  // broadcasts and casts src

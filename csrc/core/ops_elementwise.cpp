@@ -528,15 +528,25 @@ Tensor to_dtype(const Tensor& a, DType dtype) {
 
 static void to_device_bw(Node& n, const Tensor& g, Tensor* gi) { gi[0] = to_device(g, Device(n.ints[0])); }
 
-Tensor to_device(const Tensor& a, Device device) {
+Tensor to_device(const Tensor& a, Device device, bool non_blocking) {
   if (a.device() == device) return a;
   const Tensor src = contiguous(detach(a));
   Tensor out = empty(a.shape(), a.dtype(), device);
-  backend(device == Device::CPU ? a.device() : device).copy_between(out, src);
+  backend(device == Device::CPU ? a.device() : device).copy_between(out, src, non_blocking);
   if (Ref<Node> n = make_node("ToCopyBackward0", to_device_bw, {&a})) {
     n->ints = {int64_t(a.device())};
     set_history(out, n);
   }
+  return out;
+}
+
+Tensor pin_memory(const Tensor& a) {
+  FK_CHECK(a.device() == Device::CPU, Runtime, "cannot pin '", device_str(a.device()),
+           "' memory: only CPU tensors can be pinned");
+  if (a.p->storage->pinned) return a;
+  Tensor out = empty_pinned(a.shape(), a.dtype());
+  run_cast(out, a);
+  set_history(out, make_node("ToCopyBackward0", identity_bw, {&a}));
   return out;
 }
 

@@ -69,17 +69,31 @@ bool Tensor::is_contiguous() const {
   return true;
 }
 
-Tensor empty(const Dims& shape, DType dtype, Device device) {
-  const int64_t numel = checked_numel(shape);
+static size_t checked_nbytes(const Dims& shape, DType dtype) {
   int64_t bytes = 0;
-  FK_CHECK(!__builtin_mul_overflow(numel, itemsize(dtype), &bytes) && bytes < (int64_t(1) << 48), Runtime,
-           "out of memory: a ", dtype_name(dtype), " tensor of shape ", to_string(shape), " is too large to allocate");
+  FK_CHECK(!__builtin_mul_overflow(checked_numel(shape), itemsize(dtype), &bytes) && bytes < (int64_t(1) << 48),
+           Runtime, "out of memory: a ", dtype_name(dtype), " tensor of shape ", to_string(shape),
+           " is too large to allocate");
+  return size_t(bytes);
+}
+
+static Tensor contiguous_over(Ref<Storage> storage, const Dims& shape, DType dtype) {
   Ref<TensorImpl> t(new TensorImpl());
-  t->storage = alloc_storage(size_t(bytes), device);
+  t->storage = std::move(storage);
   t->shape = shape;
   t->strides = contiguous_strides(shape);
   t->dtype = dtype;
   return Tensor(std::move(t));
+}
+
+Tensor empty(const Dims& shape, DType dtype, Device device) {
+  return contiguous_over(alloc_storage(checked_nbytes(shape, dtype), device), shape, dtype);
+}
+
+Tensor empty_pinned(const Dims& shape, DType dtype) {
+  Ref<Storage> s = backend(Device::CUDA).alloc_pinned(checked_nbytes(shape, dtype));
+  s->device = Device::CPU;
+  return contiguous_over(std::move(s), shape, dtype);
 }
 
 std::optional<int64_t> extent(const Dims& shape, const Dims& strides) {

@@ -16,6 +16,7 @@ struct Storage : RefCounted {
   size_t nbytes = 0;
   Device device = Device::CPU;
   uint64_t version = 0;
+  bool pinned = false;  // page-locked host memory (pin_memory): copies to a device need not wait
   void (*release)(void* data, size_t nbytes, void* ctx) = nullptr;
   void* ctx = nullptr;
   // Scalars and tiny tensors live here: no second allocation on the hot path.
@@ -82,6 +83,8 @@ std::optional<int64_t> extent(const Dims& shape, const Dims& strides);
 
 // New uninitialised contiguous tensor.
 Tensor empty(const Dims& shape, DType dtype, Device device = Device::CPU);
+// A CPU tensor in page-locked memory from the CUDA backend (an error without a CUDA device).
+Tensor empty_pinned(const Dims& shape, DType dtype);
 // A view: same storage, new geometry. Autograd is the caller's business.
 Tensor make_view(const Tensor& base, const Dims& shape, const Dims& strides, int64_t offset);
 // Same memory, no autograd history, same version counter (PyTorch's detach()).

@@ -400,6 +400,7 @@ const Backend& cpu_backend() {
       .random = cpu_random,
       .manual_seed = cpu_manual_seed,
       .copy_between = nullptr,  // copies between the CPU and a device are the device's
+      .alloc_pinned = nullptr,
       .binary = binary,
       .unary = unary,
       .cast = cast,

@@ -2,6 +2,8 @@
 // microseconds, so released blocks are kept and reused: segments come from cudaMalloc, blocks
 // are cut from them best-fit and merged with free neighbours when released. All kernels run on
 // one stream per device, in order, so a block released by one op can be handed to the next.
+#include <bit>
+#include <map>
 #include <mutex>
 #include <set>
 #include <unordered_map>
@@ -155,7 +157,91 @@ void cuda_reset_peak_memory() {
   pool().stats.peak = pool().stats.allocated;
 }
 
+// ---- page-locked host memory (pin_memory) ---------------------------------------------------
+// cudaMallocHost and cudaFreeHost synchronise the device, so released host blocks are cached by
+// power-of-two size. A copy from a block may still be queued on the stream when its tensor
+// dies: each released block carries an event recorded then, and is handed out again only once
+// the stream has passed it.
+namespace {
+
+struct HostBlock {
+  void* ptr;
+  size_t size;
+  cudaEvent_t released;
+};
+struct HostPool {
+  std::mutex mu;
+  std::multimap<size_t, HostBlock> free;  // by size
+  std::unordered_map<void*, HostBlock> live;
+};
+HostPool& host_pool() {
+  static HostPool* p = new HostPool();  // never destroyed, as pool()
+  return *p;
+}
+
+void release_host_block(void* data, size_t, void*) {
+  HostPool& p = host_pool();
+  std::lock_guard<std::mutex> g(p.mu);
+  auto it = p.live.find(data);
+  if (it == p.live.end()) return;
+  HostBlock b = it->second;
+  p.live.erase(it);
+  // At exit the runtime may be gone; the block then simply stays with the process.
+  if (cudaEventRecord(b.released, cuda_stream()) != cudaSuccess) {
+    cudaGetLastError();
+    return;
+  }
+  p.free.emplace(b.size, b);
+}
+
+}  // namespace
+
+Ref<Storage> cuda_alloc_pinned(size_t nbytes) {
+  Ref<Storage> s(new Storage());
+  s->nbytes = nbytes;
+  s->pinned = true;
+  if (nbytes == 0) return s;
+  const size_t size = std::bit_ceil(std::max(nbytes, kRound));
+  HostPool& p = host_pool();
+  std::lock_guard<std::mutex> g(p.mu);
+  HostBlock b{nullptr, size, nullptr};
+  for (auto [it, end] = p.free.equal_range(size); it != end; ++it) {
+    const cudaError_t e = cudaEventQuery(it->second.released);
+    if (e == cudaSuccess) {
+      b = it->second;
+      p.free.erase(it);
+      break;
+    }
+    if (e != cudaErrorNotReady) cuda_check(e, "cudaEventQuery");
+  }
+  if (!b.ptr) {
+    if (cudaMallocHost(&b.ptr, size) != cudaSuccess) {
+      cudaGetLastError();
+      throw Error(ErrorKind::OutOfMemory, str_cat("pin_memory: cannot page-lock ", mib(size), " of host memory"));
+    }
+    const cudaError_t e = cudaEventCreateWithFlags(&b.released, cudaEventDisableTiming);
+    if (e != cudaSuccess) {
+      cudaFreeHost(b.ptr);
+      cuda_check(e, "cudaEventCreateWithFlags");
+    }
+  }
+  p.live[b.ptr] = b;
+  s->data = b.ptr;
+  s->release = release_host_block;
+  return s;
+}
+
 void cuda_empty_cache() {
+  {
+    HostPool& h = host_pool();
+    std::lock_guard<std::mutex> g(h.mu);
+    if (!h.free.empty()) cuda_synchronize();  // every cached block's copies are then done
+    for (auto& [size, b] : h.free) {
+      cudaFreeHost(b.ptr);
+      cudaEventDestroy(b.released);
+    }
+    h.free.clear();
+  }
   if (cuda_memory_stats().reserved == 0) return;  // nothing held (and perhaps no device)
   cuda_synchronize();                             // kernels still queued may use blocks about to be freed
   std::lock_guard<std::mutex> g(pool().mu);

@@ -87,15 +87,20 @@ std::string cuda_device_name() {
 
 namespace {
 
-void copy_between(const Tensor& out, const Tensor& src) {
+void copy_between(const Tensor& out, const Tensor& src, bool non_blocking) {
   const size_t n = size_t(src.numel()) * size_t(itemsize(src.dtype()));
   if (n == 0) return;
   const cudaMemcpyKind kind = out.device() == Device::CPU   ? cudaMemcpyDeviceToHost
                               : src.device() == Device::CPU ? cudaMemcpyHostToDevice
                                                             : cudaMemcpyDeviceToDevice;
   FK_CUDA(cudaMemcpyAsync(out.raw(), src.raw(), n, kind, cuda_stream()));
-  // Host memory may be pageable and may die when this returns: wait for the copy.
-  if (kind != cudaMemcpyDeviceToDevice) cuda_synchronize();
+  // Pageable host memory may die or change when this returns: wait for the copy. Pinned memory
+  // stays (its allocator holds a released block until the stream passes it), so a non-blocking
+  // copy to the device goes on while the host does. A copy to the host always waits: its
+  // reader is the CPU, which the stream does not order.
+  const bool async =
+      kind == cudaMemcpyDeviceToDevice || (non_blocking && kind == cudaMemcpyHostToDevice && src.p->storage->pinned);
+  if (!async) cuda_synchronize();
 }
 
 }  // namespace
@@ -109,6 +114,7 @@ const Backend& cuda_backend() {
       .random = cuda_random,
       .manual_seed = cuda_manual_seed,
       .copy_between = copy_between,
+      .alloc_pinned = cuda_alloc_pinned,
       .binary = cuda_binary,
       .unary = cuda_unary,
       .cast = cuda_cast,

@@ -19,6 +19,7 @@ cudaStream_t cuda_stream();  // the stream every kernel and copy runs on, in ord
 std::string mib(size_t bytes);
 
 Ref<Storage> cuda_alloc(size_t nbytes);
+Ref<Storage> cuda_alloc_pinned(size_t nbytes);
 void cuda_random(const Tensor& out, const RandomFill& r);
 void cuda_manual_seed(uint64_t seed);
 

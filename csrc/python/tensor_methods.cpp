@@ -189,7 +189,7 @@ nb::class_<Tensor> bind_tensor_methods(nb::module_& m) {
       .def("clone", [](const Tensor& t) { return clone(t); })
       .def(
           "to",
-          // non_blocking is accepted and changes nothing: copies to and from a device wait for it
+          // non_blocking: a copy from pinned memory to the device need not wait (ops.h)
           [](nb::handle self, nb::handle a, nb::handle dtype, bool non_blocking, bool copy) {
             const Tensor& t = nb::cast<const Tensor&>(self);
             // to(dtype), to(device), to(device, dtype), to(other tensor)
@@ -204,7 +204,7 @@ nb::class_<Tensor> bind_tensor_methods(nb::module_& m) {
               dev = opt_device(a);
             }
             Tensor r = dt ? to_dtype(t, *dt) : t;
-            r = dev ? to_device(r, *dev) : r;
+            r = dev ? to_device(r, *dev, non_blocking) : r;
             return same_or_new(self, copy && r.p == t.p ? clone(t) : r);
           },
           "device"_a = nb::none(), "dtype"_a = nb::none(), "non_blocking"_a = false, "copy"_a = false)
@@ -218,9 +218,11 @@ nb::class_<Tensor> bind_tensor_methods(nb::module_& m) {
               FK_CHECK(nb::cast<int64_t>(device) == 0, NotImplemented, "fastkern uses one CUDA device, cuda:0, so far");
             else if (!device.is_none())
               FK_CHECK(to_device_arg(device) == Device::CUDA, Runtime, "Invalid device, must be cuda device");
-            return same_or_new(self, to_device(nb::cast<const Tensor&>(self), Device::CUDA));
+            return same_or_new(self, to_device(nb::cast<const Tensor&>(self), Device::CUDA, non_blocking));
           },
           "device"_a = nb::none(), "non_blocking"_a = false)
+      .def("pin_memory", [](nb::handle self) { return same_or_new(self, pin_memory(nb::cast<const Tensor&>(self))); })
+      .def("is_pinned", [](const Tensor& t) { return t.p->storage->pinned; })
       .def("type_as", [](const Tensor& t, const Tensor& o) { return to_dtype(t, o.dtype()); })
       .def(
           "__getitem__",
@@ -312,11 +314,14 @@ nb::class_<Tensor> bind_tensor_methods(nb::module_& m) {
                copy_(t, as_tensor(v));
              return self;
            })
-      .def("copy_",
-           [](nb::handle self, nb::handle src) {
-             copy_(nb::cast<const Tensor&>(self), as_tensor(src));
-             return self;
-           })
+      .def(
+          "copy_",
+          // non_blocking is accepted; copy_ between devices waits for its copy
+          [](nb::handle self, nb::handle src, bool) {
+            copy_(nb::cast<const Tensor&>(self), as_tensor(src));
+            return self;
+          },
+          "src"_a, "non_blocking"_a = false)
       .def(
           "clamp_",
           [](nb::handle self, nb::handle lo, nb::handle hi) {

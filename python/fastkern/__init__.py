@@ -36,6 +36,7 @@ from .callback import EarlyStoppingCallback, SaveModelCallback, TerminateOnNaNCa
 from .learner import Callback, Learner, Recorder, load_learner  # noqa: F401
 from .metrics import F1Score, Precision, Recall, accuracy, error_rate, top_k_accuracy  # noqa: F401
 from .serialization import load, save  # noqa: F401
+from .torch_core import default_device  # noqa: F401
 
 bool = _C.bool  # noqa: A001  (fastkern.bool, as torch.bool)
 float = float32  # noqa: A001

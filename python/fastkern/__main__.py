@@ -86,7 +86,7 @@ def _train_args(p):
     p.add_argument("--bs", type=int, default=64, help="batch size")
     p.add_argument("--size", type=int, default=64, help="image size for image folders")
     p.add_argument("--workers", type=int, default=2, help="decoding threads for image folders")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available, else cpu)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument(
         "--export",
@@ -96,7 +96,7 @@ def _train_args(p):
     )
 
 
-def _train_data(args):
+def _train_data(args, device):
     """(DataLoaders, input shape (C, H, W), description)."""
     from pathlib import Path
 
@@ -120,11 +120,21 @@ def _train_data(args):
             seed=args.seed,
             after_batch=tfms,
             vocab=list(d.vocab),
+            device=device,  # the uint8 batches move, and become float there
+            pin_memory=device.type == "cuda",
         )
         return dls, (1, 28, 28), desc
     if not Path(name).is_dir():
         raise FileNotFoundError(f"--dataset {name!r}: not 'sample', 'mnist', 'fashion-mnist' or a folder")
-    dls = fk.data.image_folder_dls(name, size=args.size, bs=args.bs, seed=args.seed, num_workers=args.workers)
+    dls = fk.data.image_folder_dls(
+        name,
+        size=args.size,
+        bs=args.bs,
+        seed=args.seed,
+        num_workers=args.workers,
+        device=device,
+        pin_memory=device.type == "cuda",
+    )
     if flat:
         dls.train.after_batch.tfms.append(Flatten())
     return dls, (3, args.size, args.size), f"image folder {name}"
@@ -138,27 +148,32 @@ def _train(args) -> int:
     t0 = time.perf_counter()
     fk.manual_seed(args.seed)
     try:
-        dls, (c, h, w), desc = _train_data(args)
-    except (OSError, ValueError) as e:  # missing data, failed download: a message, not a traceback
+        device = fk.device(args.device) if args.device else fk.default_device()
+        if device.type == "cuda" and not fk.cuda.is_available():
+            raise ValueError("--device cuda: no CUDA device is available (fastkern.cuda.is_available() is False)")
+        dls, (c, h, w), desc = _train_data(args, device)
+    except (OSError, ValueError, RuntimeError) as e:  # missing data, failed download: a message, not a traceback
         print(f"fastkern train: error: {e}", file=sys.stderr)
         return 2
     n_out = len(dls.vocab)
     kwargs = dict(n_out=n_out, in_channels=c) if args.model == "simple_cnn" else dict(n_in=c * h * w, n_out=n_out)
     try:
-        model = create_model(args.model, **kwargs).to(args.device)
+        model = create_model(args.model, **kwargs).to(device)
     except (ValueError, RuntimeError) as e:
         print(f"fastkern train: error: {e}", file=sys.stderr)
         return 2
-    learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss(), metrics=accuracy)
+    learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss(), metrics=accuracy, device=device)
     n_train, n_valid = len(dls.train_ds), len(dls.valid_ds)
     print(
         f"fastkern {fk.__version__}: {args.model} on {desc}: {n_train} training / {n_valid} validation images, "
         f"{n_out} classes"
     )
-    print(
-        f"fit_one_cycle({args.epochs}, {args.lr}), batch size {args.bs}, {fk.get_num_threads()} threads, "
-        f"{fk.backends.cpu.capability()} kernels\n"
+    where = (
+        f"on {fk.cuda.get_device_name()}"
+        if device.type == "cuda"
+        else f"on the CPU, {fk.get_num_threads()} threads, {fk.backends.cpu.capability()} kernels"
     )
+    print(f"fit_one_cycle({args.epochs}, {args.lr}), batch size {args.bs}, {where}\n")
     learn.fit_one_cycle(args.epochs, args.lr)
     acc = learn.recorder.values[-1][2]
     print(f"\naccuracy {acc:.4f} on {n_valid} validation images; total time {time.perf_counter() - t0:.1f} s")

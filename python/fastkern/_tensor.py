@@ -42,34 +42,41 @@ def _format(self, spec):
     return format(repr(self), spec)
 
 
-def _new_tensor(self, data, dtype=None, requires_grad=False):
+def _like(self, dtype, device, requires_grad):
+    """new_*'s keywords: self's dtype and device unless given, as PyTorch's."""
+    return dict(
+        dtype=dtype or self.dtype, device=self.device if device is None else device, requires_grad=requires_grad
+    )
+
+
+def _new_tensor(self, data, dtype=None, device=None, requires_grad=False):
     from ._creation import tensor
 
-    return tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
+    return tensor(data, **_like(self, dtype, device, requires_grad))
 
 
-def _new_zeros(self, *size, dtype=None, requires_grad=False):
+def _new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
     from ._creation import zeros
 
-    return zeros(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+    return zeros(*size, **_like(self, dtype, device, requires_grad))
 
 
-def _new_ones(self, *size, dtype=None, requires_grad=False):
+def _new_ones(self, *size, dtype=None, device=None, requires_grad=False):
     from ._creation import ones
 
-    return ones(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+    return ones(*size, **_like(self, dtype, device, requires_grad))
 
 
-def _new_full(self, size, fill_value, dtype=None, requires_grad=False):
+def _new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
     from ._creation import full
 
-    return full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad)
+    return full(size, fill_value, **_like(self, dtype, device, requires_grad))
 
 
-def _new_empty(self, *size, dtype=None, requires_grad=False):
+def _new_empty(self, *size, dtype=None, device=None, requires_grad=False):
     from ._creation import empty
 
-    return empty(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+    return empty(*size, **_like(self, dtype, device, requires_grad))
 
 
 Tensor.__repr__ = _repr

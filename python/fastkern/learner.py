@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from . import nn
+from ._C import Tensor, device
 from ._grad_mode import no_grad
 from .callback.core import (  # noqa: F401  (the callback names are importable from here as before)
     EVENTS,
@@ -37,6 +38,7 @@ from .callback.schedule import LRFinder, ParamScheduler, SuggestedLRs, suggest_l
 from .metrics import as_metric
 from .optim import Adam
 from .optim.lr_scheduler import combined_cos, get_momentum
+from .torch_core import default_device, to_device
 
 
 class Recorder(Callback):
@@ -213,8 +215,10 @@ class Learner:
         train_bn=True,
         moms=(0.95, 0.85, 0.95),
         progress=True,
+        device=None,
     ):
         self.dls, self.model = dls, model
+        self.device = device
         self.loss_func = nn.CrossEntropyLoss() if loss_func is None else loss_func
         self.opt_func, self.lr, self.splitter = opt_func, lr, splitter
         self.wd, self.train_bn, self.moms = wd, train_bn, moms
@@ -228,6 +232,33 @@ class Learner:
         self.xb, self.yb, self.pred, self.loss = (), (), None, None
         self.cbs = []
         self.add_cbs([TrainEvalCallback(), Recorder()] + ([ProgressCallback()] if progress else []) + list(cbs or []))
+
+    # -- device ------------------------------------------------------------------
+    @property
+    def device(self):
+        """Where the model trains and predicts: the ``device`` argument, else the loaders'
+        device, else ``default_device()`` (CUDA when available, as fastai's)."""
+        if self._device is not None:
+            return self._device
+        dl_device = getattr(self.dls, "device", None) if self.dls is not None else None
+        return device(str(dl_device)) if dl_device is not None else default_device()
+
+    @device.setter
+    def device(self, d):
+        self._device = None if d is None else device(str(d))
+
+    def _place(self):
+        """Moves the model, the loss's tensors and the optimizer's state to ``self.device``
+        (in place: the optimizer keeps its parameters); returns the device."""
+        d = self.device
+        self.model.to(d)
+        if isinstance(self.loss_func, nn.Module):
+            self.loss_func.to(d)
+        for state in self.opt.state.values() if self.opt is not None else ():
+            for k, v in state.items():
+                if isinstance(v, Tensor):
+                    state[k] = v.to(d)
+        return d
 
     # -- callbacks ---------------------------------------------------------------
     def add_cb(self, cb):
@@ -308,6 +339,7 @@ class Learner:
     # -- the loop ------------------------------------------------------------------
     def fit(self, n_epoch, lr=None, wd=None, cbs=None, reset_opt=False):
         with self.added_cbs(cbs):
+            self._place()
             if reset_opt or self.opt is None:
                 self.create_opt()
             wd = self.wd if wd is None else wd
@@ -330,14 +362,16 @@ class Learner:
 
     def _do_validate(self, dl=None):
         self.dl = self.dls.valid if dl is None else dl
+        self._place()
         with no_grad():
             self._with_events(self._all_batches, "validate", CancelValidException)
 
     def _all_batches(self):
         self.n_iter = len(self.dl)
+        d = self.device
         for i, b in enumerate(self.dl):
             self.iter = i
-            b = tuple(b)
+            b = to_device(tuple(b), d, non_blocking=True)  # waits unless the loader pinned it
             self.xb, self.yb, self.loss = b[:-1], b[-1:], None
             self._with_events(self._do_one_batch, "batch", CancelBatchException)
 
@@ -434,7 +468,8 @@ class Learner:
             res.append(self._decodes()(res[0]))
         if with_loss:
             with no_grad():
-                res.append(_per_item_loss(self.loss_func, raw, targs))
+                d = self.device  # where the loss's own tensors (class weights) are
+                res.append(_per_item_loss(self.loss_func, raw.to(d), targs.to(d)).cpu())
         if with_input:
             res.insert(0, cat(gather.inputs))
         return tuple(res)
@@ -446,11 +481,12 @@ class Learner:
         item_tfms, after_batch, vocab = self._item_pipeline()
         x = item_tfms(item) if item_tfms is not None else item
         (xb,) = default_collate([(x,)])
+        xb = xb.to(self._place())
         if after_batch is not None:
             xb = after_batch(xb)
         self.model.eval()
         with no_grad():
-            probs = self._activation()(self.model(xb))[0]
+            probs = self._activation()(self.model(xb))[0].cpu()
         idx = self._decodes()(probs)
         if vocab is not None and idx.ndim == 0:
             return vocab[int(idx.item())], idx, probs
@@ -539,11 +575,12 @@ def _loss_spec(loss):
     return {"name": name, "function": True} if name in _ACTIVATIONS else None
 
 
-def load_learner(fname, model=None, cpu=True):
+def load_learner(fname, model=None, cpu=True, device=None):
     """A Learner for inference from ``export``'s file; pass ``model`` for an architecture
     not in fastkern.models. A bundle that is not what ``export`` writes is a ValueError.
 
-    As fastai's: the model is on the CPU, or with ``cpu=False`` on the GPU when one is available."""
+    As fastai's: the model is on the CPU, or with ``cpu=False`` on ``default_device()``;
+    ``device`` names the device outright."""
     from .models import create_model
     from .serialization import load_with_metadata
 
@@ -559,12 +596,10 @@ def load_learner(fname, model=None, cpu=True):
         loss = _loss_from_spec(info["loss"])
     except (TypeError, ValueError, RuntimeError, MemoryError, RecursionError) as e:
         raise ValueError(f"malformed bundle {fname}: {e}") from e
-    if not cpu:
-        from . import cuda
-
-        if cuda.is_available():
-            model.to("cuda")
-    learn = Learner(None, model, loss_func=loss, progress=False)
+    if device is None:
+        device = "cpu" if cpu else default_device()
+    learn = Learner(None, model, loss_func=loss, progress=False, device=device)
+    learn._place()
     learn._exported = (item_tfms, after_batch, info["vocab"])
     return learn
 

@@ -106,7 +106,8 @@ class TrainEvalCallback(Callback):
 
 
 class GatherPreds(Callback):
-    """Collects the predictions, targets and inputs of a validation pass (``Learner.get_preds``)."""
+    """Collects the predictions, targets and inputs of a validation pass (``Learner.get_preds``),
+    on the CPU as fastai's (a GPU need not hold a whole dataset's worth)."""
 
     order = 70  # after the recorder
 
@@ -114,8 +115,8 @@ class GatherPreds(Callback):
         self.preds, self.targs, self.inputs = [], [], []
 
     def after_batch(self):
-        self.preds.append(self.pred.detach())
+        self.preds.append(self.pred.detach().cpu())
         if len(self.yb):
-            self.targs.append(self.yb[0])
+            self.targs.append(self.yb[0].cpu())
         if self.xb:
-            self.inputs.append(self.xb[0])
+            self.inputs.append(self.xb[0].cpu())

@@ -9,6 +9,7 @@ skip the per-item loop, which is what makes an MNIST epoch cheap.
 import concurrent.futures as cf
 import math
 import multiprocessing
+import warnings
 
 import numpy as np
 
@@ -111,6 +112,16 @@ def default_collate(items):
     return list(items)  # strings, paths: left as a list
 
 
+def _pin(b):
+    if isinstance(b, Tensor):
+        return b.pin_memory()
+    if isinstance(b, (tuple, list)):
+        return type(b)(_pin(x) for x in b)
+    if isinstance(b, dict):
+        return {k: _pin(v) for k, v in b.items()}
+    return b
+
+
 def _numpy_items(items):
     """Worker processes return numpy, which pickles without fastkern."""
     if isinstance(items, Tensor):
@@ -145,7 +156,10 @@ class DataLoader:
     num_workers > 0 fetches batches ahead in threads (``worker_type="thread"``: decoding
     that releases the GIL, such as Pillow) or processes (``"process"``: the dataset must
     be picklable and its items plain numpy/numbers).
-    ``after_batch`` is applied to the inputs (every field but the last) of each batch.
+    ``pin_memory`` puts batches in page-locked memory (in the worker threads, when there
+    are some), from which a copy to the GPU does not wait; ``device`` (as fastai's) moves each
+    batch there, asynchronously from pinned memory, before ``after_batch`` is applied to its
+    inputs (every field but the last).
     """
 
     def __init__(
@@ -161,6 +175,8 @@ class DataLoader:
         seed=None,
         after_batch=None,
         prefetch_factor=2,
+        pin_memory=False,
+        device=None,
     ):
         if worker_type not in ("thread", "process"):
             raise ValueError(f"worker_type must be 'thread' or 'process', got {worker_type!r}")
@@ -180,6 +196,10 @@ class DataLoader:
         self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
         self.collate_fn, self.num_workers, self.worker_type = collate_fn, num_workers, worker_type
         self.after_batch, self.prefetch_factor = after_batch, prefetch_factor
+        if pin_memory and not _cuda_available():
+            warnings.warn("pin_memory=True, but no CUDA device is available: batches stay in pageable memory")
+            pin_memory = False
+        self.pin_memory, self.device = bool(pin_memory), device
         self._gen = generator if generator is not None else (np.random.default_rng(seed) if seed is not None else None)
         self._pool = None
 
@@ -199,12 +219,19 @@ class DataLoader:
 
     def _fetch(self, indices):
         if self.collate_fn is None and hasattr(self.dataset, "get_batch"):
-            return self.dataset.get_batch(indices)
-        return (self.collate_fn or default_collate)([self.dataset[int(i)] for i in indices])
+            batch = self.dataset.get_batch(indices)
+        else:
+            batch = (self.collate_fn or default_collate)([self.dataset[int(i)] for i in indices])
+        return _pin(batch) if self.pin_memory else batch
 
     def _finish(self, batch):
         if self.worker_type == "process" and self.num_workers:
             batch = (self.collate_fn or default_collate)(batch)
+            batch = _pin(batch) if self.pin_memory else batch
+        if self.device is not None:
+            from ..torch_core import to_device
+
+            batch = to_device(batch, self.device, non_blocking=self.pin_memory)
         if self.after_batch is not None:
             batch = tuple(batch)
             batch = tuple(self.after_batch(b) for b in batch[:-1]) + batch[-1:]
@@ -251,6 +278,12 @@ class DataLoader:
             pass
 
 
+def _cuda_available():
+    from .. import cuda
+
+    return cuda.is_available()
+
+
 class DataLoaders:
     """fastai's container: ``.train`` and ``.valid`` loaders, plus what predicting on new
     items needs (``vocab``, ``item_tfms`` that turn a raw item into a dataset item)."""
@@ -277,6 +310,26 @@ class DataLoaders:
     def after_batch(self):
         return self.train.after_batch if self.loaders else None
 
+    @property
+    def device(self):
+        """Where the loaders put their batches (None: where the dataset made them)."""
+        return self.train.device if self.loaders else None
+
+    @device.setter
+    def device(self, device):
+        for dl in self.loaders:
+            dl.device = device
+
+    def to(self, device):
+        self.device = device
+        return self
+
+    def cuda(self):
+        return self.to("cuda")
+
+    def cpu(self):
+        return self.to("cpu")
+
     def one_batch(self):
         return self.train.one_batch()
 
@@ -296,9 +349,17 @@ class DataLoaders:
         item_tfms=None,
         path=".",
         val_bs=None,
+        device=None,
+        pin_memory=False,
     ):
         """Training loader shuffled (and, as fastai, dropping a last partial batch); validation in order."""
-        kw = dict(after_batch=after_batch, num_workers=num_workers, worker_type=worker_type)
+        kw = dict(
+            after_batch=after_batch,
+            num_workers=num_workers,
+            worker_type=worker_type,
+            device=device,
+            pin_memory=pin_memory,
+        )
         train = DataLoader(
             train_ds, bs, shuffle=shuffle, drop_last=shuffle if drop_last is None else drop_last, seed=seed, **kw
         )

@@ -85,13 +85,18 @@ class Normalize(Transform):
 
     def __init__(self, mean, std):
         super().__init__(mean=list(map(float, mean)), std=list(map(float, std)))
+        self._stats = {}
 
     def __call__(self, x):
         from .._creation import tensor
 
-        shape = (1, -1) + (1,) * (x.ndim - 2)
-        mean = tensor(self.args["mean"]).reshape(shape)
-        return (x - mean) / tensor(self.args["std"]).reshape(shape)
+        # the stats as tensors on x's device, made once: a copy to a GPU per batch would wait
+        key = (str(x.device), x.ndim)
+        if key not in self._stats:
+            shape = (1, -1) + (1,) * (x.ndim - 2)
+            self._stats[key] = tuple(tensor(self.args[k], device=x.device).reshape(shape) for k in ("mean", "std"))
+        mean, std = self._stats[key]
+        return (x - mean) / std
 
     @classmethod
     def imagenet(cls):

@@ -22,11 +22,12 @@ class Identity(Module):
 
 
 class Linear(Module):
-    def __init__(self, in_features, out_features, bias=True):
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
+        kw = dict(device=device, dtype=dtype)
         self.in_features, self.out_features = in_features, out_features
-        self.weight = Parameter(empty(out_features, in_features))
-        self.bias = Parameter(empty(out_features)) if bias else None
+        self.weight = Parameter(empty(out_features, in_features, **kw))
+        self.bias = Parameter(empty(out_features, **kw)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -55,6 +56,8 @@ class Conv2d(Module):
         groups=1,
         bias=True,
         padding_mode="zeros",
+        device=None,
+        dtype=None,
     ):
         super().__init__()
         if in_channels % groups or out_channels % groups:
@@ -64,8 +67,9 @@ class Conv2d(Module):
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
         self.padding, self.dilation = _pair(padding), _pair(dilation)
-        self.weight = Parameter(empty(out_channels, in_channels // groups, *self.kernel_size))
-        self.bias = Parameter(empty(out_channels)) if bias else None
+        kw = dict(device=device, dtype=dtype)
+        self.weight = Parameter(empty(out_channels, in_channels // groups, *self.kernel_size, **kw))
+        self.bias = Parameter(empty(out_channels, **kw)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -89,16 +93,19 @@ class Conv2d(Module):
 class _BatchNorm(Module):
     _ndims = ()
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
+    def __init__(
+        self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, device=None, dtype=None
+    ):
         super().__init__()
+        kw = dict(device=device, dtype=dtype)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        self.weight = Parameter(ones(num_features)) if affine else None
-        self.bias = Parameter(zeros(num_features)) if affine else None
+        self.weight = Parameter(ones(num_features, **kw)) if affine else None
+        self.bias = Parameter(zeros(num_features, **kw)) if affine else None
         if track_running_stats:
-            self.register_buffer("running_mean", zeros(num_features))
-            self.register_buffer("running_var", ones(num_features))
-            self.register_buffer("num_batches_tracked", tensor(0))
+            self.register_buffer("running_mean", zeros(num_features, **kw))
+            self.register_buffer("running_var", ones(num_features, **kw))
+            self.register_buffer("num_batches_tracked", tensor(0, device=device))
         else:
             self.running_mean = self.running_var = self.num_batches_tracked = None
 
@@ -260,13 +267,13 @@ class Dropout(Module):
 
 
 class Embedding(Module):
-    def __init__(self, num_embeddings, embedding_dim, padding_idx=None):
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, device=None, dtype=None):
         super().__init__()
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         if padding_idx is not None and padding_idx < 0:
             padding_idx += num_embeddings
         self.padding_idx = padding_idx
-        self.weight = Parameter(empty(num_embeddings, embedding_dim))
+        self.weight = Parameter(empty(num_embeddings, embedding_dim, device=device, dtype=dtype))
         self.reset_parameters()
 
     def reset_parameters(self):

@@ -205,14 +205,22 @@ class Module:
                     t.copy_(src if src.dtype == t.dtype else src.to(dtype=t.dtype))
         return _IncompatibleKeys(missing, unexpected)
 
-    def to(self, device=None, dtype=None):
-        """Moves/casts parameters and buffers (integer buffers keep their dtype, as PyTorch)."""
+    def to(self, device=None, dtype=None, non_blocking=False):
+        """Moves/casts parameters and buffers in place: each Parameter keeps its identity (an
+        optimizer holding it sees the moved one) and its grad moves with it. Integer buffers keep
+        their dtype, as PyTorch's. Also ``to(dtype)`` and ``to(tensor)``."""
+        from .. import Tensor, dtype as dtype_type
+
+        if isinstance(device, dtype_type):
+            device, dtype = None, device
+        elif isinstance(device, Tensor):
+            device, dtype = device.device, device.dtype
         for m in self.modules():
-            for name, p in m._parameters.items():
+            for p in m._parameters.values():
                 if p is not None:
-                    moved = p.to(device, dtype)
-                    if moved.data_ptr() != p.data_ptr() or moved.dtype != p.dtype:  # else: already there
-                        m._parameters[name] = Parameter(moved, p.requires_grad)
+                    p.data = p.data.to(device, dtype, non_blocking)
+                    if p.grad is not None:
+                        p.grad = p.grad.to(device, dtype, non_blocking)
             for name, b in m._buffers.items():
                 if b is not None:
                     m._buffers[name] = b.to(device, dtype if b.is_floating_point() else None)

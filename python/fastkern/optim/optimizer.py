@@ -79,7 +79,8 @@ class Optimizer:
         self.state = {}
         for i, s in state_dict["state"].items():
             p = params[int(i)]
-            self.state[p] = {k: (v.clone() if isinstance(v, Tensor) else v) for k, v in s.items()}
+            # on the parameter's device, as PyTorch's: a CPU checkpoint resumes a CUDA model
+            self.state[p] = {k: (v.to(p.device, copy=True) if isinstance(v, Tensor) else v) for k, v in s.items()}
         for g, saved in zip(self.param_groups, groups):
             g.update({k: (tuple(v) if k == "betas" else v) for k, v in saved.items() if k != "params"})
 
