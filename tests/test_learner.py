@@ -252,12 +252,71 @@ def test_export_and_load_learner(tmp_path):
     on = fk.load_learner(path, cpu=False)
     assert all(p.device == fk.default_device() for p in on.model.parameters())
 
-    plain = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(784, 2)), progress=False)
-    with pytest.raises(ValueError, match="fastkern.models"):
-        plain.export(tmp_path / "x.safetensors")
     with pytest.raises(ValueError, match="not a fastkern Learner export"):
         fk.save({"w": fk.ones(1)}, tmp_path / "w.safetensors")
         fk.load_learner(tmp_path / "w.safetensors")
+
+
+class TwoLayer(nn.Module):
+    """A model of the user's own: rebuilt only when load_learner is told to trust it."""
+
+    def __init__(self, n_in, hidden=8, n_out=2, act=nn.ReLU):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(n_in, hidden), act())
+        self.head = nn.Linear(hidden, n_out)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+def _export_any(tmp_path, model, name):
+    from fastkern.data import IntToFloat
+
+    s = fk.data.mnist_sample()
+    dls = DataLoaders.from_dsets(
+        TensorDataset(s.train_x[:256], s.train_y[:256]),
+        TensorDataset(s.valid_x[:64], s.valid_y[:64]),
+        bs=64,
+        after_batch=IntToFloat(),
+        vocab=s.vocab,
+    )
+    learn = Learner(dls, model, progress=False)
+    learn.fit(1, 1e-2)
+    return learn, learn.export(tmp_path / name), s.valid_x[5]
+
+
+def test_export_any_model_without_pickle(tmp_path):
+    from collections import OrderedDict
+
+    # Plain containers of fastkern layers, dtypes and tuples among the arguments, a layer
+    # replaced after construction (as transfer learning replaces a head), an OrderedDict.
+    plain = nn.Sequential(
+        nn.Flatten(), nn.Linear(784, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 5, dtype=fk.float32)
+    )
+    plain[4] = nn.Linear(16, 2)
+    plain.append(nn.Sequential(OrderedDict(out=nn.Identity())))
+    learn, path, img = _export_any(tmp_path, plain, "plain.safetensors")
+    loaded = fk.load_learner(path)
+    assert repr(loaded.model) == repr(learn.model)
+    a, b = learn.predict(img), loaded.predict(img)
+    assert a[0] == b[0] and np.allclose(a[2].numpy(), b[2].numpy(), rtol=1e-6)
+
+    # A class of the user's: refused by name unless trusted; then rebuilt from its recorded arguments.
+    learn, path, img = _export_any(tmp_path, TwoLayer(784, hidden=12, act=nn.ReLU), "own.safetensors")
+    with pytest.raises(ValueError, match="test_learner.TwoLayer, which is not a module class of fastkern.*trusted"):
+        fk.load_learner(path)
+    loaded = fk.load_learner(path, trusted=[TwoLayer])
+    assert isinstance(loaded.model, TwoLayer) and loaded.model.body[1].out_features == 12
+    assert np.allclose(learn.predict(img)[2].numpy(), loaded.predict(img)[2].numpy(), rtol=1e-6)
+    # trusting a different class of the same kind is not trusting this one
+    with pytest.raises(ValueError, match="not a module class of fastkern"):
+        fk.load_learner(path, trusted=[nn.Linear])
+
+    # Arguments an export cannot hold are a clear error naming where they are.
+    odd = nn.Sequential(nn.Flatten(), nn.Linear(784, 2))
+    object.__setattr__(odd[1], "_init_args", ((784, 2), {"bias": lambda: 1}))
+    with pytest.raises(ValueError, match=r"cannot export model.1 \(Linear, argument bias\): a function"):
+        Learner(None, odd, progress=False).export(tmp_path / "odd.safetensors")
 
 
 def test_freeze_unfreeze_and_discriminative_lr():
@@ -391,19 +450,25 @@ def _rewrite_bundle(path, edit):
         (lambda i: i["loss"]["args"].update(label_smoothing="x"), "label_smoothing='x' is not of the kind"),
         (lambda i: i["loss"].update(args=[1]), "arguments of loss 'CrossEntropyLoss' are not a dict"),
         (lambda i: i.update(loss=5), "'loss' is not a loss spec"),
-        (lambda i: i.update(arch="os"), "unknown architecture 'os'"),
-        (lambda i: i.update(arch=["simple_cnn"]), "'arch' is not a string"),
-        (lambda i: i.update(arch_kwargs=[]), "'arch_kwargs' is not a dict"),
-        (lambda i: i["arch_kwargs"].update(n_out="2"), "n_out='2' is not of the kind of its default 10"),
-        (lambda i: i["arch_kwargs"].update(n_out=True), "n_out=True is not of the kind"),
-        (lambda i: i["arch_kwargs"].update(bogus=1), "architecture 'simple_cnn' has no argument 'bogus'"),
-        (lambda i: i["arch_kwargs"].update(n_out=3), "Error\\(s\\) in loading state_dict"),
+        (
+            lambda i: i["model"].update({"class": "os.system"}),
+            "is a os.system, which is not a module class of fastkern",
+        ),
+        (lambda i: i["model"].update({"class": ["x"]}), "the class name is not a string"),
+        (lambda i: i["model"]["args"].append({"type": "builtins.eval"}), "builtins.eval, which is not a module class"),
+        (lambda i: i["model"].update(kwargs=[]), "the arguments or children of Sequential are malformed"),
+        (lambda i: i["model"]["args"][0].update(module=5), "not a module spec"),
+        (lambda i: i["model"]["args"].append({"set": [1]}), "is not an argument an export writes"),
+        (lambda i: i["model"]["children"]["0"]["kwargs"].update(bogus=1), "Conv2d\\) has no argument 'bogus'"),
+        (lambda i: i["model"]["children"]["0"]["kwargs"].update(out_channels=3), "Error\\(s\\) in loading state_dict"),
+        (lambda i: i["model"]["children"]["0"]["kwargs"].update(groups=3), "must be divisible by groups"),
         (lambda i: i.update(vocab={"a": 1}), "'vocab' is not a list of labels"),
         (lambda i: i.update(after_batch=[{"div": 2}]), "'after_batch' is not a list of transforms"),
         (lambda i: i.update(after_batch=[{"name": "Pipeline"}]), "unknown transform 'Pipeline'"),
         (lambda i: i["after_batch"][0].update(div="x"), "div='x' is not of the kind of its default 255.0"),
         (lambda i: i["after_batch"][0].update(mode="L"), "transform 'IntToFloat' has no argument 'mode'"),
-        (lambda i: i.pop("item_tfms"), "lacks one of arch"),
+        (lambda i: i.pop("item_tfms"), "lacks one of model"),
+        (lambda i: i.pop("model"), "lacks one of model"),
     ],
 )
 def test_load_learner_refuses_malformed_bundles(tmp_path, edit, match):

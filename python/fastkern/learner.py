@@ -525,21 +525,16 @@ class Learner:
         return self
 
     def export(self, fname="export.safetensors"):
-        """One safetensors file: weights, and in its metadata the architecture by name (see
-        fastkern.models), the vocab, the item and batch transforms and the loss. No pickle."""
-        from .models import arch_of
+        """One safetensors file: the weights (as host tensors), and in its metadata the model's
+        architecture as data (fastkern.nn.spec: classes by name and their constructor arguments),
+        the vocab, the item and batch transforms and the loss. No pickle, so loading runs no code
+        from the file."""
+        from .nn.spec import module_spec
         from .serialization import save
 
-        arch = arch_of(self.model)
-        if arch is None:
-            raise ValueError(
-                "export needs a model built by fastkern.models (create_model(name, ...)), so that "
-                "load_learner can rebuild it by name"
-            )
         item_tfms, after_batch, vocab = self._item_pipeline()
         info = {
-            "arch": arch[0],
-            "arch_kwargs": arch[1],
+            "model": module_spec(self.model),
             "vocab": list(vocab) if vocab is not None else None,
             "item_tfms": _tfms_list(item_tfms),
             "after_batch": _tfms_list(after_batch),
@@ -575,13 +570,15 @@ def _loss_spec(loss):
     return {"name": name, "function": True} if name in _ACTIVATIONS else None
 
 
-def load_learner(fname, model=None, cpu=True, device=None):
-    """A Learner for inference from ``export``'s file; pass ``model`` for an architecture
-    not in fastkern.models. A bundle that is not what ``export`` writes is a ValueError.
+def load_learner(fname, model=None, cpu=True, device=None, trusted=()):
+    """A Learner for inference from ``export``'s file. The model is rebuilt from the file's
+    architecture: fastkern's own module classes freely, a class of yours (a Module subclass
+    defined outside fastkern) only when you name it in ``trusted``; or pass ``model`` built
+    yourself. A bundle that is not what ``export`` writes is a ValueError.
 
     As fastai's: the model is on the CPU, or with ``cpu=False`` on ``default_device()``;
     ``device`` names the device outright."""
-    from .models import create_model
+    from .nn.spec import build_module
     from .serialization import load_with_metadata
 
     state, meta = load_with_metadata(fname)
@@ -590,7 +587,7 @@ def load_learner(fname, model=None, cpu=True, device=None):
     try:
         info = _bundle_info(meta["fastkern_learner"])
         # building runs the bundle's arguments through constructors: any error there is the bundle's
-        model = create_model(info["arch"], **info["arch_kwargs"]) if model is None else model
+        model = build_module(info["model"], tuple(trusted)) if model is None else model
         model.load_state_dict(state)
         item_tfms, after_batch = (_pipeline(info[k]) for k in ("item_tfms", "after_batch"))
         loss = _loss_from_spec(info["loss"])
@@ -605,9 +602,8 @@ def load_learner(fname, model=None, cpu=True, device=None):
 
 
 def _bundle_info(text):
-    """export's JSON with the type of every field checked."""
-    from .models import _ARCHS
-
+    """export's JSON with the type of every field checked (the model's spec is checked as it
+    is built)."""
     info = json.loads(text)
 
     def check(ok, what):
@@ -615,13 +611,9 @@ def _bundle_info(text):
             raise ValueError(what)
 
     check(
-        isinstance(info, dict) and {"arch", "arch_kwargs", "vocab", "item_tfms", "after_batch"} <= info.keys(),
-        "the learner metadata lacks one of arch, arch_kwargs, vocab, item_tfms, after_batch",
+        isinstance(info, dict) and {"model", "vocab", "item_tfms", "after_batch"} <= info.keys(),
+        "the learner metadata lacks one of model, vocab, item_tfms, after_batch",
     )
-    check(isinstance(info["arch"], str), "'arch' is not a string")
-    check(isinstance(info["arch_kwargs"], dict), "'arch_kwargs' is not a dict")
-    if info["arch"] in _ARCHS:
-        _check_args(_ARCHS[info["arch"]], info["arch_kwargs"], f"architecture {info['arch']!r}")
     vocab = info["vocab"]
     check(
         vocab is None or isinstance(vocab, list) and all(isinstance(v, (str, int, float)) for v in vocab),

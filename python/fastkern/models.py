@@ -1,9 +1,5 @@
-"""Architectures by name, so that an exported Learner can be rebuilt without pickle.
-
-``create_model(name, **kwargs)`` builds a registered architecture and remembers
-(name, kwargs) on the model; ``Learner.export`` writes them next to the weights.
-Register your own with ``@register``.
-"""
+"""Small architectures by name, for ``fastkern train --model NAME``: ``create_model(name,
+**kwargs)`` builds a registered one; register your own with ``@register``."""
 
 from . import nn
 
@@ -18,14 +14,7 @@ def register(fn):
 def create_model(name, **kwargs):
     if name not in _ARCHS:
         raise ValueError(f"unknown architecture {name!r} (registered: {sorted(_ARCHS)})")
-    model = _ARCHS[name](**kwargs)
-    object.__setattr__(model, "_fk_arch", (name, dict(kwargs)))
-    return model
-
-
-def arch_of(model):
-    """(name, kwargs) for a model built by create_model, else None."""
-    return model.__dict__.get("_fk_arch")
+    return _ARCHS[name](**kwargs)
 
 
 def conv_block(ni, nf, ks=3, stride=2, act=True):

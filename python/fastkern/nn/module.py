@@ -14,6 +14,12 @@ class Module:
 
     training = True
 
+    def __new__(cls, *args, **kwargs):
+        self = super().__new__(cls)
+        # The constructor's arguments: an export writes them as the architecture (nn/spec.py).
+        object.__setattr__(self, "_init_args", (args, kwargs))
+        return self
+
     def __init__(self):
         # Set through object.__setattr__ because our __setattr__ reads these dicts.
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -274,6 +280,14 @@ class Sequential(Module):
         if isinstance(idx, slice):
             return Sequential(OrderedDict(list(self._modules.items())[idx]))
         return mods[idx]
+
+    def __setitem__(self, idx, module):
+        setattr(self, list(self._modules)[idx], module)
+
+    def __delitem__(self, idx):
+        names = list(self._modules)
+        for name in names[idx] if isinstance(idx, slice) else [names[idx]]:
+            del self._modules[name]
 
     def __len__(self):
         return len(self._modules)
