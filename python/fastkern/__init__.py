@@ -29,11 +29,12 @@ from ._creation import (  # noqa: F401
 from ._grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from . import _tensor  # noqa: F401  (Python-side Tensor methods: repr, tolist, __array__)
 from . import autograd, backends, cuda, data, nn, optim  # noqa: F401
-from . import metrics, models  # noqa: F401
+from . import metrics, models, vision  # noqa: F401
 from .data import DataLoader, DataLoaders  # noqa: F401
 from . import callback  # noqa: F401
 from .callback import EarlyStoppingCallback, SaveModelCallback, TerminateOnNaNCallback  # noqa: F401
 from .learner import Callback, Learner, Recorder, load_learner  # noqa: F401
+from .interpret import ClassificationInterpretation  # noqa: F401
 from .metrics import F1Score, Precision, Recall, accuracy, error_rate, top_k_accuracy  # noqa: F401
 from .serialization import load, save  # noqa: F401
 from .torch_core import default_device  # noqa: F401

@@ -415,6 +415,16 @@ class Learner:
         }
         self.fit(n_epoch, cbs=[ParamScheduler(scheds)] + list(cbs or []), wd=wd)
 
+    def fine_tune(self, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_start=0.3, div=5.0, **kwargs):
+        """fastai's transfer learning: one cycle on the last layer group alone (pct_start 0.99),
+        then unfreeze and one cycle on everything with rates from base_lr/2/lr_mult (first
+        group) to base_lr/2 (last)."""
+        self.freeze()
+        self.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, **kwargs)
+        base_lr /= 2
+        self.unfreeze()
+        self.fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div, **kwargs)
+
     def lr_find(self, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, show_plot=False):
         """Trains with an exponentially rising lr, restores the weights, returns SuggestedLRs."""
         n_epoch = math.ceil(num_it / len(self.dls.train))

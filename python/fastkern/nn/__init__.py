@@ -3,6 +3,7 @@
 from . import functional, init  # noqa: F401
 from .layers import (  # noqa: F401
     AdaptiveAvgPool2d,
+    AdaptiveMaxPool2d,
     AvgPool2d,
     BatchNorm1d,
     BatchNorm2d,

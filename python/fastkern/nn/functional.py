@@ -77,6 +77,24 @@ def adaptive_avg_pool2d(input, output_size):
     return _C._adaptive_avg_pool2d(input, size)
 
 
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """Max over PyTorch's adaptive windows (cell i spans floor(i*H/h) to ceil((i+1)*H/h)); a
+    composite of amax over slices, which suits the small outputs heads use."""
+    if return_indices:
+        raise NotImplementedError("adaptive_max_pool2d: return_indices=True is not supported")
+    size = (output_size, output_size) if isinstance(output_size, int) or output_size is None else output_size
+    H, W = input.shape[-2:]
+    oh, ow = (H if size[0] is None else int(size[0])), (W if size[1] is None else int(size[1]))
+    if (oh, ow) == (1, 1):
+        return input.amax(dim=(-2, -1), keepdim=True)
+    rows = []
+    for i in range(oh):
+        r0, r1 = i * H // oh, -(-(i + 1) * H // oh)
+        cells = [input[..., r0:r1, j * W // ow : -(-(j + 1) * W // ow)].amax(dim=(-2, -1)) for j in range(ow)]
+        rows.append(_C.stack(cells, -1))
+    return _C.stack(rows, -2)
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
     return _C._batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
 
