@@ -14,6 +14,8 @@ CUDA graphs can capture it); here it is a Python number, which costs no device
 round trip. Loading a state dict accepts either.
 """
 
+from collections import defaultdict
+
 from .._C import Tensor, _adam_step
 from .._creation import zeros_like
 from .._grad_mode import enable_grad, no_grad
@@ -65,7 +67,9 @@ class Optimizer:
                 f"but got {type(params).__name__}"
             )
         self.defaults = dict(defaults)
-        self.state = {}  # param -> dict of tensors/numbers (tensors hash by identity)
+        # param -> dict of tensors/numbers (tensors hash by identity); a defaultdict as PyTorch's,
+        # for scripts that write opt.state[p]["key"] themselves
+        self.state = defaultdict(dict)
         self.param_groups = []
         params = list(params)
         if not params:
@@ -132,7 +136,7 @@ class Optimizer:
         ):
             raise ValueError("loaded state dict has a different number of parameter groups or parameters")
         params = [p for g in self.param_groups for p in g["params"]]
-        self.state = {}
+        self.state = defaultdict(dict)
         for i, s in state_dict["state"].items():
             p = params[int(i)]
             self.state[p] = {k: _state_value(v, p, k) for k, v in s.items()}
