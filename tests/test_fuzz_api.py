@@ -304,7 +304,7 @@ def targets():
         obj = getattr(fk.nn, n)
         if isinstance(obj, type) and issubclass(obj, fk.nn.Module) and n not in ("Module",):
             out.append(("nn", f"nn.{n}", _param_names(obj.__init__)))
-    for n in ("SGD", "Adam", "AdamW"):
+    for n in ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "LBFGS"):
         out.append(("optim", f"optim.{n}", _param_names(getattr(fk.optim, n).__init__)))
     return out
 

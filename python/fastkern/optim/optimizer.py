@@ -2,19 +2,74 @@
 
 Updates run in place under no_grad, so parameters keep their identity (the
 model and the optimiser hold the same tensors) and no graph is recorded.
+
+Each optimiser stores PyTorch's group keys, including its implementation
+switches (``foreach``, ``fused``, ``capturable``): scripts that pass them run
+unchanged and state dicts carry the same keys. fastkern has one update per
+parameter, so those switches change nothing; ``differentiable=True`` (a graph
+through the update) is refused.
+
+One difference in layout: PyTorch keeps ``state["step"]`` as a 0-d tensor (so
+CUDA graphs can capture it); here it is a Python number, which costs no device
+round trip. Loading a state dict accepts either.
 """
 
-import math
+from collections import defaultdict
 
 from .._C import Tensor, _adam_step
-from .._grad_mode import no_grad
 from .._creation import zeros_like
+from .._grad_mode import enable_grad, no_grad
+
+# State entries PyTorch keeps as 0-d tensors and fastkern as Python numbers.
+_NUMBER_STATE = ("step", "mu_product")
+
+
+def _check(ok, what, value):
+    """PyTorch's argument errors: ValueError("Invalid learning rate: -1")."""
+    if not ok:
+        raise ValueError(f"Invalid {what}: {value}")
+
+
+def _check_betas(betas):
+    for i, b in enumerate(betas):
+        _check(0.0 <= b < 1.0, f"beta parameter at index {i}", b)
+
+
+def _no_differentiable(differentiable):
+    if differentiable:
+        raise NotImplementedError("differentiable=True is not supported: fastkern updates in place under no_grad")
+
+
+def _lerp_(t, end, weight):
+    """t += weight * (end - t): PyTorch's lerp_ for the running averages (exp_avg.lerp_(grad, 1 - beta1))."""
+    return t.add_(end - t, alpha=weight)
+
+
+def _state_value(value, p, key):
+    """A loaded state entry on p's device (floating tensors in p's dtype, as PyTorch); copies, so the
+    state dict and the optimiser never share tensors."""
+    if isinstance(value, Tensor):
+        if key in _NUMBER_STATE:
+            x = value.item()
+            return int(x) if key == "step" and float(x).is_integer() else x
+        dtype = p.dtype if value.is_floating_point() and p.is_floating_point() else value.dtype
+        return value.to(p.device, dtype, copy=True)
+    if isinstance(value, (list, tuple)):  # LBFGS keeps lists of tensors
+        return type(value)(_state_value(v, p, None) for v in value)
+    return value
 
 
 class Optimizer:
     def __init__(self, params, defaults):
+        if isinstance(params, Tensor):
+            raise TypeError(
+                "params argument given to the optimizer should be an iterable of Tensors or dicts, "
+                f"but got {type(params).__name__}"
+            )
         self.defaults = dict(defaults)
-        self.state = {}  # param -> dict of tensors/numbers (tensors hash by identity)
+        # param -> dict of tensors/numbers (tensors hash by identity); a defaultdict as PyTorch's,
+        # for scripts that write opt.state[p]["key"] themselves
+        self.state = defaultdict(dict)
         self.param_groups = []
         params = list(params)
         if not params:
@@ -45,15 +100,20 @@ class Optimizer:
     def step(self, closure=None):
         loss = None
         if closure is not None:
-            from .._grad_mode import enable_grad
-
             with enable_grad():
                 loss = closure()
         with no_grad():
             for g in self.param_groups:
                 for p in g["params"]:
-                    if p.grad is not None:
-                        self._update(p, p.grad, g, self.state.setdefault(p, {}))
+                    if p.grad is None:
+                        continue
+                    # every PyTorch optimiser negates the gradient first when maximizing
+                    grad = p.grad.neg() if g.get("maximize") else p.grad
+                    # no empty entries: SGD without momentum keeps no state, as PyTorch's
+                    state = self.state.get(p, {})
+                    self._update(p, grad, g, state)
+                    if state:
+                        self.state[p] = state
         return loss
 
     def _update(self, p, grad, group, state):
@@ -76,11 +136,10 @@ class Optimizer:
         ):
             raise ValueError("loaded state dict has a different number of parameter groups or parameters")
         params = [p for g in self.param_groups for p in g["params"]]
-        self.state = {}
+        self.state = defaultdict(dict)
         for i, s in state_dict["state"].items():
             p = params[int(i)]
-            # on the parameter's device, as PyTorch's: a CPU checkpoint resumes a CUDA model
-            self.state[p] = {k: (v.to(p.device, copy=True) if isinstance(v, Tensor) else v) for k, v in s.items()}
+            self.state[p] = {k: _state_value(v, p, k) for k, v in s.items()}
         for g, saved in zip(self.param_groups, groups):
             g.update({k: (tuple(v) if k == "betas" else v) for k, v in saved.items() if k != "params"})
 
@@ -93,18 +152,33 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False):
-        if lr < 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError(f"Invalid SGD hyper-parameter: lr={lr}, momentum={momentum}, weight_decay={weight_decay}")
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        momentum=0,
+        dampening=0,
+        weight_decay=0,
+        nesterov=False,
+        *,
+        maximize=False,
+        foreach=None,
+        differentiable=False,
+        fused=None,
+    ):
+        _check(lr >= 0, "learning rate", lr)
+        _check(momentum >= 0, "momentum value", momentum)
+        _check(weight_decay >= 0, "weight_decay value", weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-        super().__init__(
-            params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
-        )
+        _no_differentiable(differentiable)
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
+        defaults.update(maximize=maximize, foreach=foreach, differentiable=differentiable, fused=fused)
+        super().__init__(params, defaults)
 
     def _update(self, p, grad, group, state):
         if group["weight_decay"]:
-            grad = grad + p * group["weight_decay"]
+            grad = grad.add(p, alpha=group["weight_decay"])
         mom = group["momentum"]
         if mom:
             buf = state.get("momentum_buffer")
@@ -112,22 +186,42 @@ class SGD(Optimizer):
                 buf = state["momentum_buffer"] = grad.clone()
             else:
                 buf.mul_(mom).add_(grad, alpha=1 - group["dampening"])
-            grad = grad + buf * mom if group["nesterov"] else buf
+            grad = grad.add(buf, alpha=mom) if group["nesterov"] else buf
         p.add_(grad, alpha=-group["lr"])
 
 
 class Adam(Optimizer):
-    """Adam; with weight_decay it adds the L2 term to the gradient (AdamW decouples it)."""
+    """Adam; with weight_decay it adds the L2 term to the gradient, unless decoupled_weight_decay (AdamW)."""
 
-    _decoupled = False
-
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False):
-        if lr < 0 or eps < 0 or not all(0 <= b < 1 for b in betas):
-            raise ValueError(f"Invalid Adam hyper-parameter: lr={lr}, betas={betas}, eps={eps}")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad))
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0,
+        amsgrad=False,
+        *,
+        foreach=None,
+        maximize=False,
+        capturable=False,
+        differentiable=False,
+        fused=None,
+        decoupled_weight_decay=False,
+    ):
+        _check(lr >= 0, "learning rate", lr)
+        _check(eps >= 0, "epsilon value", eps)
+        _check_betas(betas)
+        _check(weight_decay >= 0, "weight_decay value", weight_decay)
+        _no_differentiable(differentiable)
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+        defaults.update(maximize=maximize, foreach=foreach, capturable=capturable, differentiable=differentiable)
+        defaults.update(fused=fused, decoupled_weight_decay=decoupled_weight_decay)
+        super().__init__(params, defaults)
 
     def _update(self, p, grad, group, state):
         lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        decoupled = group["decoupled_weight_decay"]
         if not state:
             state["step"] = 0
             state["exp_avg"], state["exp_avg_sq"] = zeros_like(p), zeros_like(p)
@@ -137,24 +231,50 @@ class Adam(Optimizer):
         t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
         if not group["amsgrad"] and p.is_contiguous() and grad.is_contiguous() and grad.dtype == p.dtype:
             # The update below, fused in C++: one pass instead of a dozen small ops per parameter.
-            _adam_step(p, grad, m, v, lr, b1, b2, eps, wd, self._decoupled, t)
+            _adam_step(p, grad, m, v, lr, b1, b2, eps, wd, decoupled, t)
             return
-        if wd and self._decoupled:
+        if wd and decoupled:
             p.mul_(1 - lr * wd)
         elif wd:
-            grad = grad + p * wd
-        m.mul_(b1).add_(grad, alpha=1 - b1)
+            grad = grad.add(p, alpha=wd)
+        _lerp_(m, grad, 1 - b1)
         v.mul_(b2).add_(grad * grad, alpha=1 - b2)
         if group["amsgrad"]:
             vmax = state["max_exp_avg_sq"]
             vmax.copy_(vmax.maximum(v))
             v = vmax
-        denom = (v.sqrt() * (1 / math.sqrt(1 - b2**t))).add_(eps)
-        p.add_(m / denom, alpha=-lr / (1 - b1**t))
+        bias_correction1, bias_correction2 = 1 - b1**t, 1 - b2**t
+        denom = (v.sqrt() / bias_correction2**0.5).add_(eps)
+        p.add_(m / denom, alpha=-lr / bias_correction1)
 
 
 class AdamW(Adam):
-    _decoupled = True
-
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=1e-2,
+        amsgrad=False,
+        *,
+        maximize=False,
+        foreach=None,
+        capturable=False,
+        differentiable=False,
+        fused=None,
+    ):
+        super().__init__(
+            params,
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            amsgrad,
+            foreach=foreach,
+            maximize=maximize,
+            capturable=capturable,
+            differentiable=differentiable,
+            fused=fused,
+            decoupled_weight_decay=True,
+        )
