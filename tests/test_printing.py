@@ -1,4 +1,7 @@
-"""Printing as PyTorch prints (string for string against torch where it is installed) and print options."""
+"""Printing as PyTorch prints (string for string against torch where it is installed), print options
+and fastkern.Size."""
+
+import pickle
 
 import numpy as np
 import pytest
@@ -271,3 +274,32 @@ def test_set_get_printoptions_and_context():
     assert "..." not in repr(fk.arange(5000))
     with pytest.raises(ValueError, match="profile"):
         fk.set_printoptions(profile="long")
+
+
+# ---- fastkern.Size --------------------------------------------------------------------------------------
+
+
+def test_size():
+    x = fk.zeros(2, 3)
+    assert type(x.shape) is fk.Size and type(x.size()) is fk.Size and isinstance(x.shape, tuple)
+    assert x.shape == (2, 3) and x.size() == (2, 3) and x.size(1) == 3 and x.size(-1) == 3 and x.size(dim=0) == 2
+    assert type(x.size(0)) is int
+    assert repr(x.shape) == str(x.shape) == "fastkern.Size([2, 3])"
+    assert repr(fk.tensor(1.0).shape) == "fastkern.Size([])"
+    assert f"{x.shape}" == "fastkern.Size([2, 3])"
+    assert x.shape.numel() == 6 and fk.Size([]).numel() == 1 and fk.Size() == ()
+    assert type(x.shape + (4,)) is fk.Size and type((4,) + x.shape) is fk.Size and type(x.shape * 2) is fk.Size
+    assert x.shape + (4,) == (2, 3, 4) and (4,) + x.shape == (4, 2, 3)
+    assert hash(x.shape) == hash((2, 3)) and fk.Size([fk.tensor(3)]) == (3,)
+    assert pickle.loads(pickle.dumps(x.shape)) == x.shape and type(pickle.loads(pickle.dumps(x.shape))) is fk.Size
+    with pytest.raises(TypeError):
+        fk.Size([1.5])
+    # a Size goes wherever a tuple of sizes does
+    assert fk.zeros(x.shape).shape == (2, 3) and x.view(x.shape).shape == (2, 3) and fk.ones(*x.size()).shape == (2, 3)
+    assert fk.zeros(x.shape[1:]).shape == (3,)
+
+
+@needs_torch
+def test_size_repr_as_torch():
+    for shape in [(), (0,), (2, 3), (1, 2, 3, 4)]:
+        assert repr(fk.zeros(shape).shape).replace("fastkern.", "torch.") == repr(torch.zeros(shape).shape)
