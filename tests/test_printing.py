@@ -2,6 +2,8 @@
 fastkern.Size, Tensor.type and the legacy constructors (FloatTensor(2, 3), ...)."""
 
 import pickle
+import runpy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ import fastkern as fk
 from helpers import DEVICES, torch
 
 needs_torch = pytest.mark.skipif(torch is None, reason="compares with torch")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -393,3 +396,9 @@ def test_legacy_behaviour_as_torch(torch_spelling):
         assert repr(f()) == repr(t()) and f(2, 3).shape == t(2, 3).shape
         assert f([1, 2]).type().replace("fastkern.", "torch.") == t([1, 2]).type()
         assert isinstance(fk.ones(1).to(f.dtype), f) and isinstance(torch.ones(1).to(t.dtype), t)
+
+
+def test_legacy_example_runs(capsys):
+    runpy.run_path(str(ROOT / "examples" / "legacy_api.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "fastkern.FloatTensor" in out and "fastkern.Size([2, 3])" in out
