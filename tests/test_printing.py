@@ -279,6 +279,28 @@ def test_set_get_printoptions_and_context():
         fk.set_printoptions(profile="long")
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(precision=0.5),
+        dict(precision=-1),
+        dict(threshold=(2, 3)),
+        dict(edgeitems=-1),
+        dict(linewidth="80"),
+        dict(sci_mode=1e308),
+        dict(precision=2, threshold="x"),
+    ],
+    ids=str,
+)
+def test_bad_printoptions_are_refused_and_change_nothing(options):
+    # found by tests/test_fuzz_api.py: a bad option made every later repr, and so error messages, raise
+    before = fk.get_printoptions()
+    with pytest.raises(ValueError, match="set_printoptions"):
+        fk.set_printoptions(**options)
+    assert fk.get_printoptions() == before
+    assert repr(fk.tensor([1.5])) == "tensor([1.5000])"
+
+
 # ---- fastkern.Size --------------------------------------------------------------------------------------
 
 

@@ -26,11 +26,26 @@ _OPTS = _PrintOptions()
 _PROFILES = {"default": (4, 1000, 3, 80), "short": (2, 1000, 2, 80), "full": (4, math.inf, 3, 80)}
 
 
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None, profile=None, sci_mode=None):
     """Options for printing tensors, as torch.set_printoptions (profile: "default", "short" or "full")."""
+    # Checked before any is set: options that made every repr raise would break error messages too.
+    checks = [
+        ("precision", precision, lambda v: _is_int(v) and v >= 0, "an int >= 0"),
+        ("threshold", threshold, lambda v: _is_int(v) or isinstance(v, float), "a number"),
+        ("edgeitems", edgeitems, lambda v: _is_int(v) and v >= 0, "an int >= 0"),
+        ("linewidth", linewidth, _is_int, "an int"),
+        ("sci_mode", sci_mode, lambda v: isinstance(v, bool), "None, True or False"),
+    ]
+    for name, value, ok, want in checks:
+        if value is not None and not ok(value):
+            raise ValueError(f"set_printoptions: {name} must be {want}, got {value!r}")
+    if profile is not None and profile not in _PROFILES:
+        raise ValueError(f"unknown print profile {profile!r}: expected one of {', '.join(_PROFILES)}")
     if profile is not None:
-        if profile not in _PROFILES:
-            raise ValueError(f"unknown print profile {profile!r}: expected one of {', '.join(_PROFILES)}")
         _OPTS.precision, _OPTS.threshold, _OPTS.edgeitems, _OPTS.linewidth = _PROFILES[profile]
     if precision is not None:
         _OPTS.precision = precision
