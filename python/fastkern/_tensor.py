@@ -1,24 +1,7 @@
 """Tensor methods that are not on the per-op hot path, written in Python."""
 
-import numpy as np
-
-from ._C import Tensor, float32, int64, bool as bool_
-
-
-def _repr(self):
-    arr = self.detach().cpu().numpy()
-    if arr.size == 0:
-        body = "[]" if arr.ndim == 1 else f"[], size={tuple(arr.shape)}"
-    else:
-        body = np.array2string(arr, separator=", ", prefix="tensor(", precision=4, threshold=1000, edgeitems=3)
-    extra = "" if self.device.type == "cpu" else f", device='{self.device}'"
-    if self.dtype not in (float32, int64, bool_):
-        extra += f", dtype={self.dtype!r}"
-    if self.grad_fn is not None:
-        extra += f", grad_fn={self.grad_fn!r}"
-    elif self.requires_grad:
-        extra += ", requires_grad=True"
-    return f"tensor({body}{extra})"
+from ._C import Tensor
+from ._tensor_str import tensor_repr
 
 
 def _array(self, dtype=None, copy=None):
@@ -79,8 +62,8 @@ def _new_empty(self, *size, dtype=None, device=None, requires_grad=False):
     return empty(*size, **_like(self, dtype, device, requires_grad))
 
 
-Tensor.__repr__ = _repr
-Tensor.__str__ = _repr
+Tensor.__repr__ = tensor_repr
+Tensor.__str__ = tensor_repr
 Tensor.__array__ = _array
 Tensor.__array_priority__ = 1000  # numpy defers `ndarray op tensor` to the tensor's reflected op
 Tensor.__iter__ = _iter

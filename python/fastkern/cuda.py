@@ -6,6 +6,9 @@ usual ``device = "cuda" if fastkern.cuda.is_available() else "cpu"`` picks the C
 
 from . import _C
 from ._C import OutOfMemoryError  # noqa: F401
+from ._legacy import CUDA_TYPES
+
+FloatTensor, DoubleTensor, LongTensor, ByteTensor, BoolTensor = CUDA_TYPES  # legacy types: cuda.FloatTensor(2, 3)
 
 
 def is_available():
