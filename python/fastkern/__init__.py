@@ -30,6 +30,7 @@ from ._grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled 
 from . import _tensor  # noqa: F401  (Python-side Tensor methods: repr, tolist, __array__)
 from . import autograd, backends, cuda, data, nn, optim  # noqa: F401
 from . import metrics, models  # noqa: F401
+from . import vision  # noqa: F401  (after models: it registers its architectures there)
 from .data import DataLoader, DataLoaders  # noqa: F401
 from . import callback  # noqa: F401
 from .callback import EarlyStoppingCallback, SaveModelCallback, TerminateOnNaNCallback  # noqa: F401

@@ -19,7 +19,10 @@ def create_model(name, **kwargs):
     if name not in _ARCHS:
         raise ValueError(f"unknown architecture {name!r} (registered: {sorted(_ARCHS)})")
     model = _ARCHS[name](**kwargs)
-    object.__setattr__(model, "_fk_arch", (name, dict(kwargs)))
+    # pretrained/weights choose initial weights, not the architecture: a model rebuilt from an export
+    # gets the exported weights, and must not look for (or download) the pretrained ones first
+    arch_kwargs = {k: v for k, v in kwargs.items() if k not in ("pretrained", "weights")}
+    object.__setattr__(model, "_fk_arch", (name, arch_kwargs))
     return model
 
 
