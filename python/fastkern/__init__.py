@@ -33,7 +33,8 @@ from ._size import Size  # noqa: F401  (also makes x.shape and x.size() Sizes)
 from . import _legacy  # noqa: F401  (Tensor.type)
 from ._legacy import BoolTensor, ByteTensor, DoubleTensor, FloatTensor, LongTensor  # noqa: F401
 from . import autograd, backends, cuda, data, nn, optim  # noqa: F401
-from . import metrics, models, vision  # noqa: F401
+from . import metrics, models  # noqa: F401
+from . import vision  # noqa: F401  (after models: it registers its architectures there)
 from .data import DataLoader, DataLoaders  # noqa: F401
 from . import callback  # noqa: F401
 from .callback import EarlyStoppingCallback, SaveModelCallback, TerminateOnNaNCallback  # noqa: F401

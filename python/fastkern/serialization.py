@@ -149,7 +149,8 @@ def _read(path):
             raise ValueError(
                 f"{path} is a PyTorch pickle file (torch.save); fastkern does not execute pickles. "
                 "Convert it once with torch: safetensors.torch.save_file(torch.load("
-                f"{str(path)!r}, weights_only=True), 'model.safetensors'), then fk.load that file"
+                f"{str(path)!r}, weights_only=True), 'model.safetensors'), then fk.load that file; "
+                f"or read its state dict here without torch: fastkern.pth.load({str(path)!r})"
             )
         if len(head) < 8:
             raise _bad(path, f"{size} bytes is too short for a safetensors header")

@@ -99,6 +99,31 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     return _C._batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
 
 
+def pad(input, pad, mode="constant", value=0.0):
+    """Pads (or, with negative amounts, crops) the last dims: ``pad`` is (left, right, top, bottom, ...),
+    last dim first, as PyTorch's. Only mode='constant'; built from narrow and cat, so autograd is free."""
+    if mode != "constant":
+        raise NotImplementedError(f"pad: only mode='constant' is supported, got {mode!r}")
+    if len(pad) % 2 or len(pad) // 2 > input.ndim:
+        raise ValueError(f"pad: expected an even number of at most {2 * input.ndim} sizes, got {len(pad)}")
+    out = input
+    for i in range(len(pad) // 2):
+        dim, lo, hi = input.ndim - 1 - i, int(pad[2 * i]), int(pad[2 * i + 1])
+        if lo < 0 or hi < 0:  # crop first, so that a pad on the other side sees the cropped size
+            size = out.shape[dim] + min(lo, 0) + min(hi, 0)
+            if size < 0:
+                raise ValueError(f"pad: cropping {-min(lo, 0)} and {-min(hi, 0)} from a dim of size {out.shape[dim]}")
+            out = out.narrow(dim, -min(lo, 0), size)
+        parts = []
+        for n in (max(lo, 0), max(hi, 0)):
+            shape = list(out.shape)
+            shape[dim] = n
+            parts.append(out.new_full(shape, value) if n else None)
+        if parts[0] is not None or parts[1] is not None:
+            out = _C.cat([p for p in (parts[0], out, parts[1]) if p is not None], dim)
+    return out
+
+
 def embedding(input, weight, padding_idx=None):
     if input.numel():
         lo, hi = int(input.min()), int(input.max())
@@ -127,6 +152,15 @@ def dropout(input, p=0.5, training=True, inplace=False):
 
 def relu(input, inplace=False):
     return input.relu_() if inplace else input.relu()
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    # a clamp: its gradient is 1 at min_val and max_val themselves, where PyTorch's hardtanh has 0
+    return input.clamp_(min_val, max_val) if inplace else input.clamp(min_val, max_val)
+
+
+def relu6(input, inplace=False):
+    return hardtanh(input, 0.0, 6.0, inplace)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):

@@ -160,6 +160,26 @@ class ReLU(_Act):
         return x.relu_() if self.inplace else F.relu(x)
 
 
+class Hardtanh(_Act):
+    def __init__(self, min_val=-1.0, max_val=1.0, inplace=False):
+        super().__init__(inplace)
+        self.min_val, self.max_val = min_val, max_val
+
+    def forward(self, x):
+        return F.hardtanh(x, self.min_val, self.max_val, self.inplace)
+
+    def extra_repr(self):
+        return f"min_val={self.min_val}, max_val={self.max_val}" + (", inplace=True" if self.inplace else "")
+
+
+class ReLU6(Hardtanh):
+    def __init__(self, inplace=False):
+        super().__init__(0.0, 6.0, inplace)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+
+
 class LeakyReLU(_Act):
     def __init__(self, negative_slope=0.01, inplace=False):
         super().__init__(inplace)
@@ -250,6 +270,31 @@ class AdaptiveMaxPool2d(Module):
 
     def extra_repr(self):
         return f"output_size={self.output_size}"
+
+
+class ConstantPad2d(Module):
+    """Pads the last two dims by ``padding`` (one int, or (left, right, top, bottom)) with ``value``."""
+
+    def __init__(self, padding, value):
+        super().__init__()
+        self.padding = (padding,) * 4 if isinstance(padding, int) else tuple(padding)
+        if len(self.padding) != 4:
+            raise ValueError(f"padding must be an int or 4 sizes (left, right, top, bottom), got {padding!r}")
+        self.value = value
+
+    def forward(self, x):
+        return F.pad(x, self.padding, value=self.value)
+
+    def extra_repr(self):
+        return f"padding={self.padding}, value={self.value}"
+
+
+class ZeroPad2d(ConstantPad2d):
+    def __init__(self, padding):
+        super().__init__(padding, 0.0)
+
+    def extra_repr(self):
+        return f"padding={self.padding}"
 
 
 class Flatten(Module):

@@ -1,5 +1,7 @@
-"""Vision: vision_learner (a pretrained body, fastai's head, fine_tune)."""
+"""fastkern.vision: models (ResNets, EfficientNet-Lite0) and vision_learner (a pretrained body,
+fastai's head, fine_tune)."""
 
+from . import models  # noqa: F401
 from .learner import (  # noqa: F401
     AdaptiveConcatPool2d,
     cnn_learner,
