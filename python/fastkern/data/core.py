@@ -281,6 +281,13 @@ class DataLoader:
     def one_batch(self):
         return next(iter(self))
 
+    def show_batch(self, max_n=9, nrows=None, ncols=None, fname=None, figsize=None):
+        """A grid of the first images of a batch, titled with their labels (see vision.show_batch)."""
+        from .vision import show_batch
+
+        vocab = getattr(self.dataset, "vocab", None)
+        return show_batch(self, vocab, max_n=max_n, nrows=nrows, ncols=ncols, fname=fname, figsize=figsize)
+
     def close(self):
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
@@ -352,6 +359,12 @@ class DataLoaders:
 
     def one_batch(self):
         return self.train.one_batch()
+
+    def show_batch(self, max_n=9, nrows=None, ncols=None, fname=None, figsize=None):
+        """A grid of training images with their labels, as the model sees them (augmented), denormalised."""
+        from .vision import show_batch
+
+        return show_batch(self.train, self.vocab, max_n=max_n, nrows=nrows, ncols=ncols, fname=fname, figsize=figsize)
 
     @classmethod
     def from_dsets(
