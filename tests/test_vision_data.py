@@ -27,11 +27,13 @@ from fastkern.data import (
     LightingTfm,
     Normalize,
     OpenImage,
+    PadMode,
     Pipeline,
     RandomResizedCrop,
     RandomResizedCropGPU,
     RandomSplitter,
     Resize,
+    ResizeMethod,
     Rotate,
     ToArray,
     Warp,
@@ -190,7 +192,8 @@ def test_resize_methods_on_a_non_square_image():
     ref = pil(big).resize((10, 10), Image.BILINEAR)
     np.testing.assert_array_equal(np.asarray(Resize(10, method="squish")(pil(big))), np.asarray(ref))
     # (h, w) sizes; the reflection can be longer than the image (numpy reflects again)
-    assert Resize((6, 12), method="squish")(pil(a)).size == (12, 6)
+    assert Resize((6, 12), method=ResizeMethod.Squish)(pil(a)).size == (12, 6)  # fastai's names work too
+    assert Resize(4, ResizeMethod.Pad, PadMode.Zeros).to_dict() == Resize(4, "pad", "zeros").to_dict()
     np.testing.assert_array_equal(np.asarray(Resize((10, 20))(pil(a))), a)
     tall = np.asarray(Resize((30, 4), method="pad", pad_mode="reflection")(pil(a[:, :4])))
     np.testing.assert_array_equal(tall, np.pad(a[:, :4], ((10, 10), (0, 0), (0, 0)), mode="reflect"))

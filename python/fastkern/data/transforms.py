@@ -214,6 +214,18 @@ class OpenImage(Transform):
 _PAD_MODES = {"zeros": "constant", "border": "edge", "reflection": "reflect"}  # ours -> numpy's
 
 
+class ResizeMethod:
+    """fastai's names for Resize's methods (plain strings, so they go to JSON as they are)."""
+
+    Squish, Crop, Pad = "squish", "crop", "pad"
+
+
+class PadMode:
+    """fastai's names for the padding modes."""
+
+    Zeros, Border, Reflection = "zeros", "border", "reflection"
+
+
 def _hw(size):
     """An int or (h, w) (a list after JSON) as (h, w)."""
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
