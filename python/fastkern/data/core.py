@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 from .._C import Tensor
+from .transforms import call_tfm, item_seed
 
 
 class Dataset:
@@ -139,8 +140,9 @@ def _init_worker(dataset):
     _worker_dataset = dataset
 
 
-def _fetch_in_worker(indices):
-    return _numpy_items([_worker_dataset[int(i)] for i in indices])
+def _fetch_in_worker(indices, seed=None):
+    with item_seed(seed):
+        return _numpy_items([_worker_dataset[int(i)] for i in indices])
 
 
 def _is_count(v):
@@ -160,6 +162,9 @@ class DataLoader:
     are some), from which a copy to the GPU does not wait; ``device`` (as fastai's) moves each
     batch there, asynchronously from pinned memory, before ``after_batch`` is applied to its
     inputs (every field but the last).
+    ``split_idx`` (fastai's: 0 for a training loader, 1 for validation) is passed to random
+    transforms in ``after_batch``, which augment only on the training set; a training loader also
+    gives each batch a seed for the random item transforms of its dataset (see transforms.item_seed).
     """
 
     def __init__(
@@ -177,6 +182,7 @@ class DataLoader:
         prefetch_factor=2,
         pin_memory=False,
         device=None,
+        split_idx=None,
     ):
         if worker_type not in ("thread", "process"):
             raise ValueError(f"worker_type must be 'thread' or 'process', got {worker_type!r}")
@@ -199,7 +205,7 @@ class DataLoader:
         if pin_memory and not _cuda_available():
             warnings.warn("pin_memory=True, but no CUDA device is available: batches stay in pageable memory")
             pin_memory = False
-        self.pin_memory, self.device = bool(pin_memory), device
+        self.pin_memory, self.device, self.split_idx = bool(pin_memory), device, split_idx
         self._gen = generator if generator is not None else (np.random.default_rng(seed) if seed is not None else None)
         self._pool = None
 
@@ -217,11 +223,19 @@ class DataLoader:
         order = _rng(generator=self._gen).permutation(n) if self.shuffle else np.arange(n)
         return [order[i : i + self.batch_size] for i in range(0, len(self) * self.batch_size, self.batch_size)]
 
-    def _fetch(self, indices):
-        if self.collate_fn is None and hasattr(self.dataset, "get_batch"):
-            batch = self.dataset.get_batch(indices)
-        else:
-            batch = (self.collate_fn or default_collate)([self.dataset[int(i)] for i in indices])
+    def batch_seeds(self, n):
+        """Seeds for the random item transforms of an epoch's ``n`` batches (None off the training set)."""
+        if self.split_idx != 0:
+            return [None] * n
+        base = int(_rng(generator=self._gen).integers(2**62))
+        return [(base, i) for i in range(n)]
+
+    def _fetch(self, indices, seed=None):
+        with item_seed(seed):
+            if self.collate_fn is None and hasattr(self.dataset, "get_batch"):
+                batch = self.dataset.get_batch(indices)
+            else:
+                batch = (self.collate_fn or default_collate)([self.dataset[int(i)] for i in indices])
         return _pin(batch) if self.pin_memory else batch
 
     def _finish(self, batch):
@@ -234,7 +248,7 @@ class DataLoader:
             batch = to_device(batch, self.device, non_blocking=self.pin_memory)
         if self.after_batch is not None:
             batch = tuple(batch)
-            batch = tuple(self.after_batch(b) for b in batch[:-1]) + batch[-1:]
+            batch = tuple(call_tfm(self.after_batch, b, self.split_idx) for b in batch[:-1]) + batch[-1:]
         return batch
 
     def _executor(self):
@@ -249,22 +263,30 @@ class DataLoader:
 
     def __iter__(self):
         batches = self.batch_indices()
+        seeds = self.batch_seeds(len(batches))
         if not self.num_workers:
-            for idx in batches:
-                yield self._finish(self._fetch(idx))
+            for idx, seed in zip(batches, seeds):
+                yield self._finish(self._fetch(idx, seed))
             return
         fetch = self._fetch if self.worker_type == "thread" else _fetch_in_worker
         pool, ahead = self._executor(), max(1, self.num_workers * self.prefetch_factor)
-        pending = [pool.submit(fetch, idx) for idx in batches[:ahead]]
+        pending = [pool.submit(fetch, idx, seed) for idx, seed in zip(batches[:ahead], seeds)]
         for i in range(len(batches)):
             batch = pending[i].result()
             if i + ahead < len(batches):
-                pending.append(pool.submit(fetch, batches[i + ahead]))
+                pending.append(pool.submit(fetch, batches[i + ahead], seeds[i + ahead]))
             pending[i] = None  # drop our reference: the batch is the consumer's now
             yield self._finish(batch)
 
     def one_batch(self):
         return next(iter(self))
+
+    def show_batch(self, max_n=9, nrows=None, ncols=None, fname=None, figsize=None):
+        """A grid of the first images of a batch, titled with their labels (see vision.show_batch)."""
+        from .vision import show_batch
+
+        vocab = getattr(self.dataset, "vocab", None)
+        return show_batch(self, vocab, max_n=max_n, nrows=nrows, ncols=ncols, fname=fname, figsize=figsize)
 
     def close(self):
         if self._pool is not None:
@@ -330,8 +352,19 @@ class DataLoaders:
     def cpu(self):
         return self.to("cpu")
 
+    @property
+    def c(self):
+        """The number of classes (fastai's ``dls.c``)."""
+        return len(self.vocab) if self.vocab is not None else None
+
     def one_batch(self):
         return self.train.one_batch()
+
+    def show_batch(self, max_n=9, nrows=None, ncols=None, fname=None, figsize=None):
+        """A grid of training images with their labels, as the model sees them (augmented), denormalised."""
+        from .vision import show_batch
+
+        return show_batch(self.train, self.vocab, max_n=max_n, nrows=nrows, ncols=ncols, fname=fname, figsize=figsize)
 
     @classmethod
     def from_dsets(
@@ -352,7 +385,8 @@ class DataLoaders:
         device=None,
         pin_memory=False,
     ):
-        """Training loader shuffled (and, as fastai, dropping a last partial batch); validation in order."""
+        """Training loader shuffled (and, as fastai, dropping a last partial batch); validation in order.
+        The loaders have fastai's split_idx: random transforms augment the training batches only."""
         kw = dict(
             after_batch=after_batch,
             num_workers=num_workers,
@@ -361,7 +395,13 @@ class DataLoaders:
             pin_memory=pin_memory,
         )
         train = DataLoader(
-            train_ds, bs, shuffle=shuffle, drop_last=shuffle if drop_last is None else drop_last, seed=seed, **kw
+            train_ds,
+            bs,
+            shuffle=shuffle,
+            drop_last=shuffle if drop_last is None else drop_last,
+            seed=seed,
+            split_idx=0,
+            **kw,
         )
-        valid = DataLoader(valid_ds, val_bs or bs, **kw)
+        valid = DataLoader(valid_ds, val_bs or bs, split_idx=1, **kw)
         return cls(train, valid, vocab=vocab, item_tfms=item_tfms, path=path)
