@@ -165,3 +165,14 @@ def test_classification_interpretation(tmp_path):
         interp.plot_top_losses(4, fname=tmp_path / "top.png"),
     ):
         assert f.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_vision_all_brings_lesson_one_names():
+    ns = {}
+    exec("from fastkern.vision.all import *", ns)
+    for name in ("ImageDataLoaders", "vision_learner", "cnn_learner", "Resize", "RandomResizedCrop", "aug_transforms"):
+        assert name in ns, name
+    for name in ("Normalize", "imagenet_stats", "resnet18", "resnet34", "resnet50", "efficientnet_lite0"):
+        assert name in ns, name
+    for name in ("error_rate", "accuracy", "ClassificationInterpretation", "load_learner"):
+        assert name in ns, name

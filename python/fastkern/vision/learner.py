@@ -6,11 +6,9 @@ for discriminative learning rates, and a body frozen at first (batch norm still 
 """
 
 from .. import nn
-from ..data.transforms import Normalize, Pipeline
+from ..data.transforms import Normalize, Pipeline, imagenet_stats
 from ..learner import Learner, trainable_params
 from ..nn import init
-
-imagenet_stats = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 
 
 class AdaptiveConcatPool2d(nn.Module):
