@@ -9,12 +9,7 @@ import struct
 
 from .._creation import full_like, zeros_like
 from .._grad_mode import no_grad
-from .optimizer import Optimizer, _check, _check_betas, _lerp_, _no_differentiable
-
-
-def _l2(grad, p, wd):
-    """The coupled (L2) weight decay every one of them applies: g + wd * p."""
-    return grad.add(p, alpha=wd) if wd else grad
+from .optimizer import Optimizer, _check, _check_adam_args, _decay, _l2, _lerp_, _no_differentiable
 
 
 class RMSprop(Optimizer):
@@ -162,11 +157,7 @@ class Adamax(Optimizer):
         differentiable=False,
         capturable=False,
     ):
-        _check(lr >= 0, "learning rate", lr)
-        _check(eps >= 0, "epsilon value", eps)
-        _check_betas(betas)
-        _check(weight_decay >= 0, "weight_decay value", weight_decay)
-        _no_differentiable(differentiable)
+        _check_adam_args(lr, eps, betas, weight_decay, differentiable)
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, foreach=foreach)
         defaults.update(maximize=maximize, differentiable=differentiable, capturable=capturable)
         super().__init__(params, defaults)
@@ -213,12 +204,8 @@ class NAdam(Optimizer):
         capturable=False,
         differentiable=False,
     ):
-        _check(lr >= 0, "learning rate", lr)
-        _check(eps >= 0, "epsilon value", eps)
-        _check_betas(betas)
-        _check(weight_decay >= 0, "weight_decay value", weight_decay)
+        _check_adam_args(lr, eps, betas, weight_decay, differentiable)
         _check(momentum_decay >= 0, "momentum_decay value", momentum_decay)
-        _no_differentiable(differentiable)
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay)
         defaults.update(decoupled_weight_decay=decoupled_weight_decay, maximize=maximize, foreach=foreach)
         defaults.update(capturable=capturable, differentiable=differentiable)
@@ -232,10 +219,7 @@ class NAdam(Optimizer):
         state["step"] += 1
         t = state["step"]
         bias_correction2 = 1 - b2**t
-        if wd and group["decoupled_weight_decay"]:
-            p.mul_(1 - lr * wd)
-        else:
-            grad = _l2(grad, p, wd)
+        grad = _decay(p, grad, lr, wd, group["decoupled_weight_decay"])
         mu = b1 * (1.0 - 0.5 * 0.96 ** (t * psi))
         mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
         # a float32 product of float32 factors, exactly as PyTorch's 0-d float32 tensor computes it
@@ -266,11 +250,7 @@ class RAdam(Optimizer):
         capturable=False,
         differentiable=False,
     ):
-        _check(lr >= 0, "learning rate", lr)
-        _check(eps >= 0, "epsilon value", eps)
-        _check_betas(betas)
-        _check(weight_decay >= 0, "weight_decay value", weight_decay)
-        _no_differentiable(differentiable)
+        _check_adam_args(lr, eps, betas, weight_decay, differentiable)
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize)
         defaults.update(foreach=foreach, capturable=capturable, decoupled_weight_decay=decoupled_weight_decay)
         defaults.update(differentiable=differentiable)
@@ -282,10 +262,7 @@ class RAdam(Optimizer):
             state["step"], state["exp_avg"], state["exp_avg_sq"] = 0, zeros_like(p), zeros_like(p)
         state["step"] += 1
         t = state["step"]
-        if wd and group["decoupled_weight_decay"]:
-            p.mul_(1 - lr * wd)
-        else:
-            grad = _l2(grad, p, wd)
+        grad = _decay(p, grad, lr, wd, group["decoupled_weight_decay"])
         exp_avg = _lerp_(state["exp_avg"], grad, 1 - b1)
         exp_avg_sq = state["exp_avg_sq"].mul_(b2).add_(grad * grad, alpha=1 - b2)
         bias_correction1, bias_correction2 = 1 - b1**t, 1 - b2**t

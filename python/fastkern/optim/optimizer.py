@@ -35,6 +35,28 @@ def _check_betas(betas):
         _check(0.0 <= b < 1.0, f"beta parameter at index {i}", b)
 
 
+def _check_adam_args(lr, eps, betas, weight_decay, differentiable):
+    """The argument checks Adam and its variants share, with PyTorch's messages."""
+    _check(lr >= 0, "learning rate", lr)
+    _check(eps >= 0, "epsilon value", eps)
+    _check_betas(betas)
+    _check(weight_decay >= 0, "weight_decay value", weight_decay)
+    _no_differentiable(differentiable)
+
+
+def _l2(grad, p, wd):
+    """Coupled (L2) weight decay: g + wd * p."""
+    return grad.add(p, alpha=wd) if wd else grad
+
+
+def _decay(p, grad, lr, wd, decoupled):
+    """Weight decay as AdamW's (p *= 1 - lr*wd, in place) when decoupled, else L2; returns the gradient."""
+    if wd and decoupled:
+        p.mul_(1 - lr * wd)
+        return grad
+    return _l2(grad, p, wd)
+
+
 def _no_differentiable(differentiable):
     if differentiable:
         raise NotImplementedError("differentiable=True is not supported: fastkern updates in place under no_grad")
@@ -177,8 +199,7 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def _update(self, p, grad, group, state):
-        if group["weight_decay"]:
-            grad = grad.add(p, alpha=group["weight_decay"])
+        grad = _l2(grad, p, group["weight_decay"])
         mom = group["momentum"]
         if mom:
             buf = state.get("momentum_buffer")
@@ -209,11 +230,7 @@ class Adam(Optimizer):
         fused=None,
         decoupled_weight_decay=False,
     ):
-        _check(lr >= 0, "learning rate", lr)
-        _check(eps >= 0, "epsilon value", eps)
-        _check_betas(betas)
-        _check(weight_decay >= 0, "weight_decay value", weight_decay)
-        _no_differentiable(differentiable)
+        _check_adam_args(lr, eps, betas, weight_decay, differentiable)
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
         defaults.update(maximize=maximize, foreach=foreach, capturable=capturable, differentiable=differentiable)
         defaults.update(fused=fused, decoupled_weight_decay=decoupled_weight_decay)
@@ -233,10 +250,7 @@ class Adam(Optimizer):
             # The update below, fused in C++: one pass instead of a dozen small ops per parameter.
             _adam_step(p, grad, m, v, lr, b1, b2, eps, wd, decoupled, t)
             return
-        if wd and decoupled:
-            p.mul_(1 - lr * wd)
-        elif wd:
-            grad = grad.add(p, alpha=wd)
+        grad = _decay(p, grad, lr, wd, decoupled)
         _lerp_(m, grad, 1 - b1)
         v.mul_(b2).add_(grad * grad, alpha=1 - b2)
         if group["amsgrad"]:
