@@ -314,16 +314,6 @@ def load(f, map_location=None, weights_only=True):
 
     if not isinstance(map_location, (str, device)):
         raise TypeError(f"fk.load: map_location must be a device or its name, not {type(map_location).__name__}")
-    return _to_device(obj, device(str(map_location)))
+    from .torch_core import to_device
 
-
-def _to_device(obj, dev):
-    from ._C import Tensor
-
-    if isinstance(obj, Tensor):
-        return obj.to(dev)
-    if isinstance(obj, dict):
-        return {k: _to_device(v, dev) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_device(v, dev) for v in obj)
-    return obj
+    return to_device(obj, device(str(map_location)))

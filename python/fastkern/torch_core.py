@@ -19,17 +19,22 @@ def default_device(use=-1):
     return device("cuda:0" if use and cuda.is_available() else "cpu")
 
 
+def apply_tensors(f, b):
+    """``b`` with ``f`` applied to every tensor in it, through tuples, lists and dicts."""
+    if isinstance(b, Tensor):
+        return f(b)
+    if isinstance(b, (tuple, list)):
+        return type(b)(apply_tensors(f, x) for x in b)
+    if isinstance(b, dict):
+        return {k: apply_tensors(f, v) for k, v in b.items()}
+    return b
+
+
 def to_device(b, device=None, non_blocking=False):
     """``b`` with every tensor in it on ``device`` (default: ``default_device()``); a copy from
     pinned memory with ``non_blocking`` does not wait for the transfer."""
     device = default_device() if device is None else device
-    if isinstance(b, Tensor):
-        return b.to(device, non_blocking=non_blocking)
-    if isinstance(b, (tuple, list)):
-        return type(b)(to_device(x, device, non_blocking) for x in b)
-    if isinstance(b, dict):
-        return {k: to_device(v, device, non_blocking) for k, v in b.items()}
-    return b
+    return apply_tensors(lambda t: t.to(device, non_blocking=non_blocking), b)
 
 
 def to_cpu(b):

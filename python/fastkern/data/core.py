@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 from .._C import Tensor
+from ..torch_core import apply_tensors, to_device
 from .transforms import call_tfm, item_seed
 
 
@@ -114,13 +115,7 @@ def default_collate(items):
 
 
 def _pin(b):
-    if isinstance(b, Tensor):
-        return b.pin_memory()
-    if isinstance(b, (tuple, list)):
-        return type(b)(_pin(x) for x in b)
-    if isinstance(b, dict):
-        return {k: _pin(v) for k, v in b.items()}
-    return b
+    return apply_tensors(Tensor.pin_memory, b)
 
 
 def _numpy_items(items):
@@ -243,8 +238,6 @@ class DataLoader:
             batch = (self.collate_fn or default_collate)(batch)
             batch = _pin(batch) if self.pin_memory else batch
         if self.device is not None:
-            from ..torch_core import to_device
-
             batch = to_device(batch, self.device, non_blocking=self.pin_memory)
         if self.after_batch is not None:
             batch = tuple(batch)
