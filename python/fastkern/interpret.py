@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ._creation import from_numpy
-from .data.transforms import Normalize, Pipeline
+from .data.vision import batch_images
 
 
 class ClassificationInterpretation:
@@ -95,16 +95,11 @@ class ClassificationInterpretation:
 
 
 def _displayable(inputs, dl):
-    """Inputs as numpy images in [0, 1] (H, W) or (H, W, 3), undoing the loader's Normalize."""
-    x = inputs.float().numpy()
-    for t in Pipeline(getattr(dl, "after_batch", None)).tfms:
-        if isinstance(t, Normalize):
-            shape = (1, -1) + (1,) * (x.ndim - 2)
-            x = x * np.array(t.args["std"]).reshape(shape) + np.array(t.args["mean"]).reshape(shape)
+    """Inputs as numpy images (flattened square ones unflattened), undoing the loader's Normalize."""
+    x = inputs
     if x.ndim == 2 and math.isqrt(x.shape[1]) ** 2 == x.shape[1]:  # flattened square images
         side = math.isqrt(x.shape[1])
         x = x.reshape(len(x), 1, side, side)
     if x.ndim != 4 or x.shape[1] not in (1, 3):
         raise ValueError(f"plot_top_losses shows images (N, 1 or 3, H, W); the inputs are {list(inputs.shape)}")
-    x = np.clip(x, 0, 1) if x.max() <= 1.5 else np.clip(x / 255, 0, 1)
-    return x[:, 0] if x.shape[1] == 1 else x.transpose(0, 2, 3, 1)
+    return batch_images(x, getattr(dl, "after_batch", None))

@@ -344,6 +344,21 @@ class DataBlock:
 
 
 # -- showing a batch ---------------------------------------------------------------------
+def batch_images(x, after_batch=None):
+    """A batch as numpy images in [0, 1] for matplotlib, (N, H, W) grey or (N, H, W, 3): the last
+    Normalize of ``after_batch`` undone, else uint8 (or 0-255 float) values scaled down."""
+    norms = [t for t in Pipeline(after_batch).tfms if isinstance(t, Normalize)]
+    if norms:
+        x = norms[-1].decode(x)
+    elif str(x.dtype).endswith("uint8") or x.float().max().item() > 1.5:
+        x = x.float() / 255
+    imgs = np.clip(x.float().cpu().numpy(), 0, 1)
+    if imgs.ndim == 4:
+        imgs = imgs.transpose(0, 2, 3, 1)
+        imgs = imgs[..., 0] if imgs.shape[-1] == 1 else imgs
+    return imgs
+
+
 def show_batch(dl, vocab=None, max_n=9, nrows=None, ncols=None, fname=None, figsize=None):
     """Draws the first ``max_n`` images of one batch of ``dl`` in a grid, titled with their labels,
     undoing the Normalize of its batch transforms. On a non-interactive matplotlib backend (or with
@@ -351,17 +366,7 @@ def show_batch(dl, vocab=None, max_n=9, nrows=None, ncols=None, fname=None, figs
     from ..learner import _pyplot, _show
 
     b = dl.one_batch()
-    x, y = b[0][:max_n], (b[1][:max_n].tolist() if len(b) > 1 else None)
-    tfms = dl.after_batch.tfms if isinstance(dl.after_batch, Pipeline) else [dl.after_batch]
-    norms = [t for t in tfms if isinstance(t, Normalize)]
-    if norms:
-        x = norms[-1].decode(x)
-    elif str(x.dtype).endswith("uint8"):
-        x = x.float() / 255
-    imgs = np.clip(x.cpu().numpy(), 0, 1)
-    if imgs.ndim == 4:
-        imgs = imgs.transpose(0, 2, 3, 1)
-        imgs = imgs[..., 0] if imgs.shape[-1] == 1 else imgs
+    imgs, y = batch_images(b[0][:max_n], dl.after_batch), (b[1][:max_n].tolist() if len(b) > 1 else None)
     n = len(imgs)
     if ncols is None:
         ncols = math.ceil(n / nrows) if nrows else math.ceil(math.sqrt(n))
