@@ -1,5 +1,5 @@
-"""Each CPU conv2d algorithm against the float64 reference, forced where the selection rule
-would not pick it, and the rule itself (fk.backends.cpu.conv_algorithm)."""
+"""Each CPU conv2d algorithm (GEMM lowering, Winograd, depthwise) against the float64 reference,
+forced where the selection rule would not pick it, and the rule itself (fk.backends.cpu.conv_algorithm)."""
 
 import numpy as np
 import pytest
@@ -111,6 +111,60 @@ def test_thread_count_bitwise(algo):
             np.testing.assert_array_equal(a, b)
 
 
+def conv_grads_generic(x, w, dtype, **kw):
+    xt = fk.tensor(x, dtype=dtype, requires_grad=True)
+    wt = fk.tensor(w, dtype=dtype, requires_grad=True)
+    out = F.conv2d(xt, wt, **kw)
+    gout = np.random.default_rng(1).standard_normal(tuple(out.shape))
+    out.backward(fk.tensor(gout, dtype=dtype))
+    return [t.numpy() for t in (out.detach(), xt.grad, wt.grad)]
+
+
+# (N, C, mult, H, W, kernel, stride, padding, dilation): EfficientNet's 3x3 and 5x5 at strides
+# 1 and 2, channel multipliers, odd sizes, 1x1 images, rows longer than the accumulator chunk.
+DEPTHWISE = [
+    (2, 3, 1, 7, 9, 3, 1, 1, 1),
+    (2, 4, 2, 8, 8, 3, 2, 1, 1),
+    (1, 5, 1, 37, 41, 5, 2, 2, 1),
+    (3, 2, 3, 6, 5, 3, 3, 0, 2),
+    (1, 7, 1, 1, 1, 3, 1, 1, 1),
+    (2, 3, 1, 70, 61, 5, 1, 2, 1),
+    (1, 2, 1, 11, 13, (3, 5), (1, 2), (1, 2), (2, 1)),
+]
+
+
+@pytest.mark.parametrize("case", DEPTHWISE, ids=[str(c) for c in DEPTHWISE])
+@pytest.mark.parametrize("dtype", [fk.float32, fk.float64])
+def test_depthwise_matches_float64(case, dtype):
+    N, C, mult, H, W, k, s, p, d = case
+    kh, kw = (k, k) if isinstance(k, int) else k
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, C, H, W))
+    w = rng.standard_normal((C * mult, 1, kh, kw))
+    kw_ = dict(stride=s, padding=p, dilation=d, groups=C)
+    assert cpu.conv_algorithm(x.shape, w.shape, **kw_) == "depthwise"
+    got = conv_grads_generic(x, w, dtype, **kw_)
+    pair = lambda v: (v, v) if isinstance(v, int) else v  # noqa: E731
+    np.testing.assert_allclose(got[0], np_conv2d(x, w, None, pair(s), pair(p), pair(d), C), rtol=1e-5, atol=1e-5)
+    cpu.set_conv_algorithm("gemm")  # the reference gradients: float64, lowered to GEMMs
+    want = conv_grads_generic(x, w, fk.float64, **kw_)
+    tol = 1e-12 if dtype == fk.float64 else 1e-5
+    for name, g, r in zip(("out", "dx", "dw"), got, want):
+        assert rel_err(g, r) < tol, name
+
+
+def test_depthwise_thread_count_bitwise():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 24, 17, 19)).astype(np.float32)
+    w = rng.standard_normal((24, 1, 5, 5)).astype(np.float32)
+    results = []
+    for n in (1, 2):
+        with fk_threads(n):
+            results.append(conv_grads_generic(x, w, fk.float32, padding=2, stride=2, groups=24))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_selection_rule():
     resnet = ((8, 64, 56, 56), (64, 64, 3, 3))
     assert cpu.conv_algorithm(*resnet, padding=1) == "winograd"
@@ -121,10 +175,15 @@ def test_selection_rule():
     assert cpu.conv_algorithm((64, 1, 28, 28), (32, 1, 3, 3)) == "gemm"  # too few channels
     assert cpu.conv_algorithm((1, 512, 7, 7), (512, 512, 3, 3), padding=1) == "gemm"  # too few tiles
     assert cpu.conv_algorithm(fk.zeros(8, 64, 56, 56, dtype=fk.float64), resnet[1], padding=1) == "gemm"
+    assert cpu.conv_algorithm((8, 64, 56, 56), (64, 1, 3, 3), padding=1, groups=64) == "depthwise"
+    assert cpu.conv_algorithm((8, 64, 56, 56), (128, 1, 5, 5), stride=2, groups=64) == "depthwise"
+    assert cpu.conv_algorithm((8, 64, 56, 56), (64, 2, 3, 3), groups=32) == "gemm"
     cpu.set_conv_algorithm("gemm")
     assert cpu.conv_algorithm(*resnet, padding=1) == "gemm"
     cpu.set_conv_algorithm("winograd")
     assert cpu.conv_algorithm((64, 1, 28, 28), (32, 1, 3, 3)) == "winograd"
     assert cpu.conv_algorithm((8, 64, 56, 56), (64, 64, 3, 3), padding=3) == "gemm"  # does not apply
+    cpu.set_conv_algorithm("depthwise")
+    assert cpu.conv_algorithm(*resnet, padding=1) == "gemm"
     with pytest.raises(ValueError, match="one of"):
         cpu.set_conv_algorithm("fft")

@@ -159,8 +159,11 @@ ConvAlgo forced = ConvAlgo::Auto;
 void set_conv_algorithm(ConvAlgo a) { forced = a; }
 
 ConvAlgo conv_algorithm(const Tensor& x, const Tensor& w, const Window2d& g, int64_t groups) {
-  const bool wino = winograd_applies(x, w, g, groups);
-  if (forced != ConvAlgo::Auto) return forced == ConvAlgo::Winograd && wino ? ConvAlgo::Winograd : ConvAlgo::Gemm;
+  const bool wino = winograd_applies(x, w, g, groups), depthwise = groups > 1 && groups == x.size(1);
+  if (forced != ConvAlgo::Auto)
+    return (forced == ConvAlgo::Winograd && wino) || (forced == ConvAlgo::Depthwise && depthwise) ? forced
+                                                                                                  : ConvAlgo::Gemm;
+  if (depthwise) return ConvAlgo::Depthwise;
   // Measured (bench/conv.py): Winograd wins from 32 channels in and out, and once a layer has
   // enough 4x4 tiles to amortise its transformed filters (four times the size of the filters).
   const int64_t tiles = x.size(0) * ((g.Ho + 3) / 4) * ((g.Wo + 3) / 4);
@@ -168,9 +171,15 @@ ConvAlgo conv_algorithm(const Tensor& x, const Tensor& w, const Window2d& g, int
 }
 
 Tensor conv2d_cpu(const Tensor& X, const Tensor& W, const Window2d& g, int64_t groups, const Tensor& out) {
-  if (conv_algorithm(X, W, g, groups) == ConvAlgo::Winograd) {
-    winograd_forward(X, W, g, out);
-    return Tensor();
+  switch (conv_algorithm(X, W, g, groups)) {
+    case ConvAlgo::Winograd: winograd_forward(X, W, g, out); return Tensor();
+    case ConvAlgo::Depthwise:
+      parallel_for(X.size(0) * W.size(0), 1, [&](int64_t b, int64_t e) {
+        cpu_kernels().nn->depthwise_conv2d(X.dtype(), g, W.size(0), W.size(0) / groups, b, e, X.raw(), W.raw(),
+                                           out.raw());
+      });
+      return Tensor();
+    default: break;
   }
   const ConvShape c = conv_shape(X, W, g, groups);
   const DType dt = X.dtype();
@@ -197,7 +206,22 @@ Tensor conv2d_cpu(const Tensor& X, const Tensor& W, const Window2d& g, int64_t g
 
 void conv2d_backward_cpu(const Tensor& X, const Tensor& Wt, const Tensor& G, const Window2d& g, int64_t groups,
                          const Tensor& kept, const Tensor& dx, const Tensor& dw) {
-  if (conv_algorithm(X, Wt, g, groups) == ConvAlgo::Winograd) return winograd_backward(X, Wt, G, g, dx, dw);
+  switch (conv_algorithm(X, Wt, g, groups)) {
+    case ConvAlgo::Winograd: return winograd_backward(X, Wt, G, g, dx, dw);
+    case ConvAlgo::Depthwise: {
+      const int64_t N = X.size(0), C = X.size(1), mult = Wt.size(0) / C;
+      if (dx.defined())
+        parallel_for(N * C, 1, [&](int64_t b, int64_t e) {
+          cpu_kernels().nn->depthwise_conv2d_dx(X.dtype(), g, C, mult, b, e, G.raw(), Wt.raw(), dx.raw());
+        });
+      if (dw.defined())
+        parallel_for(Wt.size(0), 1, [&](int64_t b, int64_t e) {
+          cpu_kernels().nn->depthwise_conv2d_dw(X.dtype(), g, N, C, mult, b, e, X.raw(), G.raw(), dw.raw());
+        });
+      return;
+    }
+    default: break;
+  }
   const ConvShape c = conv_shape(X, Wt, g, groups);
   const DType dt = X.dtype();
   const int64_t es = itemsize(dt), chunk = conv_chunk(c, dt);

@@ -17,6 +17,16 @@ struct NnKernels {
   void (*im2col)(DType dt, const Window2d& g, int64_t C, const void* x, void* cols, int64_t ps, int64_t ks);
   // dx = im2col transposed: each pixel of dx gets the sum of the column entries taken from it.
   void (*col2im)(DType dt, const Window2d& g, int64_t C, const void* cols, int64_t ps, int64_t ks, void* dx);
+  // Depthwise convolution (groups == C, O = C*mult output channels, w [O, 1, kh, kw]). Output
+  // planes [q0, q1) of out [N, O, Ho, Wo]; plane q reads input plane q / mult and filter q % O.
+  void (*depthwise_conv2d)(DType dt, const Window2d& g, int64_t O, int64_t mult, int64_t q0, int64_t q1, const void* x,
+                           const void* w, void* out);
+  // Its input gradient, input planes [p0, p1) of dx [N, C, H, W].
+  void (*depthwise_conv2d_dx)(DType dt, const Window2d& g, int64_t C, int64_t mult, int64_t p0, int64_t p1,
+                              const void* gout, const void* w, void* dx);
+  // Its weight gradient, filters [o0, o1) of dw [O, 1, kh, kw], summed over the N images.
+  void (*depthwise_conv2d_dw)(DType dt, const Window2d& g, int64_t N, int64_t C, int64_t mult, int64_t o0, int64_t o1,
+                              const void* x, const void* gout, void* dw);
   // Over `planes` planes; idx gets the argmax position h*W + w inside its plane.
   void (*max_pool2d)(DType dt, const Window2d& g, int64_t planes, const void* x, void* out, int64_t* idx);
   void (*max_pool2d_backward)(DType dt, const Window2d& g, int64_t planes, const void* gout, const int64_t* idx,

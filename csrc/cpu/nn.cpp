@@ -20,6 +20,145 @@ T* scratch(int slot, int64_t n) {
   return buf[slot].data();
 }
 
+// ---- depthwise convolution -----------------------------------------------------
+// groups == in channels: each output plane is one input plane filtered by kh x kw taps, too
+// little work per plane for a GEMM. The plane goes into a zero-padded scratch plane of row
+// pitch Wp = W + 2*pw, so the tap loops need no bounds checks. At stride 1 an output plane
+// taken with the same pitch is one long run per tap: output position m = oh*Wp + ow reads
+// padded position m + i*dh*Wp + j*dw (the Wp - Wo extra columns per row are computed and
+// dropped). Output plane q (of O = C*mult per image) reads input plane q / mult, filter q % O.
+
+// Positions an accumulator holds: small enough to stay in L1 while every tap adds to it.
+constexpr int64_t kDwChunk = 2048;
+
+template <class T>
+const T* padded_plane(const Window2d& g, const T* x, int slot) {
+  const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw;
+  T* xp = scratch<T>(slot, Hp * Wp);
+  std::fill(xp, xp + Hp * Wp, T(0));
+  for (int64_t h = 0; h < g.H; h++) std::copy(x + h * g.W, x + (h + 1) * g.W, xp + (h + g.ph) * Wp + g.pw);
+  return xp;
+}
+
+inline bool unit_stride(const Window2d& g) { return g.sh == 1 && g.sw == 1; }
+
+template <class T>
+void depthwise_t(const Window2d& g, int64_t O, int64_t mult, int64_t q0, int64_t q1, const T* x, const T* w, T* out) {
+  const int64_t Wp = g.W + 2 * g.pw;
+  T* acc = scratch<T>(1, std::max(kDwChunk, g.Wo));
+  for (int64_t q = q0; q < q1; q++) {
+    const T* xp = padded_plane(g, x + q / mult * g.H * g.W, 0);
+    const T* wq = w + q % O * g.kh * g.kw;
+    T* o = out + q * g.Ho * g.Wo;
+    if (unit_stride(g)) {
+      const int64_t M = (g.Ho - 1) * Wp + g.Wo;
+      for (int64_t m0 = 0; m0 < M; m0 += kDwChunk) {
+        const int64_t n = std::min(kDwChunk, M - m0);
+        std::fill(acc, acc + n, T(0));
+        for (int64_t i = 0; i < g.kh; i++)
+          for (int64_t j = 0; j < g.kw; j++) {
+            const T wv = wq[i * g.kw + j], *r = xp + m0 + i * g.dh * Wp + j * g.dw;
+            for (int64_t k = 0; k < n; k++) acc[k] += wv * r[k];
+          }
+        for (int64_t oh = m0 / Wp; oh * Wp < m0 + n; oh++) {  // the output columns of the rows in the chunk
+          const int64_t lo = std::max(m0, oh * Wp), hi = std::min(m0 + n, oh * Wp + g.Wo);
+          if (lo < hi) std::copy(acc + lo - m0, acc + hi - m0, o + oh * g.Wo + lo - oh * Wp);
+        }
+      }
+      continue;
+    }
+    for (int64_t oh = 0; oh < g.Ho; oh++) {
+      std::fill(acc, acc + g.Wo, T(0));
+      for (int64_t i = 0; i < g.kh; i++)
+        for (int64_t j = 0; j < g.kw; j++) {
+          const T wv = wq[i * g.kw + j], *r = xp + (oh * g.sh + i * g.dh) * Wp + j * g.dw;
+          for (int64_t ow = 0; ow < g.Wo; ow++) acc[ow] += wv * r[ow * g.sw];
+        }
+      std::copy(acc, acc + g.Wo, o + oh * g.Wo);
+    }
+  }
+}
+
+// The output gradient of plane q with row pitch Wp, zero in the extra columns (unit stride).
+template <class T>
+const T* pitched_grad(const Window2d& g, const T* gout, int64_t Wp) {
+  T* gp = scratch<T>(2, g.Ho * Wp);
+  std::fill(gp, gp + g.Ho * Wp, T(0));
+  for (int64_t oh = 0; oh < g.Ho; oh++) std::copy(gout + oh * g.Wo, gout + (oh + 1) * g.Wo, gp + oh * Wp);
+  return gp;
+}
+
+// dx plane p: each tap of its mult output planes adds weight times output gradient at the
+// positions the tap read, into a padded plane whose inside is then dx.
+template <class T>
+void depthwise_dx_t(const Window2d& g, int64_t C, int64_t mult, int64_t p0, int64_t p1, const T* gout, const T* w,
+                    T* dx) {
+  const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, O = C * mult, M = (g.Ho - 1) * Wp + g.Wo;
+  T* dp = scratch<T>(1, Hp * Wp);
+  for (int64_t p = p0; p < p1; p++) {
+    std::fill(dp, dp + Hp * Wp, T(0));
+    for (int64_t q = p * mult; q < (p + 1) * mult; q++) {
+      const T* wq = w + q % O * g.kh * g.kw;
+      const T* gq = gout + q * g.Ho * g.Wo;
+      const T* gp = unit_stride(g) ? pitched_grad(g, gq, Wp) : nullptr;
+      for (int64_t i = 0; i < g.kh; i++)
+        for (int64_t j = 0; j < g.kw; j++) {
+          const T wv = wq[i * g.kw + j];
+          T* d = dp + i * g.dh * Wp + j * g.dw;
+          if (gp)
+            for (int64_t m = 0; m < M; m++) d[m] += wv * gp[m];
+          else
+            for (int64_t oh = 0; oh < g.Ho; oh++)
+              for (int64_t ow = 0; ow < g.Wo; ow++) d[oh * g.sh * Wp + ow * g.sw] += wv * gq[oh * g.Wo + ow];
+        }
+    }
+    for (int64_t h = 0; h < g.H; h++)
+      std::copy(dp + (h + g.ph) * Wp + g.pw, dp + (h + g.ph) * Wp + g.pw + g.W, dx + (p * g.H + h) * g.W);
+  }
+}
+
+// Sum of a[k] * b[k*stride] for k < n, in kLanes independent partial sums (a vector of them).
+template <class T>
+T strided_dot(const T* a, const T* b, int64_t stride, int64_t n) {
+  constexpr int kLanes = 16;
+  T part[kLanes] = {};
+  int64_t k = 0;
+  for (; k + kLanes <= n; k += kLanes)
+    for (int l = 0; l < kLanes; l++) part[l] += a[k + l] * b[(k + l) * stride];
+  for (; k < n; k++) part[0] += a[k] * b[k * stride];
+  T s = 0;
+  for (int l = 0; l < kLanes; l++) s += part[l];
+  return s;
+}
+
+// dw[o]: per tap, the sum over images (in order: the same sums whatever the thread count)
+// and output pixels of the output gradient times the input the tap read.
+template <class T>
+void depthwise_dw_t(const Window2d& g, int64_t N, int64_t C, int64_t mult, int64_t o0, int64_t o1, const T* x,
+                    const T* gout, T* dw) {
+  const int64_t Wp = g.W + 2 * g.pw, O = C * mult, taps = g.kh * g.kw, M = (g.Ho - 1) * Wp + g.Wo;
+  for (int64_t o = o0; o < o1; o++) {
+    T* d = dw + o * taps;
+    std::fill(d, d + taps, T(0));
+    for (int64_t n = 0; n < N; n++) {
+      const int64_t q = n * O + o;
+      const T* xp = padded_plane(g, x + q / mult * g.H * g.W, 0);
+      const T* gq = gout + q * g.Ho * g.Wo;
+      const T* gp = unit_stride(g) ? pitched_grad(g, gq, Wp) : nullptr;
+      for (int64_t i = 0; i < g.kh; i++)
+        for (int64_t j = 0; j < g.kw; j++) {
+          const T* r = xp + i * g.dh * Wp + j * g.dw;
+          T acc = 0;
+          if (gp)
+            acc = strided_dot(gp, r, 1, M);
+          else
+            for (int64_t oh = 0; oh < g.Ho; oh++) acc += strided_dot(gq + oh * g.Wo, r + oh * g.sh * Wp, g.sw, g.Wo);
+          d[i * g.kw + j] += acc;
+        }
+    }
+  }
+}
+
 // ---- convolution lowering ------------------------------------------------------
 
 // Output columns ow whose input column ow*sw + off lies inside the image: [lo, hi).
@@ -494,6 +633,18 @@ FK_FLOAT_KERNEL(im2col, im2col_t,
 FK_FLOAT_KERNEL(col2im, col2im_t,
                 (DType dt, const Window2d& g, int64_t C, const void* cols, int64_t ps, int64_t ks, void* dx),
                 (g, C, static_cast<const T*>(cols), ps, ks, static_cast<T*>(dx)))
+FK_FLOAT_KERNEL(depthwise_conv2d, depthwise_t,
+                (DType dt, const Window2d& g, int64_t O, int64_t mult, int64_t q0, int64_t q1, const void* x,
+                 const void* w, void* out),
+                (g, O, mult, q0, q1, static_cast<const T*>(x), static_cast<const T*>(w), static_cast<T*>(out)))
+FK_FLOAT_KERNEL(depthwise_conv2d_dx, depthwise_dx_t,
+                (DType dt, const Window2d& g, int64_t C, int64_t mult, int64_t p0, int64_t p1, const void* gout,
+                 const void* w, void* dx),
+                (g, C, mult, p0, p1, static_cast<const T*>(gout), static_cast<const T*>(w), static_cast<T*>(dx)))
+FK_FLOAT_KERNEL(depthwise_conv2d_dw, depthwise_dw_t,
+                (DType dt, const Window2d& g, int64_t N, int64_t C, int64_t mult, int64_t o0, int64_t o1, const void* x,
+                 const void* gout, void* dw),
+                (g, N, C, mult, o0, o1, static_cast<const T*>(x), static_cast<const T*>(gout), static_cast<T*>(dw)))
 FK_FLOAT_KERNEL(max_pool2d, max_pool_t,
                 (DType dt, const Window2d& g, int64_t planes, const void* x, void* out, int64_t* idx),
                 (g, planes, static_cast<const T*>(x), static_cast<T*>(out), idx))
@@ -540,6 +691,9 @@ FK_FLOAT_KERNEL(cross_entropy_backward, cross_entropy_backward_t,
 extern const NnKernels nn_kernels = {
     im2col,
     col2im,
+    depthwise_conv2d,
+    depthwise_conv2d_dx,
+    depthwise_conv2d_dw,
     max_pool2d,
     max_pool2d_backward,
     avg_pool2d,

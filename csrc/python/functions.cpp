@@ -261,7 +261,7 @@ void bind_functions(nb::module_& m, nb::class_<Tensor>& cls) {
   m.def("get_num_threads", &num_threads);
   m.def("set_num_threads", &set_num_threads, "n"_a);
   m.def("_cpu_capability", [] { return std::string(cpu_kernels().isa); });
-  static const char* const conv_algos[] = {"auto", "gemm", "winograd"};
+  static const char* const conv_algos[] = {"auto", "gemm", "winograd", "depthwise"};
   m.def("_set_conv_algorithm", [](int a) { set_conv_algorithm(ConvAlgo(a)); });
   m.def("_conv_algorithm", [=](const Tensor& x, const Tensor& w, nb::handle s, nb::handle p, nb::handle d,
                                int64_t groups) {
