@@ -89,8 +89,10 @@ def png_claiming(w, h):
 
 
 # -- serve ------------------------------------------------------------------------------------
-def test_predict_answers_class_index_and_probabilities(server, built):
-    f = photo(built[0])
+def test_predict_answers_class_index_and_probabilities(server, built, tmp_path):
+    f = tmp_path / "big.jpg"  # large enough for the JPEG to be decoded at 1/4 scale, as from a file
+    with Image.open(photo(built[0])) as im:
+        im.resize((200, 160)).save(f)
     learn = fk.load_learner(built[1])
     label, idx, probs = learn.predict(str(f))
     for body, headers in (multipart("file", f.name, f.read_bytes()), (f.read_bytes(), {})):
@@ -291,11 +293,11 @@ def test_clean_command_line_dry_run_apply_undo(data, tmp_path, capsys):
     marks = tmp_path / "marks.json"
     marks.write_text(json.dumps({f"val/bees/{victim.name}": "ants"}))
     assert main(["clean", str(data), "--apply", str(marks), "--dry-run"]) == 0
-    assert "would make 1 moves" in capsys.readouterr().out and snapshot(data) == before
+    assert "would make 1 move(s)" in capsys.readouterr().out and snapshot(data) == before
     assert main(["clean", str(data), "--apply", str(marks)]) == 0
     assert (data / "val" / "ants" / victim.name).is_file() and not victim.exists()
     assert main(["clean", str(data), "--undo"]) == 0
-    assert "moved 1 files back" in capsys.readouterr().out
+    assert "moved 1 file(s) back" in capsys.readouterr().out
     assert {k: v for k, v in snapshot(data).items() if not k.startswith(".")} == before
     for argv, message in (
         (["--undo"], "nothing to undo"),

@@ -267,11 +267,11 @@ def _clean(args) -> int:
                 except ValueError as e:
                     raise ValueError(f"{args.apply} is not JSON: {e}") from None
             moves = clean.apply(args.data, marks, dry_run=args.dry_run)
-            print(f"{'would make' if args.dry_run else 'made'} {len(moves)} moves" + (":" if moves else ""))
+            print(f"{'would make' if args.dry_run else 'made'} {len(moves)} move(s)" + (":" if moves else ""))
             show(moves)
         elif args.undo:
             moves = clean.undo(args.data)
-            print(f"moved {len(moves)} files back:")
+            print(f"moved {len(moves)} file(s) back:")
             show([dict(m, src=m["dst"], dst=m["src"], action="back") for m in moves])
         elif args.recover:
             what, moves, notes = clean.recover(args.data, args.recover)

@@ -220,7 +220,10 @@ def apply(root, marks, dry_run=False):
         return moves
     jpath = _journal_dir(root) / f"{stamp}.json"
     journal = {"version": 1, "state": "applying", "moves": [dict(m, done=False) for m in moves]}
-    _write(jpath, journal)  # before any move: a kill from here on is recoverable
+    try:
+        _write(jpath, journal)  # before any move: a kill from here on is recoverable
+    except OSError as e:
+        raise CleanError(f"cannot write the journal {jpath} ({e}): nothing was moved") from e
     try:
         _drive(root, jpath, journal, forward=True)
     except Exception as e:
@@ -389,9 +392,9 @@ _BODY = """
 <style>
 #bar { display: flex; gap: 1em; align-items: center; flex-wrap: wrap; margin-bottom: 1em; }
 #grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(200px, 1fr)); gap: 0.8em; }
-.card { background: #fff; border-radius: 6px; padding: 0.5em; box-shadow: 0 1px 3px #0002; }
+.card { background: #fff; border-radius: 6px; padding: 0.5em; box-shadow: 0 1px 3px #0002; min-width: 0; }
 .card img { width: 100%; height: 160px; object-fit: cover; border-radius: 4px; background: #eee; }
-.card p { margin: 0.3em 0; font-size: 0.85em; }
+.card p { margin: 0.3em 0; font-size: 0.85em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .card.delete { outline: 3px solid #b00020; } .card.move { outline: 3px solid #36c; }
 #review { background: #fff; padding: 0.5em 1em; border-radius: 6px; margin: 1em 0; display: none; }
 </style>
@@ -468,6 +471,7 @@ function render() {
     const name = document.createElement('p');
     name.className = 'muted';
     name.textContent = it.path;
+    name.title = it.path;
     const sel = document.createElement('select');
     sel.dataset.path = it.path;
     for (const v of ['keep', 'delete', ...data.classes.filter((c) => c !== it.label)]) {
@@ -518,7 +522,7 @@ $('plan').addEventListener('click', async () => {
     listMoves(ans.moves);
     $('review').style.display = 'block';
     $('apply').disabled = ans.moves.length === 0;
-    setState('review', ans.moves.length ? `${ans.moves.length} moves to review` : 'nothing marked');
+    setState('review', ans.moves.length ? `${ans.moves.length} move(s) to review` : 'nothing marked');
   } catch (e) { setState('error', '', e.message); }
 });
 $('cancel').addEventListener('click', () => { $('review').style.display = 'none'; setState('ready'); });
@@ -528,14 +532,14 @@ $('apply').addEventListener('click', async () => {
     const ans = await call('api/apply', { marks });
     marks = {};
     await load();
-    setState('applied', `applied ${ans.moves.length} moves (Undo reverses them)`);
+    setState('applied', `applied ${ans.moves.length} move(s) (Undo reverses them)`);
   } catch (e) { setState('error', '', e.message); }
 });
 $('undo').addEventListener('click', async () => {
   try {
     const ans = await call('api/undo', {});
     await load();
-    setState('undone', `moved ${ans.moves.length} files back`);
+    setState('undone', `moved ${ans.moves.length} file(s) back`);
   } catch (e) { setState('error', '', e.message); }
 });
 $('split').addEventListener('change', render);

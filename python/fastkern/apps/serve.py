@@ -8,6 +8,7 @@ GET  /health    {"status": "ok", "classes", "max_bytes", "max_pixels"}
 server = make_server("model.safetensors", port=0); server.start(); ...; server.shutdown()
 """
 
+import io
 import threading
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def load_classifier(path, trusted=()):
 
 
 class Predictor:
-    """Thread-safe predictions of one exported classifier on PIL images."""
+    """Thread-safe predictions of one exported classifier on images (paths, files, PIL images)."""
 
     def __init__(self, model, top_k=5, trusted=()):
         self.learn, self.classes = load_classifier(model, trusted)
@@ -63,7 +64,11 @@ def make_server(
     health["max_pixels"] = max_pixels
 
     def predict(req):
-        return json_response(predictor(open_image(req.upload(max_bytes), max_pixels)))
+        data = req.upload(max_bytes)
+        open_image(data, max_pixels)  # refuses what is not a decodable image within the limits
+        # The model opens the bytes itself, as it opens a file: the same decoding (JPEG draft
+        # scaling included) gives the same answer as learn.predict on that file.
+        return json_response(predictor(io.BytesIO(data)))
 
     routes = {
         ("GET", "/"): lambda req: html_response(html),

@@ -156,6 +156,7 @@ class AppServer(ThreadingHTTPServer):
     page elsewhere cannot reach it through a DNS name that points here."""
 
     daemon_threads = True
+    request_queue_size = 128  # connections waiting to be accepted (socketserver's 5 resets a burst of uploads)
 
     def __init__(self, routes, host="127.0.0.1", port=0, quiet=False):
         self.routes, self.quiet = routes, quiet
