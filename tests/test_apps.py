@@ -40,11 +40,8 @@ def data(built, tmp_path):
 
 @pytest.fixture
 def server(built):
-    s = serve.make_server(built[1], port=0, quiet=True)
-    s.start()
-    yield s
-    s.shutdown()
-    s.server_close()
+    with serve.make_server(built[1], port=0, quiet=True) as s:
+        yield s
 
 
 def call(url, data=None, headers=None, method=None):
@@ -133,15 +130,10 @@ def test_bad_uploads_are_4xx_json_and_the_server_keeps_answering(server, built):
 
 
 def test_byte_limit(built):
-    s = serve.make_server(built[1], port=0, max_bytes=1000, quiet=True)
-    s.start()
-    try:
+    with serve.make_server(built[1], port=0, max_bytes=1000, quiet=True) as s:
         status, ans = call(s.url + "predict", photo(built[0]).read_bytes() + bytes(5000))
         assert status == 413 and "limit is 1000" in ans["error"]
         assert call(s.url + "health")[0] == 200
-    finally:
-        s.shutdown()
-        s.server_close()
 
 
 def test_concurrent_predictions_are_all_answered(server, built):
@@ -179,14 +171,40 @@ def test_serve_refuses_what_is_not_an_image_classifier(tmp_path, capsys):
     assert "fastkern serve: error:" in capsys.readouterr().err
 
 
+def test_the_commands_serve_until_interrupted(built, data):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    for argv in (["serve", str(built[1])], ["clean", str(data), "--model", str(built[1])]):
+        cmd = [sys.executable, "-m", "fastkern", *argv, "--port", "0", "--quiet"]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+        try:
+            line = p.stdout.readline()  # fastkern serve: serving on http://127.0.0.1:PORT/ (Ctrl-C stops)
+            url = line.split("serving on ")[1].split()[0]
+            assert call(url + "health")[1]["status"] == "ok"
+            assert b"<script>" in call(url)[1]
+        finally:
+            p.send_signal(signal.SIGINT)
+            assert p.wait(timeout=30) == 0, argv
+
+
+def test_a_client_that_stops_sending_gets_408(built, monkeypatch):
+    import socket
+
+    from fastkern.apps import web
+
+    monkeypatch.setattr(web._Handler, "timeout", 0.5)
+    with serve.make_server(built[1], port=0, quiet=True) as s:
+        with socket.create_connection(s.server_address[:2]) as c:
+            c.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\nonly this")
+            c.settimeout(10)
+            assert c.recv(100).startswith(b"HTTP/1.0 408")
+        assert call(s.url + "health")[0] == 200
+
+
 # -- clean: the page's API --------------------------------------------------------------------
 @pytest.fixture
 def cleaner(data, built):
-    s = clean.make_server(data, built[1], port=0, quiet=True)
-    s.start()
-    yield s
-    s.shutdown()
-    s.server_close()
+    with clean.make_server(data, built[1], port=0, quiet=True) as s:
+        yield s
 
 
 def post(url, obj, content_type="application/json"):

@@ -66,9 +66,7 @@ def screenshot(browser, folder, name):
 def test_serve_page_predicts_an_uploaded_photo(browser, built, tmp_path):
     photos = sorted((HYMENOPTERA / "val" / "bees").glob("*.jpg")) or sorted((built[0] / "val" / "bees").glob("*.jpg"))
     photo = photos[0]  # a full-size photo where the shared data is there
-    server = serve.make_server(built[1], port=0, quiet=True)
-    server.start()
-    try:
+    with serve.make_server(built[1], port=0, quiet=True) as server:
         req = urllib.request.Request(server.url + "predict", data=photo.read_bytes(), method="POST")
         with urllib.request.urlopen(req, timeout=30) as r:
             expected = json.load(r)
@@ -85,18 +83,13 @@ def test_serve_page_predicts_an_uploaded_photo(browser, built, tmp_path):
         browser.find_element("id", "file").send_keys(str(junk))
         assert wait_for_state(browser, "error") == "error"
         assert "not an image" in browser.find_element("id", "error").text
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_clean_page_moves_a_marked_image(browser, built, tmp_path):
     from selenium.webdriver.support.ui import Select
 
     data = copy_dataset(built[0], tmp_path / "data")
-    server = clean.make_server(data, built[1], port=0, quiet=True)
-    server.start()
-    try:
+    with clean.make_server(data, built[1], port=0, quiet=True) as server:
         browser.get(server.url)
         wait_for_state(browser, "ready")
         cards = browser.find_elements("css selector", ".card")
@@ -115,6 +108,3 @@ def test_clean_page_moves_a_marked_image(browser, built, tmp_path):
         browser.find_element("id", "undo").click()
         assert wait_for_state(browser, "undone", "error") == "undone"
         assert victim.is_file() and not (data / "train" / "bees" / victim.name).exists()
-    finally:
-        server.shutdown()
-        server.server_close()

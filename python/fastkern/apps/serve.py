@@ -5,7 +5,8 @@ POST /predict   an image (multipart/form-data field 'file', or the raw bytes) ->
                 {"class", "index", "probabilities": {class: p}, "top": [{"class", "probability"}]}
 GET  /health    {"status": "ok", "classes", "max_bytes", "max_pixels"}
 
-server = make_server("model.safetensors", port=0); server.start(); ...; server.shutdown()
+with make_server("model.safetensors", port=0) as server:  # serves in a thread in the block
+    ...  # requests to server.url
 """
 
 import io

@@ -62,7 +62,10 @@ class Request:
         if n > limit:
             self._drop(n)
             raise HTTPError(413, f"the request has {n} bytes; the limit is {limit}")
-        data = self._handler.rfile.read(n)
+        try:
+            data = self._handler.rfile.read(n)
+        except TimeoutError:  # (socket.timeout) the client stopped sending
+            raise HTTPError(408, f"the request body did not arrive within {self._handler.timeout} s") from None
         if len(data) < n:
             raise HTTPError(400, f"the request body ended after {len(data)} of its {n} bytes")
         self._body = data
@@ -70,12 +73,14 @@ class Request:
 
     def _drop(self, n):
         self._handler.close_connection = True
-        if n <= _DRAIN:  # a client that is still sending would see a reset instead of our answer
-            while n > 0:
+        try:
+            while 0 < n <= _DRAIN:  # a client that is still sending would see a reset instead of our answer
                 chunk = self._handler.rfile.read(min(n, 2**20))
                 if not chunk:
                     break
                 n -= len(chunk)
+        except OSError:  # a timeout or a reset: the answer goes out anyway, if it can
+            pass
 
     def json(self, limit=2**20):
         """The body as JSON; the page sends it as application/json, which a cross-site form cannot."""
@@ -176,6 +181,15 @@ class AppServer(ThreadingHTTPServer):
         t = threading.Thread(target=self.serve_forever, daemon=True)
         t.start()
         return t
+
+    def __enter__(self):
+        """``with make_server(...) as s:`` serves in the background for the block, then closes."""
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+        self.server_close()
 
     def run(self, what):
         """Serves in the foreground until Ctrl-C (the commands)."""
