@@ -413,7 +413,6 @@ _BODY = """
 """
 
 _SCRIPT = """
-const $ = (id) => document.getElementById(id);
 let data = { splits: [], classes: [], items: [] };
 let marks = {};
 $('order').value = 'ORDER';
@@ -443,10 +442,7 @@ function fill(select, values, all) {
   const old = select.value;
   select.replaceChildren();
   for (const v of [all, ...values]) {
-    const o = document.createElement('option');
-    o.value = v === all ? '*' : v;
-    o.textContent = v === '' ? '(none)' : v;
-    select.append(o);
+    select.append(el('option', { value: v === all ? '*' : v, textContent: v === '' ? '(none)' : v }));
   }
   if ([...select.options].some((o) => o.value === old)) select.value = old;
 }
@@ -459,27 +455,16 @@ function render() {
   grid.replaceChildren();
   for (const it of data.items) {
     if ((split !== '*' && it.split !== split) || (cls !== '*' && it.label !== cls)) continue;
-    const card = document.createElement('div');
-    card.className = 'card';
-    const img = document.createElement('img');
-    img.loading = 'lazy';
-    img.src = 'image?path=' + encodeURIComponent(it.path);
-    img.alt = it.path;
-    const p = document.createElement('p');
-    p.textContent = it.error ? `${it.label}: ${it.error}`
+    const img = el('img', { loading: 'lazy', src: 'image?path=' + encodeURIComponent(it.path), alt: it.path });
+    const says = it.error ? `${it.label}: ${it.error}`
       : `${it.label} \\u2192 ${it.pred} (${fmt(it.prob)}), loss ${fmt(it.loss)}`;
-    const name = document.createElement('p');
-    name.className = 'muted';
-    name.textContent = it.path;
-    name.title = it.path;
-    const sel = document.createElement('select');
+    const sel = el('select');
     sel.dataset.path = it.path;
     for (const v of ['keep', 'delete', ...data.classes.filter((c) => c !== it.label)]) {
-      const o = document.createElement('option');
-      o.value = v;
-      o.textContent = v === 'keep' || v === 'delete' ? v : 'move to ' + v;
-      sel.append(o);
+      sel.append(el('option', { value: v, textContent: v === 'keep' || v === 'delete' ? v : 'move to ' + v }));
     }
+    const card = el('div', { className: 'card' }, img, el('p', { textContent: says }),
+                    el('p', { className: 'muted', textContent: it.path, title: it.path }), sel);
     sel.value = marks[it.path] || 'keep';
     const mark = () => {
       card.className = 'card ' + (sel.value === 'keep' ? '' : sel.value === 'delete' ? 'delete' : 'move');
@@ -489,7 +474,6 @@ function render() {
       mark();
     });
     mark();
-    card.append(img, p, name, sel);
     grid.append(card);
   }
 }
@@ -510,9 +494,7 @@ async function load() {
 function listMoves(moves) {
   $('moves').replaceChildren();
   for (const m of moves) {
-    const li = document.createElement('li');
-    li.textContent = `${m.action}: ${m.src} \\u2192 ${m.dst}`;
-    $('moves').append(li);
+    $('moves').append(el('li', { textContent: `${m.action}: ${m.src} \\u2192 ${m.dst}` }));
   }
 }
 

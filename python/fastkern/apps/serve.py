@@ -99,7 +99,6 @@ _BODY = """
 """
 
 _SCRIPT = """
-const $ = (id) => document.getElementById(id);
 let maxBytes = null;
 fetch('health').then((r) => r.json()).then((h) => { maxBytes = h.max_bytes; }).catch(() => {});
 
@@ -132,21 +131,11 @@ async function predict(file) {
   if (!res || !res.ok) return show('error', '', ans.error || `error ${res.status}`);
   show('done', ans.class);
   for (const t of ans.top) {
-    const row = document.createElement('div');
-    row.className = 'bar';
-    const name = document.createElement('span');
-    name.className = 'name';
-    name.textContent = t.class;
-    const track = document.createElement('div');
-    track.className = 'track';
-    const fill = document.createElement('div');
-    fill.className = 'fill';
-    fill.style.width = (100 * t.probability).toFixed(1) + '%';
-    track.append(fill);
-    const pct = document.createElement('span');
-    pct.textContent = (100 * t.probability).toFixed(1) + '%';
-    row.append(name, track, pct);
-    $('bars').append(row);
+    const pct = (100 * t.probability).toFixed(1) + '%';
+    const fill = el('div', { className: 'fill' });
+    fill.style.width = pct;
+    $('bars').append(el('div', { className: 'bar' }, el('span', { className: 'name', textContent: t.class }),
+                        el('div', { className: 'track' }, fill), el('span', { textContent: pct })));
   }
 }
 

@@ -265,6 +265,17 @@ button, select { font: inherit; padding: 0.3em 0.7em; }
 """
 
 
+# What both pages' scripts use: an element by id, and a new element with properties and children.
+SCRIPT = """
+const $ = (id) => document.getElementById(id);
+function el(tag, props, ...children) {
+  const e = Object.assign(document.createElement(tag), props);
+  e.append(...children);
+  return e;
+}
+"""
+
+
 def page(title, subtitle, body, script):
     """A whole page: everything inline, so it works with no network at all (``title`` and
     ``subtitle`` are text, escaped here)."""
@@ -274,5 +285,5 @@ def page(title, subtitle, body, script):
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{title}</title><style>{STYLE}</style></head>\n"
         f"<body><header><h1>{title}</h1><p id='subtitle'>{subtitle}</p></header>\n"
-        f"<main>{body}</main>\n<script>\n{script}\n</script></body></html>\n"
+        f"<main>{body}</main>\n<script>{SCRIPT}{script}\n</script></body></html>\n"
     )
