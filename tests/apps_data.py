@@ -54,6 +54,12 @@ def make_model(data, path):
     return learn.export(path)
 
 
+def build(folder):
+    """(dataset, exported model) under folder: what the app tests share, made once per module."""
+    data = make_dataset(folder / "pristine")
+    return data, make_model(data, folder / "model.safetensors")
+
+
 def snapshot(root):
     """{relative path: sha256} of every file under root, the trash included."""
     root = Path(root)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import fastkern as fk
-from apps_data import copy_dataset, make_dataset, make_model, snapshot
+from apps_data import build, copy_dataset, snapshot
 from fastkern.__main__ import main
 from fastkern.apps import clean, serve
 
@@ -27,9 +27,7 @@ Image = pytest.importorskip("PIL.Image")
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """(pristine dataset, exported model): made once for the module."""
-    d = tmp_path_factory.mktemp("apps")
-    data = make_dataset(d / "pristine")
-    return data, make_model(data, d / "model.safetensors")
+    return build(tmp_path_factory.mktemp("apps"))
 
 
 @pytest.fixture

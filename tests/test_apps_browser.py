@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from apps_data import HYMENOPTERA, copy_dataset, make_dataset, make_model
+from apps_data import HYMENOPTERA, build, copy_dataset
 from fastkern.apps import clean, serve
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
@@ -41,9 +41,7 @@ def browser():
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    d = tmp_path_factory.mktemp("browser")
-    data = make_dataset(d / "pristine")
-    return data, make_model(data, d / "model.safetensors")
+    return build(tmp_path_factory.mktemp("browser"))
 
 
 def wait_for_state(browser, *states, timeout=30):
