@@ -24,12 +24,19 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".
 
 def get_image_files(path, recurse=True, folders=None):
     """Image files under ``path`` (by extension), sorted so that the order is reproducible;
-    with ``folders``, only those under these subfolders of ``path``."""
+    with ``folders``, only those under these subfolders of ``path``. As fastai's get_files, hidden
+    files and folders are skipped (``.fastkern-trash``, where ``fastkern clean`` puts deletions)."""
     path = Path(path)
     if folders is not None:
         return sorted(f for d in folders for f in get_image_files(path / d, recurse))
     files = path.rglob("*") if recurse else path.glob("*")
-    return sorted(p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    return sorted(
+        p
+        for p in files
+        if p.suffix.lower() in IMAGE_EXTENSIONS
+        and not any(s.startswith(".") for s in p.relative_to(path).parts)
+        and p.is_file()
+    )
 
 
 def parent_label(o):
