@@ -103,14 +103,14 @@ struct WinogradKernels {
   // outside the output), for k < K rounded up to whole blocks (the rest get zeros).
   void (*output_adjoint)(int64_t nt, const WinoTile* tiles, const float* g, int64_t K, int64_t Wo, int64_t plane,
                          float* m, int64_t m_t, int64_t m_xi);
-  // u[xi*u_xi + (o/nr)*I*nr + i*nr + o%nr] = (G w G^T)[xi] for the filter of output channel o < O
-  // (rounded up to whole blocks with zeros) and input channel i < I, at w[o*so + i*si + r*sr + s*ss].
-  // nr is a multiple of the lanes: u is a GEMM's packed B panels.
+  // One GEMM B panel of transformed filters: u[xi*u_xi + i*nr + o] = (G w G^T)[xi] for the filter of
+  // output channel o < O <= nr (zero up to whole blocks of lanes) and input channel i < I, at
+  // w[o*so + i*si + r*sr + s*ss]. nr is a multiple of the lanes.
   void (*weight)(int64_t O, int64_t I, const float* w, int64_t so, int64_t si, int64_t sr, int64_t ss, int64_t nr,
                  float* u, int64_t u_xi);
-  // The adjoint: w[o*so + i*si + 3*r + s] = (G^T du G)[r][s], du[xi] = du[xi*u_xi + o*u_o + i].
+  // The adjoint: w[o*so + i*si + 3*r + s] (+)= (G^T du G)[r][s], du[xi] = du[xi*u_xi + o*u_o + i].
   void (*weight_adjoint)(int64_t O, int64_t I, const float* du, int64_t u_xi, int64_t u_o, float* w, int64_t so,
-                         int64_t si);
+                         int64_t si, bool accumulate);
 };
 
 struct CpuKernels {

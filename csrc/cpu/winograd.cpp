@@ -149,24 +149,21 @@ void output_adjoint(int64_t nt, const WinoTile* tiles, const float* g, int64_t K
 void weight(int64_t O, int64_t I, const float* w, int64_t so, int64_t si, int64_t sr, int64_t ss, int64_t nr, float* u,
             int64_t u_xi) {
   alignas(64) float g[9 * L], t[18 * L], uu[36 * L];
-  for (int64_t o0 = 0; o0 < O; o0 += L) {
-    const int lanes = int(std::min<int64_t>(L, O - o0));
-    for (int64_t i = 0; i < I; i++) {
-      std::fill(g, g + 9 * L, 0.0f);
+  for (int64_t i = 0; i < I; i++)
+    for (int64_t o0 = 0; o0 < O; o0 += L) {  // all of row i of the panel before the next row
+      const int lanes = int(std::min<int64_t>(L, O - o0));
+      std::fill(g, g + 9 * L, 0.0f);  // lanes past O: zero filters, the panel's padding
       for (int l = 0; l < lanes; l++)
         for (int r = 0; r < 3; r++)
           for (int s = 0; s < 3; s++) g[(r * 3 + s) * L + l] = w[(o0 + l) * so + i * si + r * sr + s * ss];
       for (int s = 0; s < 3; s++) gt(g + s * L, 3 * L, t + s * L, 3 * L);  // 6 x 3
       for (int r = 0; r < 6; r++) gt(t + r * 3 * L, L, uu + r * 6 * L, L);
-      // Lanes past O are zero: the panel's padding columns.
-      float* dst = u + (o0 / nr) * I * nr + i * nr + o0 % nr;
-      for (int xi = 0; xi < 36; xi++) std::memcpy(dst + xi * u_xi, uu + xi * L, L * sizeof(float));
+      for (int xi = 0; xi < 36; xi++) std::memcpy(u + xi * u_xi + i * nr + o0, uu + xi * L, L * sizeof(float));
     }
-  }
 }
 
-void weight_adjoint(int64_t O, int64_t I, const float* du, int64_t u_xi, int64_t u_o, float* w, int64_t so,
-                    int64_t si) {
+void weight_adjoint(int64_t O, int64_t I, const float* du, int64_t u_xi, int64_t u_o, float* w, int64_t so, int64_t si,
+                    bool accumulate) {
   alignas(64) float in[36 * L], t[18 * L], g[9 * L];
   for (int64_t o = 0; o < O; o++)
     for (int64_t i0 = 0; i0 < I; i0 += L) {
@@ -174,7 +171,10 @@ void weight_adjoint(int64_t O, int64_t I, const float* du, int64_t u_xi, int64_t
       for (int s = 0; s < 6; s++) g_adj(in + s * L, 6 * L, t + s * L, 6 * L);  // 3 x 6
       for (int r = 0; r < 3; r++) g_adj(t + r * 6 * L, L, g + r * 3 * L, L);
       for (int l = 0; l < L && i0 + l < I; l++)
-        for (int k = 0; k < 9; k++) w[o * so + (i0 + l) * si + k] = g[k * L + l];
+        for (int k = 0; k < 9; k++) {
+          float& d = w[o * so + (i0 + l) * si + k];
+          d = accumulate ? d + g[k * L + l] : g[k * L + l];
+        }
     }
 }
 
