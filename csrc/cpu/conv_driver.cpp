@@ -152,6 +152,26 @@ void implicit_forward(const ConvShape& c, const Window2d& g, const Tensor& X, co
   });
 }
 
+// A thin layer (few taps per output: small K) runs with its output channels as the GEMM's
+// rows, one image at a time: W_g[Og, K] @ cols[K, L] is the image's [Og, Ho*Wo] block of the
+// NCHW output itself, where the pixels-by-channels product would need a transposing copy
+// that costs about as much as its K multiply-adds per output.
+constexpr int64_t kThinTaps = 32;
+
+void thin_forward(const ConvShape& c, const Window2d& g, const Tensor& X, const Tensor& W, const Tensor& out) {
+  const DType dt = X.dtype();
+  const int64_t es = itemsize(dt);
+  for_images(c.N, [&](int64_t n0, int64_t n1) {
+    const Tensor cols = empty({c.K * c.L}, dt);
+    for (int64_t n = n0; n < n1; n++)
+      for (int64_t gr = 0; gr < c.groups; gr++) {
+        cpu_kernels().nn->im2col(dt, g, c.Cg, X.raw() + (n * c.C + gr * c.Cg) * c.HW * es, cols.raw(), 1, c.L);
+        gemm(dt, c.Og, c.L, c.K, W.raw() + gr * c.Og * c.K * es, c.K, 1, cols.raw(), c.L, 1,
+             out.raw() + (n * c.O + gr * c.Og) * c.L * es, c.L, false);
+      }
+  });
+}
+
 ConvAlgo forced = ConvAlgo::Auto;
 
 }  // namespace
@@ -183,6 +203,10 @@ Tensor conv2d_cpu(const Tensor& X, const Tensor& W, const Window2d& g, int64_t g
   const ConvShape c = conv_shape(X, W, g, groups);
   const DType dt = X.dtype();
   const int64_t es = itemsize(dt), chunk = conv_chunk(c, dt);
+  if (c.K <= kThinTaps) {
+    thin_forward(c, g, X, W, out);
+    return Tensor();
+  }
   if (c.implicit) {
     implicit_forward(c, g, X, W, out);
     return Tensor();
