@@ -28,14 +28,20 @@ T* scratch(int slot, int64_t n) {
 // padded position m + i*dh*Wp + j*dw (the Wp - Wo extra columns per row are computed and
 // dropped). Output plane q (of O = C*mult per image) reads input plane q / mult, filter q % O.
 
-// Positions an accumulator holds: small enough to stay in L1 while every tap adds to it.
-constexpr int64_t kDwChunk = 2048;
+// A run of kDwRun outputs as one GCC vector (one register for AVX-512 floats): it stays in
+// registers while every tap adds to it.
+constexpr int64_t kDwRun = 16;
+template <class T>
+struct DwRun {
+  typedef T type __attribute__((vector_size(kDwRun * sizeof(T))));
+};
 
+// The padded plane, with kDwRun zeros after it for the last run to read.
 template <class T>
 const T* padded_plane(const Window2d& g, const T* x, int slot) {
   const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw;
-  T* xp = scratch<T>(slot, Hp * Wp);
-  std::fill(xp, xp + Hp * Wp, T(0));
+  T* xp = scratch<T>(slot, Hp * Wp + kDwRun);
+  std::fill(xp, xp + Hp * Wp + kDwRun, T(0));
   for (int64_t h = 0; h < g.H; h++) std::copy(x + h * g.W, x + (h + 1) * g.W, xp + (h + g.ph) * Wp + g.pw);
   return xp;
 }
@@ -44,27 +50,25 @@ inline bool unit_stride(const Window2d& g) { return g.sh == 1 && g.sw == 1; }
 
 template <class T>
 void depthwise_t(const Window2d& g, int64_t O, int64_t mult, int64_t q0, int64_t q1, const T* x, const T* w, T* out) {
-  const int64_t Wp = g.W + 2 * g.pw;
-  T* acc = scratch<T>(1, std::max(kDwChunk, g.Wo));
+  using V = typename DwRun<T>::type;
+  const int64_t Wp = g.W + 2 * g.pw, M = (g.Ho - 1) * Wp + g.Wo;
+  T* acc = scratch<T>(1, unit_stride(g) ? M + kDwRun : g.Wo);
   for (int64_t q = q0; q < q1; q++) {
     const T* xp = padded_plane(g, x + q / mult * g.H * g.W, 0);
     const T* wq = w + q % O * g.kh * g.kw;
     T* o = out + q * g.Ho * g.Wo;
     if (unit_stride(g)) {
-      const int64_t M = (g.Ho - 1) * Wp + g.Wo;
-      for (int64_t m0 = 0; m0 < M; m0 += kDwChunk) {
-        const int64_t n = std::min(kDwChunk, M - m0);
-        std::fill(acc, acc + n, T(0));
+      for (int64_t m0 = 0; m0 < M; m0 += kDwRun) {  // the last run reads and writes past M: dropped
+        V a = {};
         for (int64_t i = 0; i < g.kh; i++)
           for (int64_t j = 0; j < g.kw; j++) {
-            const T wv = wq[i * g.kw + j], *r = xp + m0 + i * g.dh * Wp + j * g.dw;
-            for (int64_t k = 0; k < n; k++) acc[k] += wv * r[k];
+            V r;
+            std::memcpy(&r, xp + m0 + i * g.dh * Wp + j * g.dw, sizeof(V));
+            a += wq[i * g.kw + j] * r;
           }
-        for (int64_t oh = m0 / Wp; oh * Wp < m0 + n; oh++) {  // the output columns of the rows in the chunk
-          const int64_t lo = std::max(m0, oh * Wp), hi = std::min(m0 + n, oh * Wp + g.Wo);
-          if (lo < hi) std::copy(acc + lo - m0, acc + hi - m0, o + oh * g.Wo + lo - oh * Wp);
-        }
+        std::memcpy(acc + m0, &a, sizeof(V));
       }
+      for (int64_t oh = 0; oh < g.Ho; oh++) std::copy(acc + oh * Wp, acc + oh * Wp + g.Wo, o + oh * g.Wo);
       continue;
     }
     for (int64_t oh = 0; oh < g.Ho; oh++) {
