@@ -83,37 +83,54 @@ void depthwise_t(const Window2d& g, int64_t O, int64_t mult, int64_t q0, int64_t
   }
 }
 
-// The output gradient of plane q with row pitch Wp, zero in the extra columns (unit stride).
+// The output gradient of plane q with row pitch Wp, zero in the extra columns and for `lead`
+// values before it and kDwRun + Hp*Wp after (unit stride).
 template <class T>
-const T* pitched_grad(const Window2d& g, const T* gout, int64_t Wp) {
-  T* gp = scratch<T>(2, g.Ho * Wp);
-  std::fill(gp, gp + g.Ho * Wp, T(0));
-  for (int64_t oh = 0; oh < g.Ho; oh++) std::copy(gout + oh * g.Wo, gout + (oh + 1) * g.Wo, gp + oh * Wp);
-  return gp;
+const T* pitched_grad(const Window2d& g, const T* gout, int64_t Wp, int64_t lead) {
+  const int64_t n = lead + (g.H + 2 * g.ph) * Wp + kDwRun;
+  T* gp = scratch<T>(2, n);
+  std::fill(gp, gp + n, T(0));
+  for (int64_t oh = 0; oh < g.Ho; oh++) std::copy(gout + oh * g.Wo, gout + (oh + 1) * g.Wo, gp + lead + oh * Wp);
+  return gp + lead;
 }
 
-// dx plane p: each tap of its mult output planes adds weight times output gradient at the
-// positions the tap read, into a padded plane whose inside is then dx.
+// dx plane p: the sum over its mult output planes of each tap's weight times the output
+// gradient, at the positions the tap read, in a padded plane whose inside is then dx. At unit
+// stride that is a gather, the forward's runs with the taps reversed: padded position m gets
+// w[t] * g[m - off_t] from every tap t at offset off_t.
 template <class T>
 void depthwise_dx_t(const Window2d& g, int64_t C, int64_t mult, int64_t p0, int64_t p1, const T* gout, const T* w,
                     T* dx) {
-  const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, O = C * mult, M = (g.Ho - 1) * Wp + g.Wo;
-  T* dp = scratch<T>(1, Hp * Wp);
+  using V = typename DwRun<T>::type;
+  const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, O = C * mult;
+  const int64_t reach = (g.kh - 1) * g.dh * Wp + (g.kw - 1) * g.dw;  // the largest tap offset
+  T* dp = scratch<T>(1, Hp * Wp + kDwRun);
   for (int64_t p = p0; p < p1; p++) {
-    std::fill(dp, dp + Hp * Wp, T(0));
+    std::fill(dp, dp + Hp * Wp + kDwRun, T(0));
     for (int64_t q = p * mult; q < (p + 1) * mult; q++) {
       const T* wq = w + q % O * g.kh * g.kw;
       const T* gq = gout + q * g.Ho * g.Wo;
-      const T* gp = unit_stride(g) ? pitched_grad(g, gq, Wp) : nullptr;
+      if (unit_stride(g)) {
+        const T* gp = pitched_grad(g, gq, Wp, reach);
+        for (int64_t m0 = g.ph * Wp; m0 < (g.ph + g.H) * Wp; m0 += kDwRun) {  // the rows dx takes
+          V a;
+          std::memcpy(&a, dp + m0, sizeof(V));
+          for (int64_t i = 0; i < g.kh; i++)
+            for (int64_t j = 0; j < g.kw; j++) {
+              V r;
+              std::memcpy(&r, gp + m0 - i * g.dh * Wp - j * g.dw, sizeof(V));
+              a += wq[i * g.kw + j] * r;
+            }
+          std::memcpy(dp + m0, &a, sizeof(V));
+        }
+        continue;
+      }
       for (int64_t i = 0; i < g.kh; i++)
         for (int64_t j = 0; j < g.kw; j++) {
           const T wv = wq[i * g.kw + j];
           T* d = dp + i * g.dh * Wp + j * g.dw;
-          if (gp)
-            for (int64_t m = 0; m < M; m++) d[m] += wv * gp[m];
-          else
-            for (int64_t oh = 0; oh < g.Ho; oh++)
-              for (int64_t ow = 0; ow < g.Wo; ow++) d[oh * g.sh * Wp + ow * g.sw] += wv * gq[oh * g.Wo + ow];
+          for (int64_t oh = 0; oh < g.Ho; oh++)
+            for (int64_t ow = 0; ow < g.Wo; ow++) d[oh * g.sh * Wp + ow * g.sw] += wv * gq[oh * g.Wo + ow];
         }
     }
     for (int64_t h = 0; h < g.H; h++)
@@ -135,6 +152,22 @@ T strided_dot(const T* a, const T* b, int64_t stride, int64_t n) {
   return s;
 }
 
+// Sum of a[k] * b[k] over the runs of kDwRun covering k < n (both readable, and a zero, past n).
+template <class T>
+T run_dot(const T* a, const T* b, int64_t n) {
+  using V = typename DwRun<T>::type;
+  V acc = {};
+  for (int64_t k = 0; k < n; k += kDwRun) {
+    V x, y;
+    std::memcpy(&x, a + k, sizeof(V));
+    std::memcpy(&y, b + k, sizeof(V));
+    acc += x * y;
+  }
+  T s = 0;
+  for (int64_t l = 0; l < kDwRun; l++) s += acc[l];
+  return s;
+}
+
 // dw[o]: per tap, the sum over images (in order: the same sums whatever the thread count)
 // and output pixels of the output gradient times the input the tap read.
 template <class T>
@@ -148,13 +181,13 @@ void depthwise_dw_t(const Window2d& g, int64_t N, int64_t C, int64_t mult, int64
       const int64_t q = n * O + o;
       const T* xp = padded_plane(g, x + q / mult * g.H * g.W, 0);
       const T* gq = gout + q * g.Ho * g.Wo;
-      const T* gp = unit_stride(g) ? pitched_grad(g, gq, Wp) : nullptr;
+      const T* gp = unit_stride(g) ? pitched_grad(g, gq, Wp, 0) : nullptr;
       for (int64_t i = 0; i < g.kh; i++)
         for (int64_t j = 0; j < g.kw; j++) {
           const T* r = xp + i * g.dh * Wp + j * g.dw;
           T acc = 0;
           if (gp)
-            acc = strided_dot(gp, r, 1, M);
+            acc = run_dot(gp, r, M);
           else
             for (int64_t oh = 0; oh < g.Ho; oh++) acc += strided_dot(gq + oh * g.Wo, r + oh * g.sh * Wp, g.sw, g.Wo);
           d[i * g.kw + j] += acc;
