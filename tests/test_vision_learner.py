@@ -167,6 +167,45 @@ def test_classification_interpretation(tmp_path):
         assert f.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_show_results_titles_target_over_prediction_green_or_red(tmp_path, monkeypatch):
+    import matplotlib
+
+    import fastkern.data.vision as fv
+
+    matplotlib.use("Agg")
+    fk.manual_seed(0)
+    learn = vision_learner(colour_dls(), tiny, pretrained=False, progress=False)  # untrained: right and wrong
+    shown = {}
+    real_show_images = fv.show_images
+
+    def spy(imgs, titles, colors, *args, **kwargs):
+        shown.update(imgs=imgs, titles=titles, colors=colors)
+        return real_show_images(imgs, titles, colors, *args, **kwargs)
+
+    monkeypatch.setattr(fv, "show_images", spy)
+    out = learn.show_results(max_n=9, shuffle=False, fname=tmp_path / "results.png")
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    preds, targs = learn.get_preds()
+    pred, targ = preds.numpy()[:9].argmax(1), targs.numpy()[:9]
+    names = ["red", "blue"]
+    assert shown["titles"] == [f"{names[t]}\n{names[p]}" for t, p in zip(targ, pred)]
+    assert shown["colors"] == ["green" if t == p else "red" for t, p in zip(targ, pred)]
+    assert {"green", "red"} <= set(shown["colors"])  # both cases drawn
+    want = np.stack([learn.dls.valid_ds[i][0].numpy().transpose(1, 2, 0) for i in range(9)])
+    np.testing.assert_allclose(shown["imgs"], np.clip(want, 0, 1), rtol=0, atol=1e-6)
+
+    # shuffled (the default): a random batch of the validation set, the loader itself left in order
+    monkeypatch.chdir(tmp_path)
+    assert learn.show_results(max_n=4) == "show_results.png" and (tmp_path / "show_results.png").stat().st_size
+    assert len(shown["titles"]) == 4 and not learn.dls.valid.shuffle
+    valid = {tuple(learn.dls.valid_ds[i][0].numpy().ravel()[:8]) for i in range(len(learn.dls.valid_ds))}
+    assert all(tuple(img.transpose(2, 0, 1).ravel()[:8]) in valid for img in shown["imgs"])
+    first = np.stack([learn.dls.valid_ds[i][0].numpy().transpose(1, 2, 0) for i in range(4)])
+    assert not np.allclose(shown["imgs"], np.clip(first, 0, 1))  # not the loader's first four
+    with pytest.raises(TypeError, match="unknown argument"):
+        learn.dls.valid.new(shufle=True)
+
+
 def test_vision_all_brings_lesson_one_names():
     ns = {}
     exec("from fastkern.vision.all import *", ns)
