@@ -114,6 +114,27 @@ def test_vision_learner_freezes_the_body_and_fine_tune_runs_two_cycles():
     assert learn.validate()[1] <= 0.1  # error rate on the easy task
 
 
+def test_efficientnet_body_computes_the_model_s_features():
+    from fastkern.vision import models
+
+    fk.manual_seed(0)
+    model = models.efficientnet_lite0()
+
+    def efficientnet_lite0(pretrained=False):  # named as the real one: vision_learner looks up its cut
+        return model
+
+    learn = vision_learner(colour_dls(), efficientnet_lite0, pretrained=False, progress=False)
+    learn.model.eval()
+    x = fk.randn(2, 3, 32, 32)
+    with fk.no_grad():
+        h = model._relu(model._bn0(model._conv_stem(x)))
+        for block in model._blocks:
+            h = block(h)
+        want = model._relu(model._bn1(model._conv_head(h)))
+        assert_close(learn.model[0](x), want.numpy(), atol=1e-5, rtol=1e-5)
+    assert learn.model[1][4].in_features == 2 * 1280
+
+
 def test_vision_learner_normalizes_with_the_architecture_s_stats():
     def resnet18(pretrained=False):  # named as the real one: vision_learner looks up its stats
         return tiny()
