@@ -2,7 +2,8 @@
 """Training steps of ResNet-18 and EfficientNet-Lite0 (forward, cross entropy, backward, SGD with
 momentum), images/s: fastkern vs PyTorch in one process, with the same weights and batch.
 
-Run: PYTHONPATH=python python bench/resnet.py [--batch N] [--size N] [--steps N] [--threads N]
+Run: PYTHONPATH=python python bench/resnet.py [--batch N (16)] [--size N (224)] [--steps N] [--threads N]
+Issue 11's setting, batch 16 at 224x224, is the default.
 The PyTorch models are plain torch.nn rebuilds with fastkern's module names (tests/torch_models.py),
 loaded with fastkern's initial weights.
 """
@@ -49,7 +50,7 @@ def images_per_s(step, batch, steps):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)

@@ -63,8 +63,9 @@ LITE0_BLOCKS = ["r1_k3_s11_e1_i32_o16", "r2_k3_s22_e6_i16_o24", "r2_k5_s22_e6_i2
 LITE0_BLOCKS += ["r3_k5_s11_e6_i80_o112", "r4_k5_s22_e6_i112_o192", "r1_k3_s11_e6_i192_o320"]
 
 
-def torch_lite0():
-    """EfficientNet-Lite0 in plain torch.nn with TF 'SAME' padding, keyed as the checkpoint."""
+def torch_lite0(drop_connect_rate=0.0):
+    """EfficientNet-Lite0 in plain torch.nn with TF 'SAME' padding, keyed as the checkpoint;
+    ``drop_connect_rate`` is stochastic depth on the shortcut blocks as fastkern's (its 0.2 there)."""
     import torch
 
     tnn, tF = torch.nn, torch.nn.functional
@@ -81,31 +82,36 @@ def torch_lite0():
         return tnn.BatchNorm2d(c, eps=1e-3, momentum=0.01)
 
     class Block(tnn.Module):
-        def __init__(self, k, s, e, cin, cout):
+        def __init__(self, k, s, e, cin, cout, drop):
             super().__init__()
             mid = cin * e
             if e != 1:
                 self._expand_conv, self._bn0 = SameConv(cin, mid, 1, bias=False), bn(mid)
             self._depthwise_conv, self._bn1 = SameConv(mid, mid, k, s, groups=mid, bias=False), bn(mid)
             self._project_conv, self._bn2 = SameConv(mid, cout, 1, bias=False), bn(cout)
-            self.residual = s == 1 and cin == cout
+            self.residual, self.drop = s == 1 and cin == cout, drop
 
         def forward(self, x):
             y = tF.relu6(self._bn0(self._expand_conv(x))) if hasattr(self, "_expand_conv") else x
             y = self._bn2(self._project_conv(tF.relu6(self._bn1(self._depthwise_conv(y)))))
-            return y + x if self.residual else y
+            if not self.residual:
+                return y
+            if self.training and self.drop:  # whole samples' branches dropped, the kept ones rescaled
+                y = y * (torch.rand(len(y), 1, 1, 1) >= self.drop).to(y.dtype) / (1 - self.drop)
+            return y + x
 
     class Net(tnn.Module):
         def __init__(self):
             super().__init__()
             self._conv_stem, self._bn0 = SameConv(3, 32, 3, 2, bias=False), bn(32)
-            blocks = []
+            args = []
             for spec in LITE0_BLOCKS:
                 f = {p[0]: p[1:] for p in spec.split("_")}
                 for i in range(int(f["r"])):
                     cin = int(f["i"]) if i == 0 else int(f["o"])
-                    blocks.append(Block(int(f["k"]), int(f["s"][0]) if i == 0 else 1, int(f["e"]), cin, int(f["o"])))
-            self._blocks = tnn.ModuleList(blocks)
+                    args.append((int(f["k"]), int(f["s"][0]) if i == 0 else 1, int(f["e"]), cin, int(f["o"])))
+            # the rate grows linearly with depth, as fastkern's
+            self._blocks = tnn.ModuleList(Block(*a, drop_connect_rate * i / len(args)) for i, a in enumerate(args))
             self._conv_head, self._bn1 = SameConv(320, 1280, 1, bias=False), bn(1280)
             self._fc = tnn.Linear(1280, 1000)
 
