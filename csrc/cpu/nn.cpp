@@ -8,6 +8,10 @@
 #include "kernels.h"
 #include "simd_math.h"
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 namespace fk::FK_ISA {
 namespace {
 
@@ -28,21 +32,60 @@ T* scratch(int slot, int64_t n) {
 // padded position m + i*dh*Wp + j*dw (the Wp - Wo extra columns per row are computed and
 // dropped). Output plane q (of O = C*mult per image) reads input plane q / mult, filter q % O.
 
-// A run of kDwRun outputs as one GCC vector (one register for AVX-512 floats): it stays in
-// registers while every tap adds to it.
-constexpr int64_t kDwRun = 16;
+// Runs of kDwRun outputs as GCC vectors (one register each for AVX-512 floats), kDwRuns runs
+// at a time: independent chains of multiply-adds that stay in registers across all taps, so
+// the taps' additions to one run do not wait out each other's latency.
+constexpr int64_t kDwRun = 16, kDwRuns = 4, kDwGroup = kDwRun * kDwRuns;
 template <class T>
 struct DwRun {
   typedef T type __attribute__((vector_size(kDwRun * sizeof(T))));
 };
 
-// The padded plane, with kDwRun zeros after it for the last run to read.
+// out[0:kDwGroup] (+= when accumulating) the sum over taps (i, j) of w[i*kw + j] times the values
+// at src + dir*(i*dh*Wp + j*dw): the taps' reads (dir 1) or, for the input gradient, writes (-1).
+template <class T>
+FK_INLINE void tap_group(const Window2d& g, int64_t Wp, const T* w, const T* src, int64_t dir, T* out,
+                         bool accumulate) {
+  using V = typename DwRun<T>::type;
+  V a[kDwRuns] = {};
+  if (accumulate) std::memcpy(a, out, sizeof(a));
+  for (int64_t i = 0; i < g.kh; i++)
+    for (int64_t j = 0; j < g.kw; j++) {
+      const T wv = w[i * g.kw + j], *r = src + dir * (i * g.dh * Wp + j * g.dw);
+      for (int64_t u = 0; u < kDwRuns; u++) {
+        V x;
+        std::memcpy(&x, r + u * kDwRun, sizeof(V));
+        a[u] += wv * x;
+      }
+    }
+  std::memcpy(out, a, sizeof(a));
+}
+
+// dst[0:n] = src[0:n] for the short rows of small planes, where a library memmove per row
+// costs more than the row: with AVX-512, 64-byte moves and one masked move for the rest.
+template <class T>
+FK_INLINE void copy_row(const T* src, int64_t n, T* dst) {
+#if defined(__AVX512F__)
+  constexpr int64_t W = 64 / sizeof(T);
+  int64_t k = 0;
+  for (; k + W <= n; k += W) std::memcpy(dst + k, src + k, 64);
+  const __mmask16 m = __mmask16((1u << (n - k)) - 1);
+  if constexpr (sizeof(T) == 4)
+    _mm512_mask_storeu_ps(dst + k, m, _mm512_maskz_loadu_ps(m, src + k));
+  else
+    _mm512_mask_storeu_pd(dst + k, __mmask8(m), _mm512_maskz_loadu_pd(__mmask8(m), src + k));
+#else
+  std::copy(src, src + n, dst);
+#endif
+}
+
+// The padded plane, with kDwGroup zeros after it for the last group of runs to read.
 template <class T>
 const T* padded_plane(const Window2d& g, const T* x, int slot) {
   const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw;
-  T* xp = scratch<T>(slot, Hp * Wp + kDwRun);
-  std::fill(xp, xp + Hp * Wp + kDwRun, T(0));
-  for (int64_t h = 0; h < g.H; h++) std::copy(x + h * g.W, x + (h + 1) * g.W, xp + (h + g.ph) * Wp + g.pw);
+  T* xp = scratch<T>(slot, Hp * Wp + kDwGroup);
+  std::fill(xp, xp + Hp * Wp + kDwGroup, T(0));
+  for (int64_t h = 0; h < g.H; h++) copy_row(x + h * g.W, g.W, xp + (h + g.ph) * Wp + g.pw);
   return xp;
 }
 
@@ -50,25 +93,16 @@ inline bool unit_stride(const Window2d& g) { return g.sh == 1 && g.sw == 1; }
 
 template <class T>
 void depthwise_t(const Window2d& g, int64_t O, int64_t mult, int64_t q0, int64_t q1, const T* x, const T* w, T* out) {
-  using V = typename DwRun<T>::type;
   const int64_t Wp = g.W + 2 * g.pw, M = (g.Ho - 1) * Wp + g.Wo;
-  T* acc = scratch<T>(1, unit_stride(g) ? M + kDwRun : g.Wo);
+  T* acc = scratch<T>(1, (unit_stride(g) ? M : g.Wo) + kDwGroup);
   for (int64_t q = q0; q < q1; q++) {
     const T* xp = padded_plane(g, x + q / mult * g.H * g.W, 0);
     const T* wq = w + q % O * g.kh * g.kw;
     T* o = out + q * g.Ho * g.Wo;
     if (unit_stride(g)) {
-      for (int64_t m0 = 0; m0 < M; m0 += kDwRun) {  // the last run reads and writes past M: dropped
-        V a = {};
-        for (int64_t i = 0; i < g.kh; i++)
-          for (int64_t j = 0; j < g.kw; j++) {
-            V r;
-            std::memcpy(&r, xp + m0 + i * g.dh * Wp + j * g.dw, sizeof(V));
-            a += wq[i * g.kw + j] * r;
-          }
-        std::memcpy(acc + m0, &a, sizeof(V));
-      }
-      for (int64_t oh = 0; oh < g.Ho; oh++) std::copy(acc + oh * Wp, acc + oh * Wp + g.Wo, o + oh * g.Wo);
+      for (int64_t m0 = 0; m0 < M; m0 += kDwGroup)
+        tap_group(g, Wp, wq, xp + m0, 1, acc + m0, false);  // past M: dropped
+      for (int64_t oh = 0; oh < g.Ho; oh++) copy_row(acc + oh * Wp, g.Wo, o + oh * g.Wo);
       continue;
     }
     for (int64_t oh = 0; oh < g.Ho; oh++) {
@@ -84,13 +118,13 @@ void depthwise_t(const Window2d& g, int64_t O, int64_t mult, int64_t q0, int64_t
 }
 
 // The output gradient of plane q with row pitch Wp, zero in the extra columns and for `lead`
-// values before it and kDwRun + Hp*Wp after (unit stride).
+// values before it, up to Hp*Wp + kDwGroup after (unit stride).
 template <class T>
 const T* pitched_grad(const Window2d& g, const T* gout, int64_t Wp, int64_t lead) {
-  const int64_t n = lead + (g.H + 2 * g.ph) * Wp + kDwRun;
+  const int64_t n = lead + (g.H + 2 * g.ph) * Wp + kDwGroup;
   T* gp = scratch<T>(2, n);
   std::fill(gp, gp + n, T(0));
-  for (int64_t oh = 0; oh < g.Ho; oh++) std::copy(gout + oh * g.Wo, gout + (oh + 1) * g.Wo, gp + lead + oh * Wp);
+  for (int64_t oh = 0; oh < g.Ho; oh++) copy_row(gout + oh * g.Wo, g.Wo, gp + lead + oh * Wp);
   return gp + lead;
 }
 
@@ -101,28 +135,18 @@ const T* pitched_grad(const Window2d& g, const T* gout, int64_t Wp, int64_t lead
 template <class T>
 void depthwise_dx_t(const Window2d& g, int64_t C, int64_t mult, int64_t p0, int64_t p1, const T* gout, const T* w,
                     T* dx) {
-  using V = typename DwRun<T>::type;
   const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, O = C * mult;
   const int64_t reach = (g.kh - 1) * g.dh * Wp + (g.kw - 1) * g.dw;  // the largest tap offset
-  T* dp = scratch<T>(1, Hp * Wp + kDwRun);
+  T* dp = scratch<T>(1, Hp * Wp + kDwGroup);
   for (int64_t p = p0; p < p1; p++) {
-    std::fill(dp, dp + Hp * Wp + kDwRun, T(0));
+    std::fill(dp, dp + Hp * Wp + kDwGroup, T(0));
     for (int64_t q = p * mult; q < (p + 1) * mult; q++) {
       const T* wq = w + q % O * g.kh * g.kw;
       const T* gq = gout + q * g.Ho * g.Wo;
       if (unit_stride(g)) {
         const T* gp = pitched_grad(g, gq, Wp, reach);
-        for (int64_t m0 = g.ph * Wp; m0 < (g.ph + g.H) * Wp; m0 += kDwRun) {  // the rows dx takes
-          V a;
-          std::memcpy(&a, dp + m0, sizeof(V));
-          for (int64_t i = 0; i < g.kh; i++)
-            for (int64_t j = 0; j < g.kw; j++) {
-              V r;
-              std::memcpy(&r, gp + m0 - i * g.dh * Wp - j * g.dw, sizeof(V));
-              a += wq[i * g.kw + j] * r;
-            }
-          std::memcpy(dp + m0, &a, sizeof(V));
-        }
+        for (int64_t m0 = g.ph * Wp; m0 < (g.ph + g.H) * Wp; m0 += kDwGroup)  // the rows dx takes
+          tap_group(g, Wp, wq, gp + m0, -1, dp + m0, true);
         continue;
       }
       for (int64_t i = 0; i < g.kh; i++)
@@ -133,8 +157,7 @@ void depthwise_dx_t(const Window2d& g, int64_t C, int64_t mult, int64_t p0, int6
             for (int64_t ow = 0; ow < g.Wo; ow++) d[oh * g.sh * Wp + ow * g.sw] += wv * gq[oh * g.Wo + ow];
         }
     }
-    for (int64_t h = 0; h < g.H; h++)
-      std::copy(dp + (h + g.ph) * Wp + g.pw, dp + (h + g.ph) * Wp + g.pw + g.W, dx + (p * g.H + h) * g.W);
+    for (int64_t h = 0; h < g.H; h++) copy_row(dp + (h + g.ph) * Wp + g.pw, g.W, dx + (p * g.H + h) * g.W);
   }
 }
 
@@ -152,19 +175,21 @@ T strided_dot(const T* a, const T* b, int64_t stride, int64_t n) {
   return s;
 }
 
-// Sum of a[k] * b[k] over the runs of kDwRun covering k < n (both readable, and a zero, past n).
+// Sum of a[k] * b[k] over the groups of runs covering k < n (both readable, and a zero, past n).
 template <class T>
 T run_dot(const T* a, const T* b, int64_t n) {
   using V = typename DwRun<T>::type;
-  V acc = {};
-  for (int64_t k = 0; k < n; k += kDwRun) {
-    V x, y;
-    std::memcpy(&x, a + k, sizeof(V));
-    std::memcpy(&y, b + k, sizeof(V));
-    acc += x * y;
-  }
+  V acc[kDwRuns] = {};
+  for (int64_t k = 0; k < n; k += kDwGroup)
+    for (int64_t u = 0; u < kDwRuns; u++) {
+      V x, y;
+      std::memcpy(&x, a + k + u * kDwRun, sizeof(V));
+      std::memcpy(&y, b + k + u * kDwRun, sizeof(V));
+      acc[u] += x * y;
+    }
   T s = 0;
-  for (int64_t l = 0; l < kDwRun; l++) s += acc[l];
+  for (int64_t u = 0; u < kDwRuns; u++)
+    for (int64_t l = 0; l < kDwRun; l++) s += acc[u][l];
   return s;
 }
 
