@@ -14,6 +14,10 @@ from test_nn_functional import np_conv2d
 # layers (GEMM: 4e-7); the bound leaves room for larger channel counts.
 WINOGRAD_TOL = 3e-5
 
+# Winograd runs on the GEMM micro-kernels whose panels hold whole 16-lane channel blocks (the
+# AVX2 and AVX-512 ones); the portable kernels (FASTKERN_CPU_ISA=base) lower to GEMMs instead.
+needs_winograd = pytest.mark.skipif(cpu.capability() == "base", reason="no Winograd on the portable kernels")
+
 
 @pytest.fixture(autouse=True)
 def auto_algorithm():
@@ -51,6 +55,7 @@ CASES = [
 ]
 
 
+@needs_winograd
 @pytest.mark.parametrize("case", CASES, ids=[str(c) for c in CASES])
 def test_winograd_matches_float64(case):
     N, C, K, H, W, p = case
@@ -70,6 +75,7 @@ def test_winograd_matches_float64(case):
         assert rel_err(g, r.numpy()) < WINOGRAD_TOL, name
 
 
+@needs_winograd
 def test_winograd_noncontiguous_input():
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 9, 10, 32)).astype(np.float32)  # [N, H, W, C]
@@ -81,6 +87,7 @@ def test_winograd_noncontiguous_input():
     assert rel_err(got, np_conv2d(x.transpose(0, 3, 1, 2).astype(np.float64), w, padding=(1, 1))) < WINOGRAD_TOL
 
 
+@needs_winograd
 def test_winograd_error_on_a_resnet_layer():
     """The float32 error of F(4x4, 3x3) on a 256-channel layer, as stated in WINOGRAD_TOL."""
     rng = np.random.default_rng(4)
@@ -92,7 +99,7 @@ def test_winograd_error_on_a_resnet_layer():
     assert rel_err(got, ref) < WINOGRAD_TOL
 
 
-@pytest.mark.parametrize("algo", ["gemm", "winograd"])
+@pytest.mark.parametrize("algo", ["gemm", pytest.param("winograd", marks=needs_winograd)])
 def test_thread_count_bitwise(algo):
     rng = np.random.default_rng(3)
     x = fk.tensor(rng.standard_normal((5, 32, 14, 14)).astype(np.float32), requires_grad=True)
@@ -165,6 +172,7 @@ def test_depthwise_thread_count_bitwise():
         np.testing.assert_array_equal(a, b)
 
 
+@needs_winograd
 def test_selection_rule():
     resnet = ((8, 64, 56, 56), (64, 64, 3, 3))
     assert cpu.conv_algorithm(*resnet, padding=1) == "winograd"
