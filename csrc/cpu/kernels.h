@@ -99,10 +99,11 @@ struct WinogradKernels {
   // (row pitch Wo, channel step plane) at out + tiles[t].o.
   void (*output)(int64_t nt, const WinoTile* tiles, const float* m, int64_t m_t, int64_t m_xi, int64_t K, int64_t Wo,
                  int64_t plane, float* out);
-  // The adjoint: m[t*m_t + xi*m_xi + k] = (A dy A^T)[xi] for the gradient tile dy at g + tiles[t].o (zero
-  // outside the output), for k < K rounded up to whole blocks (the rest get zeros).
-  void (*output_adjoint)(int64_t nt, const WinoTile* tiles, const float* g, int64_t K, int64_t Wo, int64_t plane,
-                         float* m, int64_t m_t, int64_t m_xi);
+  // The adjoint: m[t*m_t + xi*m_xi + kb*lanes + lane] = (A dy A^T)[xi] for the 4x4 gradient tile dy of
+  // tile t in a blocked gradient laid out as `input` reads it, element (r, s) of channel block kb at
+  // g[tiles[t].x + kb*kb_step + r*row_pitch + s*lanes + lane] (zero outside the output).
+  void (*output_adjoint)(int64_t nt, const WinoTile* tiles, int64_t kblocks, int64_t kb_step, int64_t row_pitch,
+                         const float* g, float* m, int64_t m_t, int64_t m_xi);
   // One GEMM B panel of transformed filters: u[xi*u_xi + i*nr + o] = (G w G^T)[xi] for the filter of
   // output channel o < O <= nr (zero up to whole blocks of lanes) and input channel i < I, at
   // w[o*so + i*si + r*sr + s*ss]. nr is a multiple of the lanes.

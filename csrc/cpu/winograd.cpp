@@ -128,20 +128,14 @@ void output(int64_t nt, const WinoTile* tiles, const float* m, int64_t m_t, int6
     }
 }
 
-void output_adjoint(int64_t nt, const WinoTile* tiles, const float* g, int64_t K, int64_t Wo, int64_t plane, float* m,
-                    int64_t m_t, int64_t m_xi) {
-  alignas(64) float y[16 * L], t[24 * L];
+void output_adjoint(int64_t nt, const WinoTile* tiles, int64_t kblocks, int64_t kb_step, int64_t row_pitch,
+                    const float* g, float* m, int64_t m_t, int64_t m_xi) {
+  alignas(64) float t[24 * L];
   for (int64_t i = 0; i < nt; i++)
-    for (int64_t k0 = 0; k0 < K; k0 += L) {
-      const WinoTile& tile = tiles[i];
-      std::fill(y, y + 16 * L, 0.0f);
-      for (int l = 0; l < L && k0 + l < K; l++) {
-        const float* src = g + tile.o + (k0 + l) * plane;
-        for (int r = 0; r < tile.rows; r++)
-          for (int s = 0; s < tile.cols; s++) y[(r * 4 + s) * L + l] = src[r * Wo + s];
-      }
-      for (int r = 0; r < 4; r++) a(y + r * 4 * L, L, t + r * 6 * L, L);  // along the rows: 4 x 6
-      float* o = m + i * m_t + k0;
+    for (int64_t kb = 0; kb < kblocks; kb++) {
+      const float* y = g + tiles[i].x + kb * kb_step;
+      for (int r = 0; r < 4; r++) a(y + r * row_pitch, L, t + r * 6 * L, L);  // along the rows: 4 x 6
+      float* o = m + i * m_t + kb * L;
       for (int s = 0; s < 6; s++) a(t + s * L, 6 * L, o + s * m_xi, 6 * m_xi);
     }
 }

@@ -199,6 +199,8 @@ void winograd_backward(const Tensor& X, const Tensor& W, const Tensor& G, const 
     return;
   }
   const Tensor xb = blocked_input(t, X.data<float>(), g.H, g.W, g.ph, g.pw);
+  const Tiling tg(N, K, C, g.Ho, g.Wo);  // the output gradient, blocked the same way (tile for tile)
+  const Tensor gb = blocked_input(tg, G.data<float>(), g.Ho, g.Wo, 0, 0);
   const int64_t nr = mk.nr, Kpad = round_up(K, L), Cpp = round_up(C, nr), panels = Cpp / nr;
   const int64_t rows = (K + mk.mr - 1) / mk.mr;
   const bool whole = 36 * K * Cpp * 4 <= kWholeSums;
@@ -215,7 +217,8 @@ void winograd_backward(const Tensor& X, const Tensor& W, const Tensor& G, const 
     const WinoTile* tiles = t.tiles.data() + b0;
     parallel_for(nt, 4, [&](int64_t i, int64_t e) {
       wk.input(e - i, tiles + i, t.Cb, t.cb_step(), t.Wp * L, xb.data<float>(), v + i * nr, Cpp * PC, nr, voff.data());
-      wk.output_adjoint(e - i, tiles + i, G.data<float>(), K, g.Wo, g.Ho * g.Wo, m + i * Kpad, Kpad, PC * Kpad);
+      wk.output_adjoint(e - i, tg.tiles.data() + b0 + i, tg.Cb, tg.cb_step(), tg.Wp * L, gb.data<float>(), m + i * Kpad,
+                        Kpad, PC * Kpad);
     });
     // du (+)= the products for output channels [k0, k0 + mr) and input-channel panel p at position xi.
     auto product = [&](int64_t xi, int64_t k0, int64_t p, float* du, int64_t ldu, bool acc) {
