@@ -94,6 +94,7 @@ Tensor view(const Tensor& a, const Dims& shape);  // shape may hold one -1
 Tensor reshape(const Tensor& a, const Dims& shape);
 Tensor permute(const Tensor& a, const Dims& dims);
 Tensor transpose(const Tensor& a, int64_t d0, int64_t d1);
+Tensor transpose2d(const Tensor& a);                // x.t(): a tensor of at most 2 dims, its dims swapped
 Tensor expand(const Tensor& a, const Dims& shape);  // -1 keeps a size
 Tensor squeeze(const Tensor& a, std::optional<int64_t> dim);
 Tensor unsqueeze(const Tensor& a, int64_t dim);
@@ -130,6 +131,7 @@ Tensor mean(const Tensor& a, const DimList& dims, bool keepdim);
 Tensor prod(const Tensor& a, const DimList& dims, bool keepdim);
 Tensor amax(const Tensor& a, const DimList& dims, bool keepdim);  // gradient spread over ties
 Tensor amin(const Tensor& a, const DimList& dims, bool keepdim);
+Tensor max_all(const Tensor& a, bool is_max);  // x.max(), x.min(): amax over all dims, PyTorch's node name
 std::pair<Tensor, Tensor> max_dim(const Tensor& a, int64_t dim, bool keepdim, bool is_max);  // values, indices
 Tensor argmax(const Tensor& a, std::optional<int64_t> dim, bool keepdim, bool is_max);
 Tensor all(const Tensor& a, const DimList& dims, bool keepdim);

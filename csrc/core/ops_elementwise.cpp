@@ -217,10 +217,10 @@ static void save_binary(Node* n, BinOp op, const Tensor& a, const Tensor& b, boo
   n->save(wanted(d.b, n) ? b : Tensor());
 }
 
-static Ref<Node> binary_node(BinOp op, const Tensor& a, const Tensor& b, bool inplace) {
+static Ref<Node> binary_node(BinOp op, const Tensor& a, const Tensor& b, bool inplace, const char* name = nullptr) {
   const BinaryDef& d = kBinary[int(op)];
   if (!d.backward) return nullptr;
-  Ref<Node> n = make_node(d.backward, d.bw, {&a, &b});
+  Ref<Node> n = make_node(name ? name : d.backward, d.bw, {&a, &b});
   if (n) save_binary(n.get(), op, a, b, inplace);
   return n;
 }
@@ -243,6 +243,14 @@ static Tensor unaliased(const Tensor& self, const Tensor& other) {
   return overlaps(self, other) ? clone(other) : other;
 }
 
+// PyTorch names the nodes of x ** 2, 2 ** x and 2 - x apart from those of tensor operands.
+static const char* scalar_form_name(BinOp op, const Tensor& a, const Tensor& b) {
+  if (op == BinOp::Pow && b.p->wrapped_number) return "PowBackward0";
+  if (op == BinOp::Pow && a.p->wrapped_number) return "PowBackward2";
+  if (op == BinOp::Sub && a.p->wrapped_number) return "RsubBackward1";
+  return nullptr;
+}
+
 Tensor binary(BinOp op, const Tensor& a, const Tensor& b) {
   check_device(a, b);
   check_operands(op, a, b);
@@ -250,7 +258,7 @@ Tensor binary(BinOp op, const Tensor& a, const Tensor& b) {
   const Tensor A = to_dtype(a, ct), B = to_dtype(b, ct);
   const Dims shape = a.shape() == b.shape() ? a.shape() : broadcast_shapes(a.shape(), b.shape());
   Tensor out = empty(shape, is_comparison(op) ? DType::Bool : ct, result_device({&a, &b}));
-  Ref<Node> n = binary_node(op, A, B, false);
+  Ref<Node> n = binary_node(op, A, B, false, scalar_form_name(op, a, b));
   run_binary(op, out, A, B);
   if (n) {
     set_history(out, n);

@@ -186,7 +186,7 @@ Tensor sum(const Tensor& a, const DimList& dims, bool keepdim, std::optional<DTy
   const DType dt = dtype ? *dtype : is_float(a.dtype()) ? a.dtype() : DType::Int64;
   const Tensor A = to_dtype(a, dt);
   Tensor out = reduce(RedOp::Sum, A, dims, keepdim, dt, dt);
-  if (Ref<Node> n = make_node("SumBackward1", sum_bw, {&A})) {
+  if (Ref<Node> n = make_node(dims.all ? "SumBackward0" : "SumBackward1", sum_bw, {&A})) {
     set_reduced_dims(n.get(), A, dims, keepdim);
     set_history(out, n);
   }
@@ -203,7 +203,7 @@ Tensor mean(const Tensor& a, const DimList& dims, bool keepdim) {
     GradMode off(false);
     binary_(BinOp::Div, out, Scalar::of(double(count)));  // 0/0 gives nan, as PyTorch
   }
-  if (Ref<Node> n = make_node("MeanBackward1", mean_bw, {&a})) {
+  if (Ref<Node> n = make_node(dims.all ? "MeanBackward0" : "MeanBackward1", mean_bw, {&a})) {
     set_reduced_dims(n.get(), a, dims, keepdim);
     n->scalars[1] = 1.0 / double(count);
     set_history(out, n);
@@ -215,7 +215,7 @@ Tensor prod(const Tensor& a, const DimList& dims, bool keepdim) {
   const DType dt = is_float(a.dtype()) ? a.dtype() : DType::Int64;
   const Tensor A = to_dtype(a, dt);
   Tensor out = reduce(RedOp::Prod, A, dims, keepdim, dt, dt);
-  if (Ref<Node> n = make_node("ProdBackward1", prod_bw, {&A})) {
+  if (Ref<Node> n = make_node(dims.all ? "ProdBackward0" : "ProdBackward1", prod_bw, {&A})) {
     set_reduced_dims(n.get(), A, dims, keepdim);
     n->save(A);
     set_history(out, n);
@@ -224,9 +224,9 @@ Tensor prod(const Tensor& a, const DimList& dims, bool keepdim) {
   return out;
 }
 
-static Tensor extreme(const Tensor& a, const DimList& dims, bool keepdim, bool is_max) {
+static Tensor extreme(const Tensor& a, const DimList& dims, bool keepdim, bool is_max, const char* name) {
   Tensor out = reduce(is_max ? RedOp::Max : RedOp::Min, a, dims, keepdim, a.dtype(), a.dtype());
-  if (Ref<Node> n = make_node(is_max ? "AmaxBackward0" : "AminBackward0", extreme_bw, {&a})) {
+  if (Ref<Node> n = make_node(name, extreme_bw, {&a})) {
     set_reduced_dims(n.get(), a, dims, keepdim);
     n->save(a);
     set_history(out, n);
@@ -235,8 +235,15 @@ static Tensor extreme(const Tensor& a, const DimList& dims, bool keepdim, bool i
   return out;
 }
 
-Tensor amax(const Tensor& a, const DimList& dims, bool keepdim) { return extreme(a, dims, keepdim, true); }
-Tensor amin(const Tensor& a, const DimList& dims, bool keepdim) { return extreme(a, dims, keepdim, false); }
+Tensor amax(const Tensor& a, const DimList& dims, bool keepdim) {
+  return extreme(a, dims, keepdim, true, "AmaxBackward0");
+}
+Tensor amin(const Tensor& a, const DimList& dims, bool keepdim) {
+  return extreme(a, dims, keepdim, false, "AminBackward0");
+}
+Tensor max_all(const Tensor& a, bool is_max) {
+  return extreme(a, DimList(), false, is_max, is_max ? "MaxBackward1" : "MinBackward1");
+}
 
 std::pair<Tensor, Tensor> max_dim(const Tensor& a, int64_t dim, bool keepdim, bool is_max) {
   const int d = wrap_dim(dim, a.ndim());

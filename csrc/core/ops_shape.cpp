@@ -58,15 +58,18 @@ static std::optional<Dims> view_strides(const Dims& shape, const Dims& strides, 
   return out;
 }
 
-Tensor view(const Tensor& a, const Dims& shape) {
+// A view with a history named as PyTorch names the op that made it (view, squeeze, ...).
+static Tensor view_named(const Tensor& a, const Dims& shape, const char* name) {
   const Dims to = infer_size(shape, a.numel());
   auto st = view_strides(a.shape(), a.strides(), to);
   FK_CHECK(st.has_value(), Runtime, "view size is not compatible with input tensor's size and stride (input ",
            to_string(a.shape()), ", requested ", to_string(to), "). Use .reshape(...) instead.");
   Tensor out = make_view(a, to, *st, a.p->offset);
-  set_history(out, make_node("ViewBackward0", reshape_bw, {&a}));
+  set_history(out, make_node(name, reshape_bw, {&a}));
   return out;
 }
+
+Tensor view(const Tensor& a, const Dims& shape) { return view_named(a, shape, "ViewBackward0"); }
 
 Tensor reshape(const Tensor& a, const Dims& shape) {
   const Dims to = infer_size(shape, a.numel());
@@ -80,7 +83,8 @@ static void permute_bw(Node& n, const Tensor& g, Tensor* gi) {
   gi[0] = permute(g, inv);
 }
 
-Tensor permute(const Tensor& a, const Dims& dims) {
+// permute, transpose and t() are one view; PyTorch names their nodes apart.
+static Tensor permute_named(const Tensor& a, const Dims& dims, const char* name) {
   FK_CHECK(dims.n == a.ndim(), Runtime, "permute: number of dims don't match: the tensor has ", a.ndim(), " dims but ",
            dims.n, " were given");
   Dims shape, strides, order;
@@ -94,19 +98,32 @@ Tensor permute(const Tensor& a, const Dims& dims) {
     strides.push_back(a.strides()[d]);
   }
   Tensor out = make_view(a, shape, strides, a.p->offset);
-  Ref<Node> n = make_node("PermuteBackward0", permute_bw, {&a});
+  Ref<Node> n = make_node(name, permute_bw, {&a});
   if (n) n->ints = order;
   set_history(out, n);
   return out;
 }
 
+Tensor permute(const Tensor& a, const Dims& dims) { return permute_named(a, dims, "PermuteBackward0"); }
+
+static Dims identity_order(int n) {
+  Dims order;
+  for (int i = 0; i < n; i++) order.push_back(i);
+  return order;
+}
+
 Tensor transpose(const Tensor& a, int64_t d0, int64_t d1) {
   const int w0 = wrap_dim(d0, a.ndim()), w1 = wrap_dim(d1, a.ndim());
-  Dims order;
-  for (int i = 0; i < a.ndim(); i++) order.push_back(i);
-  if (a.ndim() == 0) return permute(a, order);
-  std::swap(order[w0], order[w1]);
-  return permute(a, order);
+  Dims order = identity_order(a.ndim());
+  if (a.ndim() > 0) std::swap(order[w0], order[w1]);
+  return permute_named(a, order, "TransposeBackward0");
+}
+
+Tensor transpose2d(const Tensor& a) {
+  FK_CHECK(a.ndim() <= 2, Runtime, "t() expects a tensor with <= 2 dimensions, but self is ", a.ndim(), "D");
+  Dims order = identity_order(a.ndim());
+  if (a.ndim() == 2) std::swap(order[0], order[1]);
+  return permute_named(a, order, "TBackward0");
 }
 
 static void identity_bw(Node&, const Tensor& g, Tensor* gi) { gi[0] = g; }
@@ -141,7 +158,7 @@ Tensor squeeze(const Tensor& a, std::optional<int64_t> dim) {
   const int d = dim ? wrap_dim(*dim, a.ndim()) : -1;
   for (int i = 0; i < a.ndim(); i++)
     if (!(a.size(i) == 1 && (d < 0 || d == i))) shape.push_back(a.size(i));
-  return view(a, shape);
+  return view_named(a, shape, dim ? "SqueezeBackward1" : "SqueezeBackward0");
 }
 
 Tensor unsqueeze(const Tensor& a, int64_t dim) {

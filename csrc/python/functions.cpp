@@ -110,7 +110,7 @@ void bind_functions(nb::module_& m, nb::class_<Tensor>& cls) {
     both(
         name,
         [is_max, result_type](const Tensor& a, nb::handle dim, bool keepdim) -> nb::object {
-          if (dim.is_none()) return nb::cast(is_max ? amax(a, DimList(), false) : amin(a, DimList(), false));
+          if (dim.is_none()) return nb::cast(max_all(a, is_max));
           if (nb::isinstance<Tensor>(dim))  // x.max(other) is maximum
             return nb::cast(binary(is_max ? BinOp::Max : BinOp::Min, a, nb::cast<const Tensor&>(dim)));
           auto [v, i] = max_dim(a, to_int64(dim, "dim", ErrorKind::Index), keepdim, is_max);

@@ -29,7 +29,7 @@ from ._creation import (  # noqa: F401
 from ._grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from . import _tensor  # noqa: F401  (Python-side Tensor methods: repr, tolist, __array__)
 from ._tensor_str import get_printoptions, printoptions, set_printoptions  # noqa: F401
-from ._size import Size  # noqa: F401  (also makes x.shape and x.size() Sizes)
+from ._size import Size, broadcast_shapes  # noqa: F401  (also makes x.shape and x.size() Sizes)
 from . import _legacy  # noqa: F401  (Tensor.type)
 from ._legacy import BoolTensor, ByteTensor, DoubleTensor, FloatTensor, LongTensor  # noqa: F401
 from . import autograd, backends, cuda, data, nn, optim  # noqa: F401
