@@ -14,6 +14,7 @@ from ._creation import (  # noqa: F401
     from_numpy,
     full,
     full_like,
+    get_default_device,
     linspace,
     ones,
     ones_like,
@@ -22,6 +23,8 @@ from ._creation import (  # noqa: F401
     randint,
     randn,
     randn_like,
+    randperm,
+    set_default_device,
     tensor,
     zeros,
     zeros_like,
@@ -32,7 +35,7 @@ from ._tensor_str import get_printoptions, printoptions, set_printoptions  # noq
 from ._size import Size, broadcast_shapes  # noqa: F401  (also makes x.shape and x.size() Sizes)
 from . import _legacy  # noqa: F401  (Tensor.type)
 from ._legacy import BoolTensor, ByteTensor, DoubleTensor, FloatTensor, LongTensor  # noqa: F401
-from . import autograd, backends, cuda, data, nn, optim  # noqa: F401
+from . import accelerator, autograd, backends, cuda, data, nn, optim  # noqa: F401
 from . import metrics, models  # noqa: F401
 from . import vision  # noqa: F401  (after models: it registers its architectures there)
 from .data import DataLoader, DataLoaders  # noqa: F401
