@@ -74,6 +74,11 @@ Tensor clone(const Tensor& a);
 Tensor contiguous(const Tensor& a);                // same tensor when already contiguous
 void copy_(const Tensor& dst, const Tensor& src);  // broadcasts and casts src
 void fill_(const Tensor& self, Scalar value);
+// torch's out=: `result` of op written into `out`, which keeps its dtype (one the result casts to
+// without losing its kind: no float into an integer out) and must be on its device and need no
+// gradient. An out of another shape is resized to the result's: returns true when it had elements
+// (torch then warns).
+bool write_out(const char* op, const Tensor& out, const Tensor& result);
 // Checks done by every in-place op: autograd rules for leaves and views.
 void check_inplace(const Tensor& self, const char* op);
 // Last step of an in-place op on a view: the base's history gains the change.
@@ -145,6 +150,9 @@ Tensor log_softmax(const Tensor& a, int64_t dim);
 // ---- linear algebra (ops_linalg.cpp)
 Tensor matmul(const Tensor& a, const Tensor& b);
 Tensor addmm(const Tensor& input, const Tensor& mat1, const Tensor& mat2);  // input + mat1 @ mat2
+// mm (2-D, 2-D), bmm (3-D, 3-D, same batch), mv (2-D, 1-D) and dot (1-D, 1-D): matmul for
+// exactly the ranks `op` takes, as PyTorch checks them.
+Tensor matmul_ranked(const char* op, const Tensor& a, const Tensor& b, int rank_a, int rank_b);
 
 }  // namespace fk
 

@@ -586,6 +586,27 @@ void copy_(const Tensor& dst, const Tensor& src0) {
   finish_inplace(dst, n);
 }
 
+bool write_out(const char* op, const Tensor& out, const Tensor& result) {
+  FK_CHECK(!(grad_enabled() && (result.requires_grad() || out.requires_grad())), Runtime, op,
+           "(): functions with out=... arguments don't support automatic differentiation, but one of the arguments "
+           "requires grad.");
+  FK_CHECK(category(result.dtype()) <= category(out.dtype()), Runtime, "result type ", dtype_name(result.dtype()),
+           " can't be cast to the desired output type ", dtype_name(out.dtype()), " (", op, "() with out=)");
+  FK_CHECK(out.device() == result.device(), Runtime, "Expected out tensor to have device ", device_str(result.device()),
+           ", but got ", device_str(out.device()), " instead (", op, "() with out=)");
+  if (out.shape() == result.shape()) {
+    copy_(out, result);  // into out's own layout, as torch keeps a right-sized out's strides
+    return false;
+  }
+  // Resized: fresh memory of the result's shape; out stops being a view of what it viewed.
+  const bool had_elements = out.numel() != 0;
+  set_data(out, empty(result.shape(), out.dtype(), out.device()));
+  out.p->is_view = false;
+  out.p->base = Ref<TensorImpl>();
+  copy_(out, result);
+  return had_elements;
+}
+
 static void fill_bw(Node&, const Tensor& g, Tensor* gi) { gi[0] = zeros_like(g); }
 
 void fill_(const Tensor& self, Scalar value) {

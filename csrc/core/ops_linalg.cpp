@@ -145,4 +145,12 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return out;
 }
 
+Tensor matmul_ranked(const char* op, const Tensor& a, const Tensor& b, int rank_a, int rank_b) {
+  FK_CHECK(a.ndim() == rank_a && b.ndim() == rank_b, Runtime, op, ": expected ", rank_a, "-D and ", rank_b,
+           "-D tensors, got shapes ", to_string(a.shape()), " and ", to_string(b.shape()));
+  FK_CHECK(rank_a != 3 || a.size(0) == b.size(0), Runtime, op, ": batch sizes differ: shapes ", to_string(a.shape()),
+           " and ", to_string(b.shape()), " (bmm does not broadcast; matmul does)");
+  return matmul(a, b);
+}
+
 }  // namespace fk
