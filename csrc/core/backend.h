@@ -121,6 +121,15 @@ struct Backend {
   Tensor (*nonzero)(const Tensor& a);
   // One Adam step in place over contiguous p, m, v with gradient g.
   void (*adam)(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, const AdamStep& h);
+  // Factorisations of batches of square float matrices, contiguous [batch..., n, n], in place
+  // (null where a device has no kernel yet: core says so). lu: each matrix's LU factors (L's
+  // multipliers below the diagonal, U on and above), row k swapped with row piv[k] (int64,
+  // [batch..., n]) at step k. lu_solve: b [batch..., n, m] becomes A^-1 b from those. cholesky: L
+  // in the lower triangle, zeros above; returns item * n + k for the first item whose leading
+  // minor of order k + 1 is not positive-definite, or -1.
+  void (*lu)(const Tensor& a, const Tensor& piv);
+  void (*lu_solve)(const Tensor& lu, const Tensor& piv, const Tensor& b);
+  int64_t (*cholesky)(const Tensor& a);
 };
 
 const Backend& cpu_backend();

@@ -153,6 +153,14 @@ Tensor addmm(const Tensor& input, const Tensor& mat1, const Tensor& mat2);  // i
 // mm (2-D, 2-D), bmm (3-D, 3-D, same batch), mv (2-D, 1-D) and dot (1-D, 1-D): matmul for
 // exactly the ranks `op` takes, as PyTorch checks them.
 Tensor matmul_ranked(const char* op, const Tensor& a, const Tensor& b, int rank_a, int rank_b);
+// Square float matrices [..., n, n] (batched; no CUDA kernels yet): the determinant [...], the
+// inverse, X with A X = B (B [..., n, m] or a vector [..., n]; batch dims broadcast) and the
+// lower Cholesky factor. Gradients as PyTorch's for invertible (det), positive-definite
+// (cholesky) matrices.
+Tensor det(const Tensor& a);
+Tensor inv(const Tensor& a);
+Tensor solve(const Tensor& a, const Tensor& b);
+Tensor cholesky(const Tensor& a);
 
 }  // namespace fk
 

@@ -153,4 +153,192 @@ Tensor matmul_ranked(const char* op, const Tensor& a, const Tensor& b, int rank_
   return matmul(a, b);
 }
 
+// ---- factorisations: det, inv, solve and cholesky from the backend's LU and Cholesky kernels
+
+static int64_t rows(const Tensor& t) { return t.size(t.ndim() - 2); }
+static int64_t cols(const Tensor& t) { return t.size(t.ndim() - 1); }
+
+// PyTorch's checks on A of [..., n, n], and the backend that factorises on A's device.
+static const Backend& square_float(const char* op, const Tensor& a) {
+  FK_CHECK(a.ndim() >= 2, Runtime, op, ": The input tensor A must have at least 2 dimensions (got shape ",
+           to_string(a.shape()), ")");
+  FK_CHECK(rows(a) == cols(a), Runtime, op, ": A must be batches of square matrices, but they are ", rows(a), " by ",
+           cols(a), " matrices");
+  FK_CHECK(is_float(a.dtype()), Runtime, op, ": Expected a floating point tensor as input. Got ",
+           dtype_name(a.dtype()));
+  const Backend& b = backend(a.device());
+  FK_CHECK(b.lu, NotImplemented, op, " has no ", device_str(a.device()),
+           " kernel yet: move the tensor to the CPU first (.cpu())");
+  return b;
+}
+
+// The diagonals of a batch of matrices, as a view [..., n] (no history: for LU factors).
+static Tensor diagonal(const Tensor& m) {
+  Dims shape = m.shape(), strides = m.strides();
+  shape.n--;
+  strides.n--;
+  strides[strides.n - 1] = m.strides()[m.ndim() - 2] + m.strides()[m.ndim() - 1];
+  return make_view(m, shape, strides, m.p->offset);
+}
+
+// A's LU factors (a contiguous copy, without history) and row swaps.
+static std::pair<Tensor, Tensor> lu_factor(const Backend& be, const Tensor& a) {
+  GradMode off(false);
+  const Tensor lu = clone(detach(a));
+  Dims ps = a.shape();
+  ps.n--;
+  const Tensor piv = empty(ps, DType::Int64, a.device());
+  if (lu.numel()) be.lu(lu, piv);
+  return {lu, piv};
+}
+
+// inv and solve need every U[k, k] nonzero: PyTorch's error names the first that is not.
+static void check_invertible(const char* op, const Tensor& lu) {
+  GradMode off(false);
+  const Tensor zeros_at = nonzero(binary(BinOp::Eq, diagonal(lu), Scalar::of(0)));  // [count, batch dims + 1]
+  if (zeros_at.size(0) == 0) return;
+  const Tensor first = contiguous(to_device(select(zeros_at, 0, 0), Device::CPU));
+  const int64_t k = first.data<int64_t>()[first.numel() - 1];
+  throw Error(ErrorKind::Runtime, str_cat(op, ": The diagonal element ", k + 1,
+                                          " is zero, the inversion could not be completed because the input "
+                                          "matrix is singular."));
+}
+
+static void det_bw(Node& n, const Tensor& g, Tensor* gi) {
+  // d det(A) / dA = det(A) A^-T (A invertible)
+  const Tensor scale = unsqueeze(unsqueeze(g * n.saved_at(1), -1), -1);
+  gi[0] = scale * mT(inv(n.saved_at(0)));
+}
+
+Tensor det(const Tensor& a) {
+  const Backend& be = square_float("linalg.det", a);
+  auto [lu, piv] = lu_factor(be, a);
+  Tensor out;
+  {
+    GradMode off(false);
+    // prod(diag U), negated once per row swap
+    const Tensor steps = arange(0, double(cols(a)), 1, DType::Int64, a.device());
+    const Tensor swaps = sum(binary(BinOp::Ne, piv, steps), DimList::of({-1}), false);
+    const Tensor odd = to_dtype(binary(BinOp::Rem, swaps, Scalar::of_int(2)), a.dtype());
+    out = prod(diagonal(lu), DimList::of({-1}), false) * (1.0 - odd * 2.0);
+  }
+  Ref<Node> n = make_node("LinalgDetBackward0", det_bw, {&a});
+  if (n) {
+    n->save(a);
+    set_history(out, n);
+    n->save(out);
+  }
+  return out;
+}
+
+// A^-1 B for A's factors and B of [batch..., n, m] broadcast to A's batch: a new tensor.
+static Tensor lu_apply(const Backend& be, const Tensor& lu, const Tensor& piv, const Tensor& b) {
+  GradMode off(false);
+  const Tensor x = clone(detach(b));
+  if (x.numel()) be.lu_solve(lu, piv, x);
+  return x;
+}
+
+static void inv_bw(Node& n, const Tensor& g, Tensor* gi) {
+  const Tensor x = mT(n.saved_at(0));  // d(A^-1) = -A^-1 dA A^-1
+  gi[0] = -matmul(matmul(x, g), x);
+}
+
+Tensor inv(const Tensor& a) {
+  const Backend& be = square_float("linalg.inv", a);
+  auto [lu, piv] = lu_factor(be, a);
+  check_invertible("linalg.inv", lu);
+  Tensor out = lu_apply(be, lu, piv, expand(eye(cols(a), cols(a), a.dtype(), a.device()), a.shape()));
+  Ref<Node> n = make_node("LinalgInvExBackward0", inv_bw, {&a});
+  if (n) {
+    set_history(out, n);
+    n->save(out);
+  }
+  return out;
+}
+
+static void solve_bw(Node& n, const Tensor& g, Tensor* gi) {
+  // X = A^-1 B: dB = A^-T g, dA = -dB X^T (B and X as columns when B was a vector).
+  const Tensor &a = n.saved_at(0), &x = n.saved_at(1);
+  const bool vec = n.ints[0] != 0;
+  const Tensor gb = solve(mT(a), g);
+  if (n.needs(1)) gi[1] = gb;
+  if (n.needs(0)) gi[0] = -matmul(vec ? unsqueeze(gb, -1) : gb, mT(vec ? unsqueeze(x, -1) : x));
+}
+
+Tensor solve(const Tensor& a, const Tensor& b) {
+  const Backend& be = square_float("linalg.solve", a);
+  check_same_device({&a, &b});
+  FK_CHECK(a.dtype() == b.dtype(), Runtime,
+           "linalg.solve: Expected A and B to have the same dtype, but found A of type ", dtype_name(a.dtype()),
+           " and B of type ", dtype_name(b.dtype()), " instead");
+  // B is a vector (or a batch of them) when it has one dim fewer than A and A's leading sizes, as PyTorch rules.
+  Dims lead = a.shape();
+  lead.n--;
+  const bool vec = b.ndim() == 1 || (b.ndim() == a.ndim() - 1 && b.shape() == lead);
+  const Tensor B = vec ? unsqueeze(b, -1) : b;
+  FK_CHECK(B.ndim() >= 2 && rows(B) == rows(a), Runtime,
+           "linalg.solve: Incompatible shapes of A and B for the equation ", "AX = B (", to_string(a.shape()), " and ",
+           to_string(b.shape()), ")");
+  Dims ba = a.shape(), bb = B.shape();
+  ba.n -= 2;
+  bb.n -= 2;
+  Dims shape_a = broadcast_shapes(ba, bb), shape_b = shape_a;
+  shape_a.push_back(rows(a));
+  shape_a.push_back(rows(a));
+  shape_b.push_back(rows(a));
+  shape_b.push_back(cols(B));
+  auto [lu, piv] = lu_factor(be, expand(a, shape_a));
+  check_invertible("linalg.solve", lu);
+  Tensor out = lu_apply(be, lu, piv, expand(B, shape_b));
+  if (vec) out = squeeze(out, -1);
+  Ref<Node> n = make_node("LinalgSolveExBackward0", solve_bw, {&a, &b});
+  if (n) {
+    n->ints = {vec};
+    n->save(a);
+    set_history(out, n);
+    n->save(out);
+  }
+  return out;
+}
+
+static void cholesky_bw(Node& n, const Tensor& g, Tensor* gi) {
+  // A = L L^T: dA = sym(L^-T Phi(L^T dL) L^-1), Phi the lower triangle with half the diagonal.
+  const Tensor& l = n.saved_at(0);
+  const int64_t k = cols(l);
+  const Tensor r = reshape(arange(0, double(k), 1, DType::Int64, l.device()), {k, 1});
+  const Tensor c = arange(0, double(k), 1, DType::Int64, l.device());
+  const Tensor zero = scalar_tensor(Scalar::of(0), g.dtype());
+  const Tensor half = where(binary(BinOp::Eq, r, c), scalar_tensor(Scalar::of(0.5), g.dtype()),
+                            scalar_tensor(Scalar::of(1), g.dtype()));
+  const Tensor phi = where(binary(BinOp::Ge, r, c), matmul(mT(l), g), zero) * half;
+  const Tensor li = inv(l);
+  const Tensor s = matmul(matmul(mT(li), phi), li);
+  gi[0] = (s + mT(s)) * 0.5;
+}
+
+Tensor cholesky(const Tensor& a) {
+  const Backend& be = square_float("linalg.cholesky", a);
+  Tensor out;
+  {
+    GradMode off(false);
+    out = clone(detach(a));
+  }
+  const int64_t bad = out.numel() ? be.cholesky(out) : -1;
+  if (bad >= 0) {
+    const int64_t n = cols(a), item = bad / n;
+    throw Error(ErrorKind::Runtime,
+                str_cat("linalg.cholesky: ", a.ndim() > 2 ? str_cat("(Batch element ", item, "): ") : "",
+                        "The factorization could not be completed because the input is not positive-definite (the "
+                        "leading minor of order ",
+                        bad % n + 1, " is not positive-definite)."));
+  }
+  Ref<Node> n = make_node("LinalgCholeskyExBackward0", cholesky_bw, {&a});
+  if (n) {
+    set_history(out, n);
+    n->save(out);
+  }
+  return out;
+}
+
 }  // namespace fk

@@ -10,6 +10,7 @@
 #include "conv_driver.h"
 #include "gemm_driver.h"
 #include "iter.h"
+#include "linalg.h"
 
 namespace fk {
 namespace {
@@ -428,6 +429,9 @@ const Backend& cpu_backend() {
       .scatter = scatter,
       .nonzero = nonzero,
       .adam = adam,
+      .lu = cpu_lu,
+      .lu_solve = cpu_lu_solve,
+      .cholesky = cpu_cholesky,
   };
   return b;
 }

@@ -110,6 +110,10 @@ void bind_functions(nb::module_& m, nb::class_<Tensor>& cls) {
   both_out("bmm", [](const Tensor& a, const Tensor& b) { return matmul_ranked("bmm", a, b, 3, 3); }, "mat2"_a);
   both_out("mv", [](const Tensor& a, const Tensor& b) { return matmul_ranked("mv", a, b, 2, 1); }, "vec"_a);
   both_out("dot", [](const Tensor& a, const Tensor& b) { return matmul_ranked("dot", a, b, 1, 1); }, "tensor"_a);
+  both("det", &det);
+  both("inverse", &inv);
+  m.def("_linalg_solve", &solve, "A"_a, "B"_a);  // fastkern.linalg (Python) names these
+  m.def("_linalg_cholesky", &cholesky, "A"_a);
   both_out(
       "addmm", [](const Tensor& a, const Tensor& m1, const Tensor& m2) { return addmm(a, m1, m2); }, "mat1"_a,
       "mat2"_a);

@@ -35,7 +35,8 @@ from ._tensor_str import get_printoptions, printoptions, set_printoptions  # noq
 from ._size import Size, broadcast_shapes  # noqa: F401  (also makes x.shape and x.size() Sizes)
 from . import _legacy  # noqa: F401  (Tensor.type)
 from ._legacy import BoolTensor, ByteTensor, DoubleTensor, FloatTensor, LongTensor  # noqa: F401
-from . import accelerator, autograd, backends, cuda, data, nn, optim  # noqa: F401
+from . import accelerator, autograd, backends, cuda, data, linalg, nn, optim  # noqa: F401
+from .linalg import tensor_norm as norm  # noqa: F401  (torch.norm)
 from . import metrics, models  # noqa: F401
 from . import vision  # noqa: F401  (after models: it registers its architectures there)
 from .data import DataLoader, DataLoaders  # noqa: F401
