@@ -1,6 +1,6 @@
-"""fastkern.linalg: det, inv, solve and cholesky (LU and Cholesky kernels of our own) and the
-norms (vector_norm, matrix_norm, norm, Tensor.norm), against NumPy float64 and PyTorch, with
-numerical gradients in float64."""
+"""fastkern.linalg: det, inv, solve, cholesky, qr, eigh and svd (LU, Cholesky, Householder and
+Jacobi kernels of our own) and the norms (vector_norm, matrix_norm, norm, Tensor.norm), against
+NumPy float64 and PyTorch, with numerical gradients in float64."""
 
 import math
 
@@ -213,7 +213,7 @@ def test_vector_norm_gradient_at_zeros_matches_torch(ord):
 @needs_torch
 def test_matrix_norm_norm_and_tensor_norm_match_torch():
     a = RNG(7).standard_normal((2, 3, 4))
-    for ord in ["fro", 1, -1, math.inf, -math.inf]:
+    for ord in ["fro", 1, -1, math.inf, -math.inf, "nuc", 2, -2]:
         x, y = fk.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
         fo, to = fk.linalg.matrix_norm(x, ord), torch.linalg.matrix_norm(y, ord)
         assert_close(to_np(fo), to.detach().numpy(), rtol=1e-12)
@@ -232,8 +232,6 @@ def test_matrix_norm_norm_and_tensor_norm_match_torch():
 
 
 def test_norm_errors():
-    with pytest.raises(NotImplementedError, match="needs the SVD"):
-        fk.linalg.matrix_norm(fk.ones(2, 2), "nuc")
     with pytest.raises(RuntimeError, match="at least 2 dimensions"):
         fk.linalg.matrix_norm(fk.ones(2))
     with pytest.raises(RuntimeError, match="Expected a floating point tensor"):
@@ -241,3 +239,133 @@ def test_norm_errors():
     with pytest.raises(RuntimeError, match="must be 1D or 2D"):
         fk.linalg.norm(fk.ones(2, 2, 2), ord=1)
     assert fk.linalg.vector_norm(fk.ones(2, 3), dtype=fk.float64).dtype == fk.float64
+
+
+# ----------------------------------------------------------------------------- qr, eigh, svd
+MATRIX_SHAPES = [(1, 1), (3, 2), (4, 4), (2, 5, 3), (2, 3, 5)]
+
+
+def orthonormal_columns(q):
+    k = q.shape[-1]
+    assert_close(np.swapaxes(q, -1, -2) @ q, np.broadcast_to(np.eye(k), q.shape[:-2] + (k, k)), atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", MATRIX_SHAPES, ids=str)
+def test_qr_values(shape):
+    a = RNG(8).standard_normal(shape)
+    q, r = (to_np(t) for t in fk.linalg.qr(fk.tensor(a)))
+    k = min(shape[-2:])
+    assert q.shape == shape[:-1] + (k,) and r.shape == shape[:-2] + (k, shape[-1])
+    orthonormal_columns(q)
+    assert_close(q @ r, a, atol=1e-12)
+    assert np.all(np.tril(r, -1) == 0)
+    assert fk.linalg.qr(fk.tensor(a), mode="r").Q.numel() == 0
+
+
+@pytest.mark.parametrize("shape", [(3, 2), (3, 3), (2, 4, 3)], ids=str)
+def test_qr_gradient(shape):
+    a = RNG(9).standard_normal(shape)
+
+    # NumPy's QR is LAPACK's, with the same signs as ours.
+    check_grad(lambda x: fk.cat(list(fk.linalg.qr(x)), -2), [a], lambda x: np.concatenate(np.linalg.qr(x), -2))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 3), (2, 5, 5)], ids=str)
+def test_eigh_values_and_gradient(shape):
+    a = RNG(10).standard_normal(shape)
+    sym = a + np.swapaxes(a, -1, -2)
+    w, v = (to_np(t) for t in fk.linalg.eigh(fk.tensor(sym)))
+    assert_close(w, np.linalg.eigvalsh(sym), rtol=1e-10, atol=1e-12)
+    orthonormal_columns(v)
+    assert_close(v @ (w[..., None] * np.swapaxes(v, -1, -2)), sym, atol=1e-10)
+    # Gauge-invariant functions of the eigenvectors (their squares) through a symmetrised input.
+    weights = np.arange(shape[-1], dtype=np.float64)
+
+    def fk_f(x):
+        w, v = fk.linalg.eigh(x + x.mT)
+        return fk.cat([w, (v * v * fk.tensor(weights)).sum(-1)], -1)
+
+    def np_f(x):
+        w, v = np.linalg.eigh(x + np.swapaxes(x, -1, -2))
+        return np.concatenate([w, (v * v * weights).sum(-1)], -1)
+
+    check_grad(fk_f, [a], np_f)
+
+
+def test_eigh_reads_one_triangle():
+    sym = spd((3, 3))
+    lower_only, upper_only = (
+        np.tril(sym) + np.triu(np.full((3, 3), 50.0), 1),
+        np.triu(sym) - np.tril(np.ones((3, 3)), -1),
+    )
+    want = np.linalg.eigvalsh(sym)
+    assert_close(to_np(fk.linalg.eigvalsh(fk.tensor(lower_only))), want, rtol=1e-10)
+    assert_close(to_np(fk.linalg.eigh(fk.tensor(upper_only), UPLO="U").eigenvalues), want, rtol=1e-10)
+
+
+@pytest.mark.parametrize("shape", MATRIX_SHAPES, ids=str)
+def test_svd_values(shape):
+    a = RNG(11).standard_normal(shape)
+    u, s, vh = (to_np(t) for t in fk.linalg.svd(fk.tensor(a), full_matrices=False))
+    assert_close(s, np.linalg.svd(a, compute_uv=False), rtol=1e-10, atol=1e-12)
+    orthonormal_columns(u)
+    orthonormal_columns(np.swapaxes(vh, -1, -2))
+    assert_close((u * s[..., None, :]) @ vh, a, atol=1e-10)
+    assert_close(to_np(fk.linalg.svdvals(fk.tensor(a))), s)
+
+
+@pytest.mark.parametrize("shape", [(3, 2), (3, 3), (2, 2, 4)], ids=str)
+def test_svd_gradient(shape):
+    a = RNG(12).standard_normal(shape)
+    k = min(shape[-2:])
+    weights = np.arange(1.0, k + 1)
+
+    def fk_f(x):  # gauge-invariant: squares of the singular vectors
+        u, s, vh = fk.linalg.svd(x, full_matrices=False)
+        return fk.cat([s, (u * u * fk.tensor(weights)).sum(-1), (vh * vh * fk.tensor(weights)[:, None]).sum(-1)], -1)
+
+    def np_f(x):
+        u, s, vh = np.linalg.svd(x, full_matrices=False)
+        return np.concatenate([s, (u * u * weights).sum(-1), (vh * vh * weights[:, None]).sum(-1)], -1)
+
+    check_grad(fk_f, [a], np_f)
+
+
+@needs_torch
+def test_qr_eigh_svd_match_torch():
+    rng = RNG(13)
+    a = rng.standard_normal((2, 4, 3))
+    sym = a[:, :3] + np.swapaxes(a[:, :3], -1, -2)
+    for mine, theirs in zip(fk.linalg.qr(fk.tensor(a)), torch.linalg.qr(torch.tensor(a))):
+        assert_close(to_np(mine), theirs.numpy(), atol=1e-12)  # LAPACK's signs too
+    x, y = fk.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    w = [rng.standard_normal(t.shape) for t in torch.linalg.qr(y)]
+    sum((t * fk.tensor(wi)).sum() for t, wi in zip(fk.linalg.qr(x), w)).backward()
+    sum((t * torch.tensor(wi)).sum() for t, wi in zip(torch.linalg.qr(y), w)).backward()
+    assert_close(to_np(x.grad), y.grad.numpy(), atol=1e-12)
+    assert_close(to_np(fk.linalg.eigh(fk.tensor(sym))[0]), torch.linalg.eigh(torch.tensor(sym))[0].numpy(), atol=1e-12)
+    assert_close(to_np(fk.linalg.svdvals(fk.tensor(a))), torch.linalg.svdvals(torch.tensor(a)).numpy(), atol=1e-12)
+    names = [fk.linalg.qr(x)[0], fk.linalg.eigh(x[:, :3])[0], fk.linalg.svd(x, full_matrices=False)[1]]
+    assert [t.grad_fn.name() for t in names] == ["LinalgQrBackward0", "LinalgEighBackward0", "LinalgSvdBackward0"]
+
+
+def test_qr_eigh_svd_errors_and_empty():
+    with pytest.raises(NotImplementedError, match="fewer rows than columns"):
+        fk.linalg.qr(fk.ones(2, 3, requires_grad=True))[1].sum().backward()
+    with pytest.raises(NotImplementedError, match="mode='complete'"):
+        fk.linalg.qr(fk.ones(3, 2), mode="complete")
+    with pytest.raises(RuntimeError, match="unrecognized mode"):
+        fk.linalg.qr(fk.ones(2, 2), mode="full")
+    with pytest.raises(NotImplementedError, match="full_matrices=True"):
+        fk.linalg.svd(fk.ones(3, 2))
+    with pytest.raises(RuntimeError, match="square matrices"):
+        fk.linalg.eigh(fk.ones(2, 3))
+    with pytest.raises(RuntimeError, match="Expected a floating point tensor"):
+        fk.linalg.svd(fk.ones(2, 2, dtype=fk.int64))
+    assert [tuple(t.shape) for t in fk.linalg.svd(fk.ones(0, 3, 2), full_matrices=False)] == [
+        (0, 3, 2),
+        (0, 2),
+        (0, 2, 2),
+    ]
+    assert [tuple(t.shape) for t in fk.linalg.qr(fk.ones(3, 0))] == [(3, 0), (0, 0)]
+    assert fk.linalg.svd(fk.eye(3)).S.tolist() == [1.0, 1.0, 1.0]

@@ -130,6 +130,13 @@ struct Backend {
   void (*lu)(const Tensor& a, const Tensor& piv);
   void (*lu_solve)(const Tensor& lu, const Tensor& piv, const Tensor& b);
   int64_t (*cholesky)(const Tensor& a);
+  // With a [batch..., m, n] (overwritten): qr, the reduced Q [..., m, k] and R [..., k, n]
+  // (k = min(m, n)); svd (m >= n), U [..., m, n], the singular values S [..., n] descending and
+  // Vh [..., n, n]. eigh (m = n, the lower triangle read): eigenvalues w [..., n] ascending and
+  // eigenvectors as the columns of v [..., n, n].
+  void (*qr)(const Tensor& a, const Tensor& q, const Tensor& r);
+  void (*eigh)(const Tensor& a, const Tensor& w, const Tensor& v);
+  void (*svd)(const Tensor& a, const Tensor& u, const Tensor& s, const Tensor& vh);
 };
 
 const Backend& cpu_backend();

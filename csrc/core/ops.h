@@ -161,6 +161,12 @@ Tensor det(const Tensor& a);
 Tensor inv(const Tensor& a);
 Tensor solve(const Tensor& a, const Tensor& b);
 Tensor cholesky(const Tensor& a);
+// Reduced QR [..., m, k] and [..., k, n] (k = min(m, n); gradient for m >= n), eigh of the
+// symmetric matrices whose lower triangles a holds (eigenvalues ascending, eigenvectors as
+// columns) and the reduced SVD U, S (descending), Vh, as PyTorch's (up to the signs of vectors).
+std::pair<Tensor, Tensor> qr(const Tensor& a);
+std::pair<Tensor, Tensor> eigh(const Tensor& a);
+std::array<Tensor, 3> svd(const Tensor& a);
 
 }  // namespace fk
 

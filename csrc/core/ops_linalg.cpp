@@ -302,18 +302,22 @@ Tensor solve(const Tensor& a, const Tensor& b) {
   return out;
 }
 
+// Phi(x): the lower triangle of each matrix with half its diagonal (zeros above). Phi(M) + Phi(M)^T
+// is the symmetric matrix with M's lower triangle (the backwards of cholesky and qr use it).
+static Tensor lower_half_diag(const Tensor& x) {
+  const int64_t k = cols(x);
+  const Tensor r = reshape(arange(0, double(k), 1, DType::Int64, x.device()), {k, 1});
+  const Tensor c = arange(0, double(k), 1, DType::Int64, x.device());
+  const Tensor half = where(binary(BinOp::Eq, r, c), scalar_tensor(Scalar::of(0.5), x.dtype()),
+                            scalar_tensor(Scalar::of(1), x.dtype()));
+  return where(binary(BinOp::Ge, r, c), x, scalar_tensor(Scalar::of(0), x.dtype())) * half;
+}
+
 static void cholesky_bw(Node& n, const Tensor& g, Tensor* gi) {
-  // A = L L^T: dA = sym(L^-T Phi(L^T dL) L^-1), Phi the lower triangle with half the diagonal.
+  // A = L L^T: dA = sym(L^-T Phi(L^T dL) L^-1).
   const Tensor& l = n.saved_at(0);
-  const int64_t k = cols(l);
-  const Tensor r = reshape(arange(0, double(k), 1, DType::Int64, l.device()), {k, 1});
-  const Tensor c = arange(0, double(k), 1, DType::Int64, l.device());
-  const Tensor zero = scalar_tensor(Scalar::of(0), g.dtype());
-  const Tensor half = where(binary(BinOp::Eq, r, c), scalar_tensor(Scalar::of(0.5), g.dtype()),
-                            scalar_tensor(Scalar::of(1), g.dtype()));
-  const Tensor phi = where(binary(BinOp::Ge, r, c), matmul(mT(l), g), zero) * half;
   const Tensor li = inv(l);
-  const Tensor s = matmul(matmul(mT(li), phi), li);
+  const Tensor s = matmul(matmul(mT(li), lower_half_diag(matmul(mT(l), g))), li);
   gi[0] = (s + mT(s)) * 0.5;
 }
 
@@ -339,6 +343,133 @@ Tensor cholesky(const Tensor& a) {
     n->save(out);
   }
   return out;
+}
+
+// ---- qr, eigh and svd: several differentiable outputs, so a node each (with the same input).
+// Every backward is linear in the outputs' gradients: each node's formula takes its own output's
+// gradient with the others' as zero, and the engine sums the nodes' contributions.
+
+// A fresh contiguous copy of a for a kernel to overwrite, without history.
+static Tensor scratch(const Tensor& a) {
+  GradMode off(false);
+  return clone(detach(a));
+}
+
+// A = QR (m >= n): dA = (gQ + Q sym(M)) R^-T with M = R gR^T - gQ^T Q, sym(M) = Phi(M) + Phi(M)^T.
+static Tensor qr_grad(const Tensor& q, const Tensor& r, const Tensor& gq, const Tensor& gr) {
+  FK_CHECK(rows(q) >= cols(r), NotImplemented,
+           "linalg.qr: the gradient of the QR of a matrix with fewer rows than columns is not implemented (got ",
+           rows(q), " by ", cols(r), ")");
+  const Tensor m = gr.defined() ? matmul(r, mT(gr)) : -matmul(mT(gq), q);
+  const Tensor phi = lower_half_diag(m);
+  Tensor b = matmul(q, phi + mT(phi));
+  if (gq.defined()) b = b + gq;
+  return mT(solve(r, mT(b)));  // b R^-T
+}
+static void qr_q_bw(Node& n, const Tensor& g, Tensor* gi) { gi[0] = qr_grad(n.saved_at(0), n.saved_at(1), g, {}); }
+static void qr_r_bw(Node& n, const Tensor& g, Tensor* gi) { gi[0] = qr_grad(n.saved_at(0), n.saved_at(1), {}, g); }
+
+// Makes each output of a multi-output op the result of its own node over `a`, every node saving all
+// outputs (its own with save's care, the others without history, which would be a refcount cycle).
+static void set_histories(const char* name, const Tensor& a, const std::vector<Tensor>& outs,
+                          std::initializer_list<BackwardFn> fns) {
+  std::vector<Ref<Node>> nodes;
+  for (BackwardFn fn : fns) nodes.push_back(make_node(name, fn, {&a}));
+  if (!nodes[0]) return;
+  for (size_t i = 0; i < outs.size(); i++) set_history(outs[i], nodes[i]);
+  for (size_t i = 0; i < outs.size(); i++)
+    for (size_t j = 0; j < outs.size(); j++) nodes[i]->save(i == j ? outs[j] : detach(outs[j]));
+}
+
+std::pair<Tensor, Tensor> qr(const Tensor& a) {
+  FK_CHECK(a.ndim() >= 2, Runtime, "linalg.qr: The input tensor A must have at least 2 dimensions (got shape ",
+           to_string(a.shape()), ")");
+  FK_CHECK(is_float(a.dtype()), Runtime, "linalg.qr: Expected a floating point tensor as input. Got ",
+           dtype_name(a.dtype()));
+  const Backend& be = backend(a.device());
+  FK_CHECK(be.qr, NotImplemented, "linalg.qr has no ", device_str(a.device()),
+           " kernel yet: move the tensor to the CPU first (.cpu())");
+  const int64_t m = rows(a), n = cols(a), k = std::min(m, n);
+  Dims qs = a.shape(), rs = a.shape();
+  qs[qs.n - 1] = k;
+  rs[rs.n - 2] = k;
+  const Tensor work = scratch(a), q = empty(qs, a.dtype(), a.device()), r = empty(rs, a.dtype(), a.device());
+  if (work.numel()) be.qr(work, q, r);  // else q or r has no elements either
+  set_histories("LinalgQrBackward0", a, {q, r}, {qr_q_bw, qr_r_bw});
+  return {q, r};
+}
+
+// 1 / (x_j - x_i) off the diagonal (i != j), 0 on it, for each vector x [..., n]: [..., n, n].
+static Tensor inverse_gaps(const Tensor& x) {
+  const int64_t n = x.size(x.ndim() - 1);
+  const Tensor gap = unsqueeze(x, -2) - unsqueeze(x, -1);
+  const Tensor diag = eye(n, n, DType::Bool, x.device());
+  return where(diag, scalar_tensor(Scalar::of(0), x.dtype()),
+               scalar_tensor(Scalar::of(1), x.dtype()) / where(diag, scalar_tensor(Scalar::of(1), x.dtype()), gap));
+}
+
+// A = V diag(w) V^T: dA = V (diag(gw) + F o (V^T gV)) V^T, F = inverse_gaps(w).
+static void eigh_w_bw(Node& n, const Tensor& g, Tensor* gi) {
+  const Tensor& v = n.saved_at(1);
+  gi[0] = matmul(v * unsqueeze(g, -2), mT(v));
+}
+static void eigh_v_bw(Node& n, const Tensor& g, Tensor* gi) {
+  const Tensor &w = n.saved_at(0), &v = n.saved_at(1);
+  gi[0] = matmul(matmul(v, inverse_gaps(w) * matmul(mT(v), g)), mT(v));
+}
+
+std::pair<Tensor, Tensor> eigh(const Tensor& a) {
+  const Backend& be = square_float("linalg.eigh", a);
+  FK_CHECK(be.eigh, NotImplemented, "linalg.eigh has no ", device_str(a.device()), " kernel yet");
+  Dims ws = a.shape();
+  ws.n--;
+  const Tensor work = scratch(a), w = empty(ws, a.dtype(), a.device()), v = empty(a.shape(), a.dtype(), a.device());
+  if (work.numel()) be.eigh(work, w, v);
+  set_histories("LinalgEighBackward0", a, {w, v}, {eigh_w_bw, eigh_v_bw});
+  return {w, v};
+}
+
+// A = U diag(S) Vh (m >= n): dA = U [(skew(U^T gU) o F) S + S (skew(V^T gV) o F) + diag(gS)] Vh
+// + (I - U U^T) gU S^-1 Vh, with V = Vh^T, F = inverse_gaps(S^2) and skew(X) = X - X^T.
+static void svd_u_bw(Node& n, const Tensor& g, Tensor* gi) {
+  const Tensor &u = n.saved_at(0), &s = n.saved_at(1), &vh = n.saved_at(2);
+  const Tensor utg = matmul(mT(u), g);
+  const Tensor inner = (utg - mT(utg)) * inverse_gaps(s * s) * unsqueeze(s, -2);
+  const Tensor outside = (g - matmul(u, utg)) / unsqueeze(s, -2);  // the part of gU off U's columns
+  gi[0] = matmul(matmul(u, inner) + outside, vh);
+}
+static void svd_s_bw(Node& n, const Tensor& g, Tensor* gi) {
+  gi[0] = matmul(n.saved_at(0) * unsqueeze(g, -2), n.saved_at(2));
+}
+static void svd_vh_bw(Node& n, const Tensor& g, Tensor* gi) {
+  const Tensor &u = n.saved_at(0), &s = n.saved_at(1), &vh = n.saved_at(2);
+  const Tensor vtg = matmul(vh, mT(g));  // V^T gV with gV = g^T
+  const Tensor inner = unsqueeze(s, -1) * ((vtg - mT(vtg)) * inverse_gaps(s * s));
+  gi[0] = matmul(matmul(u, inner), vh);
+}
+
+std::array<Tensor, 3> svd(const Tensor& a) {
+  FK_CHECK(a.ndim() >= 2, Runtime, "linalg.svd: The input tensor A must have at least 2 dimensions (got shape ",
+           to_string(a.shape()), ")");
+  FK_CHECK(is_float(a.dtype()), Runtime, "linalg.svd: Expected a floating point tensor as input. Got ",
+           dtype_name(a.dtype()));
+  if (rows(a) < cols(a)) {  // A^T = U S Vh gives A = Vh^T S U^T
+    auto [u, s, vh] = svd(mT(a));
+    return {mT(vh), s, mT(u)};
+  }
+  const Backend& be = backend(a.device());
+  FK_CHECK(be.svd, NotImplemented, "linalg.svd has no ", device_str(a.device()),
+           " kernel yet: move the tensor to the CPU first (.cpu())");
+  const int64_t n = cols(a);
+  Dims ss = a.shape(), vs = a.shape();
+  ss.n--;
+  ss[ss.n - 1] = n;
+  vs[vs.n - 2] = n;
+  const Tensor work = scratch(a), u = empty(a.shape(), a.dtype(), a.device()), s = empty(ss, a.dtype(), a.device()),
+               vh = empty(vs, a.dtype(), a.device());
+  if (work.numel()) be.svd(work, u, s, vh);
+  set_histories("LinalgSvdBackward0", a, {u, s, vh}, {svd_u_bw, svd_s_bw, svd_vh_bw});
+  return {u, s, vh};
 }
 
 }  // namespace fk

@@ -432,6 +432,9 @@ const Backend& cpu_backend() {
       .lu = cpu_lu,
       .lu_solve = cpu_lu_solve,
       .cholesky = cpu_cholesky,
+      .qr = cpu_qr,
+      .eigh = cpu_eigh,
+      .svd = cpu_svd,
   };
   return b;
 }

@@ -146,6 +146,9 @@ const Backend& cuda_backend() {
       .lu = nullptr,
       .lu_solve = nullptr,
       .cholesky = nullptr,
+      .qr = nullptr,
+      .eigh = nullptr,
+      .svd = nullptr,
   };
   return b;
 }

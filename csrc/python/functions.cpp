@@ -114,6 +114,12 @@ void bind_functions(nb::module_& m, nb::class_<Tensor>& cls) {
   both("inverse", &inv);
   m.def("_linalg_solve", &solve, "A"_a, "B"_a);  // fastkern.linalg (Python) names these
   m.def("_linalg_cholesky", &cholesky, "A"_a);
+  m.def("_linalg_qr", &qr, "A"_a);
+  m.def("_linalg_eigh", &eigh, "A"_a);
+  m.def("_linalg_svd", [](const Tensor& a) {
+    auto [u, s, vh] = svd(a);
+    return nb::make_tuple(u, s, vh);
+  });
   both_out(
       "addmm", [](const Tensor& a, const Tensor& m1, const Tensor& m2) { return addmm(a, m1, m2); }, "mat1"_a,
       "mat2"_a);

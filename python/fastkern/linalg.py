@@ -1,8 +1,9 @@
 """fastkern.linalg: torch.linalg's norms (composites of fastkern ops) and the factorisation ops
-det, inv, solve and cholesky (C++: csrc/core/ops_linalg.cpp, CPU kernels in csrc/cpu/linalg.cpp;
-no CUDA kernels yet, so CUDA tensors raise NotImplementedError)."""
+det, inv, solve, cholesky, qr, eigh, eigvalsh, svd and svdvals (C++: csrc/core/ops_linalg.cpp, CPU
+kernels in csrc/cpu/linalg.cpp; no CUDA kernels yet, so CUDA tensors raise NotImplementedError)."""
 
 import math
+from collections import namedtuple
 
 from . import _C
 from .autograd import Function
@@ -23,6 +24,53 @@ def cholesky(A, *, upper=False):
     only its lower triangle is read); L^T with upper=True."""
     L = _C._linalg_cholesky(A)
     return L.mT if upper else L
+
+
+QR = namedtuple("QR", ["Q", "R"])
+Eigh = namedtuple("Eigh", ["eigenvalues", "eigenvectors"])
+SVD = namedtuple("SVD", ["U", "S", "Vh"])
+
+
+def qr(A, mode="reduced"):
+    """A = QR with Q's columns orthonormal and R upper triangular: mode 'reduced' (Q [..., m, k], R
+    [..., k, n], k = min(m, n)), 'r' (R only; Q empty) or 'complete' where that is the same
+    (m <= n). Signs as LAPACK's, so as PyTorch's."""
+    if mode not in ("reduced", "r", "complete"):
+        raise RuntimeError(
+            f"qr received unrecognized mode '{mode}' but expected one of 'reduced' (default), 'r', or 'complete'"
+        )
+    if mode == "complete" and A.shape[-2] > A.shape[-1]:
+        raise NotImplementedError("linalg.qr: mode='complete' with more rows than columns is not implemented")
+    Q, R = _C._linalg_qr(A)
+    return QR(A.new_empty(0) if mode == "r" else Q, R)
+
+
+def eigh(A, UPLO="L"):
+    """Eigenvalues (ascending) and orthonormal eigenvectors (columns) of the symmetric matrices A,
+    reading A's lower triangle (UPLO='L') or upper one ('U'). An eigenvector's sign is arbitrary."""
+    if UPLO not in ("L", "U"):
+        raise RuntimeError(f"Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
+    return Eigh(*_C._linalg_eigh(A.mT if UPLO == "U" else A))
+
+
+def eigvalsh(A, UPLO="L"):
+    return eigh(A, UPLO).eigenvalues
+
+
+def svd(A, full_matrices=True):
+    """A = U diag(S) Vh with S descending. Only the reduced form (full_matrices=False) is computed;
+    full_matrices=True gives it too when that is the same (square A), else NotImplementedError.
+    Singular vectors' signs are arbitrary (pairs of them flip together)."""
+    m, n = A.shape[-2], A.shape[-1]
+    if full_matrices and m != n:
+        raise NotImplementedError(
+            "linalg.svd: full_matrices=True for a non-square matrix is not implemented; pass full_matrices=False"
+        )
+    return SVD(*_C._linalg_svd(A))
+
+
+def svdvals(A):
+    return _C._linalg_svd(A)[1]
 
 
 def _dims(x, dim):
@@ -82,7 +130,7 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
 
 def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):
     """The matrix norm of A over the two dims: 'fro', or 1, -1, inf, -inf (the largest or smallest
-    column or row abs sum). 'nuc', 2 and -2 need singular values, which fastkern lacks so far."""
+    column or row abs sum), 'nuc' (the sum of singular values), 2 and -2 (the largest and smallest)."""
     if A.ndim < 2:
         raise RuntimeError(f"linalg.matrix_norm: The input tensor A must have at least 2 dimensions (got {A.ndim})")
     if dtype is not None:
@@ -91,7 +139,9 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):
     if ord == "fro":
         return vector_norm(A, 2, (d0, d1), keepdim)
     if ord in ("nuc", 2, -2):
-        raise NotImplementedError(f"linalg.matrix_norm: ord={ord!r} needs the SVD, which fastkern has not got yet")
+        s = svdvals(A.permute(*[d for d in range(A.ndim) if d not in (d0, d1)], d0, d1))
+        out = s.sum(-1) if ord == "nuc" else s.amax(-1) if ord == 2 else s.amin(-1)
+        return out.unsqueeze(min(d0, d1)).unsqueeze(max(d0, d1)) if keepdim else out
     if ord not in (1, -1, math.inf, -math.inf):
         raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
     # 1-norms sum over rows (d0) then take the column extreme (d1); inf-norms the other way round.
