@@ -75,6 +75,14 @@ void bind_functions(nb::module_& m, nb::class_<Tensor>& cls) {
     both_out(
         kBinaryNames[i], [o](const Tensor& a, nb::handle other) { return binary(o, a, operand(a, other)); }, "other"_a);
   }
+  m.def(  // fastkern.pow(2, x): a number to tensor powers, as torch.pow's overload
+      "pow",
+      [](nb::handle base, const Tensor& exponent) {
+        auto s = to_scalar(base);
+        if (!s) throw nb::type_error("pow(): expected a tensor or a number as the base");
+        return binary(BinOp::Pow, exponent, *s, true);
+      },
+      "self"_a, "exponent"_a);
   both_out(
       "true_divide", [](const Tensor& a, nb::handle other) { return binary(BinOp::Div, a, operand(a, other)); },
       "other"_a);
@@ -114,6 +122,8 @@ void bind_functions(nb::module_& m, nb::class_<Tensor>& cls) {
   both("inverse", &inv);
   m.def("_linalg_solve", &solve, "A"_a, "B"_a);  // fastkern.linalg (Python) names these
   m.def("_linalg_cholesky", &cholesky, "A"_a);
+  // out[indices] = value, or += with accumulate (repeated indices add up): scatter_add's forward.
+  m.def("_scatter_nd_", &scatter_nd_, "out"_a, "indices"_a, "value"_a, "accumulate"_a);
   m.def("_linalg_qr", &qr, "A"_a);
   m.def("_linalg_eigh", &eigh, "A"_a);
   m.def("_linalg_svd", [](const Tensor& a) {

@@ -12,6 +12,23 @@ _FROM_NP = {np.dtype(v): k for k, v in _NP.items()}
 
 
 _default_device = None  # set_default_device's device; None: the CPU
+_default_float = _C.float32  # set_default_dtype's
+
+
+def set_default_dtype(d):
+    """The dtype of floating-point tensors the creation functions make when given none (float32 or
+    float64), as torch.set_default_dtype. Python numbers in ops with integer tensors still give
+    float32 (decided in C++)."""
+    global _default_float
+    if d not in (_C.float32, _C.float64):
+        raise TypeError(
+            f"only floating-point types are supported as the default type (fastkern has float32 and float64, got {d})"
+        )
+    _default_float = d
+
+
+def get_default_dtype():
+    return _default_float
 
 
 def set_default_device(device):
@@ -52,7 +69,7 @@ def _default_dtype(value):
         return _C.bool
     if isinstance(value, int):
         return _C.int64
-    return _C.float32
+    return _default_float
 
 
 def from_numpy(a):
@@ -76,9 +93,9 @@ def _to_array(data):
         arr = data
     else:
         arr = np.asarray(data)
-        # Python floats default to float32 (NumPy would say float64), as in PyTorch.
+        # Python floats take the default dtype (NumPy would say float64), as in PyTorch.
         if arr.dtype == np.float64 and not isinstance(data, np.floating):
-            arr = arr.astype(np.float32)
+            arr = arr.astype(_NP[_default_float])
     if arr.dtype.kind in "iu" and arr.dtype != np.uint8:
         arr = arr.astype(np.int64)
     elif arr.dtype.kind == "f" and arr.dtype not in (np.float32, np.float64):
@@ -118,15 +135,15 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False):
-    return full(_shape(size, "zeros"), 0, dtype or _C.float32, device, requires_grad)
+    return full(_shape(size, "zeros"), 0, dtype or _default_float, device, requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False):
-    return full(_shape(size, "ones"), 1, dtype or _C.float32, device, requires_grad)
+    return full(_shape(size, "ones"), 1, dtype or _default_float, device, requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False):
-    return _finish(_C._empty(_shape(size, "empty"), dtype or _C.float32, _dev(device)), requires_grad)
+    return _finish(_C._empty(_shape(size, "empty"), dtype or _default_float, _dev(device)), requires_grad)
 
 
 def zeros_like(t, dtype=None, device=None, requires_grad=False):
@@ -150,25 +167,32 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
         start, end = 0, start
     vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
     if dtype is None:
-        dtype = _C.int64 if all(isinstance(v, int) for v in vals) else _C.float32
+        dtype = _C.int64 if all(isinstance(v, int) for v in vals) else _default_float
     return _finish(_C._arange(*(float(v) for v in vals), dtype, _dev(device)), requires_grad)
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
-    return _finish(_C._linspace(float(start), float(end), int(steps), dtype or _C.float32, _dev(device)), requires_grad)
+    return _finish(
+        _C._linspace(float(start), float(end), int(steps), dtype or _default_float, _dev(device)), requires_grad
+    )
+
+
+def logspace(start, end, steps, base=10.0, dtype=None, device=None, requires_grad=False):
+    exps = linspace(start, end, steps, dtype=_C.float64, device=device)
+    return _finish((base**exps).to(dtype or _default_float), requires_grad)
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
-    return _finish(_C._eye(n, n if m is None else m, dtype or _C.float32, _dev(device)), requires_grad)
+    return _finish(_C._eye(n, n if m is None else m, dtype or _default_float, _dev(device)), requires_grad)
 
 
 def rand(*size, dtype=None, device=None, requires_grad=False):
-    t = _C._empty(_shape(size, "rand"), dtype or _C.float32, _dev(device))
+    t = _C._empty(_shape(size, "rand"), dtype or _default_float, _dev(device))
     return _finish(t.uniform_(0.0, 1.0), requires_grad)
 
 
 def randn(*size, dtype=None, device=None, requires_grad=False):
-    t = _C._empty(_shape(size, "randn"), dtype or _C.float32, _dev(device))
+    t = _C._empty(_shape(size, "randn"), dtype or _default_float, _dev(device))
     return _finish(t.normal_(0.0, 1.0), requires_grad)
 
 
@@ -187,6 +211,11 @@ def randint(low, high=None, size=None, dtype=None, device=None):
     if high is None:
         raise TypeError("randint() missing the 'high' argument")
     return _C._randint(int(low), int(high), tuple(size), dtype or _C.int64, _dev(device))
+
+
+def randint_like(input, low=0, high=None, dtype=None, device=None):
+    low, high = (0, low) if high is None else (low, high)
+    return randint(low, high, input.shape, dtype=dtype or input.dtype, device=device or input.device)
 
 
 def randperm(n, *, dtype=None, device=None, requires_grad=False):

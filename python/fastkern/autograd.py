@@ -3,7 +3,7 @@ differentiable operations written in Python, calls back into Python from it."""
 
 from . import _C
 from ._C import Tensor
-from ._creation import zeros
+from ._creation import tensor, zeros
 from ._grad_mode import enable_grad, no_grad, set_grad_enabled  # noqa: F401
 from ._size import broadcast_shapes
 
@@ -155,3 +155,41 @@ class Function:
         for i, r in zip(where, results):
             outs[i] = r
         return outs[0] if single else tuple(outs)
+
+
+def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
+    """Compares the gradients of func at inputs (a tensor or a tuple; those that require grad are
+    checked, in float64 as torch asks) with central differences, output element by output element,
+    as torch.autograd.gradcheck. True when they agree; else raises (or returns False)."""
+    inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+    wrt = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+
+    def outputs(args):
+        out = func(*args)
+        return [o for o in ((out,) if isinstance(out, Tensor) else out) if isinstance(o, Tensor)]
+
+    for k, out in enumerate(outputs(inputs)):
+        flat_out = out.reshape(-1)
+        for j in range(flat_out.numel()):
+            analytic = grad(flat_out[j], [inputs[i] for i in wrt], retain_graph=True, allow_unused=True)
+            for i, a in zip(wrt, analytic):
+                base = inputs[i].detach().clone()  # contiguous, so its flat view reaches every element
+
+                def at(e, delta, i=i, base=base):
+                    moved = base.clone()
+                    moved.view(-1)[e] += delta
+                    args = inputs[:i] + (moved,) + inputs[i + 1 :]
+                    with no_grad():
+                        return float(outputs(args)[k].reshape(-1)[j])
+
+                diffs = [(at(e, eps) - at(e, -eps)) / (2 * eps) for e in range(base.numel())]
+                numeric = tensor(diffs, dtype=_C.float64)
+                a = zeros(base.numel(), dtype=_C.float64) if a is None else a.detach().reshape(-1).double()
+                if not bool(((a - numeric).abs() <= atol + rtol * numeric.abs()).all()):
+                    if raise_exception:
+                        raise RuntimeError(
+                            f"Jacobian mismatch for output {k} with respect to input {i},\n"
+                            f"numerical:{numeric.tolist()}\nanalytical:{a.tolist()}"
+                        )
+                    return False
+    return True
