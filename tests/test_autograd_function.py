@@ -296,6 +296,10 @@ def test_grad_fn_names_match_torch():
         "maximum": lambda m, x, y: m.maximum(x, y),
         "clamp": lambda m, x, y: x.clamp(0, 1),
         "std": lambda m, x, y: x.std(),
+        "var": lambda m, x, y: x.var(1),
+        "logsumexp": lambda m, x, y: x.logsumexp(-1),
+        "stack": lambda m, x, y: m.stack([x, y], 1),
+        "repeat": lambda m, x, y: x.repeat(2, 1, 3),
     }
     for name, f in cases.items():
         xs = np.random.default_rng(0).standard_normal((2, 2, 3))

@@ -251,6 +251,21 @@ Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
   return slice(a, d, start, start + length, 1);
 }
 
+static void repeat_bw(Node& n, const Tensor& g, Tensor* gi) {
+  // g as (r0, s0, r1, s1, ...) summed over the r's: every copy's gradient added back
+  const Dims& in = n.in_shape[0];
+  const int lead = n.ints.n - in.n;
+  Dims split;
+  DimList copies;
+  copies.all = false;
+  for (int i = 0; i < n.ints.n; i++) {
+    split.push_back(n.ints[i]);
+    split.push_back(i < lead ? 1 : in[i - lead]);
+    copies.dims.push_back(2 * i);
+  }
+  gi[0] = reshape(sum(reshape(g, split), copies, false), in);
+}
+
 Tensor repeat(const Tensor& a, const Dims& reps) {
   FK_CHECK(reps.n >= a.ndim(), Runtime,
            "Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor");
@@ -267,7 +282,16 @@ Tensor repeat(const Tensor& a, const Dims& reps) {
     eshape.push_back(lead[i]);
     oshape.push_back(size);
   }
-  return reshape(clone(expand(reshape(a, vshape), eshape)), oshape);
+  Tensor out;
+  {
+    GradMode off(false);  // one RepeatBackward0 node, as PyTorch's
+    out = reshape(clone(expand(reshape(detach(a), vshape), eshape)), oshape);
+  }
+  if (Ref<Node> n = make_node("RepeatBackward0", repeat_bw, {&a})) {
+    n->ints = reps;
+    set_history(out, n);
+  }
+  return out;
 }
 
 Tensor squeeze_dims(const Tensor& a, const Dims& dims) {
@@ -339,15 +363,29 @@ Tensor cat(const std::vector<Tensor>& ts, int64_t dim) {
   return out;
 }
 
+static void stack_bw(Node& n, const Tensor& g, Tensor* gi) {
+  for (size_t i = 0; i < n.next.size(); i++)
+    if (n.needs(int(i))) gi[i] = select(g, n.ints[0], int64_t(i));
+}
+
 Tensor stack(const std::vector<Tensor>& ts, int64_t dim) {
   FK_CHECK(!ts.empty(), Runtime, "stack expects a non-empty list of Tensors");
   for (size_t i = 1; i < ts.size(); i++)
     FK_CHECK(ts[i].shape() == ts[0].shape(), Runtime, "stack expects each tensor to be equal size, but got ",
              to_string(ts[0].shape()), " at entry 0 and ", to_string(ts[i].shape()), " at entry ", i);
   const int d = wrap_dim(dim, ts[0].ndim() + 1);
-  std::vector<Tensor> us;
-  for (const Tensor& t : ts) us.push_back(unsqueeze(t, d));
-  return cat(us, d);
+  Tensor out;
+  {
+    GradMode off(false);  // one StackBackward0 node, as PyTorch's, not a cat of unsqueezes
+    std::vector<Tensor> us;
+    for (const Tensor& t : ts) us.push_back(unsqueeze(t, d));
+    out = cat(us, d);
+  }
+  if (Ref<Node> n = make_node("StackBackward0", stack_bw, ts)) {
+    n->ints = {d};
+    set_history(out, n);
+  }
+  return out;
 }
 
 Tensor sum_to(const Tensor& g, const Dims& shape) {
