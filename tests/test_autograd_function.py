@@ -300,6 +300,9 @@ def test_grad_fn_names_match_torch():
         "logsumexp": lambda m, x, y: x.logsumexp(-1),
         "stack": lambda m, x, y: m.stack([x, y], 1),
         "repeat": lambda m, x, y: x.repeat(2, 1, 3),
+        "mv": lambda m, x, y: x @ y[0],
+        "dot": lambda m, x, y: x[0] @ y[0],
+        "linear": lambda m, x, y: m.nn.functional.linear(x, y),
     }
     for name, f in cases.items():
         xs = np.random.default_rng(0).standard_normal((2, 2, 3))

@@ -126,6 +126,14 @@ Tensor addmm(const Tensor& input, const Tensor& mat1, const Tensor& mat2) {
   return out;
 }
 
+static void vec_mm_bw(Node& n, const Tensor& g, Tensor* gi) {
+  // dot (g a number): g b and g a; mv: the outer product g b^T and A^T g
+  const Tensor &a = n.saved_at(0), &b = n.saved_at(1);
+  const bool dot = a.ndim() == 1;
+  if (n.needs(0)) gi[0] = dot ? g * b : unsqueeze(g, 1) * unsqueeze(b, 0);
+  if (n.needs(1)) gi[1] = dot ? g * a : matmul(mT(a), g);
+}
+
 Tensor matmul(const Tensor& a, const Tensor& b) {
   FK_CHECK(a.ndim() >= 1 && b.ndim() >= 1, Runtime, "both arguments to matmul need to be at least 1D, but they are ",
            a.ndim(), "D and ", b.ndim(), "D");
@@ -139,6 +147,20 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     FK_CHECK(A.size(0) == B.size(0), Runtime, "inconsistent tensor size, expected tensor [", A.size(0), "] and src [",
              B.size(0), "] to have the same number of elements, but got ", A.size(0), " and ", B.size(0),
              " elements respectively");
+  if (B.ndim() == 1 && A.ndim() <= 2) {  // dot and mv: one node each, as PyTorch's
+    Tensor out;
+    {
+      GradMode off(false);
+      out = squeeze(batched_mm(A.ndim() == 1 ? unsqueeze(A, 0) : A, unsqueeze(B, 1)), -1);
+      if (A.ndim() == 1) out = squeeze(out, -1);
+    }
+    if (Ref<Node> n = make_node(A.ndim() == 1 ? "DotBackward0" : "MvBackward0", vec_mm_bw, {&A, &B})) {
+      n->save(A);
+      n->save(B);
+      set_history(out, n);
+    }
+    return out;
+  }
   Tensor out = batched_mm(A.ndim() == 1 ? unsqueeze(A, 0) : A, B.ndim() == 1 ? unsqueeze(B, 1) : B);
   if (A.ndim() == 1) out = squeeze(out, -2);
   if (B.ndim() == 1) out = squeeze(out, -1);

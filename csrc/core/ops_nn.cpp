@@ -313,7 +313,7 @@ Tensor linear(const Tensor& x0, const Tensor& w, const Tensor& bias) {
   backend(out.device())
       .gemm(dt, M, outf, in, x.raw(), x.strides()[0], x.strides()[1], w.raw(), w.strides()[1], w.strides()[0],
             out.raw(), outf, bias.defined(), nullptr);
-  if (Ref<Node> n = make_node("AddmmBackward0", linear_bw, {&x, &w, &bias})) {
+  if (Ref<Node> n = make_node(bias.defined() ? "AddmmBackward0" : "MmBackward0", linear_bw, {&x, &w, &bias})) {
     n->save(x);
     n->save(w);
     set_history(out, n);
