@@ -303,6 +303,7 @@ def test_grad_fn_names_match_torch():
         "mv": lambda m, x, y: x @ y[0],
         "dot": lambda m, x, y: x[0] @ y[0],
         "linear": lambda m, x, y: m.nn.functional.linear(x, y),
+        "mse_loss": lambda m, x, y: m.nn.functional.mse_loss(x, y),
     }
     for name, f in cases.items():
         xs = np.random.default_rng(0).standard_normal((2, 2, 3))

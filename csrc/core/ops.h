@@ -198,6 +198,8 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias);
 // reduction: 0 none, 1 mean, 2 sum
 Tensor cross_entropy(const Tensor& x, const Tensor& target, int reduction, double label_smoothing,
                      int64_t ignore_index);
+// (input - target)^2 (broadcast), reduced as cross_entropy's `reduction` says.
+Tensor mse_loss(const Tensor& input, const Tensor& target, int reduction);
 }  // namespace fk
 
 namespace fk {

@@ -504,8 +504,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
 
 
 def mse_loss(input, target, reduction="mean"):
-    d = input - target
-    return _reduce(d * d, reduction)
+    return _C._mse_loss(input, target, _reduction(reduction))
 
 
 def l1_loss(input, target, reduction="mean"):
