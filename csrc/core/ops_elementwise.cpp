@@ -146,6 +146,13 @@ static void min_bw(Node& n, const Tensor& g, Tensor* gi) { extreme_bw(n, g, gi, 
 static void relu_grad_bw(Node& n, const Tensor& g, Tensor* gi) {
   if (n.needs(1)) gi[1] = binary(BinOp::ReluGrad, n.saved_at(0), g);
 }
+static void atan2_bw(Node& n, const Tensor& g, Tensor* gi) {
+  // d atan2(a, b) = (b da - a db) / (a^2 + b^2)
+  const Tensor &a = n.saved_at(0), &b = n.saved_at(1);
+  const Tensor gr = g / (a * a + b * b);
+  if (n.needs(0)) gi[0] = gr * b;
+  if (n.needs(1)) gi[1] = -gr * a;
+}
 static void rem_bw(Node& n, const Tensor& g, Tensor* gi) {
   gi[0] = g;
   if (n.needs(1)) gi[1] = -g * binary(BinOp::FloorDiv, n.saved_at(0), n.saved_at(1));
@@ -173,6 +180,7 @@ static constexpr BinaryDef kBinary[] = {
     {BinOp::Rem, "RemainderBackward0", rem_bw, Save::IfB, Save::IfB},
     {BinOp::Max, "MaximumBackward0", max_bw, Save::Yes, Save::Yes},
     {BinOp::Min, "MinimumBackward0", min_bw, Save::Yes, Save::Yes},
+    {BinOp::Atan2, "Atan2Backward0", atan2_bw, Save::Yes, Save::Yes},
     {BinOp::Eq, nullptr, nullptr},
     {BinOp::Ne, nullptr, nullptr},
     {BinOp::Lt, nullptr, nullptr},
@@ -197,7 +205,7 @@ static_assert(in_order<decltype(kBinary), BinOp>(kBinary, kNumBinOps), "kBinary 
 
 // Compute dtype of op on operands promoting to `dt`; TypeError for unsupported pairs.
 static DType compute_dtype(BinOp op, DType dt) {
-  if (op == BinOp::Div) return to_float(dt);
+  if (op == BinOp::Div || op == BinOp::Atan2) return to_float(dt);
   FK_CHECK(!(op >= BinOp::And && op <= BinOp::Xor && is_float(dt)), Type, "\"", kBinaryNames[int(op)],
            "\" is not implemented for '", dtype_name(dt), "' tensors (it needs integer or bool operands)");
   FK_CHECK(!(dt == DType::Bool && (op == BinOp::Sub || op == BinOp::Pow || op == BinOp::FloorDiv || op == BinOp::Rem)),
@@ -366,6 +374,19 @@ static void erf_bw(Node& n, const Tensor& g, Tensor* gi) {
   gi[0] = g * unary(UnOp::Exp, -(x * x)) * 1.1283791670955126;  // 2/sqrt(pi)
 }
 
+static void asin_bw(Node& n, const Tensor& g, Tensor* gi) {
+  const Tensor& x = n.saved_at(0);
+  gi[0] = g * unary(UnOp::Rsqrt, 1.0 - x * x);
+}
+static void acos_bw(Node& n, const Tensor& g, Tensor* gi) {
+  const Tensor& x = n.saved_at(0);
+  gi[0] = -g * unary(UnOp::Rsqrt, 1.0 - x * x);
+}
+static void atan_bw(Node& n, const Tensor& g, Tensor* gi) {
+  const Tensor& x = n.saved_at(0);
+  gi[0] = g / (x * x + 1.0);
+}
+
 struct UnaryDef {
   UnOp op;
   const char* backward;
@@ -390,6 +411,9 @@ static constexpr UnaryDef kUnary[] = {
     {UnOp::Round, "RoundBackward0", zero_bw, false, false, false},
     {UnOp::Trunc, "TruncBackward0", zero_bw, false, false, false},
     {UnOp::Erf, "ErfBackward0", erf_bw, true, true, false},
+    {UnOp::Asin, "AsinBackward0", asin_bw, true, true, false},
+    {UnOp::Acos, "AcosBackward0", acos_bw, true, true, false},
+    {UnOp::Atan, "AtanBackward0", atan_bw, true, true, false},
     {UnOp::Not, nullptr, nullptr, false, false, false},
 };
 static_assert(in_order<decltype(kUnary), UnOp>(kUnary, kNumUnOps), "kUnary must follow FK_UNARY_OPS");
