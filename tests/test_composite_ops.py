@@ -45,6 +45,9 @@ CASES = {
     "group_norm": lambda m, t: m.nn.functional.group_norm(t.reshape(1, 3, 20), 3),
     "glu": lambda m, t: m.nn.functional.glu(t, 2),
     "normalize": lambda m, t: m.nn.functional.normalize(t, dim=2),
+    "mode": lambda m, t: m.mode((t * 2).round(), 1, keepdim=True),
+    "unfold": lambda m, t: m.nn.functional.unfold(t[None], (2, 3), dilation=(1, 2), padding=1, stride=(2, 1)),
+    "fold": lambda m, t: m.nn.functional.fold(t[:, :4].reshape(1, 6, 8), (4, 8), (2, 3), padding=(0, 1), stride=(2, 2)),
     "conv_transpose1d": lambda m, t: m.nn.functional.conv_transpose1d(
         t, t.permute(1, 0, 2)[:, :2, :3], stride=3, padding=1
     ),
@@ -207,3 +210,30 @@ def test_rnns_match_torch_with_an_initial_state_and_unbatched():
         unb_t, _ = ref(torch.tensor(x[:, 0]))
         unb_f, _ = mine(fk.tensor(x[:, 0]))
         assert_close(to_np(unb_f), unb_t.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+@needs_torch
+def test_embedding_bag_with_offsets_and_transformer_with_masks_match_torch():
+    torch.manual_seed(0)
+    for mode in ("sum", "mean", "max"):
+        ref = torch.nn.EmbeddingBag(6, 3, mode=mode).double()
+        mine = fk.nn.EmbeddingBag(6, 3, mode=mode).double()
+        mine.load_state_dict({k: fk.tensor(v.detach().numpy()) for k, v in ref.state_dict().items()})
+        idx, offsets = [1, 4, 4, 0, 5, 2], [0, 2, 2, 5]  # an empty third bag
+        want = ref(torch.tensor(idx), torch.tensor(offsets))
+        got = mine(fk.tensor(idx), fk.tensor(offsets))
+        assert_close(to_np(got), want.detach().numpy(), rtol=1e-12)
+        got.sum().backward()
+        want.sum().backward()
+        assert_close(to_np(mine.weight.grad), ref.weight.grad.numpy(), rtol=1e-12)
+    ref = torch.nn.Transformer(4, 2, 2, 1, 8, dropout=0.0, batch_first=True).double().eval()
+    mine = fk.nn.Transformer(4, 2, 2, 1, 8, dropout=0.0, batch_first=True).double().eval()
+    mine.load_state_dict({k: fk.tensor(v.detach().numpy()) for k, v in ref.state_dict().items()})
+    src, tgt = RNG.standard_normal((2, 5, 4)), RNG.standard_normal((2, 3, 4))
+    tmask = torch.nn.Transformer.generate_square_subsequent_mask(3, dtype=torch.float64)
+    fmask = fk.nn.Transformer.generate_square_subsequent_mask(3, dtype=fk.float64)
+    assert_close(to_np(fmask), tmask.numpy())
+    pad = np.array([[False] * 5, [False] * 4 + [True]])
+    want = ref(torch.tensor(src), torch.tensor(tgt), tgt_mask=tmask, src_key_padding_mask=torch.tensor(pad))
+    got = mine(fk.tensor(src), fk.tensor(tgt), tgt_mask=fmask, src_key_padding_mask=fk.tensor(pad))
+    assert_close(to_np(got), want.detach().numpy(), rtol=1e-9, atol=1e-10)

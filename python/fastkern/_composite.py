@@ -478,6 +478,7 @@ def tensordot(a, b, dims=2):
 _sort_result = namedtuple("sort", ["values", "indices"])
 _topk_result = namedtuple("topk", ["values", "indices"])
 _median_result = namedtuple("median", ["values", "indices"])
+_mode_result = namedtuple("mode", ["values", "indices"])
 
 
 def _order(input, dim, descending):
@@ -520,6 +521,24 @@ def median(input, dim=None, keepdim=False):
     return _median_result(pick(values), pick(indices))
 
 
+def mode(input, dim=-1, keepdim=False):
+    """The most frequent value along dim (the smallest of those tied) and the index of its last
+    occurrence, as torch's; the value's gradient goes to that index."""
+    dim = _wrap(dim, input.ndim)
+    a = np.moveaxis(input.detach().cpu().numpy(), dim, -1) if input.ndim else input.detach().cpu().numpy()[None]
+    flat = a.reshape(-1, a.shape[-1])
+    idx = np.empty(len(flat), dtype=np.int64)
+    for r, row in enumerate(flat):
+        values, counts = np.unique(row, return_counts=True)
+        best = values[np.argmax(counts)]  # np.unique sorts, and argmax takes the first of the ties
+        idx[r] = len(row) - 1 - np.argmax(row[::-1] == best)
+    idx = _index_on(input, idx.reshape(a.shape[:-1]))
+    if input.ndim == 0:
+        return _mode_result(input.clone(), idx.reshape(()))
+    values = gather(input, dim, idx.unsqueeze(dim))
+    return _mode_result(*((values, idx.unsqueeze(dim)) if keepdim else (values.squeeze(dim), idx)))
+
+
 def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
     if dim is not None:
         raise NotImplementedError("unique(dim=...) is not implemented")
@@ -557,7 +576,7 @@ _BOTH = [  # torch has each as a function and a Tensor method
     isnan, isinf, isfinite, isclose, allclose, equal, count_nonzero, nansum, dist, cumsum, movedim, swapaxes, split,
     chunk, unbind, tile, repeat_interleave, broadcast_to, rot90, index_select, take, flip, roll, gather, scatter,
     scatter_add, masked_fill, masked_select, tril, triu, diagonal, diag, trace, outer, cross, sort, argsort, topk,
-    median, unique,
+    median, mode, unique,
 ]
 FUNCTIONS = _BOTH + [
     var_mean, std_mean, clone, is_floating_point, t, hstack, vstack, broadcast_tensors, meshgrid, cdist, einsum,

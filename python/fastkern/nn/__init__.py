@@ -19,6 +19,7 @@ from .layers import (  # noqa: F401
     Dropout,
     Dropout2d,
     Embedding,
+    EmbeddingBag,
     Flatten,
     GELU,
     GroupNorm,
@@ -76,5 +77,11 @@ from .loss import (  # noqa: F401
 )
 from .module import Module, ModuleDict, ModuleList, ParameterList, Sequential  # noqa: F401
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: F401
-from .transformer import TransformerEncoder, TransformerEncoderLayer  # noqa: F401
+from .transformer import (  # noqa: F401
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
 from .parameter import Parameter  # noqa: F401

@@ -295,6 +295,45 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     return weights @ value
 
 
+def _patches(shape, kernel_size, dilation, padding, stride):
+    """(kh, kw), (dh, dw), (ph, pw), (sh, sw) and the number of patch positions (oh, ow) over an
+    [H, W] plane, as unfold and fold need."""
+    k, d, p, s = (_pair(v) for v in (kernel_size, dilation, padding, stride))
+    out = [(n + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i, n in enumerate(shape)]
+    return k, d, p, s, out
+
+
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    """The sliding kH x kW patches of [N, C, H, W] as columns: [N, C*kH*kW, L] (im2col)."""
+    (kh, kw), (dh, dw), (ph, pw), (sh, sw), (oh, ow) = _patches(input.shape[2:], kernel_size, dilation, padding, stride)
+    x = pad(input, (pw, pw, ph, ph))
+    taps = [
+        x[:, :, i * dh : i * dh + sh * (oh - 1) + 1 : sh, j * dw : j * dw + sw * (ow - 1) + 1 : sw]
+        for i in range(kh)
+        for j in range(kw)
+    ]
+    n, c = input.shape[:2]
+    return _C.stack(taps, 2).reshape(n, c * kh * kw, oh * ow)
+
+
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """unfold's adjoint: columns [N, C*kH*kW, L] summed back into [N, C, H, W] (overlaps add)."""
+    size = _pair(output_size)
+    (kh, kw), (dh, dw), (ph, pw), (sh, sw), (oh, ow) = _patches(size, kernel_size, dilation, padding, stride)
+    n, ckk, L = input.shape
+    if ckk % (kh * kw) or L != oh * ow:
+        raise RuntimeError(
+            f"fold: input of shape {list(input.shape)} does not match kernel {(kh, kw)} and {oh * ow} "
+            f"blocks for output_size {size}"
+        )
+    cols = input.reshape(n, ckk // (kh * kw), kh * kw, oh, ow)
+    out = input.new_zeros((n, ckk // (kh * kw), size[0] + 2 * ph, size[1] + 2 * pw))
+    for t in range(kh * kw):
+        i, j = divmod(t, kw)
+        out[:, :, i * dh : i * dh + sh * (oh - 1) + 1 : sh, j * dw : j * dw + sw * (ow - 1) + 1 : sw] += cols[:, :, t]
+    return out[:, :, ph : ph + size[0], pw : pw + size[1]]
+
+
 def pad(input, pad, mode="constant", value=0.0):
     """Pads (or, with negative amounts, crops) the last dims: ``pad`` is (left, right, top, bottom, ...),
     last dim first, as PyTorch's. Only mode='constant'; built from narrow and cat, so autograd is free."""

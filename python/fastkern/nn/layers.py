@@ -2,6 +2,7 @@
 
 import math
 
+from .._C import stack as _stack
 from .._creation import empty, ones, tensor, zeros
 from . import functional as F
 from . import init
@@ -617,3 +618,50 @@ class PairwiseDistance(Module):
 
     def forward(self, x1, x2):
         return F.pairwise_distance(x1, x2, self.norm, self.eps, self.keepdim)
+
+
+class EmbeddingBag(Module):
+    """Sums, means or maxima of bags of embeddings: input [B, N] (B bags of N), or 1-d with offsets
+    (where each bag starts), as torch.nn.EmbeddingBag."""
+
+    def __init__(
+        self,
+        num_embeddings,
+        embedding_dim,
+        max_norm=None,
+        norm_type=2.0,
+        scale_grad_by_freq=False,
+        mode="mean",
+        sparse=False,
+        _weight=None,
+        include_last_offset=False,
+        padding_idx=None,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__()
+        if mode not in ("sum", "mean", "max"):
+            raise ValueError(f"mode has to be one of sum, mean or max, got {mode!r}")
+        if max_norm is not None or padding_idx is not None:
+            raise NotImplementedError("EmbeddingBag: max_norm and padding_idx are not supported")
+        self.num_embeddings, self.embedding_dim, self.mode = num_embeddings, embedding_dim, mode
+        self.include_last_offset = include_last_offset
+        self.weight = Parameter(empty(num_embeddings, embedding_dim, device=device, dtype=dtype))
+        init.normal_(self.weight)
+
+    def _reduce(self, rows, dim):
+        if rows.shape[dim] == 0 or self.mode == "sum":  # an empty bag gives zeros, as torch's
+            return rows.sum(dim)
+        return rows.mean(dim) if self.mode == "mean" else rows.amax(dim)
+
+    def forward(self, input, offsets=None, per_sample_weights=None):
+        rows = F.embedding(input, self.weight)
+        if per_sample_weights is not None:
+            rows = rows * per_sample_weights.unsqueeze(-1)
+        if input.ndim == 2:
+            return self._reduce(rows, 1)
+        if offsets is None:
+            raise ValueError("offsets has to be a 1D Tensor but got None")
+        starts = offsets.tolist() + ([] if self.include_last_offset else [input.shape[0]])
+        bags = [self._reduce(rows[a:b], 0) for a, b in zip(starts[:-1], starts[1:])]
+        return _stack(bags) if bags else rows.new_zeros((0, self.embedding_dim))
