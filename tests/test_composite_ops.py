@@ -237,3 +237,42 @@ def test_embedding_bag_with_offsets_and_transformer_with_masks_match_torch():
     want = ref(torch.tensor(src), torch.tensor(tgt), tgt_mask=tmask, src_key_padding_mask=torch.tensor(pad))
     got = mine(fk.tensor(src), fk.tensor(tgt), tgt_mask=fmask, src_key_padding_mask=fk.tensor(pad))
     assert_close(to_np(got), want.detach().numpy(), rtol=1e-9, atol=1e-10)
+
+
+@needs_torch
+@pytest.mark.parametrize("name", ["erfinv", "lgamma", "digamma"])
+def test_special_functions_and_their_gradients_match_torch(name):
+    if name == "erfinv":
+        xs = np.concatenate([np.linspace(-0.999, 0.999, 41), [0.0, 1e-300, -1.0, 1.0]])
+    else:  # both sides of 0.5 (the reflection), near the poles at 0, -1, -2, ... and large
+        xs = np.concatenate([np.linspace(-4.7, 10, 61), [0.5, 1.0, 2.0, -0.999, -1.001, 30.0, 1e3]])
+    fx, tx = fk.tensor(xs, requires_grad=True), torch.tensor(xs, requires_grad=True)
+    fo, to = getattr(fk, name)(fx), getattr(torch, name)(tx)
+    assert_close(to_np(fo), to.detach().numpy(), rtol=1e-9, atol=1e-12)
+    fo.sum().backward()
+    to.sum().backward()
+    assert_close(to_np(fx.grad), tx.grad.numpy(), rtol=1e-8, atol=1e-10)
+    assert getattr(fk.tensor([0.25, 0.75]), name)().dtype == fk.float32
+    assert getattr(fk, name)(fk.tensor([1])).dtype == fk.float32  # integers as float, as torch
+
+
+@needs_torch
+def test_conv3d_matches_torch():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 4, 5, 6, 7))
+    for kw, wshape in [
+        ({}, (3, 4, 3, 2, 3)),
+        ({"stride": (2, 1, 2), "padding": (1, 0, 1), "dilation": (1, 2, 1)}, (3, 4, 2, 2, 2)),
+        ({"groups": 2, "padding": 1}, (4, 2, 3, 3, 3)),
+    ]:
+        w = rng.standard_normal(wshape)
+        fx, fw = fk.tensor(x, requires_grad=True), fk.tensor(w, requires_grad=True)
+        tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+        fo, to = F.conv3d(fx, fw, **kw), torch.nn.functional.conv3d(tx, tw, **kw)
+        assert_close(to_np(fo), to.detach().numpy(), rtol=1e-10, atol=1e-12)
+        fo.sum().backward()
+        to.sum().backward()
+        assert_close(to_np(fx.grad), tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+        assert_close(to_np(fw.grad), tw.grad.numpy(), rtol=1e-10, atol=1e-12)
+    with pytest.raises(RuntimeError, match="smaller than the kernel"):
+        F.conv3d(fk.zeros(1, 1, 1, 4, 4), fk.zeros(1, 1, 2, 2, 2))

@@ -13,6 +13,7 @@ from .layers import (  # noqa: F401
     ConstantPad2d,
     Conv1d,
     Conv2d,
+    Conv3d,
     ConvTranspose1d,
     ConvTranspose2d,
     CosineSimilarity,

@@ -123,6 +123,32 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     )
 
 
+def _triple(v):
+    return (int(v),) * 3 if isinstance(v, int) else tuple(int(x) for x in v)
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """A sum of 2-d convolutions, one per kernel depth tap, each over the input planes that tap
+    sees (the output depths folded into the batch)."""
+    (sd, sh, sw), (pd, ph, pw), (dd, dh, dw) = _triple(stride), _triple(padding), _triple(dilation)
+    x = pad(input, (0, 0, 0, 0, pd, pd))
+    n, c, d = x.shape[:3]
+    kd = weight.shape[2]
+    od = (d - dd * (kd - 1) - 1) // sd + 1
+    if od <= 0:
+        raise RuntimeError(
+            f"conv3d: input of shape {list(input.shape)} is smaller than the kernel {list(weight.shape[2:])}"
+        )
+    out = None
+    for k in range(kd):
+        planes = x[:, :, k * dd : k * dd + sd * (od - 1) + 1 : sd]  # [N, C, od, H, W]
+        planes = planes.permute(0, 2, 1, 3, 4).reshape(n * od, c, *x.shape[3:])
+        y = conv2d(planes, weight[:, :, k], None, (sh, sw), (ph, pw), (dh, dw), groups)
+        out = y if out is None else out + y
+    out = out.reshape(n, od, *out.shape[1:]).permute(0, 2, 1, 3, 4)
+    return out if bias is None else out + bias.reshape(-1, 1, 1, 1)
+
+
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """The gradient of conv2d with respect to its input, as a convolution: the input spread out by
     the stride (zeros between pixels), padded by dilation*(k-1) - padding (plus output_padding at

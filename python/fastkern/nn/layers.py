@@ -46,6 +46,8 @@ class Linear(Module):
 
 
 class Conv2d(Module):
+    _sizes = staticmethod(_pair)  # an int or sequence as one size per spatial dim (Conv3d: three)
+
     def __init__(
         self,
         in_channels,
@@ -64,10 +66,10 @@ class Conv2d(Module):
         if in_channels % groups or out_channels % groups:
             raise ValueError("in_channels and out_channels must be divisible by groups")
         if padding_mode != "zeros":
-            raise NotImplementedError("Conv2d: only padding_mode='zeros' is supported")
+            raise NotImplementedError(f"{type(self).__name__}: only padding_mode='zeros' is supported")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
-        self.padding, self.dilation = _pair(padding), _pair(dilation)
+        self.kernel_size, self.stride = self._sizes(kernel_size), self._sizes(stride)
+        self.padding, self.dilation = self._sizes(padding), self._sizes(dilation)
         kw = dict(device=device, dtype=dtype)
         self.weight = Parameter(empty(out_channels, in_channels // groups, *self.kernel_size, **kw))
         self.bias = Parameter(empty(out_channels, **kw)) if bias else None
@@ -85,8 +87,8 @@ class Conv2d(Module):
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        s += f", padding={self.padding}" if self.padding != (0, 0) else ""
-        s += f", dilation={self.dilation}" if self.dilation != (1, 1) else ""
+        s += f", padding={self.padding}" if self.padding != self._sizes(0) else ""
+        s += f", dilation={self.dilation}" if self.dilation != self._sizes(1) else ""
         s += f", groups={self.groups}" if self.groups != 1 else ""
         return s + (", bias=False" if self.bias is None else "")
 
@@ -390,6 +392,13 @@ class Conv1d(Conv2d):
             self.dilation[1],
             self.groups,
         )
+
+
+class Conv3d(Conv2d):
+    _sizes = staticmethod(F._triple)
+
+    def forward(self, x):
+        return F.conv3d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 class ConvTranspose2d(Module):
