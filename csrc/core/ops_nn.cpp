@@ -86,6 +86,10 @@ void conv_bw(Node& n, const Tensor& gout, Tensor* gi) {
 
 }  // namespace
 
+Window2d conv2d_window(const Tensor& x, const Tensor& w, Pair2 stride, Pair2 padding, Pair2 dilation) {
+  return window(x, {w.size(2), w.size(3)}, stride, padding, dilation, false, "conv2d");
+}
+
 Tensor conv2d(const Tensor& x0, const Tensor& w0, const Tensor& bias, Pair2 stride, Pair2 padding, Pair2 dilation,
               int64_t groups) {
   check_same_device({&x0, &w0, &bias});
@@ -100,7 +104,7 @@ Tensor conv2d(const Tensor& x0, const Tensor& w0, const Tensor& bias, Pair2 stri
            " do not match with groups=", groups, " (expected ", w0.size(1) * groups, " input channels)");
   FK_CHECK(!bias.defined() || (bias.ndim() == 1 && bias.size(0) == w0.size(0)), Runtime, "conv2d: bias of shape ",
            to_string(bias.defined() ? bias.shape() : Dims()), " does not match ", w0.size(0), " output channels");
-  const Window2d g = window(x, {w0.size(2), w0.size(3)}, stride, padding, dilation, false, "conv2d");
+  const Window2d g = conv2d_window(x, w0, stride, padding, dilation);
   const Tensor X = contiguous(detach(x)), W = contiguous(detach(w0));
   Tensor out = empty({X.size(0), W.size(0), g.Ho, g.Wo}, X.dtype(), X.device());
   const Tensor kept = backend(X.device()).conv2d(X, W, g, groups, out);

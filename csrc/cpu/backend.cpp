@@ -89,7 +89,17 @@ void select_loop(int64_t n, char* const* p, const int64_t* s) {
   const bool* c = reinterpret_cast<const bool*>(p[1]);
   const T* a = reinterpret_cast<const T*>(p[2]);
   const T* b = reinterpret_cast<const T*>(p[3]);
-  for (int64_t i = 0; i < n; i++) o[i * s[0]] = c[i * s[1]] ? a[i * s[2]] : b[i * s[3]];
+  // Branch-free (a mask of all ones or zeros picks the bits), so the common layouts below
+  // become vector code: a select such as a clamp's backward takes no unpredictable branches.
+  auto pick = [](bool c, T x, T y) { return T((x & T(-T(c))) | (y & T(~T(-T(c))))); };
+  if (s[0] == 1 && s[1] == 1 && s[2] == 1 && s[3] == 0) {
+    const T y = *b;
+    for (int64_t i = 0; i < n; i++) o[i] = pick(c[i], a[i], y);
+  } else if (s[0] == 1 && s[1] == 1 && s[2] == 1 && s[3] == 1) {
+    for (int64_t i = 0; i < n; i++) o[i] = pick(c[i], a[i], b[i]);
+  } else {
+    for (int64_t i = 0; i < n; i++) o[i * s[0]] = pick(c[i * s[1]], a[i * s[2]], b[i * s[3]]);
+  }
 }
 
 void where(const Tensor& out, const Tensor& cond, const Dims& sc, const Tensor& a, const Dims& sa, const Tensor& b,

@@ -12,6 +12,7 @@
 #include "kernels.h"
 #include "parallel.h"
 #include "gemm_driver.h"
+#include "winograd_driver.h"
 
 namespace fk {
 namespace {
@@ -151,12 +152,61 @@ void implicit_forward(const ConvShape& c, const Window2d& g, const Tensor& X, co
   });
 }
 
+// A thin layer (few taps per output: small K) runs with its output channels as the GEMM's
+// rows, one image at a time: W_g[Og, K] @ cols[K, L] is the image's [Og, Ho*Wo] block of the
+// NCHW output itself, where the pixels-by-channels product would need a transposing copy
+// that costs about as much as its K multiply-adds per output.
+constexpr int64_t kThinTaps = 32;
+
+void thin_forward(const ConvShape& c, const Window2d& g, const Tensor& X, const Tensor& W, const Tensor& out) {
+  const DType dt = X.dtype();
+  const int64_t es = itemsize(dt);
+  for_images(c.N, [&](int64_t n0, int64_t n1) {
+    const Tensor cols = empty({c.K * c.L}, dt);
+    for (int64_t n = n0; n < n1; n++)
+      for (int64_t gr = 0; gr < c.groups; gr++) {
+        cpu_kernels().nn->im2col(dt, g, c.Cg, X.raw() + (n * c.C + gr * c.Cg) * c.HW * es, cols.raw(), 1, c.L);
+        gemm(dt, c.Og, c.L, c.K, W.raw() + gr * c.Og * c.K * es, c.K, 1, cols.raw(), c.L, 1,
+             out.raw() + (n * c.O + gr * c.Og) * c.L * es, c.L, false);
+      }
+  });
+}
+
+ConvAlgo forced = ConvAlgo::Auto;
+
 }  // namespace
 
+void set_conv_algorithm(ConvAlgo a) { forced = a; }
+
+ConvAlgo conv_algorithm(const Tensor& x, const Tensor& w, const Window2d& g, int64_t groups) {
+  const bool wino = winograd_applies(x, w, g, groups), depthwise = groups > 1 && groups == x.size(1);
+  if (forced != ConvAlgo::Auto)
+    return (forced == ConvAlgo::Winograd && wino) || (forced == ConvAlgo::Depthwise && depthwise) ? forced
+                                                                                                  : ConvAlgo::Gemm;
+  if (depthwise) return ConvAlgo::Depthwise;
+  // Measured (bench/conv.py and batches 1-64 of ResNet's layers): Winograd wins from 32
+  // channels in and out, even on a single 7x7 image; below that the GEMMs are too thin.
+  return wino && x.size(1) >= 32 && w.size(0) >= 32 ? ConvAlgo::Winograd : ConvAlgo::Gemm;
+}
+
 Tensor conv2d_cpu(const Tensor& X, const Tensor& W, const Window2d& g, int64_t groups, const Tensor& out) {
+  switch (conv_algorithm(X, W, g, groups)) {
+    case ConvAlgo::Winograd: winograd_forward(X, W, g, out); return Tensor();
+    case ConvAlgo::Depthwise:
+      parallel_for(X.size(0) * W.size(0), 1, [&](int64_t b, int64_t e) {
+        cpu_kernels().nn->depthwise_conv2d(X.dtype(), g, W.size(0), W.size(0) / groups, b, e, X.raw(), W.raw(),
+                                           out.raw());
+      });
+      return Tensor();
+    default: break;
+  }
   const ConvShape c = conv_shape(X, W, g, groups);
   const DType dt = X.dtype();
   const int64_t es = itemsize(dt), chunk = conv_chunk(c, dt);
+  if (c.K <= kThinTaps) {
+    thin_forward(c, g, X, W, out);
+    return Tensor();
+  }
   if (c.implicit) {
     implicit_forward(c, g, X, W, out);
     return Tensor();
@@ -179,6 +229,22 @@ Tensor conv2d_cpu(const Tensor& X, const Tensor& W, const Window2d& g, int64_t g
 
 void conv2d_backward_cpu(const Tensor& X, const Tensor& Wt, const Tensor& G, const Window2d& g, int64_t groups,
                          const Tensor& kept, const Tensor& dx, const Tensor& dw) {
+  switch (conv_algorithm(X, Wt, g, groups)) {
+    case ConvAlgo::Winograd: return winograd_backward(X, Wt, G, g, dx, dw);
+    case ConvAlgo::Depthwise: {
+      const int64_t N = X.size(0), C = X.size(1), mult = Wt.size(0) / C;
+      if (dx.defined())
+        parallel_for(N * C, 1, [&](int64_t b, int64_t e) {
+          cpu_kernels().nn->depthwise_conv2d_dx(X.dtype(), g, C, mult, b, e, G.raw(), Wt.raw(), dx.raw());
+        });
+      if (dw.defined())
+        parallel_for(Wt.size(0), 1, [&](int64_t b, int64_t e) {
+          cpu_kernels().nn->depthwise_conv2d_dw(X.dtype(), g, N, C, mult, b, e, X.raw(), G.raw(), dw.raw());
+        });
+      return;
+    }
+    default: break;
+  }
   const ConvShape c = conv_shape(X, Wt, g, groups);
   const DType dt = X.dtype();
   const int64_t es = itemsize(dt), chunk = conv_chunk(c, dt);

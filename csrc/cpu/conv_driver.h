@@ -5,6 +5,13 @@
 
 namespace fk {
 
+// The algorithms of conv2d on the CPU. Auto picks by shape (conv_algorithm); the others force
+// one where it applies (tests, benchmarks), falling back to Gemm where it does not.
+enum class ConvAlgo { Auto, Gemm, Winograd, Depthwise };
+void set_conv_algorithm(ConvAlgo a);
+// The algorithm conv2d takes for x [N, C, H, W] and w [O, C/groups, kh, kw], in forward and backward.
+ConvAlgo conv_algorithm(const Tensor& x, const Tensor& w, const Window2d& g, int64_t groups);
+
 // out = conv2d(X, W) (contiguous, bias not included); returns a tensor the backward may reuse
 // (the column matrix when it covers every image), or an undefined one.
 Tensor conv2d_cpu(const Tensor& X, const Tensor& W, const Window2d& g, int64_t groups, const Tensor& out);

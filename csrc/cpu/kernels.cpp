@@ -518,12 +518,24 @@ void adam(DType dt, int64_t n, void* p, const void* g, void* m, void* v, const A
 
 extern const NnKernels nn_kernels;                             // nn.cpp
 extern const GemmMicroKernels gemm_micro_f32, gemm_micro_f64;  // gemm.cpp
+extern const WinogradKernels winograd_kernels;                 // winograd.cpp
 
 extern const CpuKernels kernels = {
 #define FK_STR2(x) #x
 #define FK_STR(x) FK_STR2(x)
-    FK_STR(FK_ISA), binary,          unary,           cast,        clamp, reduce_rows, reduce_cols, gemm,
-    adam,           &gemm_micro_f32, &gemm_micro_f64, &nn_kernels,
+    FK_STR(FK_ISA),
+    binary,
+    unary,
+    cast,
+    clamp,
+    reduce_rows,
+    reduce_cols,
+    gemm,
+    adam,
+    &gemm_micro_f32,
+    &gemm_micro_f64,
+    &nn_kernels,
+    &winograd_kernels,
 };
 
 }  // namespace fk::FK_ISA

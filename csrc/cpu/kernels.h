@@ -17,6 +17,16 @@ struct NnKernels {
   void (*im2col)(DType dt, const Window2d& g, int64_t C, const void* x, void* cols, int64_t ps, int64_t ks);
   // dx = im2col transposed: each pixel of dx gets the sum of the column entries taken from it.
   void (*col2im)(DType dt, const Window2d& g, int64_t C, const void* cols, int64_t ps, int64_t ks, void* dx);
+  // Depthwise convolution (groups == C, O = C*mult output channels, w [O, 1, kh, kw]). Output
+  // planes [q0, q1) of out [N, O, Ho, Wo]; plane q reads input plane q / mult and filter q % O.
+  void (*depthwise_conv2d)(DType dt, const Window2d& g, int64_t O, int64_t mult, int64_t q0, int64_t q1, const void* x,
+                           const void* w, void* out);
+  // Its input gradient, input planes [p0, p1) of dx [N, C, H, W].
+  void (*depthwise_conv2d_dx)(DType dt, const Window2d& g, int64_t C, int64_t mult, int64_t p0, int64_t p1,
+                              const void* gout, const void* w, void* dx);
+  // Its weight gradient, filters [o0, o1) of dw [O, 1, kh, kw], summed over the N images.
+  void (*depthwise_conv2d_dw)(DType dt, const Window2d& g, int64_t N, int64_t C, int64_t mult, int64_t o0, int64_t o1,
+                              const void* x, const void* gout, void* dw);
   // Over `planes` planes; idx gets the argmax position h*W + w inside its plane.
   void (*max_pool2d)(DType dt, const Window2d& g, int64_t planes, const void* x, void* out, int64_t* idx);
   void (*max_pool2d_backward)(DType dt, const Window2d& g, int64_t planes, const void* gout, const int64_t* idx,
@@ -67,6 +77,42 @@ struct GemmMicroKernels {
   GemmMicroKernel wide, narrow;
 };
 
+// Winograd F(4x4, 3x3) for float32 (csrc/cpu/winograd.cpp). Channels go in blocks of
+// kWinoLanes lanes; "36" below is the 6x6 transformed tile, indexed xi = 6*row + column.
+constexpr int kWinoLanes = 16;
+// One tile: x, where its 6x6 input patch starts in the blocked input (channel block 0), and
+// o, where its 4x4 output tile starts in an NCHW plane, with the rows x cols of it inside the output.
+struct WinoTile {
+  int64_t x, o;
+  int rows, cols;
+};
+struct WinogradKernels {
+  // xb[cb][top + h][left + w][lane] = x[cb*lanes + lane][h][w] for an image x [C, H, W], zero elsewhere in
+  // [ceil(C/lanes), Hp, Wp, lanes].
+  void (*to_blocked)(int64_t C, int64_t H, int64_t W, const float* x, int64_t Hp, int64_t Wp, int64_t top, int64_t left,
+                     float* xb);
+  // v[xi*v_xi + t*v_t + voff[cb] + lane] = (B^T d B)[xi] for tile t's patch d, whose element (r, s) in
+  // channel block cb is x[tiles[t].x + cb*cb_step + r*row_pitch + s*lanes + lane].
+  void (*input)(int64_t nt, const WinoTile* tiles, int64_t cblocks, int64_t cb_step, int64_t row_pitch, const float* x,
+                float* v, int64_t v_xi, int64_t v_t, const int64_t* voff);
+  // The output tile A^T m A of channel k < K, with m[xi] = m[t*m_t + xi*m_xi + k], written into NCHW planes
+  // (row pitch Wo, channel step plane) at out + tiles[t].o.
+  void (*output)(int64_t nt, const WinoTile* tiles, const float* m, int64_t m_t, int64_t m_xi, int64_t K, int64_t Wo,
+                 int64_t plane, float* out);
+  // The adjoint: m[t*m_t + xi*m_xi + k] = (A dy A^T)[xi] for the gradient tile dy at g + tiles[t].o (zero
+  // outside the output), for k < K rounded up to whole blocks (the rest get zeros).
+  void (*output_adjoint)(int64_t nt, const WinoTile* tiles, const float* g, int64_t K, int64_t Wo, int64_t plane,
+                         float* m, int64_t m_t, int64_t m_xi);
+  // One GEMM B panel of transformed filters: u[xi*u_xi + i*nr + o] = (G w G^T)[xi] for the filter of
+  // output channel o < O <= nr (zero up to whole blocks of lanes) and input channel i < I, at
+  // w[o*so + i*si + r*sr + s*ss]. nr is a multiple of the lanes.
+  void (*weight)(int64_t O, int64_t I, const float* w, int64_t so, int64_t si, int64_t sr, int64_t ss, int64_t nr,
+                 float* u, int64_t u_xi);
+  // The adjoint: w[o*so + i*si + 3*r + s] (+)= (G^T du G)[r][s], du[xi] = du[xi*u_xi + o*u_o + i].
+  void (*weight_adjoint)(int64_t O, int64_t I, const float* du, int64_t u_xi, int64_t u_o, float* w, int64_t so,
+                         int64_t si, bool accumulate);
+};
+
 struct CpuKernels {
   const char* isa;
   // out[i*so] = op(a[i*sa], b[i*sb]) for i < n; a, b and out (bool for comparisons) of type `dt`.
@@ -87,6 +133,7 @@ struct CpuKernels {
   const GemmMicroKernels* gemm_f32;
   const GemmMicroKernels* gemm_f64;
   const NnKernels* nn;
+  const WinogradKernels* winograd;
 };
 
 const CpuKernels& cpu_kernels();

@@ -8,6 +8,10 @@
 #include "kernels.h"
 #include "simd_math.h"
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 namespace fk::FK_ISA {
 namespace {
 
@@ -18,6 +22,203 @@ T* scratch(int slot, int64_t n) {
   thread_local std::vector<T> buf[3];
   buf[slot].resize(size_t(n));
   return buf[slot].data();
+}
+
+// ---- depthwise convolution -----------------------------------------------------
+// groups == in channels: each output plane is one input plane filtered by kh x kw taps, too
+// little work per plane for a GEMM. The plane goes into a zero-padded scratch plane of row
+// pitch Wp = W + 2*pw, so the tap loops need no bounds checks. At stride 1 an output plane
+// taken with the same pitch is one long run per tap: output position m = oh*Wp + ow reads
+// padded position m + i*dh*Wp + j*dw (the Wp - Wo extra columns per row are computed and
+// dropped). Output plane q (of O = C*mult per image) reads input plane q / mult, filter q % O.
+
+// Runs of kDwRun outputs as GCC vectors (one register each for AVX-512 floats), kDwRuns runs
+// at a time: independent chains of multiply-adds that stay in registers across all taps, so
+// the taps' additions to one run do not wait out each other's latency.
+constexpr int64_t kDwRun = 16, kDwRuns = 4, kDwGroup = kDwRun * kDwRuns;
+template <class T>
+struct DwRun {
+  typedef T type __attribute__((vector_size(kDwRun * sizeof(T))));
+};
+
+// out[0:kDwGroup] (+= when accumulating) the sum over taps (i, j) of w[i*kw + j] times the values
+// at src + dir*(i*dh*Wp + j*dw): the taps' reads (dir 1) or, for the input gradient, writes (-1).
+template <class T>
+FK_INLINE void tap_group(const Window2d& g, int64_t Wp, const T* w, const T* src, int64_t dir, T* out,
+                         bool accumulate) {
+  using V = typename DwRun<T>::type;
+  V a[kDwRuns] = {};
+  if (accumulate) std::memcpy(a, out, sizeof(a));
+  for (int64_t i = 0; i < g.kh; i++)
+    for (int64_t j = 0; j < g.kw; j++) {
+      const T wv = w[i * g.kw + j], *r = src + dir * (i * g.dh * Wp + j * g.dw);
+      for (int64_t u = 0; u < kDwRuns; u++) {
+        V x;
+        std::memcpy(&x, r + u * kDwRun, sizeof(V));
+        a[u] += wv * x;
+      }
+    }
+  std::memcpy(out, a, sizeof(a));
+}
+
+// dst[0:n] = src[0:n] for the short rows of small planes, where a library memmove per row
+// costs more than the row: with AVX-512, 64-byte moves and one masked move for the rest.
+template <class T>
+FK_INLINE void copy_row(const T* src, int64_t n, T* dst) {
+#if defined(__AVX512F__)
+  constexpr int64_t W = 64 / sizeof(T);
+  int64_t k = 0;
+  for (; k + W <= n; k += W) std::memcpy(dst + k, src + k, 64);
+  const __mmask16 m = __mmask16((1u << (n - k)) - 1);
+  if constexpr (sizeof(T) == 4)
+    _mm512_mask_storeu_ps(dst + k, m, _mm512_maskz_loadu_ps(m, src + k));
+  else
+    _mm512_mask_storeu_pd(dst + k, __mmask8(m), _mm512_maskz_loadu_pd(__mmask8(m), src + k));
+#else
+  std::copy(src, src + n, dst);
+#endif
+}
+
+// The padded plane, with kDwGroup zeros after it for the last group of runs to read.
+template <class T>
+const T* padded_plane(const Window2d& g, const T* x, int slot) {
+  const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw;
+  T* xp = scratch<T>(slot, Hp * Wp + kDwGroup);
+  std::fill(xp, xp + Hp * Wp + kDwGroup, T(0));
+  for (int64_t h = 0; h < g.H; h++) copy_row(x + h * g.W, g.W, xp + (h + g.ph) * Wp + g.pw);
+  return xp;
+}
+
+inline bool unit_stride(const Window2d& g) { return g.sh == 1 && g.sw == 1; }
+
+template <class T>
+void depthwise_t(const Window2d& g, int64_t O, int64_t mult, int64_t q0, int64_t q1, const T* x, const T* w, T* out) {
+  const int64_t Wp = g.W + 2 * g.pw, M = (g.Ho - 1) * Wp + g.Wo;
+  T* acc = scratch<T>(1, (unit_stride(g) ? M : g.Wo) + kDwGroup);
+  for (int64_t q = q0; q < q1; q++) {
+    const T* xp = padded_plane(g, x + q / mult * g.H * g.W, 0);
+    const T* wq = w + q % O * g.kh * g.kw;
+    T* o = out + q * g.Ho * g.Wo;
+    if (unit_stride(g)) {
+      for (int64_t m0 = 0; m0 < M; m0 += kDwGroup)
+        tap_group(g, Wp, wq, xp + m0, 1, acc + m0, false);  // past M: dropped
+      for (int64_t oh = 0; oh < g.Ho; oh++) copy_row(acc + oh * Wp, g.Wo, o + oh * g.Wo);
+      continue;
+    }
+    for (int64_t oh = 0; oh < g.Ho; oh++) {
+      std::fill(acc, acc + g.Wo, T(0));
+      for (int64_t i = 0; i < g.kh; i++)
+        for (int64_t j = 0; j < g.kw; j++) {
+          const T wv = wq[i * g.kw + j], *r = xp + (oh * g.sh + i * g.dh) * Wp + j * g.dw;
+          for (int64_t ow = 0; ow < g.Wo; ow++) acc[ow] += wv * r[ow * g.sw];
+        }
+      std::copy(acc, acc + g.Wo, o + oh * g.Wo);
+    }
+  }
+}
+
+// The output gradient of plane q with row pitch Wp, zero in the extra columns and for `lead`
+// values before it, up to Hp*Wp + kDwGroup after (unit stride).
+template <class T>
+const T* pitched_grad(const Window2d& g, const T* gout, int64_t Wp, int64_t lead) {
+  const int64_t n = lead + (g.H + 2 * g.ph) * Wp + kDwGroup;
+  T* gp = scratch<T>(2, n);
+  std::fill(gp, gp + n, T(0));
+  for (int64_t oh = 0; oh < g.Ho; oh++) copy_row(gout + oh * g.Wo, g.Wo, gp + lead + oh * Wp);
+  return gp + lead;
+}
+
+// dx plane p: the sum over its mult output planes of each tap's weight times the output
+// gradient, at the positions the tap read, in a padded plane whose inside is then dx. At unit
+// stride that is a gather, the forward's runs with the taps reversed: padded position m gets
+// w[t] * g[m - off_t] from every tap t at offset off_t.
+template <class T>
+void depthwise_dx_t(const Window2d& g, int64_t C, int64_t mult, int64_t p0, int64_t p1, const T* gout, const T* w,
+                    T* dx) {
+  const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, O = C * mult;
+  const int64_t reach = (g.kh - 1) * g.dh * Wp + (g.kw - 1) * g.dw;  // the largest tap offset
+  T* dp = scratch<T>(1, Hp * Wp + kDwGroup);
+  for (int64_t p = p0; p < p1; p++) {
+    std::fill(dp, dp + Hp * Wp + kDwGroup, T(0));
+    for (int64_t q = p * mult; q < (p + 1) * mult; q++) {
+      const T* wq = w + q % O * g.kh * g.kw;
+      const T* gq = gout + q * g.Ho * g.Wo;
+      if (unit_stride(g)) {
+        const T* gp = pitched_grad(g, gq, Wp, reach);
+        for (int64_t m0 = g.ph * Wp; m0 < (g.ph + g.H) * Wp; m0 += kDwGroup)  // the rows dx takes
+          tap_group(g, Wp, wq, gp + m0, -1, dp + m0, true);
+        continue;
+      }
+      for (int64_t i = 0; i < g.kh; i++)
+        for (int64_t j = 0; j < g.kw; j++) {
+          const T wv = wq[i * g.kw + j];
+          T* d = dp + i * g.dh * Wp + j * g.dw;
+          for (int64_t oh = 0; oh < g.Ho; oh++)
+            for (int64_t ow = 0; ow < g.Wo; ow++) d[oh * g.sh * Wp + ow * g.sw] += wv * gq[oh * g.Wo + ow];
+        }
+    }
+    for (int64_t h = 0; h < g.H; h++) copy_row(dp + (h + g.ph) * Wp + g.pw, g.W, dx + (p * g.H + h) * g.W);
+  }
+}
+
+// Sum of a[k] * b[k*stride] for k < n, in kLanes independent partial sums (a vector of them).
+template <class T>
+T strided_dot(const T* a, const T* b, int64_t stride, int64_t n) {
+  constexpr int kLanes = 16;
+  T part[kLanes] = {};
+  int64_t k = 0;
+  for (; k + kLanes <= n; k += kLanes)
+    for (int l = 0; l < kLanes; l++) part[l] += a[k + l] * b[(k + l) * stride];
+  for (; k < n; k++) part[0] += a[k] * b[k * stride];
+  T s = 0;
+  for (int l = 0; l < kLanes; l++) s += part[l];
+  return s;
+}
+
+// Sum of a[k] * b[k] over the groups of runs covering k < n (both readable, and a zero, past n).
+template <class T>
+T run_dot(const T* a, const T* b, int64_t n) {
+  using V = typename DwRun<T>::type;
+  V acc[kDwRuns] = {};
+  for (int64_t k = 0; k < n; k += kDwGroup)
+    for (int64_t u = 0; u < kDwRuns; u++) {
+      V x, y;
+      std::memcpy(&x, a + k + u * kDwRun, sizeof(V));
+      std::memcpy(&y, b + k + u * kDwRun, sizeof(V));
+      acc[u] += x * y;
+    }
+  T s = 0;
+  for (int64_t u = 0; u < kDwRuns; u++)
+    for (int64_t l = 0; l < kDwRun; l++) s += acc[u][l];
+  return s;
+}
+
+// dw[o]: per tap, the sum over images (in order: the same sums whatever the thread count)
+// and output pixels of the output gradient times the input the tap read.
+template <class T>
+void depthwise_dw_t(const Window2d& g, int64_t N, int64_t C, int64_t mult, int64_t o0, int64_t o1, const T* x,
+                    const T* gout, T* dw) {
+  const int64_t Wp = g.W + 2 * g.pw, O = C * mult, taps = g.kh * g.kw, M = (g.Ho - 1) * Wp + g.Wo;
+  for (int64_t o = o0; o < o1; o++) {
+    T* d = dw + o * taps;
+    std::fill(d, d + taps, T(0));
+    for (int64_t n = 0; n < N; n++) {
+      const int64_t q = n * O + o;
+      const T* xp = padded_plane(g, x + q / mult * g.H * g.W, 0);
+      const T* gq = gout + q * g.Ho * g.Wo;
+      const T* gp = unit_stride(g) ? pitched_grad(g, gq, Wp, 0) : nullptr;
+      for (int64_t i = 0; i < g.kh; i++)
+        for (int64_t j = 0; j < g.kw; j++) {
+          const T* r = xp + i * g.dh * Wp + j * g.dw;
+          T acc = 0;
+          if (gp)
+            acc = run_dot(gp, r, M);
+          else
+            for (int64_t oh = 0; oh < g.Ho; oh++) acc += strided_dot(gq + oh * g.Wo, r + oh * g.sh * Wp, g.sw, g.Wo);
+          d[i * g.kw + j] += acc;
+        }
+    }
+  }
 }
 
 // ---- convolution lowering ------------------------------------------------------
@@ -494,6 +695,18 @@ FK_FLOAT_KERNEL(im2col, im2col_t,
 FK_FLOAT_KERNEL(col2im, col2im_t,
                 (DType dt, const Window2d& g, int64_t C, const void* cols, int64_t ps, int64_t ks, void* dx),
                 (g, C, static_cast<const T*>(cols), ps, ks, static_cast<T*>(dx)))
+FK_FLOAT_KERNEL(depthwise_conv2d, depthwise_t,
+                (DType dt, const Window2d& g, int64_t O, int64_t mult, int64_t q0, int64_t q1, const void* x,
+                 const void* w, void* out),
+                (g, O, mult, q0, q1, static_cast<const T*>(x), static_cast<const T*>(w), static_cast<T*>(out)))
+FK_FLOAT_KERNEL(depthwise_conv2d_dx, depthwise_dx_t,
+                (DType dt, const Window2d& g, int64_t C, int64_t mult, int64_t p0, int64_t p1, const void* gout,
+                 const void* w, void* dx),
+                (g, C, mult, p0, p1, static_cast<const T*>(gout), static_cast<const T*>(w), static_cast<T*>(dx)))
+FK_FLOAT_KERNEL(depthwise_conv2d_dw, depthwise_dw_t,
+                (DType dt, const Window2d& g, int64_t N, int64_t C, int64_t mult, int64_t o0, int64_t o1, const void* x,
+                 const void* gout, void* dw),
+                (g, N, C, mult, o0, o1, static_cast<const T*>(x), static_cast<const T*>(gout), static_cast<T*>(dw)))
 FK_FLOAT_KERNEL(max_pool2d, max_pool_t,
                 (DType dt, const Window2d& g, int64_t planes, const void* x, void* out, int64_t* idx),
                 (g, planes, static_cast<const T*>(x), static_cast<T*>(out), idx))
@@ -540,6 +753,9 @@ FK_FLOAT_KERNEL(cross_entropy_backward, cross_entropy_backward_t,
 extern const NnKernels nn_kernels = {
     im2col,
     col2im,
+    depthwise_conv2d,
+    depthwise_conv2d_dx,
+    depthwise_conv2d_dw,
     max_pool2d,
     max_pool2d_backward,
     avg_pool2d,

@@ -3,6 +3,7 @@
 #include "convert.h"
 #include "../core/backend.h"
 // The CPU backend's own settings: its thread pool and the instruction set it picked.
+#include "../cpu/conv_driver.h"
 #include "../cpu/kernels.h"
 #include "../cpu/parallel.h"
 
@@ -330,6 +331,12 @@ void bind_functions(nb::module_& m, nb::class_<Tensor>& cls) {
   m.def("get_num_threads", &num_threads);
   m.def("set_num_threads", &set_num_threads, "n"_a);
   m.def("_cpu_capability", [] { return std::string(cpu_kernels().isa); });
+  static const char* const conv_algos[] = {"auto", "gemm", "winograd", "depthwise"};
+  m.def("_set_conv_algorithm", [](int a) { set_conv_algorithm(ConvAlgo(a)); });
+  m.def("_conv_algorithm", [=](const Tensor& x, const Tensor& w, nb::handle s, nb::handle p, nb::handle d,
+                               int64_t groups) {
+    return std::string(conv_algos[int(conv_algorithm(x, w, conv2d_window(x, w, pair(s), pair(p), pair(d)), groups))]);
+  });
 #ifdef FK_HAVE_CUDA
   m.attr("_cuda_built") = true;
 #else

@@ -3,6 +3,9 @@
 Commands:
   train      train a small CNN (default: on the embedded MNIST 3s/7s sample; the default command)
   baseline   fastbook chapter-4 pixel-similarity baseline on MNIST 3s vs 7s
+  bench      a short benchmark table
+  serve      an exported image classifier as a local web page and JSON API
+  clean      a dataset cleaner page (fastai's ImageClassifierCleaner); --apply/--undo/--recover for scripts
 """
 
 from __future__ import annotations
@@ -190,11 +193,109 @@ def _bench(args) -> int:
     return 0
 
 
+def _server_args(p):
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--quiet", action="store_true", help="do not log each request")
+
+
+def _serve_args(p):
+    p.add_argument("model", metavar="MODEL", help="an exported image classifier (learn.export, train --export)")
+    _server_args(p)
+    p.add_argument("--top-k", type=int, default=5, help="probabilities shown and returned (default 5)")
+    p.add_argument("--max-mb", type=float, default=20, help="largest upload in MB (default 20)")
+    p.add_argument("--max-megapixels", type=float, default=50, help="largest image in megapixels (default 50)")
+
+
+def _serve(args) -> int:
+    from fastkern.apps import serve
+
+    try:
+        if args.top_k < 1 or args.max_mb <= 0 or args.max_megapixels <= 0:
+            raise ValueError("--top-k, --max-mb and --max-megapixels must be positive")
+        server = serve.make_server(
+            args.model,
+            args.host,
+            args.port,
+            args.top_k,
+            int(args.max_mb * 2**20),
+            int(args.max_megapixels * 1e6),
+            args.quiet,
+        )
+    except (OSError, ValueError) as e:  # no such model, not an image classifier, port taken
+        print(f"fastkern serve: error: {e}", file=sys.stderr)
+        return 2
+    return server.run("serve")
+
+
+def _clean_args(p):
+    p.add_argument("data", metavar="DATA_DIR", help="the dataset: class folders, optionally under split folders")
+    p.add_argument("--model", metavar="MODEL", help="the exported classifier that ranks the images (for the page)")
+    _server_args(p)
+    p.add_argument("--order", choices=("loss", "confidence"), default="loss", help="the page's first order")
+    act = p.add_mutually_exclusive_group()
+    act.add_argument(
+        "--apply",
+        metavar="MARKS.json",
+        help='apply marks {"split/class/file.jpg": "keep" | "delete" | "<class>"} instead of serving the page',
+    )
+    act.add_argument("--undo", action="store_true", help="move the files of the last apply back")
+    act.add_argument(
+        "--recover", choices=("complete", "rollback"), help="finish or reverse an apply (or undo) that was interrupted"
+    )
+    p.add_argument("--dry-run", action="store_true", help="with --apply: list the moves, make none")
+
+
+def _clean(args) -> int:
+    import json
+
+    from fastkern.apps import clean
+
+    def show(moves):
+        for m in moves:
+            print(f"  {m['action']}: {m['src']} -> {m['dst']}")
+
+    try:
+        if not os.path.isdir(args.data):
+            raise FileNotFoundError(f"no dataset folder {args.data}")
+        if args.dry_run and not args.apply:
+            raise ValueError("--dry-run goes with --apply")
+        if args.apply:
+            with open(args.apply) as f:
+                try:
+                    marks = json.load(f)
+                except ValueError as e:
+                    raise ValueError(f"{args.apply} is not JSON: {e}") from None
+            moves = clean.apply(args.data, marks, dry_run=args.dry_run)
+            print(f"{'would make' if args.dry_run else 'made'} {len(moves)} move(s)" + (":" if moves else ""))
+            show(moves)
+        elif args.undo:
+            moves = clean.undo(args.data)
+            print(f"moved {len(moves)} file(s) back:")
+            show([dict(m, src=m["dst"], dst=m["src"], action="back") for m in moves])
+        elif args.recover:
+            what, moves, notes = clean.recover(args.data, args.recover)
+            print(f"the interrupted {what} is {'completed' if args.recover == 'complete' else 'rolled back'}")
+            for n in notes:
+                print(f"  note: {n}")
+        else:
+            if not args.model:
+                raise ValueError("the page needs --model MODEL (or give --apply, --undo or --recover)")
+            server = clean.make_server(args.data, args.model, args.host, args.port, args.order, args.quiet)
+            return server.run("clean")
+    except (OSError, ValueError) as e:  # CleanError is a ValueError
+        print(f"fastkern clean: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 # name -> (help, add_arguments, run)
 COMMANDS = {
     "train": ("train a small CNN; default: the embedded MNIST 3s/7s sample (the default command)", _train_args, _train),
     "baseline": ("pixel-similarity baseline on MNIST 3s vs 7s", _baseline_args, _baseline),
     "bench": ("a short benchmark against NumPy and (if installed) PyTorch on this machine", lambda p: None, _bench),
+    "serve": ("serve an exported image classifier as a local web page and JSON API", _serve_args, _serve),
+    "clean": ("clean an image dataset with a model's help (a local page, or --apply/--undo)", _clean_args, _clean),
 }
 DEFAULT = "train"
 

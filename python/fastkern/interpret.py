@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ._creation import from_numpy
-from .data.vision import batch_images
+from .data.vision import input_images, show_images
 
 
 class ClassificationInterpretation:
@@ -73,33 +73,20 @@ class ClassificationInterpretation:
     def plot_top_losses(self, k=9, largest=True, nrows=None, fname=None):
         """The k worst (or best) items as a grid, titled predicted/actual/loss/probability of the
         predicted class."""
-        from .learner import _pyplot, _show
-
-        plt = _pyplot()
         losses, idxs = self.top_losses(k, largest)
-        images = _displayable(self.inputs, self.dl)
-        nrows = nrows or math.ceil(math.sqrt(len(idxs)))
-        ncols = math.ceil(len(idxs) / nrows) if len(idxs) else 1
-        fig, axes = plt.subplots(nrows, ncols, figsize=(3 * ncols, 3.3 * nrows), squeeze=False)
-        for ax in axes.flat:
-            ax.axis("off")
-        for ax, loss, i in zip(axes.flat, losses.tolist(), idxs.tolist()):
+        images = input_images(self.inputs, getattr(self.dl, "after_batch", None))
+        titles = []
+        for loss, i in zip(losses.tolist(), idxs.tolist()):
             pred, actual = int(self.decoded[i].item()), int(self.targs[i].item())
             prob = self.preds[i, pred].item()
-            img = images[i]
-            ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
-            ax.set_title(f"{self.vocab[pred]}/{self.vocab[actual]} / {loss:.2f} / {prob:.2f}", fontsize=9)
-        fig.suptitle("Prediction/Actual/Loss/Probability")
-        fig.tight_layout()
-        return _show(fig, fname, "top_losses.png")
-
-
-def _displayable(inputs, dl):
-    """Inputs as numpy images (flattened square ones unflattened), undoing the loader's Normalize."""
-    x = inputs
-    if x.ndim == 2 and math.isqrt(x.shape[1]) ** 2 == x.shape[1]:  # flattened square images
-        side = math.isqrt(x.shape[1])
-        x = x.reshape(len(x), 1, side, side)
-    if x.ndim != 4 or x.shape[1] not in (1, 3):
-        raise ValueError(f"plot_top_losses shows images (N, 1 or 3, H, W); the inputs are {list(inputs.shape)}")
-    return batch_images(x, getattr(dl, "after_batch", None))
+            titles.append(f"{self.vocab[pred]}/{self.vocab[actual]} / {loss:.2f} / {prob:.2f}")
+        nrows = nrows or math.ceil(math.sqrt(len(idxs)))
+        return show_images(
+            images[idxs.numpy()],
+            titles,
+            nrows=nrows,
+            suptitle="Prediction/Actual/Loss/Probability",
+            fname=fname,
+            default="top_losses.png",
+            fontsize=9,
+        )

@@ -502,6 +502,24 @@ class Learner:
             return vocab[int(idx.item())], idx, probs
         return idx, idx, probs
 
+    def show_results(self, ds_idx=1, dl=None, max_n=9, shuffle=True, nrows=None, ncols=None, figsize=None, fname=None):
+        """fastai's: ``max_n`` images of a batch of the validation set (or ``dl``; a shuffled one
+        unless ``shuffle=False``), each titled with its target above the model's prediction, green
+        where they agree and red where not. A PNG (show_results.png) when there is no display."""
+        from .data.vision import input_images, show_images
+
+        dl = self.dls[ds_idx] if dl is None else dl
+        b = (dl.new(shuffle=True) if shuffle else dl).one_batch()
+        b = tuple(t[:max_n] for t in b)  # predict only what is shown
+        x, _, targs, decoded = self.get_preds(dl=[b], with_input=True, with_decoded=True)
+        vocab = self.dls.vocab if self.dls is not None else None
+        name = (lambda i: str(vocab[i])) if vocab is not None else str
+        targs, decoded = targs.tolist(), decoded.tolist()
+        titles = [f"{name(t)}\n{name(p)}" for t, p in zip(targs, decoded)]
+        colors = ["green" if t == p else "red" for t, p in zip(targs, decoded)]
+        imgs = input_images(x, dl.after_batch)
+        return show_images(imgs, titles, colors, nrows, ncols, figsize, fname=fname, default="show_results.png")
+
     def _item_pipeline(self):
         if self.dls is not None:
             return self.dls.item_tfms, self.dls.after_batch, self.dls.vocab

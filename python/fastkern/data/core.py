@@ -7,6 +7,7 @@ skip the per-item loop, which is what makes an MNIST epoch cheap.
 """
 
 import concurrent.futures as cf
+import copy
 import math
 import multiprocessing
 import warnings
@@ -273,6 +274,17 @@ class DataLoader:
 
     def one_batch(self):
         return next(iter(self))
+
+    def new(self, **kwargs):
+        """A copy with some attributes changed, as fastai's ``dl.new(shuffle=True)``; the copy
+        starts its own workers."""
+        dl = copy.copy(self)
+        dl._pool = None
+        for k, v in kwargs.items():
+            if k.startswith("_") or not hasattr(self, k):
+                raise TypeError(f"DataLoader.new: unknown argument {k!r}")
+            setattr(dl, k, v)
+        return dl
 
     def show_batch(self, max_n=9, nrows=None, ncols=None, fname=None, figsize=None):
         """A grid of the first images of a batch, titled with their labels (see vision.show_batch)."""

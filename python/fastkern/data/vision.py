@@ -24,12 +24,19 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".
 
 def get_image_files(path, recurse=True, folders=None):
     """Image files under ``path`` (by extension), sorted so that the order is reproducible;
-    with ``folders``, only those under these subfolders of ``path``."""
+    with ``folders``, only those under these subfolders of ``path``. As fastai's get_files, hidden
+    files and folders are skipped (``.fastkern-trash``, where ``fastkern clean`` puts deletions)."""
     path = Path(path)
     if folders is not None:
         return sorted(f for d in folders for f in get_image_files(path / d, recurse))
     files = path.rglob("*") if recurse else path.glob("*")
-    return sorted(p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    return sorted(
+        p
+        for p in files
+        if p.suffix.lower() in IMAGE_EXTENSIONS
+        and not any(s.startswith(".") for s in p.relative_to(path).parts)
+        and p.is_file()
+    )
 
 
 def parent_label(o):
@@ -359,28 +366,63 @@ def batch_images(x, after_batch=None):
     return imgs
 
 
-def show_batch(dl, vocab=None, max_n=9, nrows=None, ncols=None, fname=None, figsize=None):
-    """Draws the first ``max_n`` images of one batch of ``dl`` in a grid, titled with their labels,
-    undoing the Normalize of its batch transforms. On a non-interactive matplotlib backend (or with
-    ``fname``) the figure is written as a PNG (default show_batch.png) and its path returned."""
+def input_images(inputs, after_batch=None):
+    """Model inputs as numpy images for matplotlib (see batch_images); flattened square images,
+    (N, H*W), are unflattened first."""
+    x = inputs
+    if x.ndim == 2 and math.isqrt(x.shape[1]) ** 2 == x.shape[1]:
+        side = math.isqrt(x.shape[1])
+        x = x.reshape(len(x), 1, side, side)
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"can only show images (N, 1 or 3, H, W); the inputs are {list(inputs.shape)}")
+    return batch_images(x, after_batch)
+
+
+def show_images(
+    imgs,
+    titles=None,
+    colors=None,
+    nrows=None,
+    ncols=None,
+    figsize=None,
+    suptitle=None,
+    fname=None,
+    default="images.png",
+    fontsize="large",
+):
+    """Numpy images in [0, 1] (from batch_images) in a grid, fastai's get_grid layout (ncols the
+    square root, rounded up), each titled ``titles[k]`` in ``colors[k]``. Shown on an interactive
+    matplotlib backend, else (or with ``fname``) written as a PNG (``default``) whose path is returned."""
     from ..learner import _pyplot, _show
 
-    b = dl.one_batch()
-    imgs, y = batch_images(b[0][:max_n], dl.after_batch), (b[1][:max_n].tolist() if len(b) > 1 else None)
     n = len(imgs)
     if ncols is None:
-        ncols = math.ceil(n / nrows) if nrows else math.ceil(math.sqrt(n))
-    nrows = nrows or math.ceil(n / ncols)
+        ncols = math.ceil(n / nrows) if nrows else max(1, math.ceil(math.sqrt(n)))
+    nrows = nrows or max(1, math.ceil(n / ncols))
     plt = _pyplot()
     fig, axes = plt.subplots(nrows, ncols, figsize=figsize or (3 * ncols, 3 * nrows), squeeze=False)
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k < n:
             ax.imshow(imgs[k], cmap="gray" if imgs[k].ndim == 2 else None, vmin=0, vmax=1)
-            if y is not None:
-                ax.set_title(str(vocab[y[k]]) if vocab is not None and isinstance(y[k], int) else str(y[k]))
+            if titles is not None:
+                ax.set_title(titles[k], color=colors[k] if colors else "black", fontsize=fontsize)
+    if suptitle:
+        fig.suptitle(suptitle)
     fig.tight_layout()
-    return _show(fig, fname, "show_batch.png")
+    return _show(fig, fname, default)
+
+
+def show_batch(dl, vocab=None, max_n=9, nrows=None, ncols=None, fname=None, figsize=None):
+    """Draws the first ``max_n`` images of one batch of ``dl`` in a grid, titled with their labels,
+    undoing the Normalize of its batch transforms. On a non-interactive matplotlib backend (or with
+    ``fname``) the figure is written as a PNG (default show_batch.png) and its path returned."""
+    b = dl.one_batch()
+    imgs, y = batch_images(b[0][:max_n], dl.after_batch), (b[1][:max_n].tolist() if len(b) > 1 else None)
+    titles = None
+    if y is not None:
+        titles = [str(vocab[v]) if vocab is not None and isinstance(v, int) else str(v) for v in y]
+    return show_images(imgs, titles, None, nrows, ncols, figsize, fname=fname, default="show_batch.png")
 
 
 class ImageFolder(Dataset):

@@ -34,13 +34,20 @@ def _body_head_split(m):
     return [trainable_params(m[0]), trainable_params(m[1:])]
 
 
+def _efficientnet_body(m):
+    """EfficientNet-Lite's features as a Sequential. Its children in order are not its forward
+    (ReLU6 after the stem too, the blocks in a ModuleList), so cutting them would drop a ReLU6 and
+    leave a ModuleList that cannot be called."""
+    return nn.Sequential(m._conv_stem, m._bn0, nn.ReLU6(), nn.Sequential(*m._blocks), m._conv_head, m._bn1, nn.ReLU6())
+
+
 # By architecture name: where to cut the classifier off, the layer groups, the input statistics.
 _RESNET = dict(cut=-2, split=_resnet_split, stats=imagenet_stats)
 model_meta = {
     "resnet18": _RESNET,
     "resnet34": _RESNET,
     "resnet50": _RESNET,
-    "efficientnet_lite0": dict(cut=None, split=_body_head_split, stats=([0.5] * 3, [0.5] * 3)),
+    "efficientnet_lite0": dict(cut=_efficientnet_body, split=_body_head_split, stats=([0.5] * 3, [0.5] * 3)),
 }
 
 
