@@ -393,14 +393,12 @@ def test_legacy_constructors():
     assert type(fk.FloatTensor(1)) is fk.Tensor and not issubclass(fk.FloatTensor, fk.Tensor)
 
 
-@pytest.mark.xfail(
-    raises=TypeError,
-    strict=True,
-    reason="fk.Tensor(2, 3) needs C++: nanobind's type call bypasses a __init__ assigned from Python",
-)
 def test_tensor_legacy_constructor():
-    assert fk.Tensor(2, 3).shape == (2, 3)
+    assert fk.Tensor(2, 3).shape == (2, 3) and fk.Tensor(2, 3).dtype == fk.float32
     assert repr(fk.Tensor([1, 2])) == "tensor([1., 2.])" and repr(fk.Tensor()) == "tensor([])"
+    assert fk.Tensor(fk.Size([4])).shape == (4,) and fk.Tensor((2, 3)).tolist() == [2.0, 3.0]
+    with pytest.raises(TypeError, match="expected sizes"):
+        fk.Tensor("abc", 2)
 
 
 def test_tensor_of_a_tensor_aliases_it():

@@ -29,6 +29,9 @@ UNARY = {
     "round": (np.round, REAL, True),
     "trunc": (np.trunc, REAL, True),
     "erf": (np.vectorize(math.erf, otypes=[np.float64]), REAL, True),
+    "asin": (np.arcsin, (-0.9, 0.9), True),
+    "acos": (np.arccos, (-0.9, 0.9), True),
+    "atan": (np.arctan, REAL, True),
 }
 BINARY = {
     "add": (np.add, [REAL, REAL], True),
@@ -40,6 +43,7 @@ BINARY = {
     "remainder": (np.remainder, [REAL, away0], False),
     "maximum": (np.maximum, [REAL, REAL], True),
     "minimum": (np.minimum, [REAL, REAL], True),
+    "atan2": (np.arctan2, [REAL, away0], True),
     **{
         n: (getattr(np, f), [REAL, REAL], False)
         for n, f in [
@@ -72,7 +76,8 @@ def test_unary_from_the_list(name, device):
     ref, domain, grad = UNARY[name]
     fk_fn, t_fn = fk_and_torch(lambda m, x: getattr(m, name)(x))
     helper_test_op([(3, 5)], fk_fn, ref, t_fn, domain=domain, forward_only=not grad, device=device)
-    x = fk.tensor(np.linspace(0.6, 1.9, 7), device=device)  # the in-place form agrees
+    lo, hi = domain if isinstance(domain, tuple) else (0.6, 1.9)
+    x = fk.tensor(np.linspace(lo, hi, 7), device=device)  # the in-place form agrees
     assert np.allclose(to_np(getattr(x.clone(), name + "_")()), ref(to_np(x)))
 
 

@@ -121,6 +121,22 @@ struct Backend {
   Tensor (*nonzero)(const Tensor& a);
   // One Adam step in place over contiguous p, m, v with gradient g.
   void (*adam)(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, const AdamStep& h);
+  // Factorisations of batches of square float matrices, contiguous [batch..., n, n], in place
+  // (null where a device has no kernel yet: core says so). lu: each matrix's LU factors (L's
+  // multipliers below the diagonal, U on and above), row k swapped with row piv[k] (int64,
+  // [batch..., n]) at step k. lu_solve: b [batch..., n, m] becomes A^-1 b from those. cholesky: L
+  // in the lower triangle, zeros above; returns item * n + k for the first item whose leading
+  // minor of order k + 1 is not positive-definite, or -1.
+  void (*lu)(const Tensor& a, const Tensor& piv);
+  void (*lu_solve)(const Tensor& lu, const Tensor& piv, const Tensor& b);
+  int64_t (*cholesky)(const Tensor& a);
+  // With a [batch..., m, n] (overwritten): qr, the reduced Q [..., m, k] and R [..., k, n]
+  // (k = min(m, n)); svd (m >= n), U [..., m, n], the singular values S [..., n] descending and
+  // Vh [..., n, n]. eigh (m = n, the lower triangle read): eigenvalues w [..., n] ascending and
+  // eigenvectors as the columns of v [..., n, n].
+  void (*qr)(const Tensor& a, const Tensor& q, const Tensor& r);
+  void (*eigh)(const Tensor& a, const Tensor& w, const Tensor& v);
+  void (*svd)(const Tensor& a, const Tensor& u, const Tensor& s, const Tensor& vh);
 };
 
 const Backend& cpu_backend();

@@ -9,14 +9,15 @@
 // clang-format off: one line of ops per row reads better than one op per line
 #define FK_BINARY_OPS(X)                                                                                     \
   X(Add, "add") X(Sub, "sub") X(Mul, "mul") X(Div, "div") X(Pow, "pow") X(FloorDiv, "floor_divide")           \
-  X(Rem, "remainder") X(Max, "maximum") X(Min, "minimum") X(Eq, "eq") X(Ne, "ne") X(Lt, "lt") X(Le, "le")     \
-  X(Gt, "gt") X(Ge, "ge") X(And, "bitwise_and") X(Or, "bitwise_or") X(Xor, "bitwise_xor")                     \
-  X(ReluGrad, "threshold_backward")
+  X(Rem, "remainder") X(Max, "maximum") X(Min, "minimum") X(Atan2, "atan2") X(Eq, "eq") X(Ne, "ne")           \
+  X(Lt, "lt") X(Le, "le") X(Gt, "gt") X(Ge, "ge") X(And, "bitwise_and") X(Or, "bitwise_or")                   \
+  X(Xor, "bitwise_xor") X(ReluGrad, "threshold_backward")
 
 #define FK_UNARY_OPS(X)                                                                                      \
   X(Neg, "neg") X(Abs, "abs") X(Exp, "exp") X(Log, "log") X(Sqrt, "sqrt") X(Rsqrt, "rsqrt") X(Sin, "sin")      \
   X(Cos, "cos") X(Tanh, "tanh") X(Sigmoid, "sigmoid") X(Relu, "relu") X(Sign, "sign") X(Floor, "floor")        \
-  X(Ceil, "ceil") X(Round, "round") X(Trunc, "trunc") X(Erf, "erf") X(Not, "bitwise_not")
+  X(Ceil, "ceil") X(Round, "round") X(Trunc, "trunc") X(Erf, "erf") X(Asin, "asin") X(Acos, "acos")            \
+  X(Atan, "atan") X(Not, "bitwise_not")
 
 // clang-format on
 

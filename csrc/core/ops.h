@@ -74,6 +74,11 @@ Tensor clone(const Tensor& a);
 Tensor contiguous(const Tensor& a);                // same tensor when already contiguous
 void copy_(const Tensor& dst, const Tensor& src);  // broadcasts and casts src
 void fill_(const Tensor& self, Scalar value);
+// torch's out=: `result` of op written into `out`, which keeps its dtype (one the result casts to
+// without losing its kind: no float into an integer out) and must be on its device and need no
+// gradient. An out of another shape is resized to the result's: returns true when it had elements
+// (torch then warns).
+bool write_out(const char* op, const Tensor& out, const Tensor& result);
 // Checks done by every in-place op: autograd rules for leaves and views.
 void check_inplace(const Tensor& self, const char* op);
 // Last step of an in-place op on a view: the base's history gains the change.
@@ -94,6 +99,7 @@ Tensor view(const Tensor& a, const Dims& shape);  // shape may hold one -1
 Tensor reshape(const Tensor& a, const Dims& shape);
 Tensor permute(const Tensor& a, const Dims& dims);
 Tensor transpose(const Tensor& a, int64_t d0, int64_t d1);
+Tensor transpose2d(const Tensor& a);                // x.t(): a tensor of at most 2 dims, its dims swapped
 Tensor expand(const Tensor& a, const Dims& shape);  // -1 keeps a size
 Tensor squeeze(const Tensor& a, std::optional<int64_t> dim);
 Tensor unsqueeze(const Tensor& a, int64_t dim);
@@ -130,6 +136,7 @@ Tensor mean(const Tensor& a, const DimList& dims, bool keepdim);
 Tensor prod(const Tensor& a, const DimList& dims, bool keepdim);
 Tensor amax(const Tensor& a, const DimList& dims, bool keepdim);  // gradient spread over ties
 Tensor amin(const Tensor& a, const DimList& dims, bool keepdim);
+Tensor max_all(const Tensor& a, bool is_max);  // x.max(), x.min(): amax over all dims, PyTorch's node name
 std::pair<Tensor, Tensor> max_dim(const Tensor& a, int64_t dim, bool keepdim, bool is_max);  // values, indices
 Tensor argmax(const Tensor& a, std::optional<int64_t> dim, bool keepdim, bool is_max);
 Tensor all(const Tensor& a, const DimList& dims, bool keepdim);
@@ -143,6 +150,23 @@ Tensor log_softmax(const Tensor& a, int64_t dim);
 // ---- linear algebra (ops_linalg.cpp)
 Tensor matmul(const Tensor& a, const Tensor& b);
 Tensor addmm(const Tensor& input, const Tensor& mat1, const Tensor& mat2);  // input + mat1 @ mat2
+// mm (2-D, 2-D), bmm (3-D, 3-D, same batch), mv (2-D, 1-D) and dot (1-D, 1-D): matmul for
+// exactly the ranks `op` takes, as PyTorch checks them.
+Tensor matmul_ranked(const char* op, const Tensor& a, const Tensor& b, int rank_a, int rank_b);
+// Square float matrices [..., n, n] (batched; no CUDA kernels yet): the determinant [...], the
+// inverse, X with A X = B (B [..., n, m] or a vector [..., n]; batch dims broadcast) and the
+// lower Cholesky factor. Gradients as PyTorch's for invertible (det), positive-definite
+// (cholesky) matrices.
+Tensor det(const Tensor& a);
+Tensor inv(const Tensor& a);
+Tensor solve(const Tensor& a, const Tensor& b);
+Tensor cholesky(const Tensor& a);
+// Reduced QR [..., m, k] and [..., k, n] (k = min(m, n); gradient for m >= n), eigh of the
+// symmetric matrices whose lower triangles a holds (eigenvalues ascending, eigenvectors as
+// columns) and the reduced SVD U, S (descending), Vh, as PyTorch's (up to the signs of vectors).
+std::pair<Tensor, Tensor> qr(const Tensor& a);
+std::pair<Tensor, Tensor> eigh(const Tensor& a);
+std::array<Tensor, 3> svd(const Tensor& a);
 
 }  // namespace fk
 
@@ -177,6 +201,8 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias);
 // reduction: 0 none, 1 mean, 2 sum
 Tensor cross_entropy(const Tensor& x, const Tensor& target, int reduction, double label_smoothing,
                      int64_t ignore_index);
+// (input - target)^2 (broadcast), reduced as cross_entropy's `reduction` says.
+Tensor mse_loss(const Tensor& input, const Tensor& target, int reduction);
 }  // namespace fk
 
 namespace fk {

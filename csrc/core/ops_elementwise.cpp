@@ -146,6 +146,13 @@ static void min_bw(Node& n, const Tensor& g, Tensor* gi) { extreme_bw(n, g, gi, 
 static void relu_grad_bw(Node& n, const Tensor& g, Tensor* gi) {
   if (n.needs(1)) gi[1] = binary(BinOp::ReluGrad, n.saved_at(0), g);
 }
+static void atan2_bw(Node& n, const Tensor& g, Tensor* gi) {
+  // d atan2(a, b) = (b da - a db) / (a^2 + b^2)
+  const Tensor &a = n.saved_at(0), &b = n.saved_at(1);
+  const Tensor gr = g / (a * a + b * b);
+  if (n.needs(0)) gi[0] = gr * b;
+  if (n.needs(1)) gi[1] = -gr * a;
+}
 static void rem_bw(Node& n, const Tensor& g, Tensor* gi) {
   gi[0] = g;
   if (n.needs(1)) gi[1] = -g * binary(BinOp::FloorDiv, n.saved_at(0), n.saved_at(1));
@@ -173,6 +180,7 @@ static constexpr BinaryDef kBinary[] = {
     {BinOp::Rem, "RemainderBackward0", rem_bw, Save::IfB, Save::IfB},
     {BinOp::Max, "MaximumBackward0", max_bw, Save::Yes, Save::Yes},
     {BinOp::Min, "MinimumBackward0", min_bw, Save::Yes, Save::Yes},
+    {BinOp::Atan2, "Atan2Backward0", atan2_bw, Save::Yes, Save::Yes},
     {BinOp::Eq, nullptr, nullptr},
     {BinOp::Ne, nullptr, nullptr},
     {BinOp::Lt, nullptr, nullptr},
@@ -197,7 +205,7 @@ static_assert(in_order<decltype(kBinary), BinOp>(kBinary, kNumBinOps), "kBinary 
 
 // Compute dtype of op on operands promoting to `dt`; TypeError for unsupported pairs.
 static DType compute_dtype(BinOp op, DType dt) {
-  if (op == BinOp::Div) return to_float(dt);
+  if (op == BinOp::Div || op == BinOp::Atan2) return to_float(dt);
   FK_CHECK(!(op >= BinOp::And && op <= BinOp::Xor && is_float(dt)), Type, "\"", kBinaryNames[int(op)],
            "\" is not implemented for '", dtype_name(dt), "' tensors (it needs integer or bool operands)");
   FK_CHECK(!(dt == DType::Bool && (op == BinOp::Sub || op == BinOp::Pow || op == BinOp::FloorDiv || op == BinOp::Rem)),
@@ -217,10 +225,10 @@ static void save_binary(Node* n, BinOp op, const Tensor& a, const Tensor& b, boo
   n->save(wanted(d.b, n) ? b : Tensor());
 }
 
-static Ref<Node> binary_node(BinOp op, const Tensor& a, const Tensor& b, bool inplace) {
+static Ref<Node> binary_node(BinOp op, const Tensor& a, const Tensor& b, bool inplace, const char* name = nullptr) {
   const BinaryDef& d = kBinary[int(op)];
   if (!d.backward) return nullptr;
-  Ref<Node> n = make_node(d.backward, d.bw, {&a, &b});
+  Ref<Node> n = make_node(name ? name : d.backward, d.bw, {&a, &b});
   if (n) save_binary(n.get(), op, a, b, inplace);
   return n;
 }
@@ -243,6 +251,14 @@ static Tensor unaliased(const Tensor& self, const Tensor& other) {
   return overlaps(self, other) ? clone(other) : other;
 }
 
+// PyTorch names the nodes of x ** 2, 2 ** x and 2 - x apart from those of tensor operands.
+static const char* scalar_form_name(BinOp op, const Tensor& a, const Tensor& b) {
+  if (op == BinOp::Pow && b.p->wrapped_number) return "PowBackward0";
+  if (op == BinOp::Pow && a.p->wrapped_number) return "PowBackward2";
+  if (op == BinOp::Sub && a.p->wrapped_number) return "RsubBackward1";
+  return nullptr;
+}
+
 Tensor binary(BinOp op, const Tensor& a, const Tensor& b) {
   check_device(a, b);
   check_operands(op, a, b);
@@ -250,7 +266,7 @@ Tensor binary(BinOp op, const Tensor& a, const Tensor& b) {
   const Tensor A = to_dtype(a, ct), B = to_dtype(b, ct);
   const Dims shape = a.shape() == b.shape() ? a.shape() : broadcast_shapes(a.shape(), b.shape());
   Tensor out = empty(shape, is_comparison(op) ? DType::Bool : ct, result_device({&a, &b}));
-  Ref<Node> n = binary_node(op, A, B, false);
+  Ref<Node> n = binary_node(op, A, B, false, scalar_form_name(op, a, b));
   run_binary(op, out, A, B);
   if (n) {
     set_history(out, n);
@@ -358,6 +374,19 @@ static void erf_bw(Node& n, const Tensor& g, Tensor* gi) {
   gi[0] = g * unary(UnOp::Exp, -(x * x)) * 1.1283791670955126;  // 2/sqrt(pi)
 }
 
+static void asin_bw(Node& n, const Tensor& g, Tensor* gi) {
+  const Tensor& x = n.saved_at(0);
+  gi[0] = g * unary(UnOp::Rsqrt, 1.0 - x * x);
+}
+static void acos_bw(Node& n, const Tensor& g, Tensor* gi) {
+  const Tensor& x = n.saved_at(0);
+  gi[0] = -g * unary(UnOp::Rsqrt, 1.0 - x * x);
+}
+static void atan_bw(Node& n, const Tensor& g, Tensor* gi) {
+  const Tensor& x = n.saved_at(0);
+  gi[0] = g / (x * x + 1.0);
+}
+
 struct UnaryDef {
   UnOp op;
   const char* backward;
@@ -382,6 +411,9 @@ static constexpr UnaryDef kUnary[] = {
     {UnOp::Round, "RoundBackward0", zero_bw, false, false, false},
     {UnOp::Trunc, "TruncBackward0", zero_bw, false, false, false},
     {UnOp::Erf, "ErfBackward0", erf_bw, true, true, false},
+    {UnOp::Asin, "AsinBackward0", asin_bw, true, true, false},
+    {UnOp::Acos, "AcosBackward0", acos_bw, true, true, false},
+    {UnOp::Atan, "AtanBackward0", atan_bw, true, true, false},
     {UnOp::Not, nullptr, nullptr, false, false, false},
 };
 static_assert(in_order<decltype(kUnary), UnOp>(kUnary, kNumUnOps), "kUnary must follow FK_UNARY_OPS");
@@ -579,6 +611,27 @@ void copy_(const Tensor& dst, const Tensor& src0) {
   dst.bump_version();
   set_history(dst, n);
   finish_inplace(dst, n);
+}
+
+bool write_out(const char* op, const Tensor& out, const Tensor& result) {
+  FK_CHECK(!(grad_enabled() && (result.requires_grad() || out.requires_grad())), Runtime, op,
+           "(): functions with out=... arguments don't support automatic differentiation, but one of the arguments "
+           "requires grad.");
+  FK_CHECK(category(result.dtype()) <= category(out.dtype()), Runtime, "result type ", dtype_name(result.dtype()),
+           " can't be cast to the desired output type ", dtype_name(out.dtype()), " (", op, "() with out=)");
+  FK_CHECK(out.device() == result.device(), Runtime, "Expected out tensor to have device ", device_str(result.device()),
+           ", but got ", device_str(out.device()), " instead (", op, "() with out=)");
+  if (out.shape() == result.shape()) {
+    copy_(out, result);  // into out's own layout, as torch keeps a right-sized out's strides
+    return false;
+  }
+  // Resized: fresh memory of the result's shape; out stops being a view of what it viewed.
+  const bool had_elements = out.numel() != 0;
+  set_data(out, empty(result.shape(), out.dtype(), out.device()));
+  out.p->is_view = false;
+  out.p->base = Ref<TensorImpl>();
+  copy_(out, result);
+  return had_elements;
 }
 
 static void fill_bw(Node&, const Tensor& g, Tensor* gi) { gi[0] = zeros_like(g); }

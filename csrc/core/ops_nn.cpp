@@ -317,7 +317,7 @@ Tensor linear(const Tensor& x0, const Tensor& w, const Tensor& bias) {
   backend(out.device())
       .gemm(dt, M, outf, in, x.raw(), x.strides()[0], x.strides()[1], w.raw(), w.strides()[1], w.strides()[0],
             out.raw(), outf, bias.defined(), nullptr);
-  if (Ref<Node> n = make_node("AddmmBackward0", linear_bw, {&x, &w, &bias})) {
+  if (Ref<Node> n = make_node(bias.defined() ? "AddmmBackward0" : "MmBackward0", linear_bw, {&x, &w, &bias})) {
     n->save(x);
     n->save(w);
     set_history(out, n);
@@ -339,6 +339,33 @@ static void cross_entropy_bw(Node& n, const Tensor& g, Tensor* gi) {
   Tensor dx = empty(X.shape(), X.dtype(), X.device());
   backend(X.device()).cross_entropy_backward(X, t, n.ints[1], n.scalars[1], gl, dx);
   gi[0] = dx;
+}
+
+static void mse_bw(Node& n, const Tensor& g, Tensor* gi) {
+  // d/dx of (x - y)^2, reduced: 2 (x - y) g, over N for the mean (scalars[0] is 2 or 2 / N)
+  const Tensor gd = (n.saved_at(0) - n.saved_at(1)) * (g * n.scalars[0]);
+  if (n.needs(0)) gi[0] = gd;  // the engine sums broadcast dims back to each input's shape
+  if (n.needs(1)) gi[1] = -gd;
+}
+
+Tensor mse_loss(const Tensor& input, const Tensor& target, int reduction) {
+  check_float(input, "mse_loss", "input");
+  Tensor out;
+  int64_t count = 0;
+  {
+    GradMode off(false);
+    const Tensor d = input - target;
+    count = d.numel();
+    const Tensor sq = d * d;
+    out = reduction == 0 ? sq : reduction == 1 ? mean(sq, DimList(), false) : sum(sq, DimList(), false);
+  }
+  if (Ref<Node> n = make_node("MseLossBackward0", mse_bw, {&input, &target})) {
+    n->scalars[0] = reduction == 1 ? 2.0 / double(count) : 2.0;
+    n->save(input);
+    n->save(target);
+    set_history(out, n);
+  }
+  return out;
 }
 
 Tensor cross_entropy(const Tensor& x, const Tensor& target, int reduction, double eps, int64_t ignore) {

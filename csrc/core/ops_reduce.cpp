@@ -186,7 +186,7 @@ Tensor sum(const Tensor& a, const DimList& dims, bool keepdim, std::optional<DTy
   const DType dt = dtype ? *dtype : is_float(a.dtype()) ? a.dtype() : DType::Int64;
   const Tensor A = to_dtype(a, dt);
   Tensor out = reduce(RedOp::Sum, A, dims, keepdim, dt, dt);
-  if (Ref<Node> n = make_node("SumBackward1", sum_bw, {&A})) {
+  if (Ref<Node> n = make_node(dims.all ? "SumBackward0" : "SumBackward1", sum_bw, {&A})) {
     set_reduced_dims(n.get(), A, dims, keepdim);
     set_history(out, n);
   }
@@ -203,7 +203,7 @@ Tensor mean(const Tensor& a, const DimList& dims, bool keepdim) {
     GradMode off(false);
     binary_(BinOp::Div, out, Scalar::of(double(count)));  // 0/0 gives nan, as PyTorch
   }
-  if (Ref<Node> n = make_node("MeanBackward1", mean_bw, {&a})) {
+  if (Ref<Node> n = make_node(dims.all ? "MeanBackward0" : "MeanBackward1", mean_bw, {&a})) {
     set_reduced_dims(n.get(), a, dims, keepdim);
     n->scalars[1] = 1.0 / double(count);
     set_history(out, n);
@@ -215,7 +215,7 @@ Tensor prod(const Tensor& a, const DimList& dims, bool keepdim) {
   const DType dt = is_float(a.dtype()) ? a.dtype() : DType::Int64;
   const Tensor A = to_dtype(a, dt);
   Tensor out = reduce(RedOp::Prod, A, dims, keepdim, dt, dt);
-  if (Ref<Node> n = make_node("ProdBackward1", prod_bw, {&A})) {
+  if (Ref<Node> n = make_node(dims.all ? "ProdBackward0" : "ProdBackward1", prod_bw, {&A})) {
     set_reduced_dims(n.get(), A, dims, keepdim);
     n->save(A);
     set_history(out, n);
@@ -224,9 +224,9 @@ Tensor prod(const Tensor& a, const DimList& dims, bool keepdim) {
   return out;
 }
 
-static Tensor extreme(const Tensor& a, const DimList& dims, bool keepdim, bool is_max) {
+static Tensor extreme(const Tensor& a, const DimList& dims, bool keepdim, bool is_max, const char* name) {
   Tensor out = reduce(is_max ? RedOp::Max : RedOp::Min, a, dims, keepdim, a.dtype(), a.dtype());
-  if (Ref<Node> n = make_node(is_max ? "AmaxBackward0" : "AminBackward0", extreme_bw, {&a})) {
+  if (Ref<Node> n = make_node(name, extreme_bw, {&a})) {
     set_reduced_dims(n.get(), a, dims, keepdim);
     n->save(a);
     set_history(out, n);
@@ -235,8 +235,15 @@ static Tensor extreme(const Tensor& a, const DimList& dims, bool keepdim, bool i
   return out;
 }
 
-Tensor amax(const Tensor& a, const DimList& dims, bool keepdim) { return extreme(a, dims, keepdim, true); }
-Tensor amin(const Tensor& a, const DimList& dims, bool keepdim) { return extreme(a, dims, keepdim, false); }
+Tensor amax(const Tensor& a, const DimList& dims, bool keepdim) {
+  return extreme(a, dims, keepdim, true, "AmaxBackward0");
+}
+Tensor amin(const Tensor& a, const DimList& dims, bool keepdim) {
+  return extreme(a, dims, keepdim, false, "AminBackward0");
+}
+Tensor max_all(const Tensor& a, bool is_max) {
+  return extreme(a, DimList(), false, is_max, is_max ? "MaxBackward1" : "MinBackward1");
+}
 
 std::pair<Tensor, Tensor> max_dim(const Tensor& a, int64_t dim, bool keepdim, bool is_max) {
   const int d = wrap_dim(dim, a.ndim());
@@ -291,8 +298,11 @@ static Tensor var64(const Tensor& a, const DimList& dims, double correction, boo
   return where(flat, scalar_tensor(Scalar::of(0), v.dtype()), v);
 }
 
-Tensor var(const Tensor& a, const DimList& dims, double correction, bool keepdim) {
-  return to_dtype(var64(a, dims, correction, keepdim), a.dtype());
+static void var_bw(Node& n, const Tensor& g, Tensor* gi) {
+  // d var / d a = 2 (a - mean) / (N - correction), taken as 0 where var == 0 (equal values).
+  const Tensor &a = n.saved_at(0), &out = n.saved_at(1);
+  gi[0] = where(binary(BinOp::Eq, unreduce(out, n), Scalar::of(0)), scalar_tensor(Scalar::of(0), g.dtype()),
+                unreduce(g, n) * (a - mean(a, dims_of(n), true)) * (2 * n.scalars[1]));
 }
 
 static void std_bw(Node& n, const Tensor& g, Tensor* gi) {
@@ -304,13 +314,15 @@ static void std_bw(Node& n, const Tensor& g, Tensor* gi) {
                 unreduce(g, n) * (a - mean(a, dl, true)) / s * n.scalars[1]);  // selected: g may be inf
 }
 
-Tensor std_(const Tensor& a, const DimList& dims, double correction, bool keepdim) {
+// var and std: the value without history (from var64), then one node with var's or std's backward.
+static Tensor spread(const Tensor& a, const DimList& dims, double correction, bool keepdim, bool is_std) {
   Tensor out;
   {
     GradMode off(false);
-    out = to_dtype(unary(UnOp::Sqrt, var64(a, dims, correction, keepdim)), a.dtype());
+    const Tensor v = var64(a, dims, correction, keepdim);
+    out = to_dtype(is_std ? unary(UnOp::Sqrt, v) : v, a.dtype());
   }
-  if (Ref<Node> n = make_node("StdBackward0", std_bw, {&a})) {
+  if (Ref<Node> n = make_node(is_std ? "StdBackward0" : "VarBackward0", is_std ? std_bw : var_bw, {&a})) {
     set_reduced_dims(n.get(), a, dims, keepdim);
     n->scalars[1] = 1.0 / std::max(0.0, double(make_plan(a, dims).len) - correction);
     n->save(a);
@@ -318,6 +330,13 @@ Tensor std_(const Tensor& a, const DimList& dims, double correction, bool keepdi
     n->save(out);
   }
   return out;
+}
+
+Tensor var(const Tensor& a, const DimList& dims, double correction, bool keepdim) {
+  return spread(a, dims, correction, keepdim, false);
+}
+Tensor std_(const Tensor& a, const DimList& dims, double correction, bool keepdim) {
+  return spread(a, dims, correction, keepdim, true);
 }
 
 static void softmax_bw(Node& n, const Tensor& g, Tensor* gi) {
@@ -353,13 +372,28 @@ static Tensor max_shift(const Tensor& a, const DimList& dims, bool keep_plus_inf
   return where(keep, m, scalar_tensor(Scalar::of(0), m.dtype()));
 }
 
+static void logsumexp_bw(Node& n, const Tensor& g, Tensor* gi) {
+  // d lse / d a = exp(a - lse), the softmax over the reduced dims
+  gi[0] = unreduce(g, n) * unary(UnOp::Exp, n.saved_at(0) - unreduce(n.saved_at(1), n));
+}
+
 Tensor logsumexp(const Tensor& a, const DimList& dims, bool keepdim) {
   const Tensor A = to_dtype(a, to_float(a.dtype()));
   if (A.numel() == 0) return unary(UnOp::Log, sum(unary(UnOp::Exp, A), dims, keepdim));
-  const Tensor m = max_shift(A, dims, false);
-  Tensor r = unary(UnOp::Log, sum(unary(UnOp::Exp, A - m), dims, true)) + m;
-  if (keepdim) return r;
-  return reshape(r, make_plan(A, dims).kept_shape);
+  Tensor out;
+  {
+    GradMode off(false);
+    const Tensor m = max_shift(A, dims, false);
+    out = unary(UnOp::Log, sum(unary(UnOp::Exp, A - m), dims, true)) + m;
+    if (!keepdim) out = reshape(out, make_plan(A, dims).kept_shape);
+  }
+  if (Ref<Node> n = make_node("LogsumexpBackward0", logsumexp_bw, {&A})) {
+    set_reduced_dims(n.get(), A, dims, keepdim);
+    n->save(A);
+    set_history(out, n);
+    n->save(out);
+  }
+  return out;
 }
 
 Tensor softmax(const Tensor& a, int64_t dim) {

@@ -58,15 +58,18 @@ static std::optional<Dims> view_strides(const Dims& shape, const Dims& strides, 
   return out;
 }
 
-Tensor view(const Tensor& a, const Dims& shape) {
+// A view with a history named as PyTorch names the op that made it (view, squeeze, ...).
+static Tensor view_named(const Tensor& a, const Dims& shape, const char* name) {
   const Dims to = infer_size(shape, a.numel());
   auto st = view_strides(a.shape(), a.strides(), to);
   FK_CHECK(st.has_value(), Runtime, "view size is not compatible with input tensor's size and stride (input ",
            to_string(a.shape()), ", requested ", to_string(to), "). Use .reshape(...) instead.");
   Tensor out = make_view(a, to, *st, a.p->offset);
-  set_history(out, make_node("ViewBackward0", reshape_bw, {&a}));
+  set_history(out, make_node(name, reshape_bw, {&a}));
   return out;
 }
+
+Tensor view(const Tensor& a, const Dims& shape) { return view_named(a, shape, "ViewBackward0"); }
 
 Tensor reshape(const Tensor& a, const Dims& shape) {
   const Dims to = infer_size(shape, a.numel());
@@ -80,7 +83,8 @@ static void permute_bw(Node& n, const Tensor& g, Tensor* gi) {
   gi[0] = permute(g, inv);
 }
 
-Tensor permute(const Tensor& a, const Dims& dims) {
+// permute, transpose and t() are one view; PyTorch names their nodes apart.
+static Tensor permute_named(const Tensor& a, const Dims& dims, const char* name) {
   FK_CHECK(dims.n == a.ndim(), Runtime, "permute: number of dims don't match: the tensor has ", a.ndim(), " dims but ",
            dims.n, " were given");
   Dims shape, strides, order;
@@ -94,19 +98,32 @@ Tensor permute(const Tensor& a, const Dims& dims) {
     strides.push_back(a.strides()[d]);
   }
   Tensor out = make_view(a, shape, strides, a.p->offset);
-  Ref<Node> n = make_node("PermuteBackward0", permute_bw, {&a});
+  Ref<Node> n = make_node(name, permute_bw, {&a});
   if (n) n->ints = order;
   set_history(out, n);
   return out;
 }
 
+Tensor permute(const Tensor& a, const Dims& dims) { return permute_named(a, dims, "PermuteBackward0"); }
+
+static Dims identity_order(int n) {
+  Dims order;
+  for (int i = 0; i < n; i++) order.push_back(i);
+  return order;
+}
+
 Tensor transpose(const Tensor& a, int64_t d0, int64_t d1) {
   const int w0 = wrap_dim(d0, a.ndim()), w1 = wrap_dim(d1, a.ndim());
-  Dims order;
-  for (int i = 0; i < a.ndim(); i++) order.push_back(i);
-  if (a.ndim() == 0) return permute(a, order);
-  std::swap(order[w0], order[w1]);
-  return permute(a, order);
+  Dims order = identity_order(a.ndim());
+  if (a.ndim() > 0) std::swap(order[w0], order[w1]);
+  return permute_named(a, order, "TransposeBackward0");
+}
+
+Tensor transpose2d(const Tensor& a) {
+  FK_CHECK(a.ndim() <= 2, Runtime, "t() expects a tensor with <= 2 dimensions, but self is ", a.ndim(), "D");
+  Dims order = identity_order(a.ndim());
+  if (a.ndim() == 2) std::swap(order[0], order[1]);
+  return permute_named(a, order, "TBackward0");
 }
 
 static void identity_bw(Node&, const Tensor& g, Tensor* gi) { gi[0] = g; }
@@ -141,7 +158,7 @@ Tensor squeeze(const Tensor& a, std::optional<int64_t> dim) {
   const int d = dim ? wrap_dim(*dim, a.ndim()) : -1;
   for (int i = 0; i < a.ndim(); i++)
     if (!(a.size(i) == 1 && (d < 0 || d == i))) shape.push_back(a.size(i));
-  return view(a, shape);
+  return view_named(a, shape, dim ? "SqueezeBackward1" : "SqueezeBackward0");
 }
 
 Tensor unsqueeze(const Tensor& a, int64_t dim) {
@@ -234,6 +251,21 @@ Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
   return slice(a, d, start, start + length, 1);
 }
 
+static void repeat_bw(Node& n, const Tensor& g, Tensor* gi) {
+  // g as (r0, s0, r1, s1, ...) summed over the r's: every copy's gradient added back
+  const Dims& in = n.in_shape[0];
+  const int lead = n.ints.n - in.n;
+  Dims split;
+  DimList copies;
+  copies.all = false;
+  for (int i = 0; i < n.ints.n; i++) {
+    split.push_back(n.ints[i]);
+    split.push_back(i < lead ? 1 : in[i - lead]);
+    copies.dims.push_back(2 * i);
+  }
+  gi[0] = reshape(sum(reshape(g, split), copies, false), in);
+}
+
 Tensor repeat(const Tensor& a, const Dims& reps) {
   FK_CHECK(reps.n >= a.ndim(), Runtime,
            "Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor");
@@ -250,7 +282,16 @@ Tensor repeat(const Tensor& a, const Dims& reps) {
     eshape.push_back(lead[i]);
     oshape.push_back(size);
   }
-  return reshape(clone(expand(reshape(a, vshape), eshape)), oshape);
+  Tensor out;
+  {
+    GradMode off(false);  // one RepeatBackward0 node, as PyTorch's
+    out = reshape(clone(expand(reshape(detach(a), vshape), eshape)), oshape);
+  }
+  if (Ref<Node> n = make_node("RepeatBackward0", repeat_bw, {&a})) {
+    n->ints = reps;
+    set_history(out, n);
+  }
+  return out;
 }
 
 Tensor squeeze_dims(const Tensor& a, const Dims& dims) {
@@ -322,15 +363,29 @@ Tensor cat(const std::vector<Tensor>& ts, int64_t dim) {
   return out;
 }
 
+static void stack_bw(Node& n, const Tensor& g, Tensor* gi) {
+  for (size_t i = 0; i < n.next.size(); i++)
+    if (n.needs(int(i))) gi[i] = select(g, n.ints[0], int64_t(i));
+}
+
 Tensor stack(const std::vector<Tensor>& ts, int64_t dim) {
   FK_CHECK(!ts.empty(), Runtime, "stack expects a non-empty list of Tensors");
   for (size_t i = 1; i < ts.size(); i++)
     FK_CHECK(ts[i].shape() == ts[0].shape(), Runtime, "stack expects each tensor to be equal size, but got ",
              to_string(ts[0].shape()), " at entry 0 and ", to_string(ts[i].shape()), " at entry ", i);
   const int d = wrap_dim(dim, ts[0].ndim() + 1);
-  std::vector<Tensor> us;
-  for (const Tensor& t : ts) us.push_back(unsqueeze(t, d));
-  return cat(us, d);
+  Tensor out;
+  {
+    GradMode off(false);  // one StackBackward0 node, as PyTorch's, not a cat of unsqueezes
+    std::vector<Tensor> us;
+    for (const Tensor& t : ts) us.push_back(unsqueeze(t, d));
+    out = cat(us, d);
+  }
+  if (Ref<Node> n = make_node("StackBackward0", stack_bw, ts)) {
+    n->ints = {d};
+    set_history(out, n);
+  }
+  return out;
 }
 
 Tensor sum_to(const Tensor& g, const Dims& shape) {

@@ -10,6 +10,7 @@
 #include "conv_driver.h"
 #include "gemm_driver.h"
 #include "iter.h"
+#include "linalg.h"
 
 namespace fk {
 namespace {
@@ -438,6 +439,12 @@ const Backend& cpu_backend() {
       .scatter = scatter,
       .nonzero = nonzero,
       .adam = adam,
+      .lu = cpu_lu,
+      .lu_solve = cpu_lu_solve,
+      .cholesky = cpu_cholesky,
+      .qr = cpu_qr,
+      .eigh = cpu_eigh,
+      .svd = cpu_svd,
   };
   return b;
 }

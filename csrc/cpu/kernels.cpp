@@ -90,6 +90,9 @@ int binary_t(BinOp op, int64_t n, void* out, int64_t so, const void* av, int64_t
     case BinOp::Div:
       if constexpr (fp) loop2(n, o, so, a, sa, b, sb, [](T x, T y) { return x / y; });
       break;
+    case BinOp::Atan2:
+      if constexpr (fp) loop2(n, o, so, a, sa, b, sb, [](T x, T y) { return std::atan2(x, y); });
+      break;
     case BinOp::Pow:
       if constexpr (fp) {
         loop2(n, o, so, a, sa, b, sb, [](T x, T y) {
@@ -214,6 +217,9 @@ void unary_t(UnOp op, int64_t n, void* out, int64_t so, const void* av, int64_t 
           case UnOp::Round: loop1(n, o, so, a, sa, [](T x) { return std::nearbyint(x); }); break;
           case UnOp::Trunc: loop1(n, o, so, a, sa, [](T x) { return std::trunc(x); }); break;
           case UnOp::Erf: loop1(n, o, so, a, sa, [](T x) { return std::erf(x); }); break;
+          case UnOp::Asin: loop1(n, o, so, a, sa, [](T x) { return std::asin(x); }); break;
+          case UnOp::Acos: loop1(n, o, so, a, sa, [](T x) { return std::acos(x); }); break;
+          case UnOp::Atan: loop1(n, o, so, a, sa, [](T x) { return std::atan(x); }); break;
           default: break;
         }
       } else {  // rounding an integer is the identity

@@ -142,6 +142,13 @@ const Backend& cuda_backend() {
       .scatter = cuda_scatter,
       .nonzero = cuda_nonzero,
       .adam = cuda_adam,
+      // No factorisation kernels yet: linalg ops on CUDA tensors raise NotImplementedError.
+      .lu = nullptr,
+      .lu_solve = nullptr,
+      .cholesky = nullptr,
+      .qr = nullptr,
+      .eigh = nullptr,
+      .svd = nullptr,
   };
   return b;
 }

@@ -162,6 +162,11 @@ __device__ __forceinline__ auto binary_op(T x, T y, int* status) {
       return x / y;
     else
       return T(0);  // core divides integers as floats
+  } else if constexpr (OP == BinOp::Atan2) {
+    if constexpr (fp)
+      return std::atan2(x, y);
+    else
+      return T(0);  // core computes it in float
   } else if constexpr (OP == BinOp::Pow) {
     if constexpr (fp) {
       return y == T(2) ? x * x : y == T(0.5) ? std::sqrt(x) : T(std::pow(x, y));  // PyTorch's sqrt: (-inf)^0.5 is NaN
@@ -352,9 +357,15 @@ __device__ __forceinline__ T unary_op(T x) {
     return std::rint(x);  // half to even, as nearbyint
   else if constexpr (OP == UnOp::Trunc)
     return std::trunc(x);
-  else {
-    static_assert(OP == UnOp::Erf);
+  else if constexpr (OP == UnOp::Erf)
     return std::erf(x);
+  else if constexpr (OP == UnOp::Asin)
+    return std::asin(x);
+  else if constexpr (OP == UnOp::Acos)
+    return std::acos(x);
+  else {
+    static_assert(OP == UnOp::Atan);
+    return std::atan(x);
   }
 }
 

@@ -182,6 +182,11 @@ inline Scalar alpha_arg(nb::handle alpha) {
 
 }  // namespace
 
+// x.grad_fn: a node of the autograd graph (bound in autograd.cpp).
+struct GradFn {
+  Ref<Node> n;
+};
+
 // ---- indexing (convert.cpp) -------------------------------------------------------
 
 IndexItem to_index_item(nb::handle h);
@@ -191,6 +196,7 @@ std::vector<IndexItem> to_index(nb::handle h);
 using namespace fk_bind;
 
 // The parts of the module, one file each, called in this order from NB_MODULE (module.cpp).
+void bind_autograd(nb::module_& m);                            // autograd.cpp
 nb::class_<Tensor> bind_tensor_methods(nb::module_& m);        // tensor_methods.cpp
 void bind_interop(nb::module_& m, nb::class_<Tensor>& cls);    // interop.cpp
 void bind_functions(nb::module_& m, nb::class_<Tensor>& cls);  // functions.cpp

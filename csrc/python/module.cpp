@@ -3,7 +3,7 @@
 //
 // The module is bound in parts: module.cpp (this file: the entry point, exception translation,
 // dtype and device objects), convert.h/.cpp (argument conversion), tensor_methods.cpp,
-// interop.cpp (NumPy and DLPack) and functions.cpp.
+// autograd.cpp (the graph's nodes), interop.cpp (NumPy and DLPack) and functions.cpp.
 #include <typeinfo>
 
 #include "convert.h"
@@ -74,6 +74,7 @@ NB_MODULE(_C, m) {
            })
       .def("__hash__", [](const DeviceObj& d) { return std::hash<std::string>()(device_obj_str(d)); });
 
+  bind_autograd(m);
   nb::class_<Tensor> cls = bind_tensor_methods(m);
   bind_interop(m, cls);
   bind_functions(m, cls);

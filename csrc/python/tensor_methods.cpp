@@ -42,17 +42,18 @@ nb::object same_or_new(nb::handle self, Tensor r) {
 }  // namespace
 
 nb::class_<Tensor> bind_tensor_methods(nb::module_& m) {
-  struct GradFn {
-    Ref<Node> n;
-  };
-  nb::class_<GradFn>(m, "Node")
-      .def("name", [](const GradFn& g) { return std::string(g.n->name); })
-      .def("__repr__", [](const GradFn& g) { return "<" + std::string(g.n->name) + ">"; });
-
   auto cls = nb::class_<Tensor>(m, "Tensor");
 
   cls.def("__init__",
           [](Tensor* t, const Tensor& other) { new (t) Tensor(other.p); })  // an alias: lets Parameter wrap a tensor
+      .def(
+          "__init__",
+          // The legacy constructor, torch.Tensor(2, 3) or torch.Tensor([1, 2]): a float32 tensor (_legacy.py).
+          [](Tensor* t, nb::args args, nb::handle device) {
+            nb::object r = nb::module_::import_("fastkern._legacy").attr("tensor_new")(*args, "device"_a = device);
+            new (t) Tensor(nb::cast<Tensor>(r).p);
+          },
+          "args"_a, "device"_a = nb::none())
       .def_prop_ro("shape", [](const Tensor& t) { return dims_tuple(t.shape()); })
       .def(
           "size",
@@ -180,11 +181,7 @@ nb::class_<Tensor> bind_tensor_methods(nb::module_& m) {
       .def("repeat", [](const Tensor& t, nb::args reps) { return repeat(t, args_dims(reps)); })
       .def_prop_ro("T", &reversed_dims)
       .def_prop_ro("mT", [](const Tensor& t) { return transpose(t, -2, -1); })
-      .def("t",
-           [](const Tensor& t) {
-             FK_CHECK(t.ndim() <= 2, Runtime, "t() expects a tensor with <= 2 dimensions, but self is ", t.ndim(), "D");
-             return t.ndim() < 2 ? t : transpose(t, 0, 1);
-           })
+      .def("t", &transpose2d)
       .def("contiguous", [](nb::handle self) { return same_or_new(self, contiguous(nb::cast<const Tensor&>(self))); })
       .def("clone", [](const Tensor& t) { return clone(t); })
       .def(

@@ -14,25 +14,35 @@ from ._creation import (  # noqa: F401
     from_numpy,
     full,
     full_like,
+    get_default_device,
+    get_default_dtype,
     linspace,
+    logspace,
     ones,
     ones_like,
     rand,
     rand_like,
     randint,
+    randint_like,
     randn,
     randn_like,
+    randperm,
+    set_default_device,
+    set_default_dtype,
     tensor,
     zeros,
     zeros_like,
 )
-from ._grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
+from ._random import initial_seed, manual_seed, seed  # noqa: F401
+from ._grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from . import _tensor  # noqa: F401  (Python-side Tensor methods: repr, tolist, __array__)
 from ._tensor_str import get_printoptions, printoptions, set_printoptions  # noqa: F401
-from ._size import Size  # noqa: F401  (also makes x.shape and x.size() Sizes)
+from ._size import Size, broadcast_shapes  # noqa: F401  (also makes x.shape and x.size() Sizes)
 from . import _legacy  # noqa: F401  (Tensor.type)
 from ._legacy import BoolTensor, ByteTensor, DoubleTensor, FloatTensor, LongTensor  # noqa: F401
-from . import autograd, backends, cuda, data, nn, optim  # noqa: F401
+from . import accelerator, autograd, backends, cuda, data, linalg, nn, optim, utils  # noqa: F401
+from .linalg import tensor_norm as norm  # noqa: F401  (torch.norm)
+from . import _composite
 from . import metrics, models  # noqa: F401
 from . import vision  # noqa: F401  (after models: it registers its architectures there)
 from .data import DataLoader, DataLoaders  # noqa: F401
@@ -60,5 +70,4 @@ def numel(t):
     return t.numel()
 
 
-def get_default_dtype():
-    return float32
+globals().update({f.__name__: f for f in _composite.FUNCTIONS})  # fastkern.split, fastkern.gather, ...

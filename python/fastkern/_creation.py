@@ -11,14 +11,52 @@ _NP = {_C.float32: np.float32, _C.float64: np.float64, _C.int64: np.int64, _C.bo
 _FROM_NP = {np.dtype(v): k for k, v in _NP.items()}
 
 
+_default_device = None  # set_default_device's device; None: the CPU
+_default_float = _C.float32  # set_default_dtype's
+
+
+def set_default_dtype(d):
+    """The dtype of floating-point tensors the creation functions make when given none (float32 or
+    float64), as torch.set_default_dtype. Python numbers in ops with integer tensors still give
+    float32 (decided in C++)."""
+    global _default_float
+    if d not in (_C.float32, _C.float64):
+        raise TypeError(
+            f"only floating-point types are supported as the default type (fastkern has float32 and float64, got {d})"
+        )
+    _default_float = d
+
+
+def get_default_dtype():
+    return _default_float
+
+
+def set_default_device(device):
+    """The device creation functions (zeros, randn, tensor, arange, nn layers' parameters, ...) use
+    when they are given none, as torch.set_default_device; None goes back to the CPU. fastai's
+    default_device (where a Learner trains) is a separate setting."""
+    global _default_device
+    _default_device = None if device is None else _C.device(str(device))
+
+
+def get_default_device():
+    return _default_device or _C.device("cpu")
+
+
+def _dev(device):
+    return _default_device if device is None else device
+
+
 def _finish(t, requires_grad):
     if requires_grad:
         t.requires_grad_(True)
     return t
 
 
-def _shape(size):
+def _shape(size, name):
     """zeros(2, 3), zeros((2, 3)) and zeros([2, 3]) alike; the C++ side checks each size."""
+    if not size:  # zeros() is an error in torch (zeros(()) is the 0-d tensor)
+        raise TypeError(f'{name}() missing 1 required positional arguments: "size"')
     if len(size) == 1 and not hasattr(size[0], "__index__"):
         if not hasattr(size[0], "__iter__"):
             raise TypeError(f"size must be a tuple of integers, not {type(size[0]).__name__}")
@@ -31,7 +69,7 @@ def _default_dtype(value):
         return _C.bool
     if isinstance(value, int):
         return _C.int64
-    return _C.float32
+    return _default_float
 
 
 def from_numpy(a):
@@ -55,9 +93,9 @@ def _to_array(data):
         arr = data
     else:
         arr = np.asarray(data)
-        # Python floats default to float32 (NumPy would say float64), as in PyTorch.
+        # Python floats take the default dtype (NumPy would say float64), as in PyTorch.
         if arr.dtype == np.float64 and not isinstance(data, np.floating):
-            arr = arr.astype(np.float32)
+            arr = arr.astype(_NP[_default_float])
     if arr.dtype.kind in "iu" and arr.dtype != np.uint8:
         arr = arr.astype(np.int64)
     elif arr.dtype.kind == "f" and arr.dtype not in (np.float32, np.float64):
@@ -75,6 +113,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
         arr = _to_array(data)
         arr = np.array(arr, dtype=_NP[dtype] if dtype is not None else arr.dtype, order="C", copy=True)
     t = _C._from_numpy(arr, arr)
+    device = _dev(device)
     return _finish(t if device is None else t.to(device), requires_grad)
 
 
@@ -83,7 +122,7 @@ def as_tensor(data, dtype=None, device=None):
     if isinstance(data, Tensor):
         return data.to(device, dtype)
     if isinstance(data, np.ndarray) and data.dtype in _FROM_NP and (dtype is None or _NP[dtype] == data.dtype):
-        return from_numpy(data).to(device)
+        return from_numpy(data).to(_dev(device))
     return tensor(data, dtype=dtype, device=device)
 
 
@@ -92,19 +131,19 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
         fill_value = fill_value.item()
     dtype = dtype or _default_dtype(fill_value)
     size = tuple(size) if not isinstance(size, int) else (size,)
-    return _finish(_C._full(size, fill_value, dtype, device), requires_grad)
+    return _finish(_C._full(size, fill_value, dtype, _dev(device)), requires_grad)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False):
-    return full(_shape(size), 0, dtype or _C.float32, device, requires_grad)
+    return full(_shape(size, "zeros"), 0, dtype or _default_float, device, requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False):
-    return full(_shape(size), 1, dtype or _C.float32, device, requires_grad)
+    return full(_shape(size, "ones"), 1, dtype or _default_float, device, requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False):
-    return _finish(_C._empty(_shape(size), dtype or _C.float32, device), requires_grad)
+    return _finish(_C._empty(_shape(size, "empty"), dtype or _default_float, _dev(device)), requires_grad)
 
 
 def zeros_like(t, dtype=None, device=None, requires_grad=False):
@@ -128,25 +167,32 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
         start, end = 0, start
     vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
     if dtype is None:
-        dtype = _C.int64 if all(isinstance(v, int) for v in vals) else _C.float32
-    return _finish(_C._arange(*(float(v) for v in vals), dtype, device), requires_grad)
+        dtype = _C.int64 if all(isinstance(v, int) for v in vals) else _default_float
+    return _finish(_C._arange(*(float(v) for v in vals), dtype, _dev(device)), requires_grad)
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
-    return _finish(_C._linspace(float(start), float(end), int(steps), dtype or _C.float32, device), requires_grad)
+    return _finish(
+        _C._linspace(float(start), float(end), int(steps), dtype or _default_float, _dev(device)), requires_grad
+    )
+
+
+def logspace(start, end, steps, base=10.0, dtype=None, device=None, requires_grad=False):
+    exps = linspace(start, end, steps, dtype=_C.float64, device=device)
+    return _finish((base**exps).to(dtype or _default_float), requires_grad)
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
-    return _finish(_C._eye(n, n if m is None else m, dtype or _C.float32, device), requires_grad)
+    return _finish(_C._eye(n, n if m is None else m, dtype or _default_float, _dev(device)), requires_grad)
 
 
 def rand(*size, dtype=None, device=None, requires_grad=False):
-    t = empty(*size, dtype=dtype, device=device)
+    t = _C._empty(_shape(size, "rand"), dtype or _default_float, _dev(device))
     return _finish(t.uniform_(0.0, 1.0), requires_grad)
 
 
 def randn(*size, dtype=None, device=None, requires_grad=False):
-    t = empty(*size, dtype=dtype, device=device)
+    t = _C._empty(_shape(size, "randn"), dtype or _default_float, _dev(device))
     return _finish(t.normal_(0.0, 1.0), requires_grad)
 
 
@@ -164,4 +210,14 @@ def randint(low, high=None, size=None, dtype=None, device=None):
         low, high, size = 0, low, high
     if high is None:
         raise TypeError("randint() missing the 'high' argument")
-    return _C._randint(int(low), int(high), tuple(size), dtype or _C.int64, device)
+    return _C._randint(int(low), int(high), tuple(size), dtype or _C.int64, _dev(device))
+
+
+def randint_like(input, low=0, high=None, dtype=None, device=None):
+    low, high = (0, low) if high is None else (low, high)
+    return randint(low, high, input.shape, dtype=dtype or input.dtype, device=device or input.device)
+
+
+def randperm(n, *, dtype=None, device=None, requires_grad=False):
+    t = _C.randperm(n, device=_dev(device))
+    return _finish(t if dtype is None else t.to(dtype), requires_grad)

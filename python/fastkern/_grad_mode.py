@@ -48,3 +48,11 @@ class set_grad_enabled(_Mode):
     def __call__(self, fn):
         _set_grad_enabled(self._prev)
         return super().__call__(fn)
+
+
+class inference_mode(_Mode):
+    """torch.inference_mode: no recording, as no_grad (fastkern has no separate inference tensors).
+    inference_mode(False) records as usual."""
+
+    def __init__(self, mode=True):
+        self.enabled = not mode

@@ -55,3 +55,16 @@ def _size_method(self, dim=None):
 
 Tensor.shape = property(_shape_prop, doc="The shape as a fastkern.Size (a tuple).")
 Tensor.size = _size_method
+
+
+def broadcast_shapes(*shapes):
+    """The shape tensors of `shapes` broadcast to, as torch.broadcast_shapes (ints are 1-D shapes)."""
+    shapes = [(s,) if isinstance(s, int) else tuple(s) for s in shapes]
+    out = [1] * max(map(len, shapes), default=0)
+    for s in shapes:
+        for i, n in enumerate(s, len(out) - len(s)):
+            if out[i] == 1:
+                out[i] = n
+            elif n not in (1, out[i]):
+                raise RuntimeError(f"Shape mismatch: objects cannot be broadcast to a single shape ({shapes})")
+    return Size(out)

@@ -62,7 +62,24 @@ def _new_empty(self, *size, dtype=None, device=None, requires_grad=False):
     return empty(*size, **_like(self, dtype, device, requires_grad))
 
 
+def _deepcopy(self, memo):
+    """copy.deepcopy (of a module, say): a new leaf with a copy of the values (and of .grad), of
+    the same class (a Parameter stays one), as PyTorch's; non-leaves refuse, as there."""
+    if not self.is_leaf:
+        raise RuntimeError(
+            "Only Tensors created explicitly by the user (graph leaves) support the deepcopy protocol at the moment."
+        )
+    if id(self) not in memo:
+        new = type(self)(self.detach().clone())
+        new.requires_grad_(self.requires_grad)
+        if self.grad is not None:
+            new.grad = self.grad.clone()
+        memo[id(self)] = new
+    return memo[id(self)]
+
+
 Tensor.__repr__ = tensor_repr
+Tensor.__deepcopy__ = _deepcopy
 Tensor.__str__ = tensor_repr
 Tensor.__array__ = _array
 Tensor.__array_priority__ = 1000  # numpy defers `ndarray op tensor` to the tensor's reflected op

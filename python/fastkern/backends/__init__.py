@@ -1,1 +1,1 @@
-from . import cpu, cuda  # noqa: F401
+from . import cpu, cuda, mps  # noqa: F401

@@ -1,31 +1,88 @@
 """fastkern.nn: layers and losses with PyTorch names."""
 
-from . import functional, init  # noqa: F401
+from . import functional, init, utils  # noqa: F401
 from .layers import (  # noqa: F401
+    AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
     AdaptiveMaxPool2d,
+    AvgPool1d,
     AvgPool2d,
     BatchNorm1d,
     BatchNorm2d,
+    Bilinear,
     ConstantPad2d,
+    Conv1d,
     Conv2d,
+    Conv3d,
+    ConvTranspose1d,
+    ConvTranspose2d,
+    CosineSimilarity,
     Dropout,
+    Dropout2d,
     Embedding,
+    EmbeddingBag,
     Flatten,
     GELU,
+    GroupNorm,
     Hardtanh,
     Identity,
+    InstanceNorm2d,
+    LayerNorm,
     LeakyReLU,
     Linear,
     LogSoftmax,
+    MaxPool1d,
     MaxPool2d,
+    PairwiseDistance,
+    PixelShuffle,
     ReLU,
     ReLU6,
     Sigmoid,
     Softmax,
     Tanh,
+    Unflatten,
+    Upsample,
     ZeroPad2d,
 )
-from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss  # noqa: F401
-from .module import Module, ModuleList, Sequential  # noqa: F401
+from .activation import (  # noqa: F401
+    ELU,
+    GLU,
+    SELU,
+    Hardsigmoid,
+    Hardswish,
+    LogSigmoid,
+    Mish,
+    MultiheadAttention,
+    PReLU,
+    SiLU,
+    Softplus,
+    Softsign,
+    Tanhshrink,
+    Threshold,
+)
+from .loss import (  # noqa: F401
+    BCELoss,
+    BCEWithLogitsLoss,
+    CosineEmbeddingLoss,
+    CrossEntropyLoss,
+    GaussianNLLLoss,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    MarginRankingLoss,
+    MSELoss,
+    NLLLoss,
+    PoissonNLLLoss,
+    SmoothL1Loss,
+    TripletMarginLoss,
+)
+from .module import Module, ModuleDict, ModuleList, ParameterList, Sequential  # noqa: F401
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: F401
+from .transformer import (  # noqa: F401
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
 from .parameter import Parameter  # noqa: F401

@@ -2,6 +2,7 @@
 
 import math
 
+from .. import _C
 from .._grad_mode import no_grad
 
 _GAINS = {
@@ -83,3 +84,29 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
 
 def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
     return normal_(tensor, 0.0, calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode)))
+
+
+def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
+    """Normal(mean, std) values redrawn until they fall in [a, b] (on the CPU's generator)."""
+    with no_grad():
+        out = tensor.new_empty(tensor.shape).normal_(mean, std)
+        bad = (out < a) | (out > b)
+        while bool(bad.any()):
+            out = _C.where(bad, out.new_empty(out.shape).normal_(mean, std), out)
+            bad = (out < a) | (out > b)
+        return tensor.copy_(out)
+
+
+def orthogonal_(tensor, gain=1.0):
+    """A (semi-)orthogonal matrix from the QR of a normal one (signs fixed by R's diagonal), as torch's."""
+    from ..linalg import qr
+
+    rows = tensor.shape[0]
+    cols = tensor.numel() // rows
+    with no_grad():
+        flat = tensor.new_empty((rows, cols)).normal_(0, 1)
+        flat = flat.t() if rows < cols else flat
+        q, r = qr(flat)
+        q = q * r.diagonal().sign()
+        q = q.t() if rows < cols else q
+        return tensor.copy_(q.reshape(tensor.shape) * gain)

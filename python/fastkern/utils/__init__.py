@@ -1,0 +1,3 @@
+"""fastkern.utils: torch.utils's names (utils.data)."""
+
+from . import data  # noqa: F401
