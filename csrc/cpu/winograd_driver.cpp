@@ -75,8 +75,9 @@ struct Filters {
 // out all its transformed filters. Also the tiles per chunk of the weight gradient.
 constexpr int64_t kLayerBytes = int64_t(16) << 20;
 
-// Up to this size, the weight gradient's sums over tiles stay whole (see winograd_backward).
-constexpr int64_t kWholeSums = int64_t(4) << 20;
+// Up to this size, the weight gradient's sums over tiles stay whole (see winograd_backward),
+// in this many partial sums.
+constexpr int64_t kWholeSums = int64_t(4) << 20, kSumGroups = 4;
 
 // Tiles per block when a layer is larger: a multiple of the micro-kernel's rows, with the
 // block's transformed input (36 values per tile and channel) near 256 KB.
@@ -209,48 +210,69 @@ void winograd_backward(const Tensor& X, const Tensor& W, const Tensor& G, const 
   // v [36][panels][PC][nr]: GEMM B panels; m [36][PC][Kpad]: the A operand, transposed.
   std::vector<int64_t> voff(size_t(t.Cb));
   for (int64_t cb = 0; cb < t.Cb; cb++) voff[size_t(cb)] = cb * L / nr * PC * nr + cb * L % nr;
-  const Tensor vbuf = empty({36 * Cpp * PC}, DType::Float32), mbuf = empty({36 * PC * Kpad}, DType::Float32);
-  const Tensor sums = whole ? empty({36 * K * Cpp}, DType::Float32) : Tensor();
-  float *v = vbuf.data<float>(), *m = mbuf.data<float>();
-  for (int64_t b0 = 0; b0 < t.P(); b0 += PC) {
-    const int64_t nt = std::min(PC, t.P() - b0);
-    const WinoTile* tiles = t.tiles.data() + b0;
+  auto buffers = [&] {
+    return std::pair{empty({36 * Cpp * PC}, DType::Float32), empty({36 * PC * Kpad}, DType::Float32)};
+  };
+  // The transformed input and output gradient of tiles [b0, b0 + nt) into v and m.
+  auto transform = [&](int64_t b0, int64_t nt, float* v, float* m) {
     parallel_for(nt, 4, [&](int64_t i, int64_t e) {
-      wk.input(e - i, tiles + i, t.Cb, t.cb_step(), t.Wp * L, xb.data<float>(), v + i * nr, Cpp * PC, nr, voff.data());
+      wk.input(e - i, t.tiles.data() + b0 + i, t.Cb, t.cb_step(), t.Wp * L, xb.data<float>(), v + i * nr, Cpp * PC, nr,
+               voff.data());
       wk.output_adjoint(e - i, tg.tiles.data() + b0 + i, tg.Cb, tg.cb_step(), tg.Wp * L, gb.data<float>(), m + i * Kpad,
                         Kpad, PC * Kpad);
     });
-    // du (+)= the products for output channels [k0, k0 + mr) and input-channel panel p at position xi.
-    auto product = [&](int64_t xi, int64_t k0, int64_t p, float* du, int64_t ldu, bool acc) {
-      mk.run(nt, m + xi * PC * Kpad + k0, 1, Kpad, nullptr, v + (xi * panels + p) * PC * nr, du, ldu,
-             int(std::min<int64_t>(mk.mr, K - k0)), int(std::min(nr, C - p * nr)), acc);
-    };
-    if (whole) {
-      float* u = sums.data<float>();
-      parallel_for(36 * rows * panels, 1, [&](int64_t b, int64_t e) {
-        for (int64_t j = b; j < e; j++) {
-          const int64_t p = j % panels, k0 = j / panels % rows * mk.mr, xi = j / panels / rows;
-          product(xi, k0, p, u + (xi * K + k0) * Cpp + p * nr, Cpp, b0 > 0);
+  };
+  // du (+)= the products over nt tiles for output channels [k0, k0 + mr) and input-channel panel p at xi.
+  auto product = [&](int64_t nt, const float* v, const float* m, int64_t xi, int64_t k0, int64_t p, float* du,
+                     int64_t ldu, bool acc) {
+    mk.run(nt, m + xi * PC * Kpad + k0, 1, Kpad, nullptr, v + (xi * panels + p) * PC * nr, du, ldu,
+           int(std::min<int64_t>(mk.mr, K - k0)), int(std::min(nr, C - p * nr)), acc);
+  };
+  if (whole) {
+    // The chunks fall into a fixed number of groups (whatever the thread count), each summed
+    // into its own du by one thread; the groups' sums then add up in order.
+    const int64_t chunks = (t.P() + PC - 1) / PC, groups = std::min(kSumGroups, chunks), S = 36 * K * Cpp;
+    const Tensor sums = empty({groups * S}, DType::Float32);
+    float* u = sums.data<float>();
+    parallel_for(groups, 1, [&](int64_t gb0, int64_t ge) {
+      const auto [vbuf, mbuf] = buffers();
+      for (int64_t gi = gb0; gi < ge; gi++)
+        for (int64_t c = gi * chunks / groups; c < (gi + 1) * chunks / groups; c++) {
+          const int64_t b0 = c * PC, nt = std::min(PC, t.P() - b0);
+          const bool acc = c > gi * chunks / groups;
+          transform(b0, nt, vbuf.data<float>(), mbuf.data<float>());
+          for (int64_t xi = 0; xi < 36; xi++)
+            for (int64_t k0 = 0; k0 < K; k0 += mk.mr)
+              for (int64_t p = 0; p < panels; p++)
+                product(nt, vbuf.data<float>(), mbuf.data<float>(), xi, k0, p,
+                        u + gi * S + (xi * K + k0) * Cpp + p * nr, Cpp, acc);
         }
-      });
-      continue;
-    }
+    });
+    parallel_for(S, 4096, [&](int64_t b, int64_t e) {
+      for (int64_t gi = 1; gi < groups; gi++)
+        for (int64_t i = b; i < e; i++) u[i] += u[gi * S + i];
+    });
+    parallel_for(K, 1, [&](int64_t b, int64_t e) {
+      wk.weight_adjoint(e - b, C, u + b * Cpp, K * Cpp, Cpp, dw.data<float>() + b * C * 9, C * 9, 9, false);
+    });
+    return;
+  }
+  const auto [vbuf, mbuf] = buffers();
+  float *v = vbuf.data<float>(), *m = mbuf.data<float>();
+  for (int64_t b0 = 0; b0 < t.P(); b0 += PC) {
+    const int64_t nt = std::min(PC, t.P() - b0);
+    transform(b0, nt, v, m);
     parallel_for(rows * panels, 1, [&](int64_t b, int64_t e) {
       const Tensor dubuf = empty({36 * mk.mr * nr}, DType::Float32);  // du [36][mr][nr] of one piece
       float* du = dubuf.data<float>();
       for (int64_t j = b; j < e; j++) {
         const int64_t k0 = j / panels * mk.mr, p = j % panels;
-        for (int64_t xi = 0; xi < 36; xi++) product(xi, k0, p, du + xi * mk.mr * nr, nr, false);
+        for (int64_t xi = 0; xi < 36; xi++) product(nt, v, m, xi, k0, p, du + xi * mk.mr * nr, nr, false);
         wk.weight_adjoint(std::min<int64_t>(mk.mr, K - k0), std::min(nr, C - p * nr), du, mk.mr * nr, nr,
                           dw.data<float>() + (k0 * C + p * nr) * 9, C * 9, 9, b0 > 0);
       }
     });
   }
-  if (whole)
-    parallel_for(K, 1, [&](int64_t b, int64_t e) {
-      wk.weight_adjoint(e - b, C, sums.data<float>() + b * Cpp, K * Cpp, Cpp, dw.data<float>() + b * C * 9, C * 9, 9,
-                        false);
-    });
 }
 
 }  // namespace fk
