@@ -304,6 +304,8 @@ def test_grad_fn_names_match_torch():
         "dot": lambda m, x, y: x[0] @ y[0],
         "linear": lambda m, x, y: m.nn.functional.linear(x, y),
         "mse_loss": lambda m, x, y: m.nn.functional.mse_loss(x, y),
+        "nll_loss": lambda m, x, y: m.nn.functional.nll_loss(m.nn.functional.log_softmax(x, 1), m.tensor([0, 2])),
+        "cross_entropy": lambda m, x, y: m.nn.functional.cross_entropy(x, m.tensor([1, 0])),
     }
     for name, f in cases.items():
         xs = np.random.default_rng(0).standard_normal((2, 2, 3))

@@ -546,3 +546,21 @@ def test_embedding_and_dropout(device):
     an = to_np(a)
     assert 600 < kept < 800 and np.allclose(an[an > 0], 1 / 0.7)
     assert F.dropout(fk.ones(4, device=device), 0.5, training=False).tolist() == [1.0] * 4
+
+
+@pytest.mark.skipif(torch is None, reason="torch not installed")
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_nll_loss_ignore_index_and_reductions_as_torch(reduction):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5, 4))
+    t = np.array([3, -100, 0, 2, -100])
+    got = fk.tensor(x, requires_grad=True)
+    want = torch.tensor(x, requires_grad=True)
+    a = F.nll_loss(F.log_softmax(got, 1), fk.tensor(t), reduction=reduction)
+    b = TF.nll_loss(TF.log_softmax(want, 1), torch.tensor(t), reduction=reduction)
+    assert_close(a, b.detach().numpy(), rtol=1e-12, atol=1e-12)
+    w = rng.standard_normal(tuple(b.shape))
+    a.backward(fk.tensor(w))
+    b.backward(torch.tensor(w))
+    assert_close(got.grad, want.grad.numpy(), rtol=1e-12, atol=1e-12)
+    assert a.grad_fn.name() == b.grad_fn.name() == "NllLossBackward0"

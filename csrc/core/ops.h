@@ -203,6 +203,9 @@ Tensor cross_entropy(const Tensor& x, const Tensor& target, int reduction, doubl
                      int64_t ignore_index);
 // (input - target)^2 (broadcast), reduced as cross_entropy's `reduction` says.
 Tensor mse_loss(const Tensor& input, const Tensor& target, int reduction);
+// Negative log likelihood of log-probabilities x [N, C] at class indices target [N]; rows whose
+// target is `ignore` count zero (and not in the mean).
+Tensor nll_loss(const Tensor& x, const Tensor& target, int reduction, int64_t ignore);
 }  // namespace fk
 
 namespace fk {

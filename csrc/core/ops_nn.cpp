@@ -368,6 +368,51 @@ Tensor mse_loss(const Tensor& input, const Tensor& target, int reduction) {
   return out;
 }
 
+// ---- nll_loss -------------------------------------------------------------------
+
+static void nll_bw(Node& n, const Tensor& g, Tensor* gi) {
+  // -g times each row's weight (0 for ignored rows, 1 / the kept rows for the mean) at its target
+  const Tensor& rows = n.saved_at(0);
+  const Tensor& cols = n.saved_at(1);
+  const Tensor& w = n.saved_at(2);
+  Tensor gx = full(n.ints, Scalar::of(0), g.dtype(), g.device());
+  scatter_nd_(gx, {rows, cols}, -(expand(g, w.shape()) * w), false);
+  gi[0] = gx;
+}
+
+Tensor nll_loss(const Tensor& x, const Tensor& target, int reduction, int64_t ignore) {
+  check_same_device({&x, &target});
+  check_float(x, "nll_loss", "input");
+  FK_CHECK(x.ndim() == 2 && target.ndim() == 1 && target.size(0) == x.size(0), Runtime,
+           "nll_loss: expected input [N, C] and target [N], got ", to_string(x.shape()), " and ",
+           to_string(target.shape()));
+  FK_CHECK(!is_float(target.dtype()) && target.dtype() != DType::Bool, Runtime,
+           "nll_loss: expected class indices (int64) as target, got ", dtype_name(target.dtype()));
+  Tensor out, rows, cols, w;
+  {
+    GradMode off(false);
+    const Tensor t = to_dtype(target, DType::Int64), keep = binary(BinOp::Ne, t, Scalar::of(ignore));
+    rows = arange(0, double(x.size(0)), 1, DType::Int64, x.device());
+    cols = where(keep, t, scalar_tensor(Scalar::of(0), DType::Int64));
+    w = to_dtype(keep, x.dtype());
+    const Tensor picked = -(gather_nd(x, {rows, cols}) * w);
+    out = reduction == 0 ? picked : sum(picked, DimList(), false);
+    if (reduction == 1) {  // over the kept rows (none: 0/0, NaN as PyTorch)
+      const Tensor count = sum(w, DimList(), false);
+      out = out / count;
+      w = w / count;
+    }
+  }
+  if (Ref<Node> n = make_node("NllLossBackward0", nll_bw, {&x})) {
+    n->ints = x.shape();
+    n->save(rows);
+    n->save(cols);
+    n->save(w);
+    set_history(out, n);
+  }
+  return out;
+}
+
 Tensor cross_entropy(const Tensor& x, const Tensor& target, int reduction, double eps, int64_t ignore) {
   check_same_device({&x, &target});
   check_float(x, "cross_entropy", "input");
@@ -388,7 +433,7 @@ Tensor cross_entropy(const Tensor& x, const Tensor& target, int reduction, doubl
     out = reduction == 0 ? loss : sum(loss, DimList(), false);
     if (reduction == 1) out = out * (1.0 / double(counted));  // 0 counted rows give nan, as PyTorch
   }
-  if (Ref<Node> n = make_node("CrossEntropyBackward0", cross_entropy_bw, {&x})) {
+  if (Ref<Node> n = make_node("NllLossBackward0", cross_entropy_bw, {&x})) {
     n->ints = {reduction, ignore};
     n->scalars[0] = reduction == 1 ? 1.0 / double(counted) : 1.0;
     n->scalars[1] = eps;

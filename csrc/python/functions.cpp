@@ -323,6 +323,7 @@ void bind_functions(nb::module_& m, nb::class_<Tensor>& cls) {
   });
   m.def("_linear", [=](const Tensor& x, const Tensor& w, const OptT& b) { return linear(x, w, opt_tensor(b)); });
   m.def("_mse_loss", &mse_loss, "input"_a, "target"_a, "reduction"_a);
+  m.def("_nll_loss", &nll_loss, "input"_a, "target"_a, "reduction"_a, "ignore_index"_a);
   m.def("_cross_entropy", [](const Tensor& x, const Tensor& t, int reduction, double eps, int64_t ignore) {
     return cross_entropy(x, t, reduction, eps, ignore);
   });

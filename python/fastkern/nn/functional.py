@@ -560,12 +560,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
             f"nll_loss expects input of shape [N, C] and target of shape [N], "
             f"got {list(input.shape)} and {list(target.shape)}"
         )
-    keep = target != ignore_index
-    picked = input[_C._arange(0, input.shape[0], 1, _C.int64, input.device), target * keep] * keep.to(input.dtype)
-    code = _reduction(reduction)
-    if code == 1:
-        return -picked.sum() / keep.sum().to(input.dtype)
-    return -picked.sum() if code == 2 else -picked
+    return _C._nll_loss(input, target, _reduction(reduction), ignore_index)
 
 
 def mse_loss(input, target, reduction="mean"):
