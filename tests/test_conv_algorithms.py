@@ -30,14 +30,14 @@ def rel_err(got, want):
     return float(np.abs(got.astype(np.float64) - want).max() / max(np.abs(want).max(), 1e-30))
 
 
-def conv_and_grads(x, w, padding, dtype):
-    """out, dx, dw of sum(out * gout) with gout fixed by the output's shape."""
+def conv_and_grads(x, w, dtype, **kw):
+    """out, dx, dw (NumPy arrays) of sum(out * gout) with gout fixed by the output's shape."""
     xt = fk.tensor(x, dtype=dtype, requires_grad=True)
     wt = fk.tensor(w, dtype=dtype, requires_grad=True)
-    out = F.conv2d(xt, wt, padding=padding)
+    out = F.conv2d(xt, wt, **kw)
     gout = np.random.default_rng(1).standard_normal(tuple(out.shape))
     out.backward(fk.tensor(gout, dtype=dtype))
-    return out.detach(), xt.grad, wt.grad
+    return [t.numpy() for t in (out.detach(), xt.grad, wt.grad)]
 
 
 # (N, C, K, H, W, padding): primes, 1x1 and 2x2 images, batch 1, channels across the 16-lane
@@ -66,13 +66,13 @@ def test_winograd_matches_float64(case):
     assert cpu.conv_algorithm(xt32, w.shape, padding=p) in ("gemm", "winograd")
     cpu.set_conv_algorithm("winograd")
     assert cpu.conv_algorithm(xt32, w.shape, padding=p) == "winograd"
-    got = conv_and_grads(x, w, p, fk.float32)
+    got = conv_and_grads(x, w, fk.float32, padding=p)
     cpu.set_conv_algorithm("auto")  # the reference: float64, lowered to GEMMs, itself checked against NumPy
-    want = conv_and_grads(x, w, p, fk.float64)
-    np.testing.assert_allclose(want[0].numpy(), np_conv2d(x, w, padding=(p, p)), rtol=1e-10, atol=1e-10)
+    want = conv_and_grads(x, w, fk.float64, padding=p)
+    np.testing.assert_allclose(want[0], np_conv2d(x, w, padding=(p, p)), rtol=1e-10, atol=1e-10)
     for name, g, r in zip(("out", "dx", "dw"), got, want):
-        assert g.dtype == fk.float32
-        assert rel_err(g, r.numpy()) < WINOGRAD_TOL, name
+        assert g.dtype == np.float32
+        assert rel_err(g, r) < WINOGRAD_TOL, name
 
 
 @needs_winograd
@@ -118,15 +118,6 @@ def test_thread_count_bitwise(algo):
             np.testing.assert_array_equal(a, b)
 
 
-def conv_grads_generic(x, w, dtype, **kw):
-    xt = fk.tensor(x, dtype=dtype, requires_grad=True)
-    wt = fk.tensor(w, dtype=dtype, requires_grad=True)
-    out = F.conv2d(xt, wt, **kw)
-    gout = np.random.default_rng(1).standard_normal(tuple(out.shape))
-    out.backward(fk.tensor(gout, dtype=dtype))
-    return [t.numpy() for t in (out.detach(), xt.grad, wt.grad)]
-
-
 # (N, C, mult, H, W, kernel, stride, padding, dilation): EfficientNet's 3x3 and 5x5 at strides
 # 1 and 2, channel multipliers, odd sizes, 1x1 images, rows longer than the accumulator chunk.
 DEPTHWISE = [
@@ -150,11 +141,11 @@ def test_depthwise_matches_float64(case, dtype):
     w = rng.standard_normal((C * mult, 1, kh, kw))
     kw_ = dict(stride=s, padding=p, dilation=d, groups=C)
     assert cpu.conv_algorithm(x.shape, w.shape, **kw_) == "depthwise"
-    got = conv_grads_generic(x, w, dtype, **kw_)
+    got = conv_and_grads(x, w, dtype, **kw_)
     pair = lambda v: (v, v) if isinstance(v, int) else v  # noqa: E731
     np.testing.assert_allclose(got[0], np_conv2d(x, w, None, pair(s), pair(p), pair(d), C), rtol=1e-5, atol=1e-5)
     cpu.set_conv_algorithm("gemm")  # the reference gradients: float64, lowered to GEMMs
-    want = conv_grads_generic(x, w, fk.float64, **kw_)
+    want = conv_and_grads(x, w, fk.float64, **kw_)
     tol = 1e-12 if dtype == fk.float64 else 1e-5
     for name, g, r in zip(("out", "dx", "dw"), got, want):
         assert rel_err(g, r) < tol, name
@@ -167,7 +158,7 @@ def test_depthwise_thread_count_bitwise():
     results = []
     for n in (1, 2):
         with fk_threads(n):
-            results.append(conv_grads_generic(x, w, fk.float32, padding=2, stride=2, groups=24))
+            results.append(conv_and_grads(x, w, fk.float32, padding=2, stride=2, groups=24))
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
 

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <functional>
 #include <vector>
 
 #include "../core/backend.h"
@@ -123,23 +122,12 @@ void pad_planes(DType dt, const char* src, int64_t C, int64_t H, int64_t W, char
   });
 }
 
-// Runs f(n0, n1) over ranges of images: split across threads when the images divide
-// evenly among them (each image's products then run on one thread, with no hand-offs),
-// else all at once, the products being split across threads instead.
-void for_images(int64_t N, const std::function<void(int64_t, int64_t)>& f) {
-  const int64_t t = num_threads();
-  if (t > 1 && N >= t && evenness(N, t) >= kMinEvenness)
-    parallel_for(N, 1, f);
-  else
-    f(0, N);
-}
-
 // out[n, group gr] = conv(x[n, group gr], W_g): the zero-padded image is the column matrix.
 void implicit_forward(const ConvShape& c, const Window2d& g, const Tensor& X, const Tensor& W, const Tensor& out) {
   const DType dt = X.dtype();
   const int64_t es = itemsize(dt), Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, M = (g.Ho - 1) * Wp + g.Wo;
   const std::vector<int64_t> off = tap_offsets(c.Cg, g, Hp, Wp);
-  for_images(c.N, [&](int64_t n0, int64_t n1) {
+  parallel_for_even(c.N, [&](int64_t n0, int64_t n1) {
     const Tensor buf = empty({c.Cg * Hp * Wp}, dt), mat = empty({M * c.Og}, dt);
     for (int64_t n = n0; n < n1; n++)
       for (int64_t gr = 0; gr < c.groups; gr++) {
@@ -161,7 +149,7 @@ constexpr int64_t kThinTaps = 32;
 void thin_forward(const ConvShape& c, const Window2d& g, const Tensor& X, const Tensor& W, const Tensor& out) {
   const DType dt = X.dtype();
   const int64_t es = itemsize(dt);
-  for_images(c.N, [&](int64_t n0, int64_t n1) {
+  parallel_for_even(c.N, [&](int64_t n0, int64_t n1) {
     const Tensor cols = empty({c.K * c.L}, dt);
     for (int64_t n = n0; n < n1; n++)
       for (int64_t gr = 0; gr < c.groups; gr++) {

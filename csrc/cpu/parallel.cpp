@@ -171,4 +171,12 @@ void set_gil_hooks(void* (*release)(), void (*reacquire)(void*)) {
   g_reacquire_gil = reacquire;
 }
 
+void parallel_for_even(int64_t n, const std::function<void(int64_t, int64_t)>& f) {
+  const int64_t t = num_threads();
+  if (t > 1 && n >= t && evenness(n, t) >= kMinEvenness)
+    parallel_for(n, 1, f);
+  else
+    f(0, n);
+}
+
 }  // namespace fk

@@ -21,6 +21,12 @@ inline double evenness(int64_t parts, int64_t threads) {
   return parts > 0 ? double(parts) / double(threads * ((parts + threads - 1) / threads)) : 0.0;
 }
 
+// Runs f(begin, end) over n pieces of work: split across threads when there are at least as
+// many pieces as threads and they divide evenly among them (each piece then runs whole on one
+// thread, with no hand-offs), else all at once on the caller, whose pieces split their own
+// loops across threads instead.
+void parallel_for_even(int64_t n, const std::function<void(int64_t, int64_t)>& f);
+
 // Set by the bindings: parallel regions release the Python GIL (release returns a
 // token for reacquire), so other Python threads, such as data loaders, run meanwhile.
 void set_gil_hooks(void* (*release)(), void (*reacquire)(void*));

@@ -85,20 +85,6 @@ int64_t block_tiles(int64_t C, int64_t mr) {
   return mr * std::clamp<int64_t>((int64_t(256) << 10) / (36 * round_up(C, L) * 4 * mr), 1, 8);
 }
 
-// Runs f(b0, nt) over the blocks of P tiles, the blocks across threads when they divide
-// evenly among them (else one at a time, each splitting its own work across threads).
-template <class F>
-void for_blocks(int64_t P, int64_t TB, const F& f) {
-  const int64_t blocks = (P + TB - 1) / TB;
-  auto body = [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; i++) f(i * TB, std::min(TB, P - i * TB));
-  };
-  if (num_threads() > 1 && evenness(blocks, num_threads()) >= kMinEvenness)
-    parallel_for(blocks, 1, body);
-  else
-    body(0, blocks);
-}
-
 // m [nt][36][Kpad] = the products of a block's transformed input v [36][TB][Cpad] (tiles as
 // rows) with the panels [ps, pe) of transformed filters, panel p at u(p) [36][C][nr].
 template <class U>
@@ -131,7 +117,8 @@ void winograd_conv(const Tiling& t, const float* xb, const Filters& f, float* ou
     parallel_for(panels, 1, [&](int64_t b, int64_t e) {
       for (int64_t p = b; p < e; p++) f.panel(p, mk.nr, ubuf.data<float>() + p * 36 * t.C * mk.nr);
     });
-  for_blocks(t.P(), TB, [&](int64_t b0, int64_t nt) {
+  // Blocks of tiles, across threads when they divide evenly among them (see parallel_for_even).
+  auto block = [&](int64_t b0, int64_t nt) {
     const Tensor vbuf = empty({36 * TB * Cpad}, DType::Float32), mbuf = empty({TB * 36 * Kpad}, DType::Float32);
     float* v = vbuf.data<float>();
     float* m = mbuf.data<float>();
@@ -156,6 +143,9 @@ void winograd_conv(const Tiling& t, const float* xb, const Filters& f, float* ou
     parallel_for(nt, 1, [&](int64_t i, int64_t e) {
       wk.output(e - i, tiles + i, m + i * 36 * Kpad, 36 * Kpad, Kpad, t.K, t.Wo, plane, out);
     });
+  };
+  parallel_for_even((t.P() + TB - 1) / TB, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) block(i * TB, std::min(TB, t.P() - i * TB));
   });
 }
 
