@@ -32,13 +32,25 @@ T* scratch(int slot, int64_t n) {
 // padded position m + i*dh*Wp + j*dw (the Wp - Wo extra columns per row are computed and
 // dropped). Output plane q (of O = C*mult per image) reads input plane q / mult, filter q % O.
 
-// Runs of kDwRun outputs as GCC vectors (one register each for AVX-512 floats), kDwRuns runs
-// at a time: independent chains of multiply-adds that stay in registers across all taps, so
-// the taps' additions to one run do not wait out each other's latency.
-constexpr int64_t kDwRun = 16, kDwRuns = 4, kDwGroup = kDwRun * kDwRuns;
+// Runs of kDwRun outputs as GCC vectors of one register each, kDwRuns runs at a time:
+// independent chains of multiply-adds that stay in registers across all taps, so the taps'
+// additions to one run do not wait out each other's latency. (A vector wider than the ISA's
+// registers is lowered through the stack, 30x slower.)
+#if defined(__AVX512F__)
+constexpr int64_t kVecBytes = 64;
+#elif defined(__AVX2__)
+constexpr int64_t kVecBytes = 32;
+#else
+constexpr int64_t kVecBytes = 16;
+#endif
+constexpr int64_t kDwRuns = 4;
+template <class T>
+constexpr int64_t kDwRun = kVecBytes / int64_t(sizeof(T));
+template <class T>
+constexpr int64_t kDwGroup = kDwRun<T> * kDwRuns;
 template <class T>
 struct DwRun {
-  typedef T type __attribute__((vector_size(kDwRun * sizeof(T))));
+  typedef T type __attribute__((vector_size(kVecBytes)));
 };
 
 // out[0:kDwGroup] (+= when accumulating) the sum over taps (i, j) of w[i*kw + j] times the values
@@ -54,7 +66,7 @@ FK_INLINE void tap_group(const Window2d& g, int64_t Wp, const T* w, const T* src
       const T wv = w[i * g.kw + j], *r = src + dir * (i * g.dh * Wp + j * g.dw);
       for (int64_t u = 0; u < kDwRuns; u++) {
         V x;
-        std::memcpy(&x, r + u * kDwRun, sizeof(V));
+        std::memcpy(&x, r + u * kDwRun<T>, sizeof(V));
         a[u] += wv * x;
       }
     }
@@ -83,8 +95,8 @@ FK_INLINE void copy_row(const T* src, int64_t n, T* dst) {
 template <class T>
 const T* padded_plane(const Window2d& g, const T* x, int slot) {
   const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw;
-  T* xp = scratch<T>(slot, Hp * Wp + kDwGroup);
-  std::fill(xp, xp + Hp * Wp + kDwGroup, T(0));
+  T* xp = scratch<T>(slot, Hp * Wp + kDwGroup<T>);
+  std::fill(xp, xp + Hp * Wp + kDwGroup<T>, T(0));
   for (int64_t h = 0; h < g.H; h++) copy_row(x + h * g.W, g.W, xp + (h + g.ph) * Wp + g.pw);
   return xp;
 }
@@ -94,13 +106,13 @@ inline bool unit_stride(const Window2d& g) { return g.sh == 1 && g.sw == 1; }
 template <class T>
 void depthwise_t(const Window2d& g, int64_t O, int64_t mult, int64_t q0, int64_t q1, const T* x, const T* w, T* out) {
   const int64_t Wp = g.W + 2 * g.pw, M = (g.Ho - 1) * Wp + g.Wo;
-  T* acc = scratch<T>(1, (unit_stride(g) ? M : g.Wo) + kDwGroup);
+  T* acc = scratch<T>(1, (unit_stride(g) ? M : g.Wo) + kDwGroup<T>);
   for (int64_t q = q0; q < q1; q++) {
     const T* xp = padded_plane(g, x + q / mult * g.H * g.W, 0);
     const T* wq = w + q % O * g.kh * g.kw;
     T* o = out + q * g.Ho * g.Wo;
     if (unit_stride(g)) {
-      for (int64_t m0 = 0; m0 < M; m0 += kDwGroup)
+      for (int64_t m0 = 0; m0 < M; m0 += kDwGroup<T>)
         tap_group(g, Wp, wq, xp + m0, 1, acc + m0, false);  // past M: dropped
       for (int64_t oh = 0; oh < g.Ho; oh++) copy_row(acc + oh * Wp, g.Wo, o + oh * g.Wo);
       continue;
@@ -121,7 +133,7 @@ void depthwise_t(const Window2d& g, int64_t O, int64_t mult, int64_t q0, int64_t
 // values before it, up to Hp*Wp + kDwGroup after (unit stride).
 template <class T>
 const T* pitched_grad(const Window2d& g, const T* gout, int64_t Wp, int64_t lead) {
-  const int64_t n = lead + (g.H + 2 * g.ph) * Wp + kDwGroup;
+  const int64_t n = lead + (g.H + 2 * g.ph) * Wp + kDwGroup<T>;
   T* gp = scratch<T>(2, n);
   std::fill(gp, gp + n, T(0));
   for (int64_t oh = 0; oh < g.Ho; oh++) copy_row(gout + oh * g.Wo, g.Wo, gp + lead + oh * Wp);
@@ -137,15 +149,15 @@ void depthwise_dx_t(const Window2d& g, int64_t C, int64_t mult, int64_t p0, int6
                     T* dx) {
   const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, O = C * mult;
   const int64_t reach = (g.kh - 1) * g.dh * Wp + (g.kw - 1) * g.dw;  // the largest tap offset
-  T* dp = scratch<T>(1, Hp * Wp + kDwGroup);
+  T* dp = scratch<T>(1, Hp * Wp + kDwGroup<T>);
   for (int64_t p = p0; p < p1; p++) {
-    std::fill(dp, dp + Hp * Wp + kDwGroup, T(0));
+    std::fill(dp, dp + Hp * Wp + kDwGroup<T>, T(0));
     for (int64_t q = p * mult; q < (p + 1) * mult; q++) {
       const T* wq = w + q % O * g.kh * g.kw;
       const T* gq = gout + q * g.Ho * g.Wo;
       if (unit_stride(g)) {
         const T* gp = pitched_grad(g, gq, Wp, reach);
-        for (int64_t m0 = g.ph * Wp; m0 < (g.ph + g.H) * Wp; m0 += kDwGroup)  // the rows dx takes
+        for (int64_t m0 = g.ph * Wp; m0 < (g.ph + g.H) * Wp; m0 += kDwGroup<T>)  // the rows dx takes
           tap_group(g, Wp, wq, gp + m0, -1, dp + m0, true);
         continue;
       }
@@ -180,16 +192,16 @@ template <class T>
 T run_dot(const T* a, const T* b, int64_t n) {
   using V = typename DwRun<T>::type;
   V acc[kDwRuns] = {};
-  for (int64_t k = 0; k < n; k += kDwGroup)
+  for (int64_t k = 0; k < n; k += kDwGroup<T>)
     for (int64_t u = 0; u < kDwRuns; u++) {
       V x, y;
-      std::memcpy(&x, a + k + u * kDwRun, sizeof(V));
-      std::memcpy(&y, b + k + u * kDwRun, sizeof(V));
+      std::memcpy(&x, a + k + u * kDwRun<T>, sizeof(V));
+      std::memcpy(&y, b + k + u * kDwRun<T>, sizeof(V));
       acc[u] += x * y;
     }
   T s = 0;
   for (int64_t u = 0; u < kDwRuns; u++)
-    for (int64_t l = 0; l < kDwRun; l++) s += acc[u][l];
+    for (int64_t l = 0; l < kDwRun<T>; l++) s += acc[u][l];
   return s;
 }
 
