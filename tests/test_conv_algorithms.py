@@ -119,7 +119,9 @@ def test_thread_count_bitwise(algo):
 
 
 # (N, C, mult, H, W, kernel, stride, padding, dilation): EfficientNet's 3x3 and 5x5 at strides
-# 1 and 2, channel multipliers, odd sizes, 1x1 images, rows longer than the accumulator chunk.
+# 1 and 2, channel multipliers, odd sizes, 1x1 images, rows longer than the accumulator chunk,
+# channels across the 8- and 16-lane blocks of the float32 lane kernels, padding beyond the
+# filter's reach, filters those kernels take through their general path (dilated, 7 wide).
 DEPTHWISE = [
     (2, 3, 1, 7, 9, 3, 1, 1, 1),
     (2, 4, 2, 8, 8, 3, 2, 1, 1),
@@ -128,6 +130,11 @@ DEPTHWISE = [
     (1, 7, 1, 1, 1, 3, 1, 1, 1),
     (2, 3, 1, 70, 61, 5, 1, 2, 1),
     (1, 2, 1, 11, 13, (3, 5), (1, 2), (1, 2), (2, 1)),
+    (2, 19, 1, 12, 10, 3, 2, 1, 1),
+    (1, 40, 1, 9, 9, 5, 1, 2, 1),
+    (1, 17, 1, 6, 7, 3, 1, 3, 1),
+    (1, 11, 1, 15, 15, 3, 1, 2, 2),
+    (2, 33, 1, 13, 12, 7, 3, 3, 1),
 ]
 
 

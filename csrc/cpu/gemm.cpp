@@ -5,109 +5,27 @@
 // independent FMAs, enough to hide the FMA latency on both FMA pipes.
 #include <cstdint>
 
-#include "kernels.h"
-
-#if defined(__AVX512F__) || defined(__AVX2__)
-#include <immintrin.h>
-#endif
-
 #ifndef FK_ISA
 #error "FK_ISA must name the instruction set this file is compiled for"
 #endif
 
+#include "kernels.h"
+#include "vec.h"
+
 namespace fk::FK_ISA {
 namespace {
 
-#define FK_INLINE inline __attribute__((always_inline))
-
-// Vec<T>: W lanes of T with the handful of operations the micro-kernel needs.
-// load_n/store_n touch only the first n (0 < n < W) lanes: the right edge of C.
 #if defined(__AVX512F__)
-template <class T>
-struct Vec;
-template <>
-struct Vec<float> {
-  using R = __m512;
-  static constexpr int W = 16;
-  static FK_INLINE R zero() { return _mm512_setzero_ps(); }
-  static FK_INLINE R load(const float* p) { return _mm512_loadu_ps(p); }
-  static FK_INLINE R bcast(const float* p) { return _mm512_set1_ps(*p); }
-  static FK_INLINE R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
-  static FK_INLINE R add(R a, R b) { return _mm512_add_ps(a, b); }
-  static FK_INLINE void store(float* p, R v) { _mm512_storeu_ps(p, v); }
-  static FK_INLINE R load_n(const float* p, int n) { return _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1), p); }
-  static FK_INLINE void store_n(float* p, R v, int n) { _mm512_mask_storeu_ps(p, __mmask16((1u << n) - 1), v); }
-};
-template <>
-struct Vec<double> {
-  using R = __m512d;
-  static constexpr int W = 8;
-  static FK_INLINE R zero() { return _mm512_setzero_pd(); }
-  static FK_INLINE R load(const double* p) { return _mm512_loadu_pd(p); }
-  static FK_INLINE R bcast(const double* p) { return _mm512_set1_pd(*p); }
-  static FK_INLINE R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
-  static FK_INLINE R add(R a, R b) { return _mm512_add_pd(a, b); }
-  static FK_INLINE void store(double* p, R v) { _mm512_storeu_pd(p, v); }
-  static FK_INLINE R load_n(const double* p, int n) { return _mm512_maskz_loadu_pd(__mmask8((1u << n) - 1), p); }
-  static FK_INLINE void store_n(double* p, R v, int n) { _mm512_mask_storeu_pd(p, __mmask8((1u << n) - 1), v); }
-};
 // 28 of the 32 zmm registers hold C; the rest hold B and the broadcast A value. The
 // narrow kernel (N <= 16) keeps 14 independent FMA chains, still enough for 2 pipes x 4
 // cycles of latency.
 constexpr int kMR = 14, kNV = 2, kMRNarrow = 14, kNVNarrow = 1;
 #elif defined(__AVX2__)
-template <class T>
-struct Vec;
-template <>
-struct Vec<float> {
-  using R = __m256;
-  static constexpr int W = 8;
-  static FK_INLINE __m256i mask(int n) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  }
-  static FK_INLINE R zero() { return _mm256_setzero_ps(); }
-  static FK_INLINE R load(const float* p) { return _mm256_loadu_ps(p); }
-  static FK_INLINE R bcast(const float* p) { return _mm256_broadcast_ss(p); }
-  static FK_INLINE R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
-  static FK_INLINE R add(R a, R b) { return _mm256_add_ps(a, b); }
-  static FK_INLINE void store(float* p, R v) { _mm256_storeu_ps(p, v); }
-  static FK_INLINE R load_n(const float* p, int n) { return _mm256_maskload_ps(p, mask(n)); }
-  static FK_INLINE void store_n(float* p, R v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
-};
-template <>
-struct Vec<double> {
-  using R = __m256d;
-  static constexpr int W = 4;
-  static FK_INLINE __m256i mask(int n) {
-    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
-  }
-  static FK_INLINE R zero() { return _mm256_setzero_pd(); }
-  static FK_INLINE R load(const double* p) { return _mm256_loadu_pd(p); }
-  static FK_INLINE R bcast(const double* p) { return _mm256_broadcast_sd(p); }
-  static FK_INLINE R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
-  static FK_INLINE R add(R a, R b) { return _mm256_add_pd(a, b); }
-  static FK_INLINE void store(double* p, R v) { _mm256_storeu_pd(p, v); }
-  static FK_INLINE R load_n(const double* p, int n) { return _mm256_maskload_pd(p, mask(n)); }
-  static FK_INLINE void store_n(double* p, R v, int n) { _mm256_maskstore_pd(p, mask(n), v); }
-};
 // 12 of the 16 ymm registers hold C, 2 hold B, 1 the broadcast A value (narrow: 12 x 8).
 constexpr int kMR = 6, kNV = 2, kMRNarrow = 12, kNVNarrow = 1;
 #else
-// Portable fallback: scalar "vectors"; the compiler may still vectorise across the
-// NV independent columns (SSE2 on x86-64, NEON on aarch64).
-template <class T>
-struct Vec {
-  using R = T;
-  static constexpr int W = 1;
-  static FK_INLINE R zero() { return T(0); }
-  static FK_INLINE R load(const T* p) { return *p; }
-  static FK_INLINE R bcast(const T* p) { return *p; }
-  static FK_INLINE R fma(R a, R b, R c) { return a * b + c; }
-  static FK_INLINE R add(R a, R b) { return a + b; }
-  static FK_INLINE void store(T* p, R v) { *p = v; }
-  static FK_INLINE R load_n(const T* p, int) { return *p; }
-  static FK_INLINE void store_n(T* p, R v, int) { *p = v; }
-};
+// Scalar "vectors": the compiler may still vectorise across the NV independent columns
+// (SSE2 on x86-64, NEON on aarch64).
 constexpr int kMR = 4, kNV = 8, kMRNarrow = 8, kNVNarrow = 4;
 #endif
 

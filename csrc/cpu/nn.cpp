@@ -3,14 +3,12 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "kernels.h"
 #include "simd_math.h"
-
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
+#include "vec.h"
 
 namespace fk::FK_ISA {
 namespace {
@@ -103,8 +101,194 @@ const T* padded_plane(const Window2d& g, const T* x, int slot) {
 
 inline bool unit_stride(const Window2d& g) { return g.sh == 1 && g.sw == 1; }
 
+// ---- depthwise convolution on channel lanes (float32, one filter per channel) ----
+// On small or strided planes a run of one plane's outputs fills few vector lanes. Here kLanes
+// channels at a time are transposed into a zero-padded block [Hp][Wp][kLanes]: one vector is
+// one pixel of kLanes channels, each tap one multiply-add per output pixel at any stride. The
+// output block [Ho*Wo][kLanes] is transposed back. Each lane's sums are those of its channel
+// alone, so where a channel falls among the lanes (how threads split the planes) changes no bit.
+using VF = Vec<float>;
+constexpr int64_t kLanes = VF::W;
+
+// Pixel p < P of the rows x + c*ld (c < nc; zeros in lanes nc and up) as the vector at
+// dst + (p / cols * pitch + p % cols) * kLanes: a plane `cols` wide into one `pitch` wide.
+void to_lanes(const float* x, int64_t ld, int64_t nc, int64_t P, int64_t cols, int64_t pitch, float* dst) {
+  VF::R r[kLanes];
+  int64_t h = 0, w = 0;
+  for (int64_t p0 = 0; p0 < P; p0 += kLanes) {
+    const int n = int(std::min(kLanes, P - p0));
+    for (int64_t c = 0; c < kLanes; c++)
+      r[c] = c >= nc ? VF::zero() : n == kLanes ? VF::load(x + c * ld + p0) : VF::load_n(x + c * ld + p0, n);
+    VF::transpose(r);
+    for (int k = 0; k < n; k++) {
+      VF::store(dst + (h * pitch + w) * kLanes, r[k]);
+      if (++w == cols) w = 0, h++;
+    }
+  }
+}
+
+// out[c*ld + p] = src[p*kLanes + c] for c < nc, p < P.
+void from_lanes(const float* src, int64_t P, int64_t nc, float* out, int64_t ld) {
+  VF::R r[kLanes];
+  for (int64_t p0 = 0; p0 < P; p0 += kLanes) {
+    const int n = int(std::min(kLanes, P - p0));
+    for (int k = 0; k < kLanes; k++) r[k] = k < n ? VF::load(src + (p0 + k) * kLanes) : VF::zero();
+    VF::transpose(r);
+    for (int64_t c = 0; c < nc; c++)
+      n == kLanes ? VF::store(out + c * ld + p0, r[c]) : VF::store_n(out + c * ld + p0, r[c], n);
+  }
+}
+
+constexpr int kStrip = 8;  // accumulators per strip: 8 chains cover two FMA pipes' latency
+
+// f(std::integral_constant<int, R>{}, ow) for the strips of R pixels starting at ow that
+// cover a row of Wo: R = kStrip, then one strip of the n < kStrip left.
+template <int R = kStrip - 1, class F>
+FK_INLINE void tail_strip(int n, int64_t ow, const F& f) {
+  if constexpr (R > 0) {
+    if (n == R) return f(std::integral_constant<int, R>{}, ow);
+    tail_strip<R - 1>(n, ow, f);
+  }
+}
+template <class F>
+FK_INLINE void row_strips(int64_t Wo, const F& f) {
+  int64_t ow = 0;
+  for (; ow + kStrip <= Wo; ow += kStrip) f(std::integral_constant<int, kStrip>{}, ow);
+  tail_strip(int(Wo - ow), ow, f);
+}
+
+// The output block [Ho*Wo][kLanes] from the input block xb and the weights wb [taps][kLanes].
+// KW == 0: any window, each tap one load per multiply-add (its offset from the table off).
+// Else KW-wide filters at column stride S, undilated across: per filter row, each input vector
+// of a strip is loaded once and multiplied by every tap that reads it (KW + (R-1)*S loads for
+// KW*R multiply-adds), so the loads no longer bound the kernel.
+template <int KW, int S>
+void lanes_block(const Window2d& g, int64_t Wp, const int64_t* off, const float* xb, const float* wb, float* ob) {
+  const int64_t step = g.sw * kLanes, taps = g.kh * g.kw, row = g.dh * Wp * kLanes;
+  for (int64_t oh = 0; oh < g.Ho; oh++) {
+    const float* xr = xb + oh * g.sh * Wp * kLanes;
+    float* o = ob + oh * g.Wo * kLanes;
+    row_strips(g.Wo, [&](auto r, int64_t ow) {
+      constexpr int R = decltype(r)::value;
+      const float* x = xr + ow * step;
+      VF::R acc[R];
+      for (int k = 0; k < R; k++) acc[k] = VF::zero();
+      if constexpr (KW == 0) {
+        for (int64_t t = 0; t < taps; t++) {
+          const VF::R wv = VF::load(wb + t * kLanes);
+          for (int k = 0; k < R; k++) acc[k] = VF::fma(wv, VF::load(x + off[t] + k * step), acc[k]);
+        }
+      } else {
+        for (int64_t i = 0; i < g.kh; i++) {
+          VF::R wv[KW];
+          for (int j = 0; j < KW; j++) wv[j] = VF::load(wb + (i * KW + j) * kLanes);
+#pragma GCC unroll 32  // whole, so the weight a multiply-add takes is known and stays in a register
+          for (int c = 0; c < (R - 1) * S + KW; c++) {
+            const VF::R xv = VF::load(x + i * row + c * kLanes);
+#pragma GCC unroll 8
+            for (int k = 0; k < R; k++)
+              if (c - k * S >= 0 && c - k * S < KW) acc[k] = VF::fma(wv[c - k * S], xv, acc[k]);
+          }
+        }
+      }
+      for (int k = 0; k < R; k++) VF::store(o + (ow + k) * kLanes, acc[k]);
+    });
+  }
+}
+
+using LanesBlock = void (*)(const Window2d&, int64_t, const int64_t*, const float*, const float*, float*);
+LanesBlock lanes_kernel(const Window2d& g) {
+  if (g.dw == 1 && g.sw == 1 && g.kw == 3) return lanes_block<3, 1>;
+  if (g.dw == 1 && g.sw == 1 && g.kw == 5) return lanes_block<5, 1>;
+  if (g.dw == 1 && g.sw == 2 && g.kw == 3) return lanes_block<3, 2>;
+  if (g.dw == 1 && g.sw == 2 && g.kw == 5) return lanes_block<5, 2>;
+  return lanes_block<0, 1>;
+}
+
+// The block's tap offsets (i*dh*Wp + j*dw) * kLanes, in a per-thread table.
+const int64_t* lane_offsets(const Window2d& g, int64_t Wp) {
+  int64_t* off = scratch<int64_t>(0, g.kh * g.kw);
+  for (int64_t i = 0; i < g.kh; i++)
+    for (int64_t j = 0; j < g.kw; j++) off[i * g.kw + j] = (i * g.dh * Wp + j * g.dw) * kLanes;
+  return off;
+}
+
+// Output planes [q0, q1) of out [N, C, Ho, Wo] from x [N, C, H, W] and w [C, 1, kh, kw]; with
+// `flip` the filters turned by 180 degrees (the input gradient at stride 1 is this convolution
+// of the output gradient).
+void depthwise_lanes(const Window2d& g, int64_t C, int64_t q0, int64_t q1, const float* x, const float* w, bool flip,
+                     float* out) {
+  const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, taps = g.kh * g.kw, P = g.Ho * g.Wo;
+  float* xb = scratch<float>(0, Hp * Wp * kLanes);
+  float* ob = scratch<float>(1, P * kLanes);
+  float* wb = scratch<float>(2, taps * kLanes);
+  std::fill(xb, xb + Hp * Wp * kLanes, 0.f);  // the border; the inside is rewritten per block
+  const int64_t* off = lane_offsets(g, Wp);
+  const LanesBlock block = lanes_kernel(g);
+  for (int64_t q = q0, nc; q < q1; q += nc) {
+    const int64_t c = q % C;
+    nc = std::min({q1 - q, kLanes - c % kLanes, C - c});
+    to_lanes(w + c * taps, taps, nc, taps, taps, taps, wb);
+    if (flip)
+      for (int64_t t = 0; t < taps / 2; t++)
+        std::swap_ranges(wb + t * kLanes, wb + (t + 1) * kLanes, wb + (taps - 1 - t) * kLanes);
+    to_lanes(x + q * g.H * g.W, g.H * g.W, nc, g.H * g.W, g.W, Wp, xb + (g.ph * Wp + g.pw) * kLanes);
+    block(g, Wp, off, xb, wb, ob);
+    from_lanes(ob, P, nc, out + q * P, P);
+  }
+}
+
+// dw [C, 1, kh, kw] rows [o0, o1): per tap, the sum over images (in order) and output pixels
+// of the output gradient times the input the tap read.
+void depthwise_dw_lanes(const Window2d& g, int64_t N, int64_t C, int64_t o0, int64_t o1, const float* x,
+                        const float* gout, float* dw) {
+  const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, taps = g.kh * g.kw, P = g.Ho * g.Wo;
+  float* xb = scratch<float>(0, Hp * Wp * kLanes);
+  float* gb = scratch<float>(1, P * kLanes);
+  float* acc = scratch<float>(2, taps * kLanes);
+  std::fill(xb, xb + Hp * Wp * kLanes, 0.f);
+  const int64_t* off = lane_offsets(g, Wp);
+  const int64_t step = g.sw * kLanes;
+  for (int64_t c = o0, nc; c < o1; c += nc) {
+    nc = std::min(o1 - c, kLanes - c % kLanes);
+    std::fill(acc, acc + taps * kLanes, 0.f);
+    for (int64_t n = 0; n < N; n++) {
+      to_lanes(x + (n * C + c) * g.H * g.W, g.H * g.W, nc, g.H * g.W, g.W, Wp, xb + (g.ph * Wp + g.pw) * kLanes);
+      to_lanes(gout + (n * C + c) * P, P, nc, P, P, P, gb);
+      for (int64_t t = 0; t < taps; t++) {
+        VF::R a[4] = {VF::zero(), VF::zero(), VF::zero(), VF::zero()};  // four chains of sums
+        for (int64_t oh = 0; oh < g.Ho; oh++) {
+          const float* xr = xb + oh * g.sh * Wp * kLanes + off[t];
+          const float* gr = gb + oh * g.Wo * kLanes;
+          int64_t ow = 0;
+          for (; ow + 4 <= g.Wo; ow += 4)
+            for (int k = 0; k < 4; k++)
+              a[k] = VF::fma(VF::load(gr + (ow + k) * kLanes), VF::load(xr + (ow + k) * step), a[k]);
+          for (; ow < g.Wo; ow++) a[0] = VF::fma(VF::load(gr + ow * kLanes), VF::load(xr + ow * step), a[0]);
+        }
+        const VF::R sum = VF::add(VF::add(a[0], a[1]), VF::add(a[2], a[3]));
+        VF::store(acc + t * kLanes, VF::add(VF::load(acc + t * kLanes), sum));
+      }
+    }
+    from_lanes(acc, taps, nc, dw + c * taps, taps);
+  }
+}
+
+// Whether the lane kernels run this window: float32, one filter per channel, vectors of more
+// than one lane, and an input block of at most kLanesMaxBlock floats (a per-thread scratch).
+// Measured (bench/conv.py, AVX2 and AVX-512): faster than the plane kernels below on every
+// EfficientNet-Lite0 layer, 112x112 planes included.
+constexpr int64_t kLanesMaxBlock = int64_t(1) << 20;
+template <class T>
+bool lanes_apply(const Window2d& g, int64_t mult) {
+  return std::is_same_v<T, float> && kLanes > 1 && mult == 1 &&
+         (g.H + 2 * g.ph) * (g.W + 2 * g.pw) * kLanes <= kLanesMaxBlock;
+}
+
 template <class T>
 void depthwise_t(const Window2d& g, int64_t O, int64_t mult, int64_t q0, int64_t q1, const T* x, const T* w, T* out) {
+  if constexpr (std::is_same_v<T, float>)
+    if (lanes_apply<T>(g, mult)) return depthwise_lanes(g, O, q0, q1, x, w, false, out);
   const int64_t Wp = g.W + 2 * g.pw, M = (g.Ho - 1) * Wp + g.Wo;
   T* acc = scratch<T>(1, (unit_stride(g) ? M : g.Wo) + kDwGroup<T>);
   for (int64_t q = q0; q < q1; q++) {
@@ -147,6 +331,13 @@ const T* pitched_grad(const Window2d& g, const T* gout, int64_t Wp, int64_t lead
 template <class T>
 void depthwise_dx_t(const Window2d& g, int64_t C, int64_t mult, int64_t p0, int64_t p1, const T* gout, const T* w,
                     T* dx) {
+  // At stride 1, dx is the convolution of the output gradient, padded by the filter's reach
+  // less the forward padding, with the filters turned.
+  const Window2d turned{g.Ho, g.Wo, g.kh, g.kw, 1, 1, (g.kh - 1) * g.dh - g.ph, (g.kw - 1) * g.dw - g.pw,
+                        g.dh, g.dw, g.H,  g.W};
+  if constexpr (std::is_same_v<T, float>)
+    if (unit_stride(g) && turned.ph >= 0 && turned.pw >= 0 && lanes_apply<T>(turned, mult))
+      return depthwise_lanes(turned, C, p0, p1, gout, w, true, dx);
   const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, O = C * mult;
   const int64_t reach = (g.kh - 1) * g.dh * Wp + (g.kw - 1) * g.dw;  // the largest tap offset
   T* dp = scratch<T>(1, Hp * Wp + kDwGroup<T>);
@@ -210,6 +401,8 @@ T run_dot(const T* a, const T* b, int64_t n) {
 template <class T>
 void depthwise_dw_t(const Window2d& g, int64_t N, int64_t C, int64_t mult, int64_t o0, int64_t o1, const T* x,
                     const T* gout, T* dw) {
+  if constexpr (std::is_same_v<T, float>)
+    if (lanes_apply<T>(g, mult)) return depthwise_dw_lanes(g, N, C, o0, o1, x, gout, dw);
   const int64_t Wp = g.W + 2 * g.pw, O = C * mult, taps = g.kh * g.kw, M = (g.Ho - 1) * Wp + g.Wo;
   for (int64_t o = o0; o < o1; o++) {
     T* d = dw + o * taps;
