@@ -3,6 +3,7 @@
 // MR x NR block of C in registers while it streams the packed panels of A and B:
 // per k it loads NR/W vectors of B, broadcasts MR values of A and issues MR*NR/W
 // independent FMAs, enough to hide the FMA latency on both FMA pipes.
+#include <algorithm>
 #include <cstdint>
 
 #ifndef FK_ISA
@@ -92,12 +93,53 @@ void micro_kernel(int64_t kc, const void* A, int64_t rsa, int64_t csa, const int
     micro_tile<T, MR, NV, false, false>(kc, a, rsa, csa, nullptr, b, c, ldc, m, n, accumulate);
 }
 
+template <class T>
+void pack_panel(void* dst_, int w_pad, const void* src_, int64_t sk, int64_t sj, int64_t kc, int w) {
+  T* dst = static_cast<T*>(dst_);
+  const T* src = static_cast<const T*>(src_);
+  for (int64_t k = 0; k < kc; k++) std::fill(dst + k * w_pad + w, dst + (k + 1) * w_pad, T(0));
+  if (sj == 1 || sk != 1) {  // rows of the panel are contiguous (or nothing is): walk k outer
+    for (int64_t k = 0; k < kc; k++) {
+      T* d = dst + k * w_pad;
+      const T* s = src + k * sk;
+      if (sj == 1)
+        std::copy(s, s + w, d);
+      else
+        for (int j = 0; j < w; j++) d[j] = s[j * sj];
+    }
+    return;
+  }
+  // Columns are contiguous (a row-major A, a transposed B): W x W tiles transposed in registers
+  // (where T has a transpose), instead of one strided store per element. A tile narrower than
+  // W has zeros in its other lanes, and its whole-vector stores run those zeros into the start
+  // of the next row, which is written after it (masked stores are slow on AMD), except at the
+  // panel's end.
+  using V = Vec<T>;
+  int64_t k0 = 0;
+  T* const end = dst + kc * w_pad;
+  if constexpr (requires(typename V::R* r) { V::transpose(r); })
+    for (; k0 + V::W <= kc && V::W > 1; k0 += V::W)
+      for (int j = 0; j < w; j += V::W) {
+        const int n = std::min(V::W, w - j);
+        typename V::R r[V::W];
+        for (int u = 0; u < V::W; u++) r[u] = u < n ? V::load(src + (j + u) * sj + k0) : V::zero();
+        V::transpose(r);
+        for (int u = 0; u < V::W; u++) {
+          T* d = dst + (k0 + u) * w_pad + j;
+          d + V::W <= end ? V::store(d, r[u]) : V::store_n(d, r[u], int(end - d));
+        }
+      }
+  for (int j = 0; j < w; j++)
+    for (int64_t k = k0; k < kc; k++) dst[k * w_pad + j] = src[j * sj + k];
+}
+
 }  // namespace
 
 template <class T>
 constexpr GemmMicroKernels kernels_for = {
     {kMR, kNV * Vec<T>::W, micro_kernel<T, kMR, kNV>},
     {kMRNarrow, kNVNarrow * Vec<T>::W, micro_kernel<T, kMRNarrow, kNVNarrow>},
+    pack_panel<T>,
 };
 extern const GemmMicroKernels gemm_micro_f32 = kernels_for<float>;
 extern const GemmMicroKernels gemm_micro_f64 = kernels_for<double>;

@@ -46,29 +46,6 @@ T* scratch(size_t n) {
   return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(buf.get()) + 63) & ~uintptr_t(63));
 }
 
-// dst[k*w_pad + j] = src[k*sk + j*sj] for k < kc, j < w; columns w..w_pad-1 are zero.
-template <class T>
-void pack_panel(T* dst, int w_pad, const T* src, int64_t sk, int64_t sj, int64_t kc, int w) {
-  if (sj == 1 || sk != 1) {  // rows of the panel are contiguous (or nothing is): walk k outer
-    for (int64_t k = 0; k < kc; k++) {
-      T* d = dst + k * w_pad;
-      const T* s = src + k * sk;
-      if (sj == 1)
-        std::copy(s, s + w, d);
-      else
-        for (int j = 0; j < w; j++) d[j] = s[j * sj];
-      for (int j = w; j < w_pad; j++) d[j] = T(0);
-    }
-  } else {  // columns are contiguous (a transposed operand): walk j outer
-    for (int j = 0; j < w; j++) {
-      const T* s = src + j * sj;
-      for (int64_t k = 0; k < kc; k++) dst[k * w_pad + j] = s[k];
-    }
-    for (int64_t k = 0; k < kc; k++)
-      for (int j = w; j < w_pad; j++) dst[k * w_pad + j] = T(0);
-  }
-}
-
 // A spin barrier between the parts of one parallel_for. Each caller arrives with the
 // number of parts it runs (one, or all of them when parallel_for ran serially), so
 // nobody waits for a part that no thread will run.
@@ -123,10 +100,10 @@ void gemm_packed(const GemmMicroKernels& uks, int64_t M, int64_t N, int64_t K, c
       T* Bp = packed + (kb & 1) * set;
       T* Ap = Bp + np * NR * kc_max;
       for (int64_t p = a0; p < a1 && pack_a; p++)
-        pack_panel(Ap + p * MR * kc, MR, A + p * MR * rsa + k0 * csa, csa, rsa, kc,
+        uks.pack(Ap + p * MR * kc, MR, A + p * MR * rsa + k0 * csa, csa, rsa, kc,
                    int(std::min<int64_t>(MR, M - p * MR)));
       for (int64_t p = b0; p < b1; p++)
-        pack_panel(Bp + p * NR * kc, NR, B + k0 * rsb + p * NR * csb, rsb, csb, kc,
+        uks.pack(Bp + p * NR * kc, NR, B + k0 * rsb + p * NR * csb, rsb, csb, kc,
                    int(std::min<int64_t>(NR, N - p * NR)));
       packed_all.arrive_and_wait(t1 - t0);
       const bool acc = accumulate || kb > 0;

@@ -75,6 +75,9 @@ struct GemmMicroKernel {
 // products with few columns, where the wide one would mostly multiply zero padding.
 struct GemmMicroKernels {
   GemmMicroKernel wide, narrow;
+  // A panel of A or B: dst[k*w_pad + j] = src[k*sk + j*sj] for k < kc, j < w, and zero in
+  // columns w .. w_pad-1.
+  void (*pack)(void* dst, int w_pad, const void* src, int64_t sk, int64_t sj, int64_t kc, int w);
 };
 
 // Winograd F(4x4, 3x3) for float32 (csrc/cpu/winograd.cpp). Channels go in blocks of
