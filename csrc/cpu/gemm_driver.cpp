@@ -101,10 +101,10 @@ void gemm_packed(const GemmMicroKernels& uks, int64_t M, int64_t N, int64_t K, c
       T* Ap = Bp + np * NR * kc_max;
       for (int64_t p = a0; p < a1 && pack_a; p++)
         uks.pack(Ap + p * MR * kc, MR, A + p * MR * rsa + k0 * csa, csa, rsa, kc,
-                   int(std::min<int64_t>(MR, M - p * MR)));
+                 int(std::min<int64_t>(MR, M - p * MR)));
       for (int64_t p = b0; p < b1; p++)
         uks.pack(Bp + p * NR * kc, NR, B + k0 * rsb + p * NR * csb, rsb, csb, kc,
-                   int(std::min<int64_t>(NR, N - p * NR)));
+                 int(std::min<int64_t>(NR, N - p * NR)));
       packed_all.arrive_and_wait(t1 - t0);
       const bool acc = accumulate || kb > 0;
       for (int64_t jc = c0; jc < c1; jc += nc)
