@@ -33,6 +33,16 @@ def best_time(fn, repeat, warmup=1):
     return _benchmarks.best_time(fn, repeat, warmup)
 
 
+def best_times(fns, rounds):
+    """The best time of each of fns (name -> callable) over `rounds` rounds that run them in
+    turn, so that a slow spell of a shared machine falls on all of them rather than on one."""
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            best[name] = min(best[name], best_time(fn, 1, warmup=0))
+    return best
+
+
 def try_import(name):
     try:
         return importlib.import_module(name), None

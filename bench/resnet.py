@@ -10,12 +10,11 @@ loaded with fastkern's initial weights.
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-from _common import Table, setup  # bench/ is on sys.path when run as a script
+from _common import Table, best_times, setup  # bench/ is on sys.path when run as a script
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from torch_models import torch_lite0, torch_resnet  # noqa: E402
@@ -36,16 +35,6 @@ def trainer(mod, model, x, y):
         opt.step()
 
     return step
-
-
-def images_per_s(step, batch, steps):
-    step()  # warm-up: caches, first-use allocations
-    best = float("inf")
-    for _ in range(steps):
-        t = time.perf_counter()
-        step()
-        best = min(best, time.perf_counter() - t)
-    return batch / best
 
 
 def main():
@@ -69,12 +58,15 @@ def main():
         if args.only not in name:
             continue
         fm = build_fk(fk)
-        ours = images_per_s(trainer(fk, fm, fk.tensor(xa), fk.tensor(ya)), args.batch, args.steps)
-        theirs = None
+        steps = {"fk": trainer(fk, fm, fk.tensor(xa), fk.tensor(ya))}
         if torch is not None:
             tm = build_torch()
             tm.load_state_dict({k: torch.tensor(v.numpy()) for k, v in fm.state_dict().items()})
-            theirs = images_per_s(trainer(torch, tm, torch.tensor(xa), torch.tensor(ya)), args.batch, args.steps)
+            steps["torch"] = trainer(torch, tm, torch.tensor(xa), torch.tensor(ya))
+        for step in steps.values():
+            step()  # warm-up: caches, first-use allocations
+        best = best_times(steps, args.steps)  # one step each in turn, best of args.steps
+        ours, theirs = args.batch / best["fk"], args.batch / best["torch"] if "torch" in best else None
         print(table.row(name, ours, theirs, ours / theirs if theirs else None))
     print("\nfk/torch above 1 means fastkern is faster.")
 

@@ -15,7 +15,7 @@ import argparse
 
 import numpy as np
 
-from _common import Table, best_time, setup  # bench/ is on sys.path when run as a script
+from _common import Table, best_times, setup  # bench/ is on sys.path when run as a script
 
 
 def init(rng, shapes):
@@ -82,15 +82,14 @@ def step_fn(mod, model, params, xb, yb, loss_name, lr=0.01):
     return step
 
 
-def images_per_s(step, batch, steps):
-    for _ in range(3):
-        step()  # warm-up
-
-    def run():
-        for _ in range(steps):
-            step()
-
-    return batch * steps / best_time(run, 3, warmup=0)
+def images_per_s(steps_by_lib, batch, steps, rounds=5):
+    """Images/s of each library's step, best of `rounds` runs of `steps` steps taken in turn."""
+    runs = {}
+    for lib, step in steps_by_lib.items():
+        for _ in range(3):
+            step()  # warm-up
+        runs[lib] = lambda step=step: [step() for _ in range(steps)]
+    return {lib: batch * steps / t for lib, t in best_times(runs, rounds).items()}
 
 
 def main():
@@ -120,11 +119,12 @@ def main():
         params = init(rng, shapes)
         xb = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
         yb = rng.integers(0, 10, batch)
-        res = {
-            lib: images_per_s(step_fn(mod, model, params, xb, yb, loss_name), batch, args.steps)
+        steps = {
+            lib: step_fn(mod, model, params, xb, yb, loss_name)
             for lib, mod in (("fk", fk), ("torch", torch))
             if mod is not None
         }
+        res = images_per_s(steps, batch, args.steps)
         t = res.get("torch")
         print(table.row(name, batch, res["fk"], t or None, res["fk"] / t if t else None))
     print("\nfk/torch above 1 means fastkern is faster (target: 1.5).")
