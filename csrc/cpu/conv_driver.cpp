@@ -74,23 +74,17 @@ void gather_cols(const ConvShape& c, const Window2d& g, const Tensor& X, int64_t
 void regroup(const ConvShape& c, const Window2d& g, DType dt, char* tensor, char* matrix, int64_t P, int64_t gr,
              int64_t n0, int64_t nb, bool to_matrix) {
   // Packed pixels are one run per plane.
-  const int64_t rows = P == g.Wo ? 1 : g.Ho, cols = P == g.Wo ? c.L : g.Wo;
-  dispatch_dtype(dt, [&](auto z) {
-    using T = decltype(z);
-    T* ten = reinterpret_cast<T*>(tensor);
-    T* mat = reinterpret_cast<T*>(matrix);
-    parallel_for(nb * c.Og, std::max<int64_t>(1, 4096 / c.L), [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; i++) {
-        const int64_t n = i / c.Og, o = i % c.Og;
-        T* t = ten + ((n0 + n) * c.O + gr * c.Og + o) * c.L;
-        T* m = mat + n * g.Ho * P * c.Og + o;
-        for (int64_t r = 0; r < rows; r++, t += cols, m += P * c.Og)
-          if (to_matrix)
-            for (int64_t l = 0; l < cols; l++) m[l * c.Og] = t[l];
-          else
-            for (int64_t l = 0; l < cols; l++) t[l] = m[l * c.Og];
-      }
-    });
+  const int64_t rows = P == g.Wo ? 1 : g.Ho, cols = P == g.Wo ? c.L : g.Wo, es = itemsize(dt);
+  parallel_for(nb * rows, std::max<int64_t>(1, 4096 / (cols * c.Og)), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) {
+      const int64_t n = i / rows, r = i % rows;
+      char* t = tensor + (((n0 + n) * c.O + gr * c.Og) * c.L + r * cols) * es;  // [Og] rows of `cols` pixels
+      char* m = matrix + (n * g.Ho * P + r * P) * c.Og * es;                    // [cols] rows of Og channels
+      if (to_matrix)
+        cpu_kernels().transpose(dt, c.Og, cols, t, c.L, m, c.Og);
+      else
+        cpu_kernels().transpose(dt, cols, c.Og, m, c.Og, t, c.L);
+    }
   });
 }
 

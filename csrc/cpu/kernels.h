@@ -134,6 +134,8 @@ struct CpuKernels {
   void (*gemm)(DType dt, int64_t M, int64_t N, int64_t K, const void* A, const void* B, void* C);
   // One Adam step over n contiguous values (float32/float64); h holds the per-step constants.
   void (*adam)(DType dt, int64_t n, void* p, const void* g, void* m, void* v, const AdamStep& h);
+  // dst[j*ldd + i] = src[i*lds + j] for i < rows, j < cols: a 2-D transpose (float32, float64).
+  void (*transpose)(DType dt, int64_t rows, int64_t cols, const void* src, int64_t lds, void* dst, int64_t ldd);
   const GemmMicroKernels* gemm_f32;
   const GemmMicroKernels* gemm_f64;
   const NnKernels* nn;
