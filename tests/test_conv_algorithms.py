@@ -180,7 +180,9 @@ def test_selection_rule():
     assert cpu.conv_algorithm((8, 64, 56, 56), (64, 32, 3, 3), padding=1, groups=2) == "gemm"
     assert cpu.conv_algorithm((64, 1, 28, 28), (32, 1, 3, 3)) == "gemm"  # too few channels
     assert cpu.conv_algorithm((1, 512, 7, 7), (512, 512, 3, 3), padding=1) == "winograd"
-    assert cpu.conv_algorithm((8, 16, 28, 28), (32, 16, 3, 3), padding=1) == "gemm"  # too few channels
+    assert cpu.conv_algorithm((8, 16, 28, 28), (32, 16, 3, 3), padding=1) == "winograd"
+    assert cpu.conv_algorithm((8, 8, 28, 28), (32, 8, 3, 3), padding=1) == "gemm"  # too few channels
+    assert cpu.conv_algorithm((8, 32, 28, 28), (8, 32, 3, 3), padding=1) == "gemm"
     assert cpu.conv_algorithm(fk.zeros(8, 64, 56, 56, dtype=fk.float64), resnet[1], padding=1) == "gemm"
     assert cpu.conv_algorithm((8, 64, 56, 56), (64, 1, 3, 3), padding=1, groups=64) == "depthwise"
     assert cpu.conv_algorithm((8, 64, 56, 56), (128, 1, 5, 5), stride=2, groups=64) == "depthwise"
