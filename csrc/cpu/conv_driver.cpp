@@ -50,9 +50,12 @@ ConvShape conv_shape(const Tensor& x, const Tensor& w, const Window2d& g, int64_
 }
 
 // Images per chunk: keeps a chunk's column matrix near 4 MB, so that it is still in cache
-// when the GEMM reads it (one chunk of 64 MB ran the ResNet layers 20-30% slower).
+// when the GEMM reads it (one chunk of 64 MB ran the ResNet layers 20-30% slower), but at least
+// two images, so that two threads share the per-image work (im2col, col2im, the transposes to
+// and from NCHW) of large images such as ResNet's stem (7 MB of columns each).
 int64_t conv_chunk(const ConvShape& c, DType dt) {
-  return std::clamp<int64_t>((int64_t(4) << 20) / std::max<int64_t>(1, c.K * c.L * itemsize(dt)), 1, c.N);
+  const int64_t fit = (int64_t(4) << 20) / std::max<int64_t>(1, c.K * c.L * itemsize(dt));
+  return std::clamp<int64_t>(std::max<int64_t>(fit, 2), 1, c.N);
 }
 
 // The column matrix of images [n0, n0 + nb) of group gr.
