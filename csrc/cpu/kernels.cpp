@@ -515,32 +515,10 @@ void adam(DType dt, int64_t n, void* p, const void* g, void* m, void* v, const A
     adam_t(n, static_cast<float*>(p), static_cast<const float*>(g), static_cast<float*>(m), static_cast<float*>(v), h);
 }
 
-// W x W tiles transposed in registers (float32), the edges and float64 one value at a time.
-template <class T>
-void transpose_t(int64_t rows, int64_t cols, const T* src, int64_t lds, T* dst, int64_t ldd) {
-  int64_t i0 = 0;
-  if constexpr (std::is_same_v<T, float>) {
-    using V = Vec<float>;
-    for (; i0 + V::W <= rows && V::W > 1; i0 += V::W) {
-      int64_t j0 = 0;
-      for (; j0 + V::W <= cols; j0 += V::W) {
-        V::R r[V::W];
-        for (int u = 0; u < V::W; u++) r[u] = V::load(src + (i0 + u) * lds + j0);
-        V::transpose(r);
-        for (int u = 0; u < V::W; u++) V::store(dst + (j0 + u) * ldd + i0, r[u]);
-      }
-      for (; j0 < cols; j0++)
-        for (int64_t i = i0; i < i0 + V::W; i++) dst[j0 * ldd + i] = src[i * lds + j0];
-    }
-  }
-  for (int64_t i = i0; i < rows; i++)
-    for (int64_t j = 0; j < cols; j++) dst[j * ldd + i] = src[i * lds + j];
-}
-
 void transpose(DType dt, int64_t rows, int64_t cols, const void* src, int64_t lds, void* dst, int64_t ldd) {
   if (dt == DType::Float32)
-    return transpose_t(rows, cols, static_cast<const float*>(src), lds, static_cast<float*>(dst), ldd);
-  transpose_t(rows, cols, static_cast<const double*>(src), lds, static_cast<double*>(dst), ldd);
+    return transpose_matrix(rows, cols, static_cast<const float*>(src), lds, static_cast<float*>(dst), ldd);
+  transpose_matrix(rows, cols, static_cast<const double*>(src), lds, static_cast<double*>(dst), ldd);
 }
 
 }  // namespace

@@ -127,18 +127,6 @@ void to_lanes(const float* x, int64_t ld, int64_t nc, int64_t P, int64_t cols, i
   }
 }
 
-// out[c*ld + p] = src[p*kLanes + c] for c < nc, p < P.
-void from_lanes(const float* src, int64_t P, int64_t nc, float* out, int64_t ld) {
-  VF::R r[kLanes];
-  for (int64_t p0 = 0; p0 < P; p0 += kLanes) {
-    const int n = int(std::min(kLanes, P - p0));
-    for (int k = 0; k < kLanes; k++) r[k] = k < n ? VF::load(src + (p0 + k) * kLanes) : VF::zero();
-    VF::transpose(r);
-    for (int64_t c = 0; c < nc; c++)
-      n == kLanes ? VF::store(out + c * ld + p0, r[c]) : VF::store_n(out + c * ld + p0, r[c], n);
-  }
-}
-
 constexpr int kStrip = 8;  // accumulators per strip: 8 chains cover two FMA pipes' latency
 
 // f(std::integral_constant<int, R>{}, ow) for the strips of R pixels starting at ow that
@@ -234,7 +222,7 @@ void depthwise_lanes(const Window2d& g, int64_t C, int64_t q0, int64_t q1, const
         std::swap_ranges(wb + t * kLanes, wb + (t + 1) * kLanes, wb + (taps - 1 - t) * kLanes);
     to_lanes(x + q * g.H * g.W, g.H * g.W, nc, g.H * g.W, g.W, Wp, xb + (g.ph * Wp + g.pw) * kLanes);
     block(g, Wp, off, xb, wb, ob);
-    from_lanes(ob, P, nc, out + q * P, P);
+    transpose_matrix(P, nc, ob, kLanes, out + q * P, P);
   }
 }
 
@@ -270,7 +258,7 @@ void depthwise_dw_lanes(const Window2d& g, int64_t N, int64_t C, int64_t o0, int
         VF::store(acc + t * kLanes, VF::add(VF::load(acc + t * kLanes), sum));
       }
     }
-    from_lanes(acc, taps, nc, dw + c * taps, taps);
+    transpose_matrix(taps, nc, acc, kLanes, dw + c * taps, taps);
   }
 }
 
@@ -279,16 +267,14 @@ void depthwise_dw_lanes(const Window2d& g, int64_t N, int64_t C, int64_t o0, int
 // Measured (bench/conv.py, AVX2 and AVX-512): faster than the plane kernels below on every
 // EfficientNet-Lite0 layer, 112x112 planes included.
 constexpr int64_t kLanesMaxBlock = int64_t(1) << 20;
-template <class T>
 bool lanes_apply(const Window2d& g, int64_t mult) {
-  return std::is_same_v<T, float> && kLanes > 1 && mult == 1 &&
-         (g.H + 2 * g.ph) * (g.W + 2 * g.pw) * kLanes <= kLanesMaxBlock;
+  return kLanes > 1 && mult == 1 && (g.H + 2 * g.ph) * (g.W + 2 * g.pw) * kLanes <= kLanesMaxBlock;
 }
 
 template <class T>
 void depthwise_t(const Window2d& g, int64_t O, int64_t mult, int64_t q0, int64_t q1, const T* x, const T* w, T* out) {
   if constexpr (std::is_same_v<T, float>)
-    if (lanes_apply<T>(g, mult)) return depthwise_lanes(g, O, q0, q1, x, w, false, out);
+    if (lanes_apply(g, mult)) return depthwise_lanes(g, O, q0, q1, x, w, false, out);
   const int64_t Wp = g.W + 2 * g.pw, M = (g.Ho - 1) * Wp + g.Wo;
   T* acc = scratch<T>(1, (unit_stride(g) ? M : g.Wo) + kDwGroup<T>);
   for (int64_t q = q0; q < q1; q++) {
@@ -336,7 +322,7 @@ void depthwise_dx_t(const Window2d& g, int64_t C, int64_t mult, int64_t p0, int6
   const Window2d turned{g.Ho, g.Wo, g.kh, g.kw, 1, 1, (g.kh - 1) * g.dh - g.ph, (g.kw - 1) * g.dw - g.pw,
                         g.dh, g.dw, g.H,  g.W};
   if constexpr (std::is_same_v<T, float>)
-    if (unit_stride(g) && turned.ph >= 0 && turned.pw >= 0 && lanes_apply<T>(turned, mult))
+    if (unit_stride(g) && turned.ph >= 0 && turned.pw >= 0 && lanes_apply(turned, mult))
       return depthwise_lanes(turned, C, p0, p1, gout, w, true, dx);
   const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, O = C * mult;
   const int64_t reach = (g.kh - 1) * g.dh * Wp + (g.kw - 1) * g.dw;  // the largest tap offset
@@ -402,7 +388,7 @@ template <class T>
 void depthwise_dw_t(const Window2d& g, int64_t N, int64_t C, int64_t mult, int64_t o0, int64_t o1, const T* x,
                     const T* gout, T* dw) {
   if constexpr (std::is_same_v<T, float>)
-    if (lanes_apply<T>(g, mult)) return depthwise_dw_lanes(g, N, C, o0, o1, x, gout, dw);
+    if (lanes_apply(g, mult)) return depthwise_dw_lanes(g, N, C, o0, o1, x, gout, dw);
   const int64_t Wp = g.W + 2 * g.pw, O = C * mult, taps = g.kh * g.kw, M = (g.Ho - 1) * Wp + g.Wo;
   for (int64_t o = o0; o < o1; o++) {
     T* d = dw + o * taps;

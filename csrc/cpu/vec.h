@@ -3,6 +3,7 @@
 // Included by the per-ISA kernel files, inside their fk::<isa> namespace.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
@@ -138,5 +139,28 @@ struct Vec {
   static FK_INLINE void transpose(R*) {}  // a 1 x 1 tile
 };
 #endif
+
+// dst[j*ldd + i] = src[i*lds + j] for i < rows, j < cols: W x W tiles transposed in registers
+// (float32), the edges and other types one value at a time.
+template <class T>
+inline void transpose_matrix(int64_t rows, int64_t cols, const T* src, int64_t lds, T* dst, int64_t ldd) {
+  int64_t i0 = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    using V = Vec<float>;
+    for (; i0 + V::W <= rows && V::W > 1; i0 += V::W) {
+      int64_t j0 = 0;
+      for (; j0 + V::W <= cols; j0 += V::W) {
+        V::R r[V::W];
+        for (int u = 0; u < V::W; u++) r[u] = V::load(src + (i0 + u) * lds + j0);
+        V::transpose(r);
+        for (int u = 0; u < V::W; u++) V::store(dst + (j0 + u) * ldd + i0, r[u]);
+      }
+      for (; j0 < cols; j0++)
+        for (int64_t i = i0; i < i0 + V::W; i++) dst[j0 * ldd + i] = src[i * lds + j0];
+    }
+  }
+  for (int64_t i = i0; i < rows; i++)
+    for (int64_t j = 0; j < cols; j++) dst[j * ldd + i] = src[i * lds + j];
+}
 
 }  // namespace fk::FK_ISA

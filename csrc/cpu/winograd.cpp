@@ -146,21 +146,13 @@ void input(int64_t nt, const WinoTile* tiles, int64_t cblocks, int64_t cb_step, 
 
 void output(int64_t nt, const WinoTile* tiles, const float* m, int64_t m_t, int64_t m_xi, int64_t K, int64_t Wo,
             int64_t plane, float* out) {
-  using V = Vec<float>;
   alignas(64) float in[36 * L], t[24 * L], y[16 * L], yt[L * 16];
   for (int64_t i = 0; i < nt; i++)
     for (int64_t k0 = 0; k0 < K; k0 += L) {
       for (int xi = 0; xi < 36; xi++) std::memcpy(in + xi * L, m + i * m_t + xi * m_xi + k0, L * sizeof(float));
       for (int s = 0; s < 6; s++) at(in + s * L, 6 * L, t + s * L, 6 * L);
       for (int r = 0; r < 4; r++) at(t + r * 6 * L, L, y + r * 4 * L, L);
-      // yt [lane][16 pixels] = y [16 pixels][lane], by register transposes of V::W x V::W.
-      for (int lc = 0; lc < L; lc += V::W)
-        for (int pc = 0; pc < 16; pc += V::W) {
-          V::R r[V::W];
-          for (int u = 0; u < V::W; u++) r[u] = V::load(y + (pc + u) * L + lc);
-          V::transpose(r);
-          for (int u = 0; u < V::W; u++) V::store(yt + (lc + u) * 16 + pc, r[u]);
-        }
+      transpose_matrix(16, L, y, L, yt, 16);  // yt [lane][16 pixels]
       const WinoTile& tile = tiles[i];
       for (int l = 0; l < L && k0 + l < K; l++) {
         float* o = out + tile.o + (k0 + l) * plane;
